@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv from the lock file first.
+PYTHON ?= python3
+UV_BIN := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_BIN),$(UV_BIN),$(PYTHON) -m uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-scheduler test-fast lint bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@test -x $(PY) || $(UV) venv --quiet --python 3.11 $(VENV)
+	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
+	$(PY) -m market_mlops.demo
+
+test: setup  ## every tier (what CI runs): the default suite, then the Postgres scheduler tier
+	$(PY) -m pytest -m "not scheduler and not bench"
+	$(PY) -m pytest -m scheduler
+
+test-scheduler: setup  ## only the scheduler tier (airflow standalone on PostgreSQL, ~10 min)
+	$(PY) -m pytest -m scheduler
+
+test-fast: setup  ## unit and DAG integrity tests only
+	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not training"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
+	$(PY) -m market_mlops.bench
+
+lock:  ## re-resolve requirements.txt into requirements.lock (needs the package index)
+	$(UV) pip compile requirements.txt -o requirements.lock --python-version 3.11 --python-platform x86_64-manylinux_2_28
+
+clean:  ## remove all run state (Airflow home, MLflow store, DVC cache and remote, data)
+	rm -rf .state

@@ -1,0 +1,74 @@
+"""
+### Weekday drift check (with batch forecasts)
+
+Runs after every XNYS trading session (+45 min; the same trading-session timetable as ingestion, holidays
+skipped). For each champion (`check_model_drift`, mapped):
+
+1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
+   `data/forecasts/` (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted class);
+2. realized accuracy of the last `drift.window` resolved forecasts against the model's holdout accuracy: band
+   normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), only after `drift.min_resolved` resolutions;
+3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
+   classes; a JSON and HTML report in the MLflow experiment `market-drift`, a line in `drift/history.jsonl`;
+4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
+
+`trigger_emergency_retrain` starts `model_retrain` for each emergency model (one model, data up to this session),
+at most once per `drift.cooldown_days`.
+
+**Params**: `symbols`, `timeframes` narrow the champions checked (empty = all).
+
+**When it fails**
+- `check_model_drift` for one model: usually no champion artifacts (checksum refused: do not override, retrain)
+  or no bars for the session (ingestion did not run: run it, then clear this task).
+- Alerts never fail the run: with Slack down they wait in the outbox and are retried on the next alert.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag, task
+from trading_sessions import TradingSessionTimetable
+
+from market_mlops.orchestration import default_args, list_param, universe_params
+
+
+@dag(
+    dag_id="drift_check",
+    schedule=TradingSessionTimetable(exchange="XNYS", settle_minutes=45),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(retries=1),
+    tags=["monitoring", "drift", "forecasts", "slack"],
+    doc_md=__doc__,
+    params={
+        **universe_params("champions"),
+    },
+)
+def drift_check():
+    @task
+    def list_champions(params=None) -> list[dict]:
+        from market_mlops.monitoring import champions
+
+        return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
+
+    @task(map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
+    def check_model_drift(champion: dict, data_interval_start=None, data_interval_end=None, dag_run=None, ti=None) -> dict:
+        from market_mlops.monitoring import check_model_drift as check
+
+        ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
+        return check(champion["symbol"], champion["timeframe"], data_interval_start, data_interval_end, ctx)
+
+    @task
+    def plan_emergency_retrains(results) -> list[dict]:
+        from market_mlops.monitoring import emergency_retrain_confs
+
+        return emergency_retrain_confs(list(results))
+
+    confs = plan_emergency_retrains(check_model_drift.expand(champion=list_champions()))
+    TriggerDagRunOperator.partial(task_id="trigger_emergency_retrain", trigger_dag_id="model_retrain",
+                                  wait_for_completion=False).expand(conf=confs)
+
+
+drift_check()

@@ -1,0 +1,91 @@
+"""
+### Market data ingestion and versioning
+
+Runs after every trading session of the configured exchange (weekends and exchange holidays get no run). Each run
+covers one session: **data interval = [previous session close, this session close)** in UTC.
+
+1. `fetch_bars`: raw files of the session from the source (landing folder/S3 prefix of CSV/Parquet drops, or the
+   synthetic generator). Raw files are never modified or deleted.
+2. `validate_bars`: the Great Expectations gate (`great_expectations/expectations/`). A failing batch is copied to
+   `data/quarantine/<interval>/<result id>/` with its report, Slack is told, and the run stops: nothing is merged.
+3. `merge_bars`: upsert into Parquet partitions (per symbol, timeframe, period), atomically.
+4. `version_dataset` (pool `dvc`, one slot): `dvc add` + `dvc push`; the DVC md5 is the data version. It goes to
+   XCom, to the version log `data/versions.jsonl`, and to an event on the `market_dataset` Asset.
+
+**Params** (trigger form): `symbols` and `timeframes` narrow the configured universe (empty = all); `source`
+overrides `source.kind` from config; `history_start` (YYYY-MM-DD) turns the run into an initial load of every session
+from that date up to the run's interval, through the same gate.
+
+**When it fails**
+- `validate_bars`: read the one-line summary in the log (file and failed check), open the quarantine report,
+  fix or replace the file in the landing folder, then clear the task. Retries do not help a bad file.
+- `version_dataset`: the DVC remote (S3/MinIO) is unreachable or refused the credentials; the dataset is
+  committed locally, fix the remote and clear the task (safe to rerun: same md5).
+- Backfill: `airflow backfill create --dag-id market_data_ingestion --from-date A --to-date B` runs exactly the
+  trading sessions in the range; any order gives the same dataset.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+from trading_sessions import TradingSessionTimetable
+
+from market_mlops.orchestration import DVC_POOL, MARKET_DATASET, default_args, list_param, universe_params
+
+
+@dag(
+    dag_id="market_data_ingestion",
+    schedule=TradingSessionTimetable(exchange="XNYS", settle_minutes=30),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    default_args=default_args(),
+    tags=["market-data", "ingestion", "dvc", "great-expectations"],
+    doc_md=__doc__,
+    params={
+        **universe_params("configured"),
+        "source": Param("", type="string", enum=["", "synthetic", "landing"], description="Source override (empty = config)"),
+        "history_start": Param("", type="string", description="Initial load: also ingest every session from this date (YYYY-MM-DD)"),
+    },
+)
+def market_data_ingestion():
+    @task
+    def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> dict:
+        import datetime as dt
+
+        from market_mlops.ingestion import fetch_batch
+
+        history = dt.date.fromisoformat(params["history_start"]) if params["history_start"] else None
+        return fetch_batch(data_interval_start, data_interval_end, list_param(params["symbols"]),
+                           list_param(params["timeframes"]), params["source"] or None, history)
+
+    @task
+    def validate_bars(fetched: dict, run_id=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from market_mlops.ingestion import BatchRejected, validate_batch
+
+        try:
+            return validate_batch(fetched, run_id=run_id)
+        except BatchRejected as rejected:  # a bad file does not get better on retry
+            raise AirflowFailException(str(rejected)) from None
+
+    @task
+    def merge_bars(validated: dict) -> dict:
+        from market_mlops.ingestion import merge_batch
+
+        return merge_batch(validated)
+
+    @task(pool=DVC_POOL, outlets=[MARKET_DATASET])
+    def version_dataset(merged: dict, run_id=None, outlet_events=None) -> dict:
+        from market_mlops.ingestion import version_dataset as commit_version
+
+        record = commit_version(merged, run_id=run_id)
+        outlet_events[MARKET_DATASET].extra = {k: record[k] for k in ("md5", "interval_start", "interval_end", "gx_result_id")}
+        return record
+
+    version_dataset(merge_bars(validate_bars(fetch_bars())))
+
+
+market_data_ingestion()

@@ -1,0 +1,126 @@
+"""
+### Monthly full retrain
+
+Runs for each closed month: **as soon as the ingestion DAG publishes the data of the month's last trading session**
+(an event on the `market_dataset` Asset), and at 00:00 UTC on the 1st as a fallback (data interval = the previous
+month). Both paths train on bars before the 1st (point in time), from the data version of that event (its DVC
+md5, else the version log), and share one MLflow run key per model and month, so the second one finds the work
+done. Asset events for other sessions start a run whose `plan_retrain` skips everything.
+
+One mapped `retrain_model` task per (symbol, timeframe), in pool `training`: features, labels, purged and
+embargoed walk-forward folds, RandomForest + XGBoost + LightGBM, ensemble weights fitted out of fold, holdout
+metrics next to the majority and persistence baselines, an MLflow run and a registered model version
+(`<SYMBOL>-<tf>-direction`). The promotion gate moves the `champion` alias only if the new version beats both
+baselines and is not worse than the champion beyond a tolerance (bootstrap interval). `report_retrain` summarizes
+(a failed model fails its map index and the run, and is alerted by the failure callback).
+
+**Params**: `symbols`, `timeframes` (empty = all configured), `search_trials` (Optuna trials per booster,
+0 = fixed hyperparameters), `force_promotion` (promote even if the gate says no; recorded in the audit trail),
+`until` (train on data up to this ISO time instead of the interval end: how `drift_check` starts an emergency
+retrain), `reason` (recorded).
+
+**When it fails**
+- `plan_retrain` skipped: normal for an Asset event of a session that is not the month's last.
+- `resolve_data_version`: no data version covers the interval, or the newest one ends more than
+  `training.max_data_lag_days` before the cutoff's last session (a late ingestion; a fresh deployment whose first
+  cron run finds only old data): run or backfill `market_data_ingestion` up to the date in the message first.
+- one `retrain_model` map index: only that model failed (the others finished); read its log, fix, clear that
+  map index. Rerunning is safe: a finished run is found by its key and not registered twice.
+- A bad champion in production: `market-mlops rollback --symbol S --timeframe TF` or trigger `model_rollback`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
+
+from market_mlops.orchestration import (
+    MARKET_DATASET,
+    TRAINING_POOL,
+    default_args,
+    list_param,
+    universe_params,
+)
+
+
+@dag(
+    dag_id="model_retrain",
+    schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"), assets=[MARKET_DATASET]),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(retries=1),
+    tags=["training", "mlflow", "monthly"],
+    doc_md=__doc__,
+    params={
+        **universe_params("configured"),
+        "search_trials": Param(0, type="integer", minimum=0, maximum=200, description="Optuna trials per booster"),
+        "force_promotion": Param(False, type="boolean", description="Promote regardless of the gate (audited)"),
+        "until": Param("", type="string", description="Train on data up to this time (ISO) instead of the interval end; "
+                       "set by drift_check for an emergency retrain"),
+        "reason": Param("scheduled", type="string", description="Why this retrain runs (recorded)"),
+    },
+)
+def model_retrain():
+    @task(inlets=[MARKET_DATASET])
+    def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None, inlet_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from market_mlops.retrain import plan_retrain as plan
+
+        triggering = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
+        decision = plan(params["until"], data_interval_end, triggering, inlet_events[MARKET_DATASET])
+        if decision is None:
+            raise AirflowSkipException("the triggering data version does not close a month: nothing to retrain")
+        return decision
+
+    @task
+    def resolve_data_version(plan: dict) -> dict:
+        import datetime as dt
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from market_mlops.retrain import NoDataVersion
+        from market_mlops.retrain import resolve_data_version as resolve
+
+        try:
+            return resolve(dt.datetime.fromisoformat(plan["until"]), plan["md5"])
+        except NoDataVersion as missing:  # waiting will not create data: fail now, do not block the next run
+            raise AirflowFailException(str(missing)) from None
+
+    @task
+    def list_models(params=None) -> list[dict]:
+        from market_mlops.config import get_config
+
+        pairs = get_config().pairs(list_param(params["symbols"]), list_param(params["timeframes"]))
+        return [{"symbol": s, "timeframe": t} for s, t in pairs]
+
+    @task(pool=TRAINING_POOL, map_index_template="{{ pair['symbol'] }} {{ pair['timeframe'] }}")
+    def retrain_model(pair: dict, data: dict, params=None, dag_run=None, ti=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from market_mlops.retrain import retrain_model as retrain
+
+        ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index)}
+        try:
+            return retrain(pair["symbol"], pair["timeframe"], data, ctx, params["force_promotion"], params["search_trials"])
+        except ValueError as bad_data:  # too little history, a missing class: a retry cannot fix the data
+            raise AirflowFailException(f"{pair['symbol']} {pair['timeframe']}: {bad_data}") from None
+
+    @task(trigger_rule="none_failed_min_one_success")  # a failed model fails the run (and alerted on its own)
+    def report_retrain(results, models: list[dict], data: dict | None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from market_mlops.retrain import report_retrain as report
+
+        if data is None:  # plan_retrain skipped: nothing was due
+            raise AirflowSkipException("no retrain was planned for this run")
+        return report(list(results), models)
+
+    data = resolve_data_version(plan_retrain())
+    models = list_models()
+    results = retrain_model.partial(data=data).expand(pair=models)
+    report_retrain(results, models, data)
+
+
+model_retrain()

@@ -1,0 +1,49 @@
+"""
+### Model rollback (manual)
+
+Moves the `champion` alias of one registered model back to the version it replaced, or to a named version. The
+old champion keeps its artifacts; the move is written to the alias audit trail and announced on Slack. Same as
+`market-mlops rollback --symbol S --timeframe TF [--to-version N]`.
+
+**Params**: `symbol`, `timeframe`, `to_version` (empty = the version the current champion replaced).
+
+**When it fails**
+- "has no champion" / "replaced no earlier version": name the version to go back to in `to_version`.
+- The MLflow tracking server is unreachable: check `MLOPS__STORAGE__MLFLOW_TRACKING_URI` and retry.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from market_mlops.orchestration import default_args
+
+
+@dag(
+    dag_id="model_rollback",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(retries=1, retry_minutes=1),
+    tags=["registry", "mlflow", "manual"],
+    doc_md=__doc__,
+    params={
+        "symbol": Param("SPY", type="string", description="Symbol of the model"),
+        "timeframe": Param("d1", type="string", enum=["m15", "h1", "h4", "d1"], description="Timeframe of the model"),
+        "to_version": Param("", type="string", description="Version to restore (empty = the one replaced)"),
+    },
+)
+def model_rollback():
+    @task
+    def rollback_champion(params=None) -> dict:
+        from market_mlops.promotion import rollback
+        from market_mlops.registry import model_name
+
+        return rollback(model_name(params["symbol"], params["timeframe"]), params["to_version"] or None)
+
+    rollback_champion()
+
+
+model_rollback()

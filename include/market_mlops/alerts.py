@@ -1,0 +1,181 @@
+"""Alerts: Slack through an Airflow connection, with a local JSONL outbox that never loses a message.
+
+Every alert is written to the outbox first (status `pending`), then delivered through the Slack connection named
+in config (`alerts.slack_conn_id`: an incoming webhook `slackwebhook` or a bot token `slack` connection). With no
+connection configured the alert stays in the task log and the outbox (status `no_connection`). Slack answering an
+error is retried a few times; if it keeps failing the alert stays `pending` in the outbox, is retried on the next
+send, and the caller does not fail: an alert must never break the pipeline it reports on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SEVERITY_EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+
+
+@dataclass
+class Alert:
+    title: str
+    severity: str = "warning"  # info | warning | critical
+    facts: dict[str, Any] = field(default_factory=dict)  # shown as a field table
+    lines: list[str] = field(default_factory=list)  # extra bullet lines (e.g. top drifted features)
+    links: dict[str, str] = field(default_factory=dict)  # label -> URL
+    kind: str = "generic"  # drift | validation | promotion | rollback | failure | retrain
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps([self.kind, self.title, self.facts], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def text(self) -> str:
+        facts = ", ".join(f"{k}={v}" for k, v in self.facts.items())
+        return f"[{self.severity.upper()}] {self.title}" + (f" ({facts})" if facts else "")
+
+    def blocks(self) -> list[dict[str, Any]]:
+        """Slack Block Kit layout: header, a field table of facts, bullet lines, link buttons."""
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": f"{self.title}"[:150]}},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"{SEVERITY_EMOJI.get(self.severity, '')} *{self.severity}* · {self.kind}"}],
+            },
+        ]
+        if self.facts:
+            fields = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in list(self.facts.items())[:10]]
+            blocks.append({"type": "section", "fields": fields})
+        if self.lines:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {x}" for x in self.lines)[:2900]}})
+        if self.links:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "url": url}
+                        for label, url in list(self.links.items())[:5]
+                    ],
+                }
+            )
+        return blocks
+
+
+class Outbox:
+    """Append-only JSONL of every alert and its delivery status (the last record of a key wins)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        state: dict[str, dict[str, Any]] = {}
+        for record in self.records():
+            state[record["key"]] = record
+        return state
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [r for r in self.latest().values() if r["status"] == "pending"]
+
+
+def _slack_connection(conn_id: str):
+    """The Airflow connection, or None when it is not configured (lookup through the Task SDK or the env)."""
+    try:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or no Airflow context at all
+        log.info("slack connection %r not available (%s): alerts go to the outbox only", conn_id, exc.__class__.__name__)
+        return None
+
+
+def _post(conn, conn_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    if conn.conn_type == "slack":  # bot token: chat.postMessage to the channel in the connection's extra
+        from airflow.providers.slack.hooks.slack import SlackHook
+
+        channel = (conn.extra_dejson or {}).get("channel", "#mlops-alerts")
+        SlackHook(slack_conn_id=conn_id).call("chat.postMessage", json={"channel": channel, "text": text, "blocks": blocks})
+    else:
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text, blocks=blocks)
+
+
+def _deliver(conn, conn_id: str, record: dict[str, Any], outbox: Outbox, attempts: int, backoff_s: float) -> bool:
+    last_error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            _post(conn, conn_id, record["text"], record["blocks"])
+            outbox.append({**record, "status": "delivered", "attempts": record.get("attempts", 0) + attempt, "at": _now()})
+            return True
+        except Exception as exc:  # Slack down or answering an error: keep it, never fail the caller
+            last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+            log.warning("slack delivery attempt %d/%d failed: %s", attempt, attempts, last_error)
+            if attempt < attempts:
+                time.sleep(backoff_s * attempt)
+    outbox.append({**record, "status": "pending", "attempts": record.get("attempts", 0) + attempts, "error": last_error, "at": _now()})
+    return False
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def send_alert(alert: Alert, *, conn_id: str | None = None, outbox_path: Path | None = None,
+               attempts: int = 3, backoff_s: float = 0.5) -> str:
+    """Record and deliver an alert; returns its final status (delivered | pending | no_connection)."""
+    if conn_id is None or outbox_path is None:
+        from market_mlops.config import get_config
+
+        cfg = get_config()
+        conn_id = conn_id or cfg.alerts.slack_conn_id
+        outbox_path = outbox_path or cfg.outbox_path
+    outbox = Outbox(outbox_path)
+    record = {"key": alert.key, "created": _now(), "alert": asdict(alert), "text": alert.text(), "blocks": alert.blocks(), "attempts": 0}
+    log.warning("ALERT %s", alert.text())
+    conn = _slack_connection(conn_id)
+    if conn is None:
+        outbox.append({**record, "status": "no_connection"})
+        return "no_connection"
+    outbox.append({**record, "status": "pending"})
+    for earlier in outbox.pending():  # retry what an earlier Slack outage left behind
+        if earlier["key"] != record["key"]:
+            _deliver(conn, conn_id, earlier, outbox, attempts=1, backoff_s=0)
+    return "delivered" if _deliver(conn, conn_id, record, outbox, attempts, backoff_s) else "pending"
+
+
+def notify_task_failure(context: dict[str, Any]) -> None:
+    """`on_failure_callback` for every DAG: one alert naming the task, the error and the log link."""
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    dag_id = getattr(ti, "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    facts = {"dag": dag_id, "task": task_id, "run": context.get("run_id", "?"), "try": getattr(ti, "try_number", "?")}
+    error = f"{exc.__class__.__name__}: {exc}" if exc else "unknown error"
+    links = {}
+    log_url = getattr(ti, "log_url", None)
+    if log_url:
+        links["Task log"] = log_url
+    try:
+        send_alert(Alert(title=f"Task failed: {dag_id}.{task_id}", severity="critical", facts=facts,
+                         lines=[error[:500]], links=links, kind="failure"))
+    except Exception:  # a broken alert path must not hide the original failure
+        log.exception("could not record the failure alert")

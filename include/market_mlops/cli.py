@@ -1,0 +1,115 @@
+"""`market-mlops`: the suite's command line (also `python -m market_mlops.cli`).
+
+  market-mlops config check            validate config/pipeline.yaml plus MLOPS__* overrides
+  market-mlops config show             print the resolved configuration
+  market-mlops rollback --symbol SPY --timeframe d1 [--to-version N]
+                                       move `champion` back to the version it replaced (or to N)
+  market-mlops models                  champion and challenger of every registered model
+  market-mlops features|train|evaluate the retrain as file-to-file steps (the stages of dvc.yaml)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from market_mlops.config import ConfigError, load_config
+
+
+def _config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file)
+    if args.action == "show":
+        print(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    else:
+        print(f"config ok: {len(cfg.universe.symbols)} symbols x {len(cfg.universe.timeframes)} timeframes, "
+              f"data in {cfg.data_root}, MLflow at {cfg.mlflow_tracking_uri}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from market_mlops.promotion import rollback
+    from market_mlops.registry import model_name
+
+    moved = rollback(model_name(args.symbol, args.timeframe), args.to_version)
+    print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from market_mlops.report import models_section
+
+    print("\n".join(models_section()))
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    from market_mlops.reproduce import build_feature_table
+
+    rows = build_feature_table(args.symbol, args.timeframe, args.until, args.data_version, Path(args.out))
+    print(f"{rows} labelled rows -> {args.out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from market_mlops.reproduce import train_from_table
+
+    checksums = train_from_table(Path(args.features), args.timeframe, Path(args.out))
+    print(f"model -> {args.out} ({', '.join(f'{k} {v[:10]}' for k, v in checksums.items())})")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from market_mlops.reproduce import evaluate_model
+
+    m = evaluate_model(Path(args.features), Path(args.model), args.timeframe, Path(args.out))
+    print(f"holdout accuracy {m['model_accuracy']:.3f} vs majority {m['majority_accuracy']:.3f}, "
+          f"persistence {m['persistence_accuracy']:.3f} -> {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="market-mlops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cfg = sub.add_parser("config", help="check or show the configuration")
+    cfg.add_argument("action", choices=["check", "show"])
+    cfg.add_argument("--file", help="a YAML file instead of MLOPS_CONFIG / config/pipeline.yaml")
+    cfg.set_defaults(func=_config)
+    rb = sub.add_parser("rollback", help="move the champion alias back")
+    rb.add_argument("--symbol", required=True)
+    rb.add_argument("--timeframe", required=True)
+    rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
+    rb.set_defaults(func=_rollback)
+    sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
+    feat = sub.add_parser("features", help="dvc stage: feature table of one model from a data version")
+    for arg in ("--symbol", "--timeframe", "--until", "--out"):
+        feat.add_argument(arg, required=True)
+    feat.add_argument("--data-version", default="latest", help="a DVC md5 (default: latest logged by --until)")
+    feat.set_defaults(func=_features)
+    train = sub.add_parser("train", help="dvc stage: walk-forward training into a model folder")
+    for arg in ("--features", "--timeframe", "--out"):
+        train.add_argument(arg, required=True)
+    train.set_defaults(func=_train)
+    ev = sub.add_parser("evaluate", help="dvc stage: holdout metrics next to the baselines")
+    for arg in ("--features", "--model", "--timeframe", "--out"):
+        ev.add_argument(arg, required=True)
+    ev.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # RegistryError, VersioningError: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

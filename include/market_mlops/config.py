@@ -1,0 +1,277 @@
+"""The one typed configuration of the suite.
+
+Values come from `config/pipeline.yaml` (or the file named by `MLOPS_CONFIG`), then from environment variables
+`MLOPS__<SECTION>__<KEY>`. Deployment values (paths, URIs, endpoints) belong in the environment; secrets never
+appear here: they live in Airflow connections or the environment of the process that needs them.
+A bad value fails at load with one line naming the key and what is allowed (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "pipeline.yaml"
+ENV_PREFIX = "MLOPS__"
+
+Timeframe = Literal["m15", "h1", "h4", "d1"]
+TIMEFRAME_MINUTES: dict[str, int] = {"m15": 15, "h1": 60, "h4": 240, "d1": 1440}
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message is one line a user can act on."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeframeSpec(_Strict):
+    horizon: int = Field(ge=1, le=500, description="bars ahead the label looks")
+    threshold: float = Field(gt=0, lt=0.5, description="fractional return separating NEUTRAL from a direction")
+
+
+class Universe(_Strict):
+    exchange: str = "XNYS"
+    benchmark: str
+    symbols: list[str] = Field(min_length=1)
+    timeframes: list[Timeframe] = Field(min_length=1)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_look_like_tickers(cls, value: list[str]) -> list[str]:
+        for symbol in value:
+            if not symbol or not symbol.replace(".", "").replace("-", "").isalnum() or symbol != symbol.upper():
+                raise ValueError(f"{symbol!r} is not an upper-case ticker (letters, digits, '.', '-')")
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _benchmark_is_a_symbol(self) -> Universe:
+        if self.benchmark not in self.symbols:
+            raise ValueError(f"benchmark {self.benchmark!r} must be one of symbols {self.symbols}")
+        return self
+
+
+class SyntheticSource(_Strict):
+    seed: int = 7
+    origin: dt.date = dt.date(2018, 1, 2)
+    signal_strength: float = Field(default=0.35, ge=0, le=2)
+    shift_after: dt.date | None = None
+
+
+class Source(_Strict):
+    kind: Literal["synthetic", "landing"] = "synthetic"
+    landing_uri: str = "landing"
+    synthetic: SyntheticSource = SyntheticSource()
+
+
+class Storage(_Strict):
+    data_root: str = "data"
+    dvc_remote_url: str = "dvc-remote"
+    s3_endpoint_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str = "mlflow/artifacts"
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value
+
+
+class Validation(_Strict):
+    max_missing_sessions: int = Field(default=0, ge=0)
+    max_abs_return: float = Field(default=0.25, gt=0, le=5)
+
+
+class Training(_Strict):
+    seed: int = 42
+    folds: int = Field(default=4, ge=2, le=20)
+    embargo_bars: int = Field(default=5, ge=0)
+    holdout_fraction: float = Field(default=0.2, gt=0.05, lt=0.5)
+    min_train_rows: int = Field(default=250, ge=50)
+    history_years: int = Field(default=8, ge=1, le=40)
+    search_trials: int = Field(default=0, ge=0, le=500)
+    search_timeout_s: int = Field(default=120, ge=1)
+    rf_estimators: int = Field(default=200, ge=10)
+    boost_rounds: int = Field(default=300, ge=10)
+    promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+    max_data_lag_days: int = Field(default=3, ge=0, le=366)
+    bootstrap_samples: int = Field(default=500, ge=50)
+
+
+class Drift(_Strict):
+    monitor_below: float = -5.0
+    drift_below: float = -15.0
+    emergency_below: float = -25.0
+    min_resolved: int = Field(default=20, ge=1)
+    window: int = Field(default=60, ge=5)
+    psi_alert: float = Field(default=0.25, gt=0)
+    null_quantile: float = Field(default=0.99, gt=0.5, le=1)
+    feature_share_alert: float = Field(default=0.05, gt=0, le=1)
+    cooldown_days: int = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _bands_are_ordered(self) -> Drift:
+        if not (0 >= self.monitor_below > self.drift_below > self.emergency_below):
+            raise ValueError(
+                "bands must satisfy 0 >= monitor_below > drift_below > emergency_below "
+                f"(got {self.monitor_below}, {self.drift_below}, {self.emergency_below})"
+            )
+        return self
+
+
+class Alerts(_Strict):
+    slack_conn_id: str = "slack_alerts"
+    outbox: str = "alerts/outbox.jsonl"
+
+
+class PipelineConfig(_Strict):
+    universe: Universe
+    timeframes: dict[Timeframe, TimeframeSpec]
+    source: Source = Source()
+    storage: Storage = Storage()
+    validation: Validation = Validation()
+    training: Training = Training()
+    drift: Drift = Drift()
+    alerts: Alerts = Alerts()
+    home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
+
+    @model_validator(mode="after")
+    def _every_timeframe_has_a_spec(self) -> PipelineConfig:
+        missing = [tf for tf in self.universe.timeframes if tf not in self.timeframes]
+        if missing:
+            raise ValueError(f"universe.timeframes {missing} have no entry under timeframes (horizon, threshold)")
+        return self
+
+    # Resolved locations -------------------------------------------------------------------------------------
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against MLOPS_HOME (absolute paths stay as they are)."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def data_root(self) -> Path:
+        return self.path(self.storage.data_root)
+
+    @property
+    def dvc_remote_url(self) -> str:
+        url = self.storage.dvc_remote_url
+        return url if "://" in url else str(self.path(url))
+
+    @property
+    def landing_uri(self) -> str:
+        uri = self.source.landing_uri
+        return uri if "://" in uri else str(self.path(uri))
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.storage.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        root = self.storage.mlflow_artifact_root
+        return root if "://" in root else self.path(root).as_uri()
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.path(self.alerts.outbox)
+
+    def spec(self, timeframe: str) -> TimeframeSpec:
+        return self.timeframes[timeframe]  # type: ignore[index]
+
+    def pairs(self, symbols: list[str] | None = None, timeframes: list[str] | None = None) -> list[tuple[str, str]]:
+        """(symbol, timeframe) pairs to work on: the universe, optionally narrowed; unknown names are an error."""
+        chosen_symbols = symbols or self.universe.symbols
+        chosen_tfs = timeframes or list(self.universe.timeframes)
+        unknown = [s for s in chosen_symbols if s not in self.universe.symbols]
+        if unknown:
+            raise ConfigError(f"unknown symbol(s) {unknown}: allowed are universe.symbols {self.universe.symbols}")
+        unknown_tf = [t for t in chosen_tfs if t not in self.timeframes]
+        if unknown_tf:
+            raise ConfigError(f"unknown timeframe(s) {unknown_tf}: allowed are {sorted(self.timeframes)}")
+        return [(s, t) for s in chosen_symbols for t in chosen_tfs]
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn MLOPS__SECTION__KEY=value into a nested dict of YAML-parsed values."""
+    nested: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+        if not keys:
+            continue
+        value: Any = yaml.safe_load(raw) if raw.strip() else None
+        if isinstance(value, str) and keys[-1] in {"symbols", "timeframes"}:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        node = nested
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against config/pipeline.yaml)"
+    elif first["type"] == "literal_error":
+        message = f"got {first.get('input')!r}: {message}"
+    more = f" (+{len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+    return f"config key '{key}': {message}{more}"
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> PipelineConfig:
+    """Read the YAML, apply environment overrides, validate; raise ConfigError with one line on a bad value."""
+    environ = dict(os.environ if environ is None else environ)
+    config_file = Path(path or environ.get("MLOPS_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        raw = yaml.safe_load(config_file.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {config_file} not found: set MLOPS_CONFIG to an existing YAML file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {config_file}{where} is not valid YAML: {exc.__class__.__name__}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {config_file} must hold a mapping of sections, not {type(raw).__name__}")
+    merged = _deep_merge(raw, _env_overrides(environ))
+    merged["home"] = environ.get("MLOPS_HOME") or merged.get("home") or str(REPO_ROOT / ".state")
+    try:
+        return PipelineConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+@functools.cache
+def _cached(key: tuple[tuple[str, str], ...]) -> PipelineConfig:
+    return load_config(environ=dict(key))
+
+
+def get_config() -> PipelineConfig:
+    """The configuration for this process, re-read when the relevant environment changes."""
+    relevant = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("MLOPS_", "MLOPS__"))))
+    return _cached(relevant)

@@ -1,0 +1,75 @@
+"""The versioned dataset: canonical bars in Parquet partitions per symbol, timeframe and period.
+
+Layout: `dataset/symbol=SPY/timeframe=d1/2024.parquet` (d1, h4: one file a year) or `.../2024-11.parquet` (h1, m15:
+one file a month), so a new session rewrites one small partition and DVC pushes only that file and the manifest.
+A merge is an upsert on (symbol, timeframe, ts): rerunning a session changes no byte, and merging sessions in any
+order gives the same partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from market_mlops.bars import COLUMNS, with_canonical_dtypes
+from market_mlops.storage import remove_stale_temp_files, write_parquet_atomic
+
+YEARLY = {"d1", "h4"}
+
+
+def _periods(batch: pd.DataFrame) -> pd.Series:
+    yearly = batch["timeframe"].isin(YEARLY)
+    year = batch["ts"].dt.strftime("%Y")
+    return year.where(yearly, batch["ts"].dt.strftime("%Y-%m"))
+
+
+def partition_path(root: Path, symbol: str, timeframe: str, period: str) -> Path:
+    return root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{period}.parquet"
+
+
+def merge_bars(root: Path, batch: pd.DataFrame) -> dict[str, int]:
+    """Upsert `batch` into the partitions it touches; returns rows newly added per symbol."""
+    remove_stale_temp_files(root)
+    batch = with_canonical_dtypes(batch[COLUMNS])
+    added: dict[str, int] = {}
+    if batch.empty:
+        return added
+    for (symbol, timeframe, period), part in batch.groupby(["symbol", "timeframe", _periods(batch)], sort=True):
+        path = partition_path(root, symbol, timeframe, period)
+        existing = pd.read_parquet(path) if path.exists() else None
+        if existing is not None:
+            merged = pd.concat([existing, part], ignore_index=True)
+            merged = merged.drop_duplicates(subset=["symbol", "timeframe", "ts"], keep="last")
+            new_rows = len(merged) - len(existing)
+        else:
+            merged, new_rows = part, len(part)
+        merged = with_canonical_dtypes(merged)
+        if existing is None or not merged.equals(with_canonical_dtypes(existing)):
+            write_parquet_atomic(merged, path)
+        added[symbol] = added.get(symbol, 0) + int(new_rows)
+    return added
+
+
+def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
+              until: dt.datetime | None = None, since: dt.datetime | None = None) -> pd.DataFrame:
+    """Bars of one timeframe with since <= ts < until (UTC), all symbols or the given ones."""
+    frames = []
+    symbol_dirs = sorted(root.glob("symbol=*")) if root.exists() else []
+    for sdir in symbol_dirs:
+        symbol = sdir.name.split("=", 1)[1]
+        if symbols and symbol not in symbols:
+            continue
+        for path in sorted((sdir / f"timeframe={timeframe}").glob("*.parquet")):
+            frames.append(pd.read_parquet(path))
+    if not frames:
+        from market_mlops.bars import empty_bars
+
+        return empty_bars()
+    bars = with_canonical_dtypes(pd.concat(frames, ignore_index=True))
+    if until is not None:
+        bars = bars[bars["ts"] < pd.Timestamp(until).tz_convert("UTC")]
+    if since is not None:
+        bars = bars[bars["ts"] >= pd.Timestamp(since).tz_convert("UTC")]
+    return bars.reset_index(drop=True)

@@ -1,0 +1,131 @@
+"""The end-to-end demo: every DAG of the suite, in lifecycle order, on the embedded stack (`make demo`).
+
+State lives in MLOPS_HOME (default `<repo>/.state`); a second run reuses it (every task is idempotent), and
+`make clean` resets it. DAGs run in this process with `dag.test()`, each over the data interval a scheduled
+run would have had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fixed demo calendar: history up to the end of September 2025, then October's sessions.
+HISTORY_START = dt.date(2019, 1, 2)
+LOAD_UNTIL = dt.date(2025, 9, 30)
+DAILY_SESSIONS = [dt.date(2025, 10, 1), dt.date(2025, 10, 2), dt.date(2025, 10, 3)]
+CATCH_UP = (dt.date(2025, 10, 6), dt.date(2025, 11, 14))
+SHIFT_AFTER = dt.date(2025, 10, 3)  # the synthetic market changes character after this session
+DRIFT_SESSIONS = [dt.date(2025, 11, 12), dt.date(2025, 11, 13), dt.date(2025, 11, 14)]
+
+
+@dataclass
+class Step:
+    dag_id: str
+    label: str
+    logical_date: dt.datetime
+    conf: dict[str, Any] = field(default_factory=dict)
+    expect_success: bool = True
+
+
+def _session_run_date(day: dt.date) -> dt.datetime:
+    from market_mlops.calendar import session
+
+    return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=30)
+
+
+def plan() -> list[Step]:
+    steps = [Step("market_data_ingestion", f"initial load {HISTORY_START}..{LOAD_UNTIL}", _session_run_date(LOAD_UNTIL),
+                  {"history_start": HISTORY_START.isoformat()})]
+    steps += [Step("market_data_ingestion", f"session {d}", _session_run_date(d), {"history_start": ""}) for d in DAILY_SESSIONS]
+    steps.append(Step("market_data_ingestion", f"catch-up {CATCH_UP[0]}..{CATCH_UP[1]}", _session_run_date(CATCH_UP[1]),
+                      {"history_start": CATCH_UP[0].isoformat()}))
+    steps.append(Step("model_retrain", "monthly retrain for September 2025", dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
+                      {"search_trials": 0, "force_promotion": False, "until": "", "reason": "scheduled"}))
+    steps.append(Step("weekly_weight_refresh", "refresh weights, week to 13 Oct", dt.datetime(2025, 10, 13, 6, tzinfo=dt.UTC)))
+    steps += [Step("drift_check", f"drift check {d}", _session_run_date(d) + dt.timedelta(minutes=15)) for d in DRIFT_SESSIONS]
+    return steps
+
+
+def _run(dag, step: Step, log_path: str) -> tuple[str, float]:
+    """One dag.test(); Airflow's own output goes to the demo log file, not the terminal."""
+    started = time.perf_counter()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            run = dag.test(logical_date=step.logical_date, run_conf=dict(step.conf))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    return str(getattr(run, "state", "unknown")), time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", help="run only steps of these DAG ids")
+    args = parser.parse_args(argv)
+
+    from market_mlops.local_stack import configure_environment, ensure_airflow_db
+
+    env = configure_environment()
+    os.environ.setdefault("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", SHIFT_AFTER.isoformat())
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    print(f"demo state in {env['MLOPS_HOME']}", flush=True)
+    ensure_airflow_db()
+    print(f"Airflow metadata DB ready ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=env["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"DAG import error in {path}: {error.strip().splitlines()[-1]}", file=sys.stderr)
+        return 1
+    log_path = os.path.join(env["MLOPS_HOME"], "demo.log")
+    print(f"Airflow task logs: {log_path}", flush=True)
+    results = []
+    for step in plan():
+        if step.dag_id not in bag.dags or (args.only and step.dag_id not in args.only):
+            continue
+        state, seconds = _run(bag.dags[step.dag_id], step, log_path)
+        ok = (state == "success") == step.expect_success
+        results.append((step, state, seconds, ok))
+        print(f"{'ok ' if ok else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
+
+    # The drift check triggered emergency retrains (TriggerDagRunOperator); run them here as a scheduler would.
+    from market_mlops.monitoring import drift_history
+
+    for record in [r for r in drift_history() if r.get("emergency_retrain_triggered")]:
+        step = Step("model_retrain", f"EMERGENCY retrain {record['model']}",
+                    dt.datetime.fromisoformat(record["interval_end"]) + dt.timedelta(hours=1),
+                    {"symbols": [record["symbol"]], "timeframes": [record["timeframe"]], "until": record["interval_end"],
+                     "reason": f"emergency drift {record['delta_points']} pts", "search_trials": 0, "force_promotion": False})
+        state, seconds = _run(bag.dags["model_retrain"], step, log_path)
+        results.append((step, state, seconds, state == "success"))
+        print(f"{'ok ' if state == 'success' else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
+
+    from market_mlops.report import lifecycle_summary
+
+    print()
+    print(lifecycle_summary())
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s: {sum(r[3] for r in results)}/{len(results)} steps as expected")
+    return 0 if all(r[3] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Drift measures: accuracy bands, PSI and Kolmogorov-Smirnov per feature, predicted-class drift.
+
+Bands compare realized accuracy of resolved forecasts with the model's holdout accuracy, in accuracy points:
+normal above `monitor_below`, monitor down to `drift_below`, drift down to `emergency_below`, emergency below.
+With fewer than `min_resolved` resolved forecasts only `normal` is reported (too little evidence).
+
+Feature drift is judged against each feature's own history. Rolling features are autocorrelated, so a 60-bar
+window of a 200-bar average or of the month of the year differs from the training reference by construction, and
+KS p-values (which assume independent bars) call that drift. At training time `psi_null_thresholds` measures the
+PSI of every past window of the same length against the rest of the reference; a feature drifts when today's PSI
+is above both `psi_alert` and that history's `null_quantile`. KS is reported beside it, not used to decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from market_mlops.config import Drift
+
+BANDS = ("normal", "monitor", "drift", "emergency")
+
+
+def accuracy_band(delta_points: float, resolved: int, cfg: Drift) -> str:
+    """Band of an accuracy change (realized - holdout, in points) given how many forecasts resolved."""
+    if resolved < cfg.min_resolved or not np.isfinite(delta_points):
+        return "normal"
+    if delta_points >= cfg.monitor_below:
+        return "normal"
+    if delta_points >= cfg.drift_below:
+        return "monitor"
+    if delta_points >= cfg.emergency_below:
+        return "drift"
+    return "emergency"
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
+    """Population stability index over quantile bins of the reference (edges open at both ends)."""
+    reference = reference[np.isfinite(reference)]
+    current = current[np.isfinite(current)]
+    if len(reference) == 0 or len(current) == 0:
+        return float("nan")
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref_share = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(reference)
+    cur_share = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1) / len(current)
+    ref_share, cur_share = np.clip(ref_share, eps, None), np.clip(cur_share, eps, None)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def psi_from_shares(reference_share: np.ndarray, current_share: np.ndarray, eps: float = 1e-4) -> float:
+    ref, cur = np.clip(np.asarray(reference_share, float), eps, None), np.clip(np.asarray(current_share, float), eps, None)
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic (the largest gap between the two empirical CDFs), as scipy's
+    `ks_2samp` computes it but without its p-value, which assumes independent bars (rolling features are not)."""
+    reference = np.sort(reference[np.isfinite(reference)])
+    current = np.sort(current[np.isfinite(current)])
+    if len(reference) == 0 or len(current) == 0:
+        return float("nan")
+    points = np.concatenate([reference, current])
+    gap = (np.searchsorted(reference, points, side="right") / len(reference)
+           - np.searchsorted(current, points, side="right") / len(current))
+    return float(np.max(np.abs(gap)))
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    psi: float
+    ks: float
+    psi_limit: float
+    drifted: bool
+
+
+def psi_bins(window: int) -> int:
+    """PSI of a small sample is inflated by chance (about (bins - 1) / n): fewer bins for fewer bars."""
+    return int(np.clip(window // 20, 2, 10))
+
+
+def psi_null_thresholds(reference: pd.DataFrame, window: int, quantile: float, eps: float = 1e-4) -> dict[str, float]:
+    """Per feature, the `quantile` of PSI between each past `window`-bar stretch and the rest of the reference.
+
+    Windows start every window/4 bars; bins are the quantile bins of the whole reference, as in `psi`. Vectorized
+    with cumulative bin counts: about 1 ms per feature for 2,000 rows.
+    """
+    bins = psi_bins(window)
+    out: dict[str, float] = {}
+    for col in reference.columns:
+        x = reference[col].to_numpy(float)
+        x = x[np.isfinite(x)]
+        if len(x) < 2 * window:
+            continue
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
+        onehot = np.eye(len(edges) + 1)[np.searchsorted(edges, x, side="right")]
+        cum = np.vstack([np.zeros(len(edges) + 1), np.cumsum(onehot, axis=0)])
+        starts = np.arange(0, len(x) - window + 1, max(window // 4, 1))
+        inside = cum[starts + window] - cum[starts]
+        rest = cum[-1] - inside
+        cur = np.clip(inside / window, eps, None)
+        ref = np.clip(rest / (len(x) - window), eps, None)
+        values = np.sum((cur - ref) * np.log(cur / ref), axis=1)
+        out[col] = round(float(np.quantile(values, quantile)), 4)
+    return out
+
+
+NULL_THRESHOLDS_FILE = "psi_null_thresholds.json"
+
+
+def null_thresholds_record(reference: pd.DataFrame, cfg: Drift) -> dict:
+    """Stored with a model at training time so a drift check need not recompute it (about 50 ms a model)."""
+    return {"window": cfg.window, "quantile": cfg.null_quantile,
+            "thresholds": psi_null_thresholds(reference, cfg.window, cfg.null_quantile)}
+
+
+def usable_null_thresholds(record: dict | None, window: int, cfg: Drift) -> dict[str, float] | None:
+    """The stored thresholds if they were made for this window length and quantile, else None (recompute)."""
+    if record and record.get("window") == window and record.get("quantile") == cfg.null_quantile:
+        return record["thresholds"]
+    return None
+
+
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: Drift,
+                  null_thresholds: dict[str, float] | None = None) -> list[FeatureDrift]:
+    """PSI and KS per shared feature, most drifted first.
+
+    Drifted: PSI above `psi_alert` and above the feature's threshold from `psi_null_thresholds` (computed here
+    from the reference when not given).
+    """
+    if null_thresholds is None:
+        null_thresholds = psi_null_thresholds(reference, len(current), cfg.null_quantile)
+    out = []
+    bins = psi_bins(len(current))
+    cols = [c for c in reference.columns if c in current.columns]
+    ref_rows = np.ascontiguousarray(reference[cols].to_numpy(float).T)  # one row per feature: no pandas per column
+    cur_rows = np.ascontiguousarray(current[cols].to_numpy(float).T)
+    for col, ref, cur in zip(cols, ref_rows, cur_rows, strict=True):
+        p = psi(ref, cur, bins=bins)
+        k = ks_distance(ref, cur)
+        limit = max(cfg.psi_alert, null_thresholds.get(col, 0.0))
+        out.append(FeatureDrift(col, round(p, 4), round(k, 4), round(limit, 4), bool(np.isfinite(p) and p > limit)))
+    return sorted(out, key=lambda d: (-(d.psi if np.isfinite(d.psi) else -1), d.feature))

@@ -1,0 +1,94 @@
+"""Out-of-sample evaluation, always next to the naive baselines on the same rows.
+
+Baselines: the majority class of the training window, and persistence of the last *known* label (the label of
+bar t - horizon, the most recent one whose future had happened by bar t).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from market_mlops.ensemble import log_loss
+from market_mlops.labels import CLASSES
+
+COST_BPS = 10.0
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    y = y.astype(int)
+    pred = proba.argmax(axis=1)
+    precision, recall, _f1, _support = precision_recall_fscore_support(y, pred, labels=[0, 1, 2], zero_division=0)
+    out: dict[str, Any] = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, average="macro", labels=[0, 1, 2], zero_division=0)),
+        "log_loss": log_loss(y, proba),
+        "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(),
+    }
+    for i, name in enumerate(CLASSES):
+        out[f"precision_{name.lower()}"] = float(precision[i])
+        out[f"recall_{name.lower()}"] = float(recall[i])
+    return out
+
+
+def direction_hit_rate(pred: np.ndarray, forward_return: np.ndarray) -> float:
+    """Among bars called BULLISH or BEARISH, the share whose forward return had that sign."""
+    called = pred != 1
+    if not called.any():
+        return float("nan")
+    sign = np.where(pred[called] == 2, 1.0, -1.0)
+    return float(np.mean(sign * forward_return[called] > 0))
+
+
+def long_flat_return(pred: np.ndarray, next_bar_return: np.ndarray, cost_bps: float = COST_BPS) -> float:
+    """Total return of holding one bar long after each BULLISH call, flat otherwise, after costs per position change."""
+    position = (pred == 2).astype(float)
+    turnover = np.abs(np.diff(np.concatenate([[0.0], position])))
+    pnl = position * next_bar_return - turnover * cost_bps / 1e4
+    return float(np.prod(1 + pnl) - 1)
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    proba = np.full((len(labels), 3), 0.01)
+    proba[np.arange(len(labels)), labels.astype(int)] = 0.98
+    return proba
+
+
+def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: int, persistence_labels: np.ndarray,
+                            forward_return: np.ndarray, next_bar_return: np.ndarray) -> dict[str, Any]:
+    """Model metrics and both baselines on the same rows (keys prefixed model_, majority_, persistence_)."""
+    out: dict[str, Any] = {"rows": int(len(y))}
+    candidates = {"model": proba, "majority": one_hot(np.full(len(y), majority_class)), "persistence": one_hot(persistence_labels)}
+    for name, p in candidates.items():
+        metrics = classification_metrics(y, p)
+        pred = p.argmax(axis=1)
+        metrics["direction_hit_rate"] = direction_hit_rate(pred, forward_return)
+        metrics["long_flat_return"] = long_flat_return(pred, next_bar_return)
+        out.update({f"{name}_{k}": v for k, v in metrics.items()})
+    out["buy_and_hold_return"] = float(np.prod(1 + next_bar_return) - 1)
+    return out
+
+
+def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, seed: int,
+                                  block: int = 1) -> tuple[float, float, float]:
+    """Mean and 90% CI of accuracy(a) - accuracy(b), resampling rows in blocks (labels overlap in time)."""
+    rng = np.random.default_rng(seed)
+    correct_diff = (pred_a == y).astype(float) - (pred_b == y).astype(float)
+    n = len(y)
+    block = max(1, min(block, n))
+    starts_per_sample = int(np.ceil(n / block))
+    diffs = np.empty(samples)
+    for i in range(samples):
+        starts = rng.integers(0, n - block + 1, size=starts_per_sample)
+        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
+        diffs[i] = correct_diff[idx].mean()
+    return float(correct_diff.mean()), float(np.quantile(diffs, 0.05)), float(np.quantile(diffs, 0.95))

@@ -1,0 +1,96 @@
+"""Batch forecasts: each champion scores the bars after its training cutoff, up to the run's interval end.
+
+Stored in `data/forecasts/symbol=S/timeframe=T/<YYYY-MM>.parquet`, one row per (bar ts, model version), upserted:
+rerunning an interval rewrites the same rows. A forecast resolves once `horizon` later bars exist; its realized
+label comes from the dataset with the same threshold the model was trained on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from market_mlops.config import PipelineConfig, get_config
+from market_mlops.labels import CLASSES, direction_labels
+from market_mlops.storage import write_parquet_atomic
+
+log = logging.getLogger(__name__)
+# Calendar days of history before the first scored bar, so every trailing window (up to 250 bars) is full.
+WARMUP_DAYS = {"d1": 420, "h4": 200, "h1": 90, "m15": 45}
+FORECAST_COLUMNS = ["symbol", "timeframe", "ts", "horizon", "model_name", "model_version", "p_bearish", "p_neutral",
+                    "p_bullish", "predicted"]
+
+
+def forecast_root(cfg: PipelineConfig) -> Path:
+    return cfg.data_root / "forecasts"
+
+
+def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime):
+    """Features for bars since..until, computed with enough earlier history for every trailing window."""
+    from market_mlops.dataset import load_bars
+    from market_mlops.features import build_features
+
+    warmup = dt.timedelta(days=WARMUP_DAYS[timeframe])
+    bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, cfg.universe.benchmark], until=until, since=since - warmup)
+    own = bars[bars["symbol"] == symbol].reset_index(drop=True)
+    feats = build_features(own, timeframe, bars[bars["symbol"] == cfg.universe.benchmark])
+    return own, feats
+
+
+def score_and_store(model, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
+                    cfg: PipelineConfig | None = None) -> pd.DataFrame:
+    """Score bars in [since, until) with `model` (registry.LoadedModel) and upsert them into the store."""
+    cfg = cfg or get_config()
+    own, feats = feature_window(cfg, symbol, timeframe, since, until)
+    cols = model.base.features
+    window = feats[(feats["ts"] >= pd.Timestamp(since)) & feats[cols].notna().all(axis=1)]
+    if window.empty:
+        return pd.DataFrame(columns=FORECAST_COLUMNS)
+    proba = model.predict_proba(window)
+    out = pd.DataFrame({"symbol": symbol, "timeframe": timeframe, "ts": window["ts"].to_numpy(),
+                        "horizon": cfg.spec(timeframe).horizon, "model_name": model.name,
+                        "model_version": str(model.version), "p_bearish": proba[:, 0], "p_neutral": proba[:, 1],
+                        "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)]})
+    out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    _upsert(forecast_root(cfg), out)
+    return out
+
+
+def _upsert(root: Path, frame: pd.DataFrame) -> None:
+    months = frame["ts"].dt.strftime("%Y-%m")
+    for (symbol, timeframe, month), part in frame.groupby(["symbol", "timeframe", months]):
+        path = root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{month}.parquet"
+        merged = pd.concat([pd.read_parquet(path), part], ignore_index=True) if path.exists() else part
+        merged = merged.drop_duplicates(["ts", "model_version"], keep="last").sort_values(["ts", "model_version"])
+        write_parquet_atomic(merged[FORECAST_COLUMNS].reset_index(drop=True), path)
+
+
+def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None) -> pd.DataFrame:
+    cfg = cfg or get_config()
+    files = sorted((forecast_root(cfg) / f"symbol={symbol}" / f"timeframe={timeframe}").glob("*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=FORECAST_COLUMNS)
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int, threshold: float) -> pd.DataFrame:
+    """Forecasts whose horizon has passed, with the realized label and whether the call was right."""
+    if forecasts.empty:
+        return forecasts.assign(realized=pd.Series(dtype="string"), correct=pd.Series(dtype=bool))
+    bars = bars.sort_values("ts").reset_index(drop=True)
+    labels = direction_labels(bars["close"], horizon, threshold)
+    realized = pd.Series(labels.to_numpy(), index=bars["ts"])
+    joined = forecasts.assign(label_code=forecasts["ts"].map(realized))
+    joined = joined[joined["label_code"].notna()].copy()
+    joined["realized"] = [CLASSES[int(v)] for v in joined["label_code"]]
+    joined["correct"] = joined["realized"] == joined["predicted"]
+    return joined.drop(columns="label_code").sort_values("ts").reset_index(drop=True)
+
+
+def class_shares(labels: pd.Series | np.ndarray) -> np.ndarray:
+    codes = pd.Series(labels).map({c: i for i, c in enumerate(CLASSES)}).dropna().astype(int)
+    return np.bincount(codes, minlength=3) / max(len(codes), 1)

@@ -1,0 +1,201 @@
+"""Ingestion and versioning: the task bodies of the `market_data_ingestion` DAG, runnable without Airflow.
+
+fetch_batch -> validate_batch (the gate; a failing batch is quarantined, alerted and stops here) -> merge_batch
+(upsert into partitions) -> version_dataset (DVC add + push, version log). Every step is keyed on the run's data
+interval and safe to rerun: raw files are never modified, outputs are replaced atomically, merges are upserts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from market_mlops import calendar
+from market_mlops.alerts import Alert, send_alert
+from market_mlops.bars import COLUMNS
+from market_mlops.config import PipelineConfig, get_config
+from market_mlops.sources import BadFile, RawFile, make_source, read_raw_file
+from market_mlops.storage import write_json_atomic, write_parquet_atomic
+from market_mlops.validation import FileResult, Finding, summarize, validate_frame
+
+log = logging.getLogger(__name__)
+
+
+class BatchRejected(ValueError):
+    """The batch failed the gate; it is quarantined and nothing was merged or published."""
+
+
+def _interval_key(start: dt.datetime, end: dt.datetime) -> str:
+    return f"{start.astimezone(dt.UTC):%Y%m%dT%H%M}_{end.astimezone(dt.UTC):%Y%m%dT%H%M}"
+
+
+def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols: list[str] | None = None,
+                timeframes: list[str] | None = None, source: str | None = None,
+                history_start: dt.date | None = None, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    """The raw files of every session in the interval, from the chosen source (nothing is modified).
+
+    `history_start` widens the interval back to that date: an initial load through the same gate.
+    """
+    cfg = cfg or get_config()
+    if history_start is not None:
+        first = calendar.first_session_starting_at_or_after(
+            cfg.universe.exchange, dt.datetime.combine(history_start, dt.time(), dt.UTC))
+        if first is not None and first.interval_start.to_pydatetime() < interval_start:
+            interval_start = first.interval_start.to_pydatetime()
+    pairs = cfg.pairs(symbols, timeframes)
+    symbols = sorted({s for s, _ in pairs})
+    timeframes = sorted({t for _, t in pairs})
+    sessions = calendar.sessions_in_interval(cfg.universe.exchange, interval_start, interval_end)
+    src = make_source(source or cfg.source.kind, cfg)
+    files = src.raw_files(sessions, symbols, timeframes)
+    log.info("fetched %d raw file(s) for %d session(s) %s from source %s", len(files), len(sessions),
+             [str(s) for s in sessions], src.name)
+    return {
+        "interval_start": interval_start.isoformat(), "interval_end": interval_end.isoformat(),
+        "sessions": [s.isoformat() for s in sessions], "symbols": symbols, "timeframes": timeframes,
+        "source": src.name, "files": [{"uri": f.uri, "name": f.name} for f in files],
+    }
+
+
+def _coverage(bars: pd.DataFrame, cfg: PipelineConfig, sessions: list[dt.date], symbols: list[str],
+              timeframes: list[str]) -> pd.DataFrame:
+    """One row per requested (symbol, timeframe, session): bars received vs bars the calendar expects."""
+    exchange = cfg.universe.exchange
+    sched = calendar.schedule(exchange).loc[sessions]
+    closes = sched["close"].to_numpy(dtype="datetime64[ns]")
+    prev_closes = sched["previous_close"].to_numpy(dtype="datetime64[ns]")
+    frames = []
+    for tf in timeframes:
+        expected = calendar.bar_opens(exchange, tf, sessions).groupby("session").size()
+        grid = pd.MultiIndex.from_product([symbols, [np.datetime64(s, "ns") for s in sessions]], names=["symbol", "session"])
+        tf_bars = bars[bars["timeframe"] == tf] if len(bars) else bars
+        ts = tf_bars["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if len(tf_bars) else np.array([], dtype="datetime64[ns]")
+        idx = np.searchsorted(closes, ts, side="right")
+        inside = (idx < len(closes)) & (ts >= prev_closes[np.minimum(idx, len(closes) - 1)])
+        assigned = pd.DataFrame({"symbol": tf_bars["symbol"].to_numpy()[inside] if len(tf_bars) else [],
+                                 "session": sched.index.to_numpy()[idx[inside]] if len(tf_bars) else []})
+        assigned["session"] = pd.to_datetime(assigned["session"]).to_numpy(dtype="datetime64[ns]") if len(assigned) else assigned["session"]
+        counts = assigned.groupby(["symbol", "session"]).size().reindex(grid, fill_value=0)
+        frame = counts.rename("bars").reset_index()
+        frame["timeframe"] = tf
+        frame["expected_bars"] = frame["session"].map(expected).fillna(0).astype(int)
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out["session_missing"] = (out["bars"] == 0).astype(int)
+    out["session"] = out["session"].dt.strftime("%Y-%m-%d")
+    return out[["symbol", "timeframe", "session", "bars", "expected_bars", "session_missing"]]
+
+
+def _file_level_failure(error: BadFile) -> FileResult:
+    return FileResult(file=error.file, rows=0, findings=[
+        Finding(check=error.check, expectation="normalization", severity="critical", success=False, sample=[error.detail])])
+
+
+def _quarantine(cfg: PipelineConfig, key: str, files: list[dict[str, str]], report: dict[str, Any]) -> Path:
+    """Copy the raw batch and its report aside (the originals stay where they are)."""
+    folder = cfg.data_root / "quarantine" / key / report["result_id"]
+    for f in files:
+        src = Path(f["uri"])
+        dest = folder / "files" / f["name"].replace("/", "__")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.exists():
+            shutil.copy2(src, dest)
+        elif f["uri"].startswith("s3://"):
+            from market_mlops.sources import _read_bytes
+
+            dest.write_bytes(_read_bytes(f["uri"]))
+    write_json_atomic(report, folder / "report.json")
+    return folder
+
+
+def validate_batch(fetched: dict[str, Any], run_id: str = "manual", cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    """Normalize and gate every raw file; on failure quarantine + alert + raise BatchRejected (one line)."""
+    cfg = cfg or get_config()
+    start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
+    sessions = [dt.date.fromisoformat(s) for s in fetched["sessions"]]
+    params = {
+        "interval_start_s": int(start.timestamp()), "interval_end_s": int(end.timestamp()),
+        "symbols": fetched["symbols"], "timeframes": fetched["timeframes"],
+        "max_abs_log_return": float(np.log1p(cfg.validation.max_abs_return)),
+        "reject_abs_log_return": float(np.log(5.0)),
+        "max_missing_sessions": cfg.validation.max_missing_sessions,
+    }
+    results: list[FileResult] = []
+    frames: list[pd.DataFrame] = []
+    for f in fetched["files"]:
+        raw = RawFile(uri=f["uri"], name=f["name"])
+        try:
+            frame = read_raw_file(raw)
+        except BadFile as error:
+            results.append(_file_level_failure(error))
+            continue
+        results.append(validate_frame("bars", frame, raw.name, params))
+        frames.append(frame)
+    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    coverage = _coverage(bars, cfg, sessions, fetched["symbols"], fetched["timeframes"])
+    if len(coverage):
+        results.append(validate_frame("bar_coverage", coverage, "<batch coverage>", params))
+
+    key = _interval_key(start, end)
+    report = {
+        "interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"], "run_id": run_id,
+        "source": fetched["source"], "files": [r.to_dict() for r in results],
+        "success": all(r.success for r in results),
+        "warnings": [f"{r.file}: {w.check}" for r in results for w in r.warnings],
+    }
+    digest = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    report["result_id"] = f"gx-{key}-{digest}"
+    for warning in report["warnings"]:
+        log.warning("validation warning: %s", warning)
+
+    if not report["success"]:
+        summary = summarize(results)
+        folder = _quarantine(cfg, key, fetched["files"], report)
+        log.error("%s; quarantined in %s", summary, folder)
+        send_alert(Alert(title="Market data batch rejected", severity="critical", kind="validation",
+                         facts={"interval": key, "files": len(fetched["files"]), "result": report["result_id"]},
+                         lines=[summary[:1500], f"quarantine: {folder}"]))
+        raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)")
+
+    staged = cfg.data_root / "staging" / f"{key}.parquet"
+    write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
+    write_json_atomic(report, cfg.data_root / "validation" / f"{key}.json")
+    log.info("validation passed: %d file(s), %d rows, %d warning(s), result %s", len(fetched["files"]), len(bars),
+             len(report["warnings"]), report["result_id"])
+    return {**{k: fetched[k] for k in ("interval_start", "interval_end", "sessions")},
+            "staged": str(staged), "rows": len(bars), "result_id": report["result_id"]}
+
+
+def merge_batch(validated: dict[str, Any], cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    """Upsert the validated bars into the partitioned dataset."""
+    from market_mlops.dataset import merge_bars
+
+    cfg = cfg or get_config()
+    bars = pd.read_parquet(validated["staged"])
+    added = merge_bars(cfg.data_root / "dataset", bars)
+    log.info("merged %d rows, %d new, per symbol %s", len(bars), sum(added.values()), added)
+    return {**validated, "rows_added": added}
+
+
+def version_dataset(merged: dict[str, Any], run_id: str = "manual", cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    """DVC add + push of the dataset; log the version. Returns the lineage record (md5 is the data version)."""
+    from market_mlops.versioning import commit_and_push, log_version
+
+    cfg = cfg or get_config()
+    version, pushed = commit_and_push(cfg.data_root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+    record = {
+        "md5": version.md5, "files": version.files, "size": version.size, "objects_pushed": pushed,
+        "interval_start": merged["interval_start"], "interval_end": merged["interval_end"],
+        "sessions": merged["sessions"], "rows_added": merged["rows_added"], "gx_result_id": merged["result_id"],
+        "run_id": run_id, "remote": cfg.dvc_remote_url,
+    }
+    log_version(cfg.data_root, record)
+    return record

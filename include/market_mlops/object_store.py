@@ -1,0 +1,44 @@
+"""S3 (MinIO in production) access: endpoint from config, credentials from the environment or an Airflow connection."""
+
+from __future__ import annotations
+
+import os
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def s3_credentials() -> dict[str, str]:
+    """Credentials for boto3 and DVC: AWS_* environment variables, else the Airflow connection MLOPS_S3_CONN_ID."""
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    conn_id = os.environ.get("MLOPS_S3_CONN_ID")
+    if not conn_id:
+        return {}
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    return {"access_key_id": conn.login or "", "secret_access_key": conn.password or ""}
+
+
+def s3_client():
+    import boto3
+
+    from market_mlops.config import get_config
+
+    creds = s3_credentials()
+    return boto3.client(
+        "s3",
+        endpoint_url=get_config().storage.s3_endpoint_url,
+        aws_access_key_id=creds.get("access_key_id"),
+        aws_secret_access_key=creds.get("secret_access_key"),
+    )
+
+
+def list_s3(prefix_uri: str) -> list[str]:
+    bucket, prefix = split_s3_uri(prefix_uri)
+    paginator = s3_client().get_paginator("list_objects_v2")
+    return [f"s3://{bucket}/{obj['Key']}" for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])]

@@ -1,0 +1,80 @@
+"""The retrain as three file-to-file steps for `dvc repro` (dvc.yaml): features, train, evaluate.
+
+Same code as the `model_retrain` DAG (training_frame, train_ensemble, evaluate_with_baselines), without MLflow or
+Airflow, so a model can be rebuilt from a data version on any machine that can pull it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from market_mlops.config import PipelineConfig, get_config
+
+
+def build_feature_table(symbol: str, timeframe: str, until: str, data_version: str, out: Path,
+                        cfg: PipelineConfig | None = None) -> int:
+    """Materialize `data_version` (or the latest logged by `until` when it is 'latest') and write X, y, close, ts."""
+    from market_mlops.retrain import resolve_data_version, training_frame
+
+    cfg = cfg or get_config()
+    until_ts = dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC) if "T" not in until else dt.datetime.fromisoformat(until)
+    data = resolve_data_version(until_ts, None if data_version == "latest" else data_version, cfg)
+    spec = cfg.spec(timeframe)
+    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg.universe.benchmark, until_ts,
+                                cfg.training.history_years, spec.horizon, spec.threshold)
+    table = X.assign(label=y, close=bars["close"].to_numpy(), ts=bars["ts"].to_numpy())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out, index=False)
+    (out.with_suffix(".json")).write_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "until": until,
+                                                      "data_version": data["md5"], "rows": len(table)}, indent=2))
+    return len(table)
+
+
+def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    X = table.drop(columns=["label", "close", "ts"])
+    return X, table["label"].to_numpy().astype(int)
+
+
+def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
+    from market_mlops.ensemble_model import save_base_models
+    from market_mlops.training import train_ensemble
+
+    cfg = cfg or get_config()
+    X, y = _split(pd.read_parquet(features))
+    trained = train_ensemble(X, y, cfg.training, cfg.spec(timeframe).horizon)
+    checksums = save_base_models(trained.models, trained.weights, list(X.columns), out,
+                                 {"timeframe": timeframe, "horizon": cfg.spec(timeframe).horizon})
+    split = {"train_end": int(trained.train_index[-1]), "holdout": [int(trained.holdout_index[0]), int(trained.holdout_index[-1])]}
+    (out / "split.json").write_text(json.dumps(split))
+    trained.fold_table.to_csv(out / "fold_table.csv", index=False)
+    return checksums
+
+
+def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
+    from market_mlops.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
+    from market_mlops.evaluation import evaluate_with_baselines
+
+    cfg = cfg or get_config()
+    horizon = cfg.spec(timeframe).horizon
+    table = pd.read_parquet(features)
+    X, y = _split(table)
+    paths = {k: str(model_dir / f) for k, f in ARTIFACT_FILES.items()}
+    verify_checksums(paths, json.loads((model_dir / "checksums.json").read_text()))
+    models = BaseModels(paths)
+    split = json.loads((model_dir / "split.json").read_text())
+    hold = np.arange(split["holdout"][0], split["holdout"][1] + 1)
+    close = table["close"].to_numpy(dtype=float)
+    fwd = np.full(len(close), 0.0)
+    fwd[:-horizon] = close[horizon:] / close[:-horizon] - 1
+    next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
+    majority = int(np.bincount(y[: split["train_end"] + 1], minlength=3).argmax())
+    metrics = evaluate_with_baselines(y[hold], models.predict_proba(X.iloc[hold]), majority,
+                                      y[np.maximum(hold - horizon, 0)], fwd[hold], next_bar[hold])
+    flat = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    out.write_text(json.dumps(flat, indent=2, sort_keys=True))
+    return flat

@@ -1,0 +1,228 @@
+"""Where bars come from, behind one small interface, and how raw files become canonical bars.
+
+A source turns a data interval into raw batch files (`RawFile`), never modifying anything it reads:
+- `LandingSource`: CSV/Parquet files users drop under `<landing>/<YYYY-MM-DD>/` (local folder or s3://bucket/prefix),
+  one folder per session. Column spellings are forgiving (Date/Datetime/timestamp, Open/High/Low/Close/Adj Close/
+  Volume, any case). Symbol and timeframe come from columns or from the file name `SYMBOL_TIMEFRAME.ext`.
+- `SyntheticSource`: the generator (the demo's source), staged as Parquet files written once.
+`read_raw_file` normalizes one file into the canonical schema or raises `BadFile` naming the file and the check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from market_mlops.bars import COLUMNS, DTYPES, PRICE_COLUMNS
+
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+_ALIASES = {
+    "ts": {"ts", "timestamp", "time", "date", "datetime", "date_time", "open_time", "bar_time"},
+    "open": {"open", "o"},
+    "high": {"high", "h"},
+    "low": {"low", "l"},
+    "close": {"close", "c", "last"},
+    "adj_close": {"adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close"},
+    "volume": {"volume", "vol", "v"},
+    "symbol": {"symbol", "ticker", "instrument"},
+    "timeframe": {"timeframe", "tf", "interval"},
+}
+_NAME_PATTERN = re.compile(r"^(?P<symbol>[A-Za-z0-9.\-]+?)[_-](?P<timeframe>m15|h1|h4|d1)$", re.IGNORECASE)
+
+
+class BadFile(ValueError):
+    """A raw file cannot be turned into bars; `check` names what failed."""
+
+    def __init__(self, file: str, check: str, detail: str) -> None:
+        self.file, self.check, self.detail = file, check, detail
+        super().__init__(f"{file}: {check}: {detail}")
+
+
+@dataclass(frozen=True)
+class RawFile:
+    uri: str  # local path or s3:// URI
+    name: str
+
+
+class Source(Protocol):
+    name: str
+
+    def raw_files(self, sessions: list[dt.date], symbols: list[str], timeframes: list[str]) -> list[RawFile]:
+        """Raw files holding the bars of `sessions` (never modified by the pipeline)."""
+        ...
+
+
+# Reading ------------------------------------------------------------------------------------------------------
+def _read_bytes(uri: str) -> bytes:
+    if uri.startswith("s3://"):
+        from market_mlops.object_store import s3_client, split_s3_uri
+
+        bucket, key = split_s3_uri(uri)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Path(uri).read_bytes()
+
+
+def _parse(raw: RawFile) -> pd.DataFrame:
+    data = _read_bytes(raw.uri)
+    if not data.strip():
+        raise BadFile(raw.name, "file_not_empty", "the file is empty")
+    suffix = Path(raw.name).suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(io.BytesIO(data))
+        text = data.decode("utf-8-sig")
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=True)
+    except UnicodeDecodeError as exc:
+        raise BadFile(raw.name, "file_is_utf8", f"not UTF-8 text (byte {exc.start})") from None
+    except Exception as exc:  # truncated parquet, malformed CSV
+        raise BadFile(raw.name, "file_readable", f"{exc.__class__.__name__}: {str(exc)[:160]}") from None
+
+
+def _rename_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    mapping: dict[str, str] = {}
+    for col in frame.columns:
+        key = str(col).strip().lower()
+        for canonical, spellings in _ALIASES.items():
+            if key in spellings:
+                if canonical in mapping.values():
+                    raise BadFile(name, "columns_unique", f"two columns map to {canonical!r} (duplicate header?)")
+                mapping[col] = canonical
+    unknown = [str(c) for c in frame.columns if c not in mapping]
+    if unknown:
+        raise BadFile(name, "columns_known", f"unknown column(s) {unknown[:5]}")
+    return frame.rename(columns=mapping)
+
+
+def _to_utc(values: pd.Series, name: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values
+    else:
+        text = values.astype("string")
+        has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
+        if has_offset.any() and not has_offset[text.notna()].all():
+            raise BadFile(name, "ts_timezone_consistent", "naive and timezone-aware timestamps are mixed")
+        try:
+            ts = pd.to_datetime(text, utc=bool(has_offset.any()), format="mixed")
+        except (ValueError, TypeError) as exc:
+            raise BadFile(name, "ts_parseable", f"timestamps do not parse ({str(exc)[:120]})") from None
+    if ts.dt.tz is None:
+        ts = ts.dt.tz_localize("UTC")  # naive timestamps are taken as UTC (documented in the README)
+    return ts.dt.tz_convert("UTC").astype(DTYPES["ts"])
+
+
+def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None) -> pd.DataFrame:
+    """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`)."""
+    frame = _rename_columns(_parse(raw), raw.name)
+    stem = Path(raw.name).stem
+    match = _NAME_PATTERN.match(stem)
+    if "symbol" not in frame.columns:
+        symbol = match.group("symbol").upper() if match else default_symbol
+        if not symbol:
+            raise BadFile(raw.name, "symbol_known", "no symbol column and the name is not SYMBOL_TIMEFRAME")
+        frame["symbol"] = symbol
+    if "timeframe" not in frame.columns:
+        tf = match.group("timeframe").lower() if match else default_timeframe
+        if not tf:
+            raise BadFile(raw.name, "timeframe_known", "no timeframe column and the name is not SYMBOL_TIMEFRAME")
+        frame["timeframe"] = tf
+    if "close" not in frame.columns and "adj_close" in frame.columns:
+        frame["close"] = frame["adj_close"]
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadFile(raw.name, "columns_present", f"missing column(s) {missing}")
+    if frame.empty:
+        raise BadFile(raw.name, "file_not_empty", "the file has a header but no rows")
+
+    out = pd.DataFrame({"symbol": frame["symbol"].astype("string").str.strip().str.upper(),
+                        "timeframe": frame["timeframe"].astype("string").str.strip().str.lower()})
+    out["ts"] = _to_utc(frame["ts"], raw.name)
+    for col in [*PRICE_COLUMNS, "volume"]:
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        bad = numeric.isna() & frame[col].notna() & (frame[col].astype("string").str.strip() != "")
+        if bad.any():
+            raise BadFile(raw.name, "numbers_numeric", f"column {col!r} holds text ({frame[col][bad].iloc[0]!r})")
+        out[col] = numeric.astype("float64")
+    out = out.astype(DTYPES)
+
+    # Check columns, computed in the file's own row order (unsorted input must fail, not be silently fixed).
+    group = out.groupby(["symbol", "timeframe"], sort=False)
+    step = group["ts"].diff()
+    out["ts_step_ok"] = step.isna() | (step > pd.Timedelta(0))
+    prev_close = group["close"].shift(1)
+    log_ret = np.log(out["close"] / prev_close.fillna(out["open"]))
+    out["abs_log_return"] = log_ret.abs().replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    out["ts_epoch_s"] = (out["ts"].astype("int64") // 1_000_000_000).astype("int64")
+    out["source_file"] = raw.name
+    return out
+
+
+# Sources ------------------------------------------------------------------------------------------------------
+class LandingSource:
+    """Files users drop under `<landing>/<session date>/`; read-only."""
+
+    name = "landing"
+
+    def __init__(self, landing_uri: str) -> None:
+        self.landing_uri = landing_uri.rstrip("/")
+
+    def raw_files(self, sessions: list[dt.date], symbols: list[str], timeframes: list[str]) -> list[RawFile]:
+        files = []
+        for session in sessions:
+            prefix = f"{self.landing_uri}/{session.isoformat()}"
+            if prefix.startswith("s3://"):
+                from market_mlops.object_store import list_s3
+
+                uris = list_s3(prefix + "/")
+            else:
+                folder = Path(prefix)
+                uris = [str(p) for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else []
+            files += [RawFile(uri=u, name=f"{session.isoformat()}/{u.rsplit('/', 1)[-1]}") for u in sorted(uris)]
+        return [f for f in files if f.name.lower().endswith(SUPPORTED_SUFFIXES)]
+
+
+class SyntheticSource:
+    """The generator, staged once per (sessions, symbol, timeframe) as raw Parquet (the same bytes on every rerun)."""
+
+    name = "synthetic"
+
+    def __init__(self, spec, raw_root: Path) -> None:  # spec: synthetic.GeneratorSpec
+        self.spec = spec
+        self.raw_root = raw_root
+
+    def raw_files(self, sessions: list[dt.date], symbols: list[str], timeframes: list[str]) -> list[RawFile]:
+        from market_mlops.storage import write_parquet_atomic
+        from market_mlops.synthetic import generate_bars
+
+        if not sessions:
+            return []
+        first, last = min(sessions), max(sessions)
+        label = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
+        folder = self.raw_root / "synthetic" / label
+        files = []
+        for tf in timeframes:
+            bars = None
+            for symbol in symbols:
+                path = folder / f"{symbol}_{tf}.parquet"
+                if not path.exists():  # raw data is written once and never overwritten
+                    if bars is None:
+                        bars = generate_bars(self.spec, symbols, tf, first, last)
+                    write_parquet_atomic(bars[bars["symbol"] == symbol].reset_index(drop=True), path)
+                files.append(RawFile(uri=str(path), name=f"{label}/{path.name}"))
+        return files
+
+
+def make_source(kind: str, cfg) -> Source:  # cfg: PipelineConfig
+    if kind == "landing":
+        return LandingSource(cfg.landing_uri)
+    if kind == "synthetic":
+        from market_mlops.synthetic import spec_from_config
+
+        return SyntheticSource(spec_from_config(cfg), cfg.data_root / "raw")
+    raise ValueError(f"unknown source {kind!r}: allowed are 'landing' and 'synthetic'")

@@ -1,0 +1,91 @@
+"""Atomic, deterministic file writes: a reader never sees a partial file, and the same input gives the same bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TMP_PREFIX = ".tmp-"
+
+
+class StorageFull(OSError):
+    """The data volume has no space left; nothing was replaced."""
+
+
+def _replace_atomically(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull(errno.ENOSPC, f"no space left writing {path} (free space on that volume, then retry)") from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet with fixed settings (zstd, no index, one row group) so equal frames give equal bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _replace_atomically(path, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=max(len(frame), 1)))
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    _replace_atomically(path, lambda fh: fh.write(data))
+
+
+def write_json_atomic(payload: Any, path: Path) -> None:
+    write_bytes_atomic(json.dumps(payload, indent=2, sort_keys=True, default=str).encode(), path)
+
+
+def remove_stale_temp_files(root: Path) -> int:
+    """Temp files left by a killed writer are never visible as data; remove them before the next write."""
+    stale = list(root.rglob(f"{TMP_PREFIX}*")) if root.exists() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on this host (DVC steps, checkouts of one version)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def append_jsonl(record: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

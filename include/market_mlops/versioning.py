@@ -1,0 +1,144 @@
+"""Dataset versions with DVC in a workspace that needs no git (`core.no_scm`).
+
+The data root is the DVC workspace; `dataset/` is one tracked output whose `.dir` md5 is the data version.
+DVC takes a repo lock, so every DVC step here also holds a host-level file lock, and the ingestion DAG runs its
+versioning task in an Airflow pool of one slot (`dvc`): concurrent runs queue instead of failing.
+A version is materialized for training by checking out its `.dvc` record in a scratch workspace that shares the
+cache and remote, so training reads exactly the bytes of that version whatever the live dataset holds now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from market_mlops.storage import append_jsonl, file_lock, read_jsonl
+
+log = logging.getLogger(__name__)
+
+DATASET_DIR = "dataset"
+REMOTE_NAME = "store"
+VERSION_LOG = "versions.jsonl"
+
+
+class VersioningError(RuntimeError):
+    """A DVC step failed; the message says what to check (remote reachable, credentials, space)."""
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    md5: str
+    files: int
+    size: int
+
+
+def _remote_config(remote_url: str, endpoint_url: str | None) -> dict[str, Any]:
+    remote: dict[str, Any] = {"url": remote_url}
+    if remote_url.startswith("s3://"):
+        if endpoint_url:
+            remote["endpointurl"] = endpoint_url
+        from market_mlops.object_store import s3_credentials
+
+        creds = s3_credentials()  # from an Airflow connection when AWS_* are not in the environment
+        remote.update(creds)
+    return remote
+
+
+def open_workspace(root: Path, remote_url: str, endpoint_url: str | None = None, cache_dir: Path | None = None):
+    """Init (once) the no-git DVC workspace at `root`, point it at the remote, return a fresh `Repo`."""
+    from dvc.repo import Repo
+
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / ".dvc").exists():
+        Repo.init(str(root), no_scm=True)
+        (root / ".dvcignore").write_text("# temp files of atomic writes are never data\n.tmp-*\n")
+    repo = Repo(str(root))
+    with repo.config.edit("local") as conf:  # local: credentials may land here, never in a shared file
+        conf["remote"][REMOTE_NAME] = _remote_config(remote_url, endpoint_url)
+        conf["core"]["remote"] = REMOTE_NAME
+        if cache_dir is not None:
+            conf["cache"]["dir"] = str(cache_dir)
+    repo.close()
+    return Repo(str(root))
+
+
+def read_version(root: Path) -> DataVersion | None:
+    dvc_file = root / f"{DATASET_DIR}.dvc"
+    if not dvc_file.exists():
+        return None
+    out = yaml.safe_load(dvc_file.read_text())["outs"][0]
+    return DataVersion(md5=out["md5"], files=int(out.get("nfiles", 0)), size=int(out.get("size", 0)))
+
+
+def commit_and_push(root: Path, remote_url: str, endpoint_url: str | None = None) -> tuple[DataVersion, int]:
+    """`dvc add dataset` then `dvc push`; returns the version and how many objects were pushed."""
+    with file_lock(root / ".dvc-host.lock"):
+        repo = open_workspace(root, remote_url, endpoint_url)
+        try:
+            repo.add(str(root / DATASET_DIR))
+            version = read_version(root)
+            assert version is not None
+            try:
+                pushed = repo.push()
+            except Exception as exc:
+                raise VersioningError(
+                    f"dvc push of data version {version.md5} to {remote_url} failed ({exc.__class__.__name__}: "
+                    f"{str(exc)[:200]}); the dataset is committed locally, check the remote and retry the task"
+                ) from exc
+        finally:
+            repo.close()
+    log.info("data version %s: %d files, %d bytes, %d objects pushed", version.md5, version.files, version.size, pushed)
+    return version, int(pushed or 0)
+
+
+def materialize(root: Path, md5: str, remote_url: str, endpoint_url: str | None = None) -> Path:
+    """A read-only checkout of data version `md5` (pulled from the remote if the cache lacks it)."""
+    target = root / "checkouts" / md5.removesuffix(".dir")
+    done = target / ".complete"
+    with file_lock(root / "checkouts" / f"{target.name}.lock"):
+        if done.exists():
+            return target / DATASET_DIR
+        if target.exists():
+            shutil.rmtree(target)  # an interrupted earlier checkout
+        cache = root / ".dvc" / "cache"
+        repo = open_workspace(target, remote_url, endpoint_url, cache_dir=cache)
+        (target / f"{DATASET_DIR}.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": DATASET_DIR, "hash": "md5"}]}))
+        try:
+            repo.pull()  # fetches missing objects, then checks out
+        except Exception as exc:
+            raise VersioningError(f"cannot materialize data version {md5} from {remote_url}: {str(exc)[:200]}") from exc
+        finally:
+            repo.close()
+        done.write_text(dt.datetime.now(dt.UTC).isoformat())
+    return target / DATASET_DIR
+
+
+def log_version(root: Path, record: dict[str, Any]) -> None:
+    """Append one line to the append-only version log (interval, md5, rows added per symbol, GX result, run)."""
+    append_jsonl({"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record}, root / VERSION_LOG)
+
+
+def version_history(root: Path) -> list[dict[str, Any]]:
+    return read_jsonl(root / VERSION_LOG)
+
+
+def first_version_covering(root: Path, moment: dt.datetime) -> dict[str, Any] | None:
+    """The first logged version whose interval reached `moment` (one run may have covered many sessions)."""
+    cutoff = moment.astimezone(dt.UTC).isoformat()
+    eligible = [r for r in version_history(root) if r.get("interval_end", "") >= cutoff]
+    return min(eligible, key=lambda r: (r["interval_end"], r["logged_at"])) if eligible else None
+
+
+def latest_version_until(root: Path, moment: dt.datetime, md5: str | None = None) -> dict[str, Any] | None:
+    """The last logged version (of this md5, if given) whose interval ended at or before `moment` (point in time
+    for training). One md5 can be logged by several runs: a session that added no rows logs it again later."""
+    cutoff = moment.astimezone(dt.UTC).isoformat()
+    eligible = [r for r in version_history(root) if r.get("interval_end", "") <= cutoff and md5 in (None, r["md5"])]
+    return max(eligible, key=lambda r: (r["interval_end"], r["logged_at"])) if eligible else None
+

@@ -1,0 +1,73 @@
+"""Every test session runs on its own embedded stack in a temporary MLOPS_HOME (never the demo's .state)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="mlops-test-"))
+
+# Must happen before anything imports Airflow.
+sys.path.insert(0, str(REPO / "include"))
+from market_mlops.local_stack import configure_environment  # noqa: E402
+
+configure_environment(_HOME, override=True)
+for key in [k for k in os.environ if k.startswith("MLOPS__") or k.startswith("AIRFLOW_CONN_")]:
+    del os.environ[key]
+
+
+@pytest.fixture(scope="session")
+def stack_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_db(stack_home: Path) -> Path:
+    """A migrated Airflow metadata DB (SQLite) with the suite's pools."""
+    from market_mlops.local_stack import ensure_airflow_db
+
+    ensure_airflow_db()
+    return stack_home / "airflow" / "airflow.db"
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLOPS_HOME for one test (data root, DVC remote, MLflow store, outbox under it)."""
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 HTTP endpoint on 127.0.0.1 (moto's server); yields (endpoint_url, server)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}", server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    import uuid
+
+    import boto3
+
+    endpoint, _server = s3_endpoint
+    name = f"mlops-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
+    return endpoint, name

@@ -1,0 +1,78 @@
+"""The ingestion DAG end to end with dag.test(): sessions, rerun, out-of-order backfill, a rejected batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from market_mlops.calendar import session
+from market_mlops.config import get_config
+from market_mlops.versioning import read_version, version_history
+
+from .conftest import run_dag
+
+pytestmark = pytest.mark.e2e
+SESSIONS = [dt.date(2024, 11, 25), dt.date(2024, 11, 26), dt.date(2024, 11, 27), dt.date(2024, 11, 29)]
+
+
+def _after_close(day: dt.date) -> dt.datetime:
+    return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=30)
+
+
+def _digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
+
+
+@pytest.fixture
+def universe(monkeypatch):
+    monkeypatch.setenv("MLOPS__UNIVERSE__SYMBOLS", "SPY,AAPL")
+    monkeypatch.setenv("MLOPS__UNIVERSE__TIMEFRAMES", "d1,h1")
+
+
+def _ingest(dag, days):
+    for day in days:
+        assert run_dag(dag, _after_close(day), {"history_start": ""}) == "success"
+
+
+def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, monkeypatch):
+    dag = dagbag.dags["market_data_ingestion"]
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "in_order"))
+    _ingest(dag, SESSIONS)
+    cfg = get_config()
+    in_order = read_version(cfg.data_root)
+    in_order_bytes = _digest(cfg.data_root / "dataset")
+    log = version_history(cfg.data_root)
+    assert [r["sessions"] for r in log] == [[d.isoformat()] for d in SESSIONS]
+    assert log[0]["rows_added"] == {"AAPL": 8, "SPY": 8}  # 1 daily + 7 hourly bars each
+    assert log[-1]["rows_added"] == {"AAPL": 5, "SPY": 5}  # early close on 29 Nov: 1 daily + 4 hourly
+    assert all(r["gx_result_id"].startswith("gx-") for r in log)
+
+    # Rerunning a session changes nothing.
+    _ingest(dag, [SESSIONS[1]])
+    assert read_version(cfg.data_root) == in_order
+    assert version_history(cfg.data_root)[-1]["rows_added"] == {"AAPL": 0, "SPY": 0}
+
+    # The same sessions in another order give the same bytes and the same data version.
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "shuffled"))
+    _ingest(dag, [SESSIONS[2], SESSIONS[0], SESSIONS[3], SESSIONS[1]])
+    cfg = get_config()
+    assert _digest(cfg.data_root / "dataset") == in_order_bytes
+    assert read_version(cfg.data_root).md5 == in_order.md5
+
+
+def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_path, monkeypatch):
+    dag = dagbag.dags["market_data_ingestion"]
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    monkeypatch.setenv("MLOPS__SOURCE__KIND", "landing")
+    _ingest_day = SESSIONS[0]
+    folder = get_config().path("landing") / _ingest_day.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "SPY_d1.csv").write_text("ts,open,high,low,close,volume\n2024-11-25T14:30:00Z,10,9,11,10,100\n")
+    state = run_dag(dag, _after_close(_ingest_day), {"history_start": ""})
+    cfg = get_config()
+    assert state == "failed"
+    assert read_version(cfg.data_root) is None and version_history(cfg.data_root) == []
+    assert list((cfg.data_root / "quarantine").glob("*/*/report.json"))

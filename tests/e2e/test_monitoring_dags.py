@@ -1,0 +1,77 @@
+"""Weekly weight refresh and weekday drift check end to end with dag.test() on generated data with a shift."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from market_mlops.calendar import session
+from market_mlops.config import get_config
+
+from .conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.training]
+FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS": "80", "MLOPS__TRAINING__FOLDS": "3",
+        "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
+        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "200", "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL",
+        "MLOPS__UNIVERSE__TIMEFRAMES": "d1", "MLOPS__DRIFT__MIN_RESOLVED": "10",
+        "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-10-03"}
+
+
+def _after_close(day: dt.date) -> dt.datetime:
+    return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=45)
+
+
+def _digest(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
+
+
+def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
+    from market_mlops import registry
+    from market_mlops.drift import BANDS
+    from market_mlops.forecasts import load_forecasts
+    from market_mlops.monitoring import drift_history
+
+    for key, value in FAST.items():
+        monkeypatch.setenv(key, value)
+    ingest = dagbag.dags["market_data_ingestion"]
+    assert run_dag(ingest, _after_close(dt.date(2025, 9, 30)), {"history_start": "2019-01-02"}) == "success"
+    assert run_dag(ingest, _after_close(dt.date(2025, 11, 14)), {"history_start": "2025-10-01"}) == "success"
+    assert run_dag(dagbag.dags["model_retrain"], dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
+                   {"force_promotion": True, "until": "", "reason": "test", "search_trials": 0}) == "success"
+    c = registry.client()
+    parents = {n: str(c.get_model_version_by_alias(n, "champion").version) for n in ("SPY-d1-direction", "AAPL-d1-direction")}
+
+    # Weekly refresh: a new version per champion, same base-model bytes, parent recorded, gate decided.
+    assert run_dag(dagbag.dags["weekly_weight_refresh"], dt.datetime(2025, 10, 13, 6, tzinfo=dt.UTC), {}) == "success"
+    for name, parent in parents.items():
+        versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+        assert len(versions) == 2
+        child = versions[-1]
+        parent_tags = c.get_run(versions[0].run_id).data.tags
+        child_tags = c.get_run(child.run_id).data.tags
+        for key in ("sha256.rf", "sha256.xgb", "sha256.lgbm"):
+            assert child_tags[key] == parent_tags[key]
+        assert child_tags["sha256.meta"] != parent_tags["sha256.meta"]  # new weights
+        assert child_tags["refresh.parent_version"] == parent
+        assert c.get_model_version(name, child.version).tags["gate.decision"] in {"promoted", "kept as challenger"}
+
+    # Weekday drift check: forecasts stored, bands measured, report and history written; a rerun changes nothing.
+    drift = dagbag.dags["drift_check"]
+    assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
+    cfg = get_config()
+    history = drift_history(cfg)
+    assert {r["model"] for r in history} == set(parents)
+    assert all(r["band"] in BANDS and r["features_checked"] > 90 for r in history)
+    assert all(r["resolved"] >= 10 for r in history)
+    forecasts = load_forecasts("SPY", "d1", cfg)
+    assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
+    before = _digest(cfg.data_root / "forecasts")
+    assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
+    assert _digest(cfg.data_root / "forecasts") == before
+    run = c.get_run(history[-1]["mlflow_run_id"])
+    assert run.data.tags["band"] == history[-1]["band"]
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id, "drift")}
+    assert artifacts == {"drift/drift_report.json", "drift/drift_report.html"}

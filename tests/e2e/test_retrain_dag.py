@@ -1,0 +1,92 @@
+"""The retrain DAG end to end with dag.test(), and the same retrain through `dvc repro` outside Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market_mlops.calendar import session
+from market_mlops.config import get_config
+
+from .conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.training]
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"RF_ESTIMATORS": 60, "BOOST_ROUNDS": 80, "FOLDS": 3, "HISTORY_YEARS": 5, "MIN_TRAIN_ROWS": 200,
+        "BOOTSTRAP_SAMPLES": 200}
+
+
+@pytest.fixture
+def retrain_env(mlops_home, monkeypatch):
+    for key, value in FAST.items():
+        monkeypatch.setenv(f"MLOPS__TRAINING__{key}", str(value))
+    monkeypatch.setenv("MLOPS__UNIVERSE__SYMBOLS", "SPY,AAPL")
+    monkeypatch.setenv("MLOPS__UNIVERSE__TIMEFRAMES", "d1")
+    return mlops_home
+
+
+def _load_history(dagbag, until: dt.date) -> None:
+    run_after = session("XNYS", until).close.to_pydatetime() + dt.timedelta(minutes=30)
+    assert run_dag(dagbag.dags["market_data_ingestion"], run_after, {"history_start": "2019-01-02"}) == "success"
+
+
+def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently(dagbag, retrain_env):
+    from market_mlops import registry
+
+    _load_history(dagbag, dt.date(2025, 9, 30))
+    dag = dagbag.dags["model_retrain"]
+    october_first = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
+    assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"
+    c = registry.client()
+    names = sorted(m.name for m in c.search_registered_models())
+    assert names == ["AAPL-d1-direction", "SPY-d1-direction"]
+    for name in names:
+        versions = c.search_model_versions(f"name = '{name}'")
+        assert len(versions) == 1
+        run = c.get_run(versions[0].run_id)
+        tags = run.data.tags
+        assert tags["data.version"].endswith(".dir") and tags["data.gx_result_id"].startswith("gx-")
+        assert tags["airflow.dag_id"] == "model_retrain" and tags["airflow.task_id"] == "retrain_model"
+        assert run.data.params["train_end"] < "2025-10-01"  # point in time
+        assert "holdout.majority_accuracy" in run.data.metrics and "holdout.persistence_accuracy" in run.data.metrics
+        assert str(versions[0].version) in {str(v) for v in c.get_registered_model(name).aliases.values()}
+
+    assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"  # a rerun
+    assert all(len(c.search_model_versions(f"name = '{n}'")) == 1 for n in names)
+
+
+def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_path):
+    from market_mlops.ensemble_model import sha256_file
+
+    _load_history(dagbag, dt.date(2025, 9, 30))
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "config", project / "config")
+    shutil.copytree(REPO / "include", project / "include", ignore=shutil.ignore_patterns("__pycache__"))
+    params = (project / "params.yaml").read_text().replace("symbol: AAPL", "symbol: SPY")
+    (project / "params.yaml").write_text(params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLOPS_CONFIG": str(project / "config" / "pipeline.yaml")}
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=project, check=True, env=env)
+    first = subprocess.run([*dvc, "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    metrics = json.loads((project / "build" / "metrics.json").read_text())
+    assert 0 < metrics["model_accuracy"] < 1 and "persistence_accuracy" in metrics
+    assert json.loads((project / "build" / "features.json").read_text())["data_version"].endswith(".dir")
+    model_bytes = {p.name: sha256_file(p) for p in (project / "build" / "model").iterdir()}
+
+    again = subprocess.run([*dvc, "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "didn't change" in again.stdout  # nothing to redo
+    subprocess.run([*dvc, "repro", "--force"], cwd=project, env=env, check=True, capture_output=True, timeout=600)
+    assert {p.name: sha256_file(p) for p in (project / "build" / "model").iterdir()} == model_bytes  # reproducible
+    assert get_config().data_root.exists()

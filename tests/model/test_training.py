@@ -1,0 +1,196 @@
+"""Behavioural model tests: no leakage, planted signal found, shuffled labels not, determinism, registry flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from market_mlops.config import Training, get_config
+from market_mlops.dataset import merge_bars
+from market_mlops.ensemble import fit_weights
+from market_mlops.features import build_features, feature_columns
+from market_mlops.labels import direction_labels
+from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.walk_forward import walk_forward_splits
+
+FAST = Training(rf_estimators=60, boost_rounds=80, folds=3, history_years=6, min_train_rows=200, bootstrap_samples=200)
+END = dt.date(2025, 9, 30)
+
+
+def _bars(signal: float, seed: int = 4, end: dt.date = END):
+    return generate_bars(GeneratorSpec(seed=seed, signal_strength=signal), ["SPY", "AAA"], "d1", dt.date(2019, 1, 2), end)
+
+
+def test_no_look_ahead_in_features_or_labels():
+    bars = _bars(0.3)
+    aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
+    spy = bars[bars["symbol"] == "SPY"].reset_index(drop=True)
+    t, horizon = 900, 5
+    changed, spy_changed = aaa.copy(), spy.copy()
+    for frame in (changed, spy_changed):
+        for col in ["open", "high", "low", "close", "volume"]:
+            frame.loc[t + 1:, col] *= 1.7
+    before = build_features(aaa, "d1", spy)
+    after = build_features(changed, "d1", spy_changed)
+    cols = feature_columns(before)
+    assert np.allclose(before.loc[:t, cols].to_numpy(), after.loc[:t, cols].to_numpy(), equal_nan=True)
+    assert not np.allclose(before.loc[t + 30:, cols].fillna(0).to_numpy(), after.loc[t + 30:, cols].fillna(0).to_numpy())
+    y0 = direction_labels(aaa["close"], horizon, 0.01)
+    y1 = direction_labels(changed["close"], horizon, 0.01)
+    assert y0[: t - horizon + 1].equals(y1[: t - horizon + 1])
+    assert y0.tail(horizon).isna().all()
+
+
+def test_walk_forward_purges_and_embargoes():
+    folds, holdout = walk_forward_splits(1000, folds=4, horizon=5, embargo=3, holdout_fraction=0.2, min_train=200)
+    for split in [*folds, holdout]:
+        assert split.test[0] - split.train[-1] > 5 + 3  # no training label reaches into the test block
+        assert split.train[0] == 0  # expanding window
+    assert holdout.test[-1] == 999 and folds[-1].test[-1] < holdout.test[0]
+    assert [len(f.train) for f in folds] == sorted(len(f.train) for f in folds)
+
+
+def test_ensemble_weights_are_a_simplex_and_prefer_the_better_model():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    good = np.full((600, 3), 0.1)
+    good[np.arange(600), y] = 0.8
+    noise = rng.dirichlet(np.ones(3), 600)
+    weights, method = fit_weights([good, noise, noise], y)
+    assert np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-6
+    assert weights[0] > 0.8 and "log-loss" in method
+    assert np.allclose(fit_weights([good, noise], y[:10])[0], [0.5, 0.5])  # too few rows: equal weights
+
+
+def _frame(bars):
+    from market_mlops.retrain import training_frame  # noqa: F401 (same path as production, through a dataset)
+
+    aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
+    feats = build_features(aaa, "d1", bars[bars["symbol"] == "SPY"])
+    y = direction_labels(aaa["close"], 5, 0.01)
+    ok = feats[feature_columns(feats)].notna().all(axis=1) & y.notna()
+    return feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int)
+
+
+@pytest.mark.training
+def test_planted_signal_beats_both_baselines_and_shuffled_labels_do_not():
+    from market_mlops.training import train_ensemble
+
+    X, y = _frame(_bars(0.3))
+    trained = train_ensemble(X, y, FAST, horizon=5)
+    hold = trained.holdout_index
+    acc = (trained.holdout_proba.argmax(axis=1) == y[hold]).mean()
+    majority = (y[hold] == np.bincount(y[trained.train_index]).argmax()).mean()
+    persistence = (y[np.maximum(hold - 5, 0)] == y[hold]).mean()
+    assert acc > majority + 0.05 and acc > persistence
+
+    shuffled = np.random.default_rng(1).permutation(y)
+    noise = train_ensemble(X, shuffled, FAST, horizon=5)
+    from sklearn.metrics import balanced_accuracy_score
+
+    # Class-weighted models trade raw accuracy for recall of rare classes, so compare balanced accuracy:
+    # the majority baseline scores exactly 1/3 on it.
+    bal_noise = balanced_accuracy_score(shuffled[hold], noise.holdout_proba.argmax(axis=1))
+    bal_signal = balanced_accuracy_score(y[hold], trained.holdout_proba.argmax(axis=1))
+    assert abs(bal_noise - 1 / 3) < 0.06
+    assert bal_signal > bal_noise + 0.1
+
+
+@pytest.fixture
+def training_env(mlops_home, monkeypatch):
+    for key, value in {"RF_ESTIMATORS": 60, "BOOST_ROUNDS": 80, "FOLDS": 3, "HISTORY_YEARS": 6, "MIN_TRAIN_ROWS": 200,
+                       "BOOTSTRAP_SAMPLES": 200}.items():
+        monkeypatch.setenv(f"MLOPS__TRAINING__{key}", str(value))
+    monkeypatch.setenv("MLOPS__UNIVERSE__SYMBOLS", "SPY,AAA")
+    monkeypatch.setenv("MLOPS__UNIVERSE__TIMEFRAMES", "d1")
+    return mlops_home
+
+
+def _dataset(root: Path, bars) -> dict:
+    merge_bars(root, bars)
+    return {"md5": f"test-{root.name}", "path": str(root), "gx_result_id": "gx-test",
+            "interval_end": dt.datetime(2025, 10, 1, tzinfo=dt.UTC).isoformat()}
+
+
+@pytest.mark.training
+def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_env, monkeypatch):
+    from market_mlops import registry
+    from market_mlops.retrain import retrain_model
+
+    bars_then = _bars(0.3)
+    bars_later = _bars(0.3, end=dt.date(2025, 12, 31))  # a backfill run: months of later data exist
+    checksums = []
+    for i, bars in enumerate([bars_then, bars_then, bars_later]):
+        monkeypatch.setenv("MLOPS_HOME", str(training_env / f"home{i}"))
+        summary = retrain_model("AAA", "d1", _dataset(training_env / f"home{i}" / "ds", bars))
+        run = registry.client().get_run(summary["run_id"])
+        checksums.append({k: v for k, v in run.data.tags.items() if k.startswith("sha256.")})
+        summary = {k: v for k, v in summary.items() if k not in {"run_id", "data_version"}}
+        if i == 0:
+            first = summary
+        assert summary == first
+    assert checksums[0] == checksums[1] == checksums[2]  # identical model bytes, RF (skops) included
+    assert set(checksums[0]) == {"sha256.rf", "sha256.xgb", "sha256.lgbm", "sha256.meta"}
+
+
+@pytest.mark.training
+def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
+    from market_mlops import registry
+    from market_mlops.ensemble_model import ModelIntegrityError
+    from market_mlops.promotion import rollback
+    from market_mlops.retrain import retrain_model
+
+    good = _dataset(training_env / "good", _bars(0.3))
+    first = retrain_model("AAA", "d1", good)
+    assert first["decision"] == "promoted" and first["version"] == "1", first
+    assert first["reason"] == "first model that beats both baselines"
+
+    again = retrain_model("AAA", "d1", good)  # a retried task
+    c = registry.client()
+    assert str(again["version"]) == "1" and len(c.search_model_versions("name = 'AAA-d1-direction'")) == 1
+
+    noise = {**_dataset(training_env / "noise", _bars(0.0, seed=9)), "interval_end": dt.datetime(2025, 10, 2, tzinfo=dt.UTC).isoformat()}
+    worse = retrain_model("AAA", "d1", noise)
+    assert worse["version"] == "2" and worse["decision"] == "kept as challenger"
+    aliases = c.get_registered_model("AAA-d1-direction").aliases
+    assert str(aliases["champion"]) == "1" and str(aliases["challenger"]) == "2"
+    tags = c.get_model_version("AAA-d1-direction", "2").tags
+    assert tags["gate.decision"] == "kept as challenger" and "gate.challenger_accuracy" in tags
+
+    forced = retrain_model("AAA", "d1", {**noise, "interval_end": dt.datetime(2025, 10, 3, tzinfo=dt.UTC).isoformat()},
+                           force_promotion=True)
+    assert forced["decision"] == "promoted" and str(c.get_model_version_by_alias("AAA-d1-direction", "champion").version) == "3"
+    assert c.get_model_version("AAA-d1-direction", "1").tags["replaced_by"] == "3"
+    moved = rollback("AAA-d1-direction")
+    assert moved == {"model": "AAA-d1-direction", "from": "3", "to": "1"}
+    assert str(c.get_model_version_by_alias("AAA-d1-direction", "champion").version) == "1"
+    trail = registry.alias_history("AAA-d1-direction")
+    assert [(m["from"], m["to"]) for m in trail] == [(None, "1"), ("1", "3"), ("3", "1")]
+    assert all(m["who"] and m["when"] and m["why"] for m in trail)
+
+    # Serving: the registered pyfunc (models from code) loads by alias and agrees with the verified base models.
+    import mlflow
+
+    assert c.get_model_version("AAA-d1-direction", "1").source.startswith("models:/m-")
+    local = mlflow.artifacts.download_artifacts("models:/AAA-d1-direction@champion", dst_path=str(training_env / "served"))
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    served = mlflow.pyfunc.load_model("models:/AAA-d1-direction@champion").predict(example)
+    assert list(served.columns) == ["p_bearish", "p_neutral", "p_bullish", "label"] and len(served) == len(example)
+    direct = registry.load_verified("AAA-d1-direction", alias="champion").predict_proba(example)
+    np.testing.assert_allclose(served[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(), direct)
+    assert not list(Path(local).rglob("python_model.pkl"))  # defined by code, nothing cloudpickled
+
+    # Tampering with a stored artifact: the model is refused before anything is deserialized.
+    source = c.get_model_version("AAA-d1-direction", "1").source  # models:/m-<id> in MLflow 3
+    model_id = source.removeprefix("models:/")
+    targets = [p for p in (training_env / "mlflow" / "artifacts").rglob("xgb.json") if model_id in str(p)]
+    assert targets, f"no stored xgb.json for {source}"
+    for target in targets:
+        target.write_text(json.dumps({"tampered": True}))
+    with pytest.raises(ModelIntegrityError, match="refusing to load"):
+        registry.load_verified("AAA-d1-direction", alias="champion")
+    _ = get_config()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from market_mlops.config import ConfigError, load_config
+
+
+def test_repository_config_loads_and_resolves_paths(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    assert cfg.universe.benchmark in cfg.universe.symbols
+    assert cfg.data_root == tmp_path / "data"
+    assert cfg.mlflow_tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert set(cfg.universe.timeframes) <= set(cfg.timeframes)
+
+
+def test_environment_overrides_nested_keys_and_lists(tmp_path):
+    cfg = load_config(environ={
+        "MLOPS_HOME": str(tmp_path),
+        "MLOPS__STORAGE__DVC_REMOTE_URL": "s3://mlops-data/dvc",
+        "MLOPS__STORAGE__S3_ENDPOINT_URL": "http://minio:9000",
+        "MLOPS__UNIVERSE__SYMBOLS": "SPY,QQQ",
+        "MLOPS__DRIFT__MIN_RESOLVED": "7",
+    })
+    assert cfg.dvc_remote_url == "s3://mlops-data/dvc"
+    assert cfg.storage.s3_endpoint_url == "http://minio:9000"
+    assert cfg.universe.symbols == ["SPY", "QQQ"]
+    assert cfg.drift.min_resolved == 7
+
+
+@pytest.mark.parametrize(("env", "key", "hint"), [
+    ({"MLOPS__TIMEFRAMES__D1__HORIZON": "0"}, "timeframes.d1.horizon", "greater than or equal to 1"),
+    ({"MLOPS__UNIVERSE__TIMEFRAMES": "d1,w1"}, "universe.timeframes.1", "'m15', 'h1', 'h4' or 'd1'"),
+    ({"MLOPS__UNIVERSE__BENCHMARK": "QQQ"}, "universe", "benchmark 'QQQ' must be one of symbols"),
+    ({"MLOPS__DRIFT__EMERGENCY_BELOW": "-10"}, "drift", "monitor_below > drift_below > emergency_below"),
+    ({"MLOPS__STORAGE__S3_ENDPOINT_URL": "minio:9000"}, "storage.s3_endpoint_url", "http://"),
+    ({"MLOPS__TRAINING__FOLDZ": "3"}, "training.foldz", "unknown key"),
+    ({"MLOPS__UNIVERSE__SYMBOLS": "spy"}, "universe.symbols", "upper-case ticker"),
+])
+def test_a_bad_value_fails_with_one_line_naming_the_key(env, key, hint):
+    with pytest.raises(ConfigError) as err:
+        load_config(environ=env)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"config key '{key}'" in message
+    assert hint in message
+
+
+def test_unknown_symbol_in_a_run_is_refused(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    with pytest.raises(ConfigError, match="unknown symbol"):
+        cfg.pairs(["NOPE"], None)
+
+
+def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("universe: {benchmark: SPY, symbols: [SPY], timeframes: [d1]}\ntimeframes: {d1: {horizon: -3, threshold: 0.01}}\n")
+    out = subprocess.run([sys.executable, "-m", "market_mlops.cli", "config", "check", "--file", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "timeframes.d1.horizon" in out.stderr and "Traceback" not in out.stderr

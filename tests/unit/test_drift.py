@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from market_mlops.config import Drift, load_config
+from market_mlops.drift import (
+    accuracy_band,
+    feature_drift,
+    ks_distance,
+    psi,
+    psi_from_shares,
+    psi_null_thresholds,
+)
+from market_mlops.storage import append_jsonl
+
+CFG = Drift(monitor_below=-5, drift_below=-15, emergency_below=-25, min_resolved=20)
+
+
+@pytest.mark.parametrize(("delta", "band"), [
+    (3.0, "normal"), (-5.0, "normal"), (-5.01, "monitor"), (-15.0, "monitor"), (-15.01, "drift"),
+    (-25.0, "drift"), (-25.01, "emergency"), (-60.0, "emergency"),
+])
+def test_band_boundaries(delta, band):
+    assert accuracy_band(delta, resolved=20, cfg=CFG) == band
+
+
+def test_too_few_resolved_forecasts_report_only_normal():
+    assert accuracy_band(-40.0, resolved=19, cfg=CFG) == "normal"
+    assert accuracy_band(-40.0, resolved=20, cfg=CFG) == "emergency"
+    assert accuracy_band(float("nan"), resolved=50, cfg=CFG) == "normal"
+
+
+def test_psi_matches_a_hand_computed_value():
+    # Two bins from the reference median: reference 50/50, current 80/20.
+    reference = np.array([0.0] * 50 + [1.0] * 50)
+    current = np.array([0.0] * 80 + [1.0] * 20)
+    expected = (0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5)
+    assert psi(reference, current, bins=2) == pytest.approx(expected, rel=1e-6)
+    assert psi_from_shares([50, 50], [80, 20]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_psi_and_ks_on_known_distributions():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5000)
+    same = rng.normal(size=5000)
+    shifted = rng.normal(loc=1.0, size=5000)
+    assert psi(reference, same) < 0.02
+    assert psi(reference, shifted) > 0.5  # a one-sigma shift is a large PSI
+    statistic = ks_distance(reference, shifted)
+    assert statistic == pytest.approx(stats.ks_2samp(reference, shifted).statistic, abs=1e-12)
+    tied = np.round(shifted[:300], 1)  # ties and unequal sizes
+    assert ks_distance(reference, tied) == pytest.approx(stats.ks_2samp(reference, tied).statistic, abs=1e-12)
+    assert statistic == pytest.approx(0.38, abs=0.03)  # Phi(0.5) - Phi(-0.5) for N(0,1) vs N(1,1)
+
+
+def test_identical_distributions_give_no_drift():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({f"f{i}": rng.normal(size=2000) for i in range(20)})
+    current = pd.DataFrame({f"f{i}": rng.normal(size=60) for i in range(20)})
+    drifts = feature_drift(frame, current, Drift())
+    assert sum(d.drifted for d in drifts) <= 1  # at most a chance hit among 20 features
+    assert not any(d.drifted for d in feature_drift(frame, frame.sample(500, random_state=0), Drift()))
+    moved = current.assign(f0=current["f0"] + 3)
+    assert next(d for d in feature_drift(frame, moved, Drift()) if d.feature == "f0").drifted
+
+
+def _slow_ar1(rng: np.random.Generator, n: int, phi: float = 0.995) -> np.ndarray:
+    x = np.zeros(n)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + rng.normal()
+    return x
+
+
+def test_slow_features_are_judged_against_their_own_history():
+    """A 60-bar window of a slow, unchanged process looks unlike 2,000 bars of it (a 200-bar average, the month of
+    the year): the calibrated limit does not call that drift; the bare PSI floor does. A real shift still shows."""
+    rng = np.random.default_rng(5)
+    series = _slow_ar1(rng, 2000 + 20 * 60)
+    reference = pd.DataFrame({"slow": series[:2000], "fast": rng.normal(size=2000)})
+    cfg = Drift()
+    limits = psi_null_thresholds(reference, 60, cfg.null_quantile)
+    assert limits["slow"] > 1.0 > cfg.psi_alert > limits["fast"]  # slow windows wander far, iid ones do not
+
+    calibrated, floor_only = 0, 0
+    for k in range(20):  # twenty later windows of the same processes
+        current = pd.DataFrame({"slow": series[2000 + 60 * k:2060 + 60 * k], "fast": rng.normal(size=60)})
+        calibrated += sum(d.drifted for d in feature_drift(reference, current, cfg, limits))
+        floor_only += sum(d.drifted for d in feature_drift(reference, current, cfg, {}))
+    assert calibrated <= 4 and floor_only >= 15, (calibrated, floor_only)
+
+    shifted = pd.DataFrame({"slow": series[2000:2060], "fast": rng.normal(loc=1.5, size=60)})
+    flags = {d.feature: d.drifted for d in feature_drift(reference, shifted, cfg)}  # limits computed on the fly
+    assert flags["fast"] and not flags["slow"]
+
+
+def test_null_thresholds_grow_with_the_quantile_and_skip_short_features():
+    rng = np.random.default_rng(6)
+    reference = pd.DataFrame({"a": rng.normal(size=1000), "short": np.r_[rng.normal(size=100), np.full(900, np.nan)]})
+    low, high = psi_null_thresholds(reference, 60, 0.6), psi_null_thresholds(reference, 60, 1.0)
+    assert 0 < low["a"] < high["a"] and "short" not in low  # 100 finite values < two windows: no estimate
+
+
+def test_cooldown_blocks_a_second_emergency_inside_the_window(mlops_home):
+    from market_mlops.monitoring import emergency_retrain_confs, history_path, in_cooldown
+
+    cfg = load_config()
+    end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
+    assert not in_cooldown("AAA-d1-direction", end, cfg)
+    append_jsonl({"model": "AAA-d1-direction", "interval_end": (end - dt.timedelta(days=2)).isoformat(),
+                  "emergency_retrain_triggered": True}, history_path(cfg))
+    assert in_cooldown("AAA-d1-direction", end, cfg)
+    assert not in_cooldown("BBB-d1-direction", end, cfg)
+    assert not in_cooldown("AAA-d1-direction", end + dt.timedelta(days=cfg.drift.cooldown_days + 1), cfg)
+    results = [{"model": "AAA-d1-direction", "version": "1", "symbol": "AAA", "timeframe": "d1", "delta_points": -30,
+                "interval_end": end.isoformat(), "emergency_retrain_triggered": False, "in_cooldown": True}]
+    assert emergency_retrain_confs(results) == []  # inside the cooldown: nothing is triggered
+    results[0]["emergency_retrain_triggered"] = True
+    assert emergency_retrain_confs(results)[0]["symbols"] == ["AAA"]
+
+
+def test_a_drift_result_without_resolved_forecasts_fits_in_an_xcom():
+    """Right after a new champion no forecast has resolved: NaN figures must not fail the task's XCom push."""
+    import json
+
+    from market_mlops.monitoring import xcom_safe
+
+    result = xcom_safe({"model": "AAA-d1-direction", "band": "normal", "realized_accuracy": float("nan"),
+                        "delta_points": float("inf"), "resolved": 0, "holdout_accuracy": 0.48})
+    assert json.loads(json.dumps(result, allow_nan=False)) == {
+        "model": "AAA-d1-direction", "band": "normal", "realized_accuracy": None, "delta_points": None, "resolved": 0,
+        "holdout_accuracy": 0.48}

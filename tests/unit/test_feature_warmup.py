@@ -1,0 +1,22 @@
+"""Scoring needs full trailing windows: the warmup of each timeframe yields complete features from the first bar."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from market_mlops.features import build_features, feature_columns
+from market_mlops.forecasts import WARMUP_DAYS
+from market_mlops.synthetic import GeneratorSpec, generate_bars
+
+
+@pytest.mark.parametrize("timeframe", ["d1", "h4", "h1", "m15"])
+def test_warmup_gives_complete_features_from_the_first_scored_bar(timeframe):
+    first = dt.date(2025, 10, 1)
+    bars = generate_bars(GeneratorSpec(), ["SPY"], timeframe, first - dt.timedelta(days=WARMUP_DAYS[timeframe]), dt.date(2025, 10, 10))
+    feats = build_features(bars, timeframe, bars)
+    window = feats[feats["ts"] >= pd.Timestamp(first, tz="UTC")]
+    assert len(window) > 0
+    assert window[feature_columns(feats)].notna().all(axis=1).all()

@@ -1,0 +1,67 @@
+"""Which data a retrain run trains on: Asset event at a month end, other sessions skipped, cron, emergency."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from market_mlops.config import load_config
+from market_mlops.retrain import plan_retrain
+
+
+def _event(close: str, md5: str = "abc.dir") -> dict:
+    return {"md5": md5, "interval_end": close, "interval_start": close[:10] + "T00:00:00+00:00", "gx_result_id": "gx"}
+
+
+def test_asset_event_of_the_months_last_session_trains_up_to_the_first(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    plan = plan_retrain("", None, [_event("2025-09-30T20:00:00+00:00", "sep.dir")], [], cfg)
+    assert plan == {"until": "2025-10-01T00:00:00+00:00", "md5": "sep.dir", "trigger": "asset"}
+    # The last session of November 2024 is the early-closing Friday after Thanksgiving.
+    plan = plan_retrain("", None, [_event("2024-11-29T18:00:00+00:00")], [], cfg)
+    assert plan["until"] == "2024-12-01T00:00:00+00:00"
+
+
+def test_asset_event_of_any_other_session_skips(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    assert plan_retrain("", None, [_event("2025-09-29T20:00:00+00:00")], [], cfg) is None
+    assert plan_retrain("", None, [_event("2024-07-03T17:00:00+00:00")], [], cfg) is None
+
+
+def test_cron_and_emergency_runs(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    first = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
+    assert plan_retrain("", first, [], [], cfg) == {"until": first.isoformat(), "md5": None, "trigger": "cron"}
+    emergency = plan_retrain("2025-11-14T21:00:00+00:00", first, [], [], cfg)
+    assert emergency["until"] == "2025-11-14T21:00:00+00:00" and emergency["trigger"] == "param"
+
+
+def test_a_batch_of_queued_events_trains_for_the_month_one_of_them_closes(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    batch = [_event("2024-07-05T20:00:00+00:00", "jul.dir"), _event("2025-09-30T20:00:00+00:00", "sep.dir"),
+             _event("2026-11-20T21:00:00+00:00", "nov.dir")]
+    plan = plan_retrain("", None, batch, [], cfg)
+    assert plan == {"until": "2025-10-01T00:00:00+00:00", "md5": "sep.dir", "trigger": "asset"}
+
+
+def test_a_cron_run_refuses_data_that_stops_long_before_its_month(tmp_path):
+    """A fresh deployment unpaused on 23 Nov 2026 runs the cron retrain for October at once; if the only data
+    version ends in July 2024 it must fail with one line, not register a model named for October."""
+    from market_mlops.retrain import NoDataVersion, resolve_data_version
+    from market_mlops.storage import append_jsonl
+    from market_mlops.versioning import VERSION_LOG
+
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    append_jsonl({"md5": "jul2024.dir", "interval_end": "2024-07-05T20:00:00+00:00", "logged_at": "2024-07-05T21:00:00"},
+                 cfg.data_root / VERSION_LOG)
+    with pytest.raises(NoDataVersion, match=r"ends 2024-07-05, but the last session before it closed 2026-10-30 .*"
+                                            r"backfill market_data_ingestion up to 2026-10-30 first"):
+        resolve_data_version(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), cfg=cfg)
+    # A catch-up run logged later that reached past the month's end: it is used (bars after the cutoff are
+    # dropped at training), so resolving goes on to DVC and fails only on the missing object.
+    append_jsonl({"md5": "catchup.dir", "interval_end": "2026-11-20T21:00:00+00:00", "logged_at": "2026-11-20T22:00:00"},
+                 cfg.data_root / VERSION_LOG)
+    with pytest.raises(Exception, match="catchup") as caught:
+        resolve_data_version(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), cfg=cfg)
+    assert not isinstance(caught.value, NoDataVersion)
