@@ -3,18 +3,21 @@
 Layout: `dataset/symbol=SPY/timeframe=d1/2024.parquet` (d1, h4: one file a year) or `.../2024-11.parquet` (h1, m15:
 one file a month), so a new session rewrites one small partition and DVC pushes only that file and the manifest.
 A merge is an upsert on (symbol, timeframe, ts): rerunning a session changes no byte, and merging sessions in any
-order gives the same partitions.
+order gives the same partitions. Merges are read-modify-write, so they hold the dataset lock: a backfill runs several
+sessions at once, and two unlocked merges into one yearly partition would each drop the other's rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from market_mlops.bars import COLUMNS, with_canonical_dtypes
-from market_mlops.storage import remove_stale_temp_files, write_parquet_atomic
+from market_mlops.storage import file_lock, remove_stale_temp_files, write_parquet_atomic
 
 YEARLY = {"d1", "h4"}
 
@@ -29,10 +32,22 @@ def partition_path(root: Path, symbol: str, timeframe: str, period: str) -> Path
     return root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{period}.parquet"
 
 
+@contextlib.contextmanager
+def dataset_lock(root: Path) -> Iterator[None]:
+    """Exclusive between merges and the DVC snapshot of `root`; the lock file sits beside it, outside the data."""
+    with file_lock(root.with_name(f".{root.name}.lock")):
+        yield
+
+
 def merge_bars(root: Path, batch: pd.DataFrame) -> dict[str, int]:
     """Upsert `batch` into the partitions it touches; returns rows newly added per symbol."""
-    remove_stale_temp_files(root)
     batch = with_canonical_dtypes(batch[COLUMNS])
+    with dataset_lock(root):
+        remove_stale_temp_files(root)  # safe under the lock: no other writer has a temp file open
+        return _upsert(root, batch)
+
+
+def _upsert(root: Path, batch: pd.DataFrame) -> dict[str, int]:
     added: dict[str, int] = {}
     if batch.empty:
         return added
