@@ -86,8 +86,11 @@ def git_commit() -> str:
 
 
 def training_frame(dataset: Path, symbol: str, timeframe: str, benchmark: str, until: dt.datetime,
-                   history_years: int, horizon: int, threshold: float):
-    """Features X, labels y (only rows with both), bar closes and timestamps, all before `until`."""
+                   history_years: int, horizon: int, threshold: float, fresh_from: dt.datetime | None = None):
+    """Features X, labels y (only rows with both), bar closes and timestamps, all before `until`.
+
+    `fresh_from`: the pair's last bar must reach it. The version log says which interval a run covered, not that
+    every session before it is in the data: a catch-up run over a hole would train on stale bars."""
     from market_mlops.dataset import load_bars
     from market_mlops.features import build_features, feature_columns
     from market_mlops.labels import direction_labels
@@ -97,6 +100,12 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, benchmark: str, u
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
     if own.empty:
         raise ValueError(f"no {symbol} {timeframe} bars before {until.isoformat()} in the data version")
+    last = own["ts"].iloc[-1]
+    if fresh_from is not None and last < pd.Timestamp(fresh_from) - pd.Timedelta(days=1):  # a bar is stamped at its start
+        raise ValueError(
+            f"the data version's last {symbol} {timeframe} bar before the cutoff starts {last:%Y-%m-%d %H:%M} UTC, "
+            f"over a day before {fresh_from:%Y-%m-%d %H:%M} UTC (last session close minus the allowed lag): the "
+            f"dataset has a hole; backfill market_data_ingestion from {last:%Y-%m-%d} and rerun")
     bench = bars[bars["symbol"] == benchmark]  # the benchmark's own model measures it against itself
     feats = build_features(own, timeframe, bench)
     labels = direction_labels(own["close"], horizon, threshold)
@@ -152,7 +161,7 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
     import mlflow
 
-    from market_mlops import registry
+    from market_mlops import calendar, registry
     from market_mlops.ensemble_model import save_base_models
     from market_mlops.evaluation import evaluate_with_baselines
     from market_mlops.promotion import promote_if_better
@@ -174,8 +183,10 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
             log.info("run %s already registered as %s v%s; not training again", run_key, name, mv.version)
             return json.loads(existing.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
 
+    due = calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
     X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg.universe.benchmark, interval_end,
-                                training_cfg.history_years, spec.horizon, spec.threshold)
+                                training_cfg.history_years, spec.horizon, spec.threshold,
+                                fresh_from=due - dt.timedelta(days=cfg.training.max_data_lag_days))
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     hold = trained.holdout_index
     close = bars["close"].to_numpy(dtype=float)
