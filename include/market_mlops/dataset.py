@@ -9,15 +9,13 @@ sessions at once, and two unlocked merges into one yearly partition would each d
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from market_mlops.bars import COLUMNS, with_canonical_dtypes
-from market_mlops.storage import file_lock, remove_stale_temp_files, write_parquet_atomic
+from market_mlops.storage import directory_lock, remove_stale_temp_files, write_parquet_atomic
 
 YEARLY = {"d1", "h4"}
 
@@ -32,17 +30,10 @@ def partition_path(root: Path, symbol: str, timeframe: str, period: str) -> Path
     return root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{period}.parquet"
 
 
-@contextlib.contextmanager
-def dataset_lock(root: Path) -> Iterator[None]:
-    """Exclusive between merges and the DVC snapshot of `root`; the lock file sits beside it, outside the data."""
-    with file_lock(root.with_name(f".{root.name}.lock")):
-        yield
-
-
 def merge_bars(root: Path, batch: pd.DataFrame) -> dict[str, int]:
     """Upsert `batch` into the partitions it touches; returns rows newly added per symbol."""
     batch = with_canonical_dtypes(batch[COLUMNS])
-    with dataset_lock(root):
+    with directory_lock(root):
         remove_stale_temp_files(root)  # safe under the lock: no other writer has a temp file open
         return _upsert(root, batch)
 

@@ -1,7 +1,8 @@
 """Batch forecasts: each champion scores the bars after its training cutoff, up to the run's interval end.
 
-Stored in `data/forecasts/symbol=S/timeframe=T/<YYYY-MM>.parquet`, one row per (bar ts, model version), upserted:
-rerunning an interval rewrites the same rows. A forecast resolves once `horizon` later bars exist; its realized
+Stored in `data/forecasts/symbol=S/timeframe=T/<YYYY-MM>.parquet`, one row per (bar ts, model version), upserted
+under a lock (a backfill of drift_check runs several days at once, whatever the DAG's max_active_runs): rerunning
+an interval rewrites the same rows. A forecast resolves once `horizon` later bars exist; its realized
 label comes from the dataset with the same threshold the model was trained on.
 """
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.labels import CLASSES, direction_labels
-from market_mlops.storage import write_parquet_atomic
+from market_mlops.storage import directory_lock, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 # Calendar days of history before the first scored bar, so every trailing window (up to 250 bars) is full.
@@ -56,17 +57,19 @@ def score_and_store(model, symbol: str, timeframe: str, since: dt.datetime, unti
                         "model_version": str(model.version), "p_bearish": proba[:, 0], "p_neutral": proba[:, 1],
                         "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)]})
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    _upsert(forecast_root(cfg), out)
+    upsert_forecasts(forecast_root(cfg), out)
     return out
 
 
-def _upsert(root: Path, frame: pd.DataFrame) -> None:
+def upsert_forecasts(root: Path, frame: pd.DataFrame) -> None:
+    """Insert or replace rows by (ts, model version) in the monthly files the frame touches."""
     months = frame["ts"].dt.strftime("%Y-%m")
-    for (symbol, timeframe, month), part in frame.groupby(["symbol", "timeframe", months]):
-        path = root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{month}.parquet"
-        merged = pd.concat([pd.read_parquet(path), part], ignore_index=True) if path.exists() else part
-        merged = merged.drop_duplicates(["ts", "model_version"], keep="last").sort_values(["ts", "model_version"])
-        write_parquet_atomic(merged[FORECAST_COLUMNS].reset_index(drop=True), path)
+    with directory_lock(root):
+        for (symbol, timeframe, month), part in frame.groupby(["symbol", "timeframe", months]):
+            path = root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{month}.parquet"
+            merged = pd.concat([pd.read_parquet(path), part], ignore_index=True) if path.exists() else part
+            merged = merged.drop_duplicates(["ts", "model_version"], keep="last").sort_values(["ts", "model_version"])
+            write_parquet_atomic(merged[FORECAST_COLUMNS].reset_index(drop=True), path)
 
 
 def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None) -> pd.DataFrame:

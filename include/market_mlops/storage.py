@@ -76,6 +76,14 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def directory_lock(root: Path) -> Iterator[None]:
+    """Exclusive between read-modify-write upserts into `root` (and its DVC snapshot); the lock file sits beside
+    `root`, outside the data, so it is never versioned."""
+    with file_lock(root.with_name(f".{root.name}.lock")):
+        yield
+
+
 def append_jsonl(record: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:

@@ -18,8 +18,7 @@ from typing import Any
 
 import yaml
 
-from market_mlops.dataset import dataset_lock
-from market_mlops.storage import append_jsonl, file_lock, read_jsonl
+from market_mlops.storage import append_jsonl, directory_lock, file_lock, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def commit_and_push(root: Path, remote_url: str, endpoint_url: str | None = None
     with file_lock(root / ".dvc-host.lock"):
         repo = open_workspace(root, remote_url, endpoint_url)
         try:
-            with dataset_lock(root / DATASET_DIR):  # the snapshot is one state between merges, never half of one
+            with directory_lock(root / DATASET_DIR):  # the snapshot is one state between merges, never half of one
                 repo.add(str(root / DATASET_DIR))
                 version = read_version(root)
             assert version is not None
