@@ -11,12 +11,9 @@ import pytest
 from market_mlops.dataset import merge_bars
 from market_mlops.synthetic import GeneratorSpec, generate_bars
 from market_mlops.versioning import commit_and_push, materialize, read_version
+from tests.files import parquet_digests
 
 pytestmark = pytest.mark.integration
-
-
-def _tree_digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
 
 
 def _dir_md5(root):
@@ -39,7 +36,7 @@ def test_push_then_pull_a_recorded_version_restores_its_bytes(tmp_path, remote_k
     spec = GeneratorSpec(seed=2)
     merge_bars(root / "dataset", generate_bars(spec, ["SPY", "AAA"], "d1", dt.date(2023, 1, 3), dt.date(2023, 12, 29)))
     first, pushed_first = commit_and_push(root, remote, endpoint)
-    first_bytes = _tree_digest(root / "dataset")
+    first_bytes = parquet_digests(root / "dataset")
     assert first.md5 == read_version(root).md5 == _dir_md5(root / "dataset")  # md5 read back equals the files'
     assert pushed_first == first.files + 1  # every file plus the .dir manifest
 
@@ -55,4 +52,4 @@ def test_push_then_pull_a_recorded_version_restores_its_bytes(tmp_path, remote_k
     # A fresh machine: a new workspace with an empty cache pulls the first version from the remote.
     other = tmp_path / "elsewhere"
     restored = materialize(other, first.md5, remote, endpoint)
-    assert _tree_digest(restored) == first_bytes
+    assert parquet_digests(restored) == first_bytes

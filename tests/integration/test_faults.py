@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,13 +18,10 @@ from market_mlops.dataset import merge_bars
 from market_mlops.storage import StorageFull
 from market_mlops.synthetic import GeneratorSpec, generate_bars
 from market_mlops.versioning import VersioningError, commit_and_push, materialize, read_version
+from tests.files import parquet_digests
 
 pytestmark = pytest.mark.integration
 SPEC = GeneratorSpec(seed=2)
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
 
 
 def _free_port() -> int:
@@ -61,7 +56,7 @@ def test_s3_endpoint_down_during_push_then_retry_succeeds(tmp_path, s3_endpoint)
         version, pushed = commit_and_push(root, remote, endpoint)  # the task's retry
         assert version == pending and pushed >= 2
         restored = materialize(tmp_path / "elsewhere", version.md5, remote, endpoint)
-        assert _digest(restored) == _digest(root / "dataset")  # remote and md5 consistent
+        assert parquet_digests(restored) == parquet_digests(root / "dataset")  # remote and md5 consistent
     finally:
         server.stop()
 
@@ -83,15 +78,15 @@ def test_writer_killed_mid_write_leaves_no_partial_file_and_rerun_is_identical(t
     root = tmp_path / "dataset"
     batch = generate_bars(SPEC, ["SPY"], "d1", dt.date(2024, 1, 2), dt.date(2024, 3, 28))
     merge_bars(root, batch)
-    before = _digest(root)
+    before = parquet_digests(root)
     child = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "writing"
     time.sleep(1.0)  # inside the multi-second write of one large partition
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert _digest(root) == before  # the visible partition is still the complete old file
+    assert parquet_digests(root) == before  # the visible partition is still the complete old file
     merge_bars(root, batch)  # the rerun
-    assert _digest(root) == before and not list(root.rglob(".tmp-*"))  # any temp file of the killed writer is gone
+    assert parquet_digests(root) == before and not list(root.rglob(".tmp-*"))  # any temp file of the killed writer is gone
 
 
 INGEST = r"""
@@ -136,11 +131,11 @@ def test_no_space_left_gives_a_clear_error_and_corrupts_nothing(tiny_volume):
     root = tiny_volume / "dataset"
     small = generate_bars(SPEC, ["SPY"], "d1", dt.date(2024, 1, 2), dt.date(2024, 1, 31))
     merge_bars(root, small)
-    before = _digest(root)
+    before = parquet_digests(root)
     big = generate_bars(SPEC, ["SPY"], "m15", dt.date(2024, 1, 2), dt.date(2024, 12, 31)).assign(timeframe="d1")
     with pytest.raises(StorageFull, match="no space left writing .*2024.parquet"):
         merge_bars(root, big)
-    assert _digest(root) == before  # the old partition is intact
+    assert parquet_digests(root) == before  # the old partition is intact
     assert not list(root.rglob(".tmp-*"))  # the partial temp file was removed
 
 
@@ -157,8 +152,8 @@ def test_config_level_bad_input_is_refused_in_one_line(tmp_path):
     # An unreachable remote: the push fails with one line; the local dataset and its version stay as they were.
     root = tmp_path / "data"
     merge_bars(root / "dataset", generate_bars(SPEC, ["SPY"], "d1", dt.date(2024, 1, 2), dt.date(2024, 1, 31)))
-    before = _digest(root / "dataset")
+    before = parquet_digests(root / "dataset")
     with pytest.raises(VersioningError) as err:
         commit_and_push(root, "s3://unreachable-bucket/dvc", f"http://127.0.0.1:{_free_port()}")
     assert "\n" not in str(err.value)
-    assert _digest(root / "dataset") == before
+    assert parquet_digests(root / "dataset") == before

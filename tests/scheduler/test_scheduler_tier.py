@@ -12,7 +12,6 @@ Airflow metadata DB and MLflow backend store in fresh PostgreSQL databases on 12
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.files import parquet_digests
 from tests.postgres import PG, psql
 
 pytestmark = pytest.mark.scheduler
@@ -182,10 +182,6 @@ def stack(tmp_path_factory):
     print(f"scheduler tier logs kept in {home}")
 
 
-def _digest(root: Path, pattern: str) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob(pattern))}
-
-
 def test_backfill_runs_exactly_the_trading_sessions(stack, tmp_path, monkeypatch):
     stack.api("PATCH", "/dags/market_data_ingestion", {"is_paused": False})
     stack.cli("backfill", "create", "--dag-id", "market_data_ingestion", "--from-date", "2024-07-01", "--to-date", "2024-07-05")
@@ -207,8 +203,8 @@ def test_backfill_runs_exactly_the_trading_sessions(stack, tmp_path, monkeypatch
         s = calendar.session("XNYS", day)
         fetched = ingestion.fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime(), cfg=cfg)
         ingestion.merge_batch(ingestion.validate_batch(fetched, cfg=cfg), cfg=cfg)
-    expected = _digest(tmp_path / "data" / "dataset", "2024.parquet")
-    assert expected and _digest(stack.home / "data" / "dataset", "2024.parquet") == expected
+    expected = parquet_digests(tmp_path / "data" / "dataset", "2024.parquet")
+    assert expected and parquet_digests(stack.home / "data" / "dataset", "2024.parquet") == expected
 
 
 def test_rest_trigger_and_the_asset_event_start_the_retrain(stack):

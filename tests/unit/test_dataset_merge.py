@@ -8,7 +8,6 @@ merges each dropping the other's rows; these tests reproduce that with processes
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import multiprocessing as mp
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 from market_mlops.dataset import load_bars, merge_bars
 from market_mlops.forecasts import FORECAST_COLUMNS, upsert_forecasts
 from market_mlops.synthetic import GeneratorSpec, generate_bars
+from tests.files import parquet_digests
 
 SESSIONS = [dt.date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9, 10, 11)]
 
@@ -31,10 +31,6 @@ def _day_forecasts(day: dt.date) -> pd.DataFrame:
     return pd.DataFrame({"symbol": ["SPY", "SPY"], "timeframe": "d1", "ts": [ts, ts], "horizon": 5,
                          "model_name": "SPY-d1-direction", "model_version": ["1", "2"], "p_bearish": 0.2,
                          "p_neutral": 0.3, "p_bullish": 0.5, "predicted": "bullish"})[FORECAST_COLUMNS]
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
 
 
 def _upsert_at_once(upsert: Callable, root: str, frame: pd.DataFrame, barrier) -> None:
@@ -67,7 +63,7 @@ def test_concurrent_dataset_merges_lose_no_rows_and_match_a_sequential_merge(tmp
     _all_at_once(merge_bars, concurrent, sessions[::-1])
 
     assert len(load_bars(concurrent, "d1")) == 2 * (len(SESSIONS) + 1)  # every session of every worker
-    assert _digests(concurrent) == _digests(sequential)
+    assert parquet_digests(concurrent) == parquet_digests(sequential)
     assert not list(concurrent.rglob(".tmp-*"))
 
 
@@ -80,4 +76,4 @@ def test_concurrent_forecast_upserts_lose_no_rows(tmp_path):
 
     stored = pd.read_parquet(concurrent / "symbol=SPY" / "timeframe=d1" / "2024-07.parquet")
     assert len(stored) == 2 * len(SESSIONS)
-    assert _digests(concurrent) == _digests(sequential)
+    assert parquet_digests(concurrent) == parquet_digests(sequential)
