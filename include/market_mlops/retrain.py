@@ -37,7 +37,6 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None, cfg:
     reaches that session (a catch-up run covers many sessions; training drops bars after the cutoff, so later
     data in it changes nothing). None reaches it: fail with the backfill to run.
     """
-    from market_mlops import calendar
     from market_mlops.versioning import (
         first_version_covering,
         latest_version_until,
@@ -46,7 +45,7 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None, cfg:
     )
 
     cfg = cfg or get_config()
-    due = calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
+    due = last_session_close(interval_end, cfg)
     record = latest_version_until(cfg.data_root, interval_end, md5)
     if md5 and record is None:  # logged only after the cutoff, or not at all: the Asset event vouches for it
         logged = [r for r in version_history(cfg.data_root) if r["md5"] == md5]
@@ -74,7 +73,19 @@ def _lags(record: dict[str, Any], due: dt.datetime, cfg: PipelineConfig) -> bool
     if "interval_end" not in record:
         return False
     ends = dt.datetime.fromisoformat(record["interval_end"]).astimezone(dt.UTC)
-    return ends < due - dt.timedelta(days=cfg.training.max_data_lag_days)
+    return ends < freshness_floor(due, cfg)
+
+
+def last_session_close(interval_end: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
+    """The close of the last session at or before a retrain's cutoff: the data must reach it."""
+    from market_mlops import calendar
+
+    return calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
+
+
+def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
+    """Data ending before this is too old to train for the cutoff whose last session closed at `due`."""
+    return due - dt.timedelta(days=cfg.training.max_data_lag_days)
 
 
 def git_commit() -> str:
@@ -161,7 +172,7 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
     import mlflow
 
-    from market_mlops import calendar, registry
+    from market_mlops import registry
     from market_mlops.ensemble_model import save_base_models
     from market_mlops.evaluation import evaluate_with_baselines
     from market_mlops.promotion import promote_if_better
@@ -183,10 +194,9 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
             log.info("run %s already registered as %s v%s; not training again", run_key, name, mv.version)
             return json.loads(existing.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
 
-    due = calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
     X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg.universe.benchmark, interval_end,
                                 training_cfg.history_years, spec.horizon, spec.threshold,
-                                fresh_from=due - dt.timedelta(days=cfg.training.max_data_lag_days))
+                                fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg))
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     hold = trained.holdout_index
     close = bars["close"].to_numpy(dtype=float)
