@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
-	$(PY) -m market_mlops.demo
+	$(PY) -m market_mlops.dev.demo
 
 test: setup  ## every tier (what CI runs): the default suite, then the Postgres scheduler tier
 	$(PY) -m pytest -m "not scheduler and not bench"
@@ -34,7 +34,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
-	$(PY) -m market_mlops.bench
+	$(PY) -m market_mlops.dev.bench
 
 lock:  ## re-resolve requirements.txt into requirements.lock (needs the package index)
 	$(UV) pip compile requirements.txt -o requirements.lock --python-version 3.11 --python-platform x86_64-manylinux_2_28

@@ -49,20 +49,20 @@ from market_mlops.orchestration import default_args, list_param, universe_params
 def drift_check():
     @task
     def list_champions(params=None) -> list[dict]:
-        from market_mlops.monitoring import champions
+        from market_mlops.tasks.drift_check import champions
 
         return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
 
     @task(map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
     def check_model_drift(champion: dict, data_interval_start=None, data_interval_end=None, dag_run=None, ti=None) -> dict:
-        from market_mlops.monitoring import check_model_drift as check
+        from market_mlops.tasks.drift_check import check_model_drift as check
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
         return check(champion["symbol"], champion["timeframe"], data_interval_start, data_interval_end, ctx)
 
     @task
     def plan_emergency_retrains(results) -> list[dict]:
-        from market_mlops.monitoring import emergency_retrain_confs
+        from market_mlops.tasks.drift_check import emergency_retrain_confs
 
         return emergency_retrain_confs(list(results))
 

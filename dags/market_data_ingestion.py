@@ -54,7 +54,7 @@ def market_data_ingestion():
     def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> dict:
         import datetime as dt
 
-        from market_mlops.ingestion import fetch_batch
+        from market_mlops.tasks.ingestion import fetch_batch
 
         history = dt.date.fromisoformat(params["history_start"]) if params["history_start"] else None
         return fetch_batch(data_interval_start, data_interval_end, list_param(params["symbols"]),
@@ -64,7 +64,7 @@ def market_data_ingestion():
     def validate_bars(fetched: dict, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from market_mlops.ingestion import BatchRejected, validate_batch
+        from market_mlops.tasks.ingestion import BatchRejected, validate_batch
 
         try:
             return validate_batch(fetched, run_id=run_id)
@@ -73,13 +73,13 @@ def market_data_ingestion():
 
     @task
     def merge_bars(validated: dict) -> dict:
-        from market_mlops.ingestion import merge_batch
+        from market_mlops.tasks.ingestion import merge_batch
 
         return merge_batch(validated)
 
     @task(pool=DVC_POOL, outlets=[MARKET_DATASET])
     def version_dataset(merged: dict, run_id=None, outlet_events=None) -> dict:
-        from market_mlops.ingestion import version_dataset as commit_version
+        from market_mlops.tasks.ingestion import version_dataset as commit_version
 
         record = commit_version(merged, run_id=run_id)
         outlet_events[MARKET_DATASET].extra = {k: record[k] for k in ("md5", "interval_start", "interval_end", "gx_result_id")}

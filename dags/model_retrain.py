@@ -66,7 +66,7 @@ def model_retrain():
     def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None, inlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from market_mlops.retrain import plan_retrain as plan
+        from market_mlops.tasks.retrain import plan_retrain as plan
 
         triggering = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         decision = plan(params["until"], data_interval_end, triggering, inlet_events[MARKET_DATASET])
@@ -80,8 +80,8 @@ def model_retrain():
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from market_mlops.retrain import NoDataVersion
-        from market_mlops.retrain import resolve_data_version as resolve
+        from market_mlops.tasks.retrain import NoDataVersion
+        from market_mlops.tasks.retrain import resolve_data_version as resolve
 
         try:
             return resolve(dt.datetime.fromisoformat(plan["until"]), plan["md5"])
@@ -99,7 +99,7 @@ def model_retrain():
     def retrain_model(pair: dict, data: dict, params=None, dag_run=None, ti=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from market_mlops.retrain import retrain_model as retrain
+        from market_mlops.tasks.retrain import retrain_model as retrain
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index)}
         try:
@@ -111,7 +111,7 @@ def model_retrain():
     def report_retrain(results, models: list[dict], data: dict | None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from market_mlops.retrain import report_retrain as report
+        from market_mlops.tasks.retrain import report_retrain as report
 
         if data is None:  # plan_retrain skipped: nothing was due
             raise AirflowSkipException("no retrain was planned for this run")

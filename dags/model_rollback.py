@@ -38,8 +38,8 @@ from market_mlops.orchestration import default_args
 def model_rollback():
     @task
     def rollback_champion(params=None) -> dict:
-        from market_mlops.promotion import rollback
-        from market_mlops.registry import model_name
+        from market_mlops.registry.store import model_name
+        from market_mlops.tasks.promotion import rollback
 
         return rollback(model_name(params["symbol"], params["timeframe"]), params["to_version"] or None)
 

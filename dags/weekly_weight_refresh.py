@@ -39,13 +39,13 @@ from market_mlops.orchestration import TRAINING_POOL, default_args, list_param, 
 def weekly_weight_refresh():
     @task
     def list_champions(params=None) -> list[dict]:
-        from market_mlops.monitoring import champions
+        from market_mlops.tasks.drift_check import champions
 
         return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
     def refresh_weights(champion: dict, data_interval_end=None, dag_run=None, ti=None) -> dict:
-        from market_mlops.refresh import refresh_weights as refresh
+        from market_mlops.tasks.refresh import refresh_weights as refresh
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
         return refresh(champion["symbol"], champion["timeframe"], data_interval_end, ctx)

@@ -48,7 +48,7 @@ class TradingSessionTimetable(Timetable):
         )
 
     def infer_manual_data_interval(self, *, run_after: dt.datetime) -> DataInterval:
-        from market_mlops.calendar import session_closing_at_or_before
+        from market_mlops.data.calendar import session_closing_at_or_before
 
         info = self._info(session_closing_at_or_before(self.exchange, run_after))
         assert info.data_interval is not None
@@ -57,7 +57,7 @@ class TradingSessionTimetable(Timetable):
     def next_dagrun_info(
         self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
     ) -> DagRunInfo | None:
-        from market_mlops.calendar import (
+        from market_mlops.data.calendar import (
             first_session_after,
             first_session_starting_at_or_after,
             session_closing_at_or_before,

@@ -14,7 +14,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="mlops-test-"))
 
 # Must happen before anything imports Airflow.
 sys.path.insert(0, str(REPO / "include"))
-from market_mlops.local_stack import configure_environment  # noqa: E402
+from market_mlops.dev.local_stack import configure_environment  # noqa: E402
 
 configure_environment(_HOME, override=True)
 for key in [k for k in os.environ if k.startswith("MLOPS__") or k.startswith("AIRFLOW_CONN_")]:
@@ -29,7 +29,7 @@ def stack_home() -> Path:
 @pytest.fixture(scope="session")
 def airflow_db(stack_home: Path) -> Path:
     """A migrated Airflow metadata DB (SQLite) with the suite's pools."""
-    from market_mlops.local_stack import ensure_airflow_db
+    from market_mlops.dev.local_stack import ensure_airflow_db
 
     ensure_airflow_db()
     return stack_home / "airflow" / "airflow.db"

@@ -29,8 +29,8 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from market_mlops.promotion import rollback
-    from market_mlops.registry import model_name
+    from market_mlops.registry.store import model_name
+    from market_mlops.tasks.promotion import rollback
 
     moved = rollback(model_name(args.symbol, args.timeframe), args.to_version)
     print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
@@ -38,14 +38,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from market_mlops.report import models_section
+    from market_mlops.tasks.report import models_section
 
     print("\n".join(models_section()))
     return 0
 
 
 def _features(args: argparse.Namespace) -> int:
-    from market_mlops.reproduce import build_feature_table
+    from market_mlops.tasks.reproduce import build_feature_table
 
     rows = build_feature_table(args.symbol, args.timeframe, args.until, args.data_version, Path(args.out))
     print(f"{rows} labelled rows -> {args.out}")
@@ -53,7 +53,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from market_mlops.reproduce import train_from_table
+    from market_mlops.tasks.reproduce import train_from_table
 
     checksums = train_from_table(Path(args.features), args.timeframe, Path(args.out))
     print(f"model -> {args.out} ({', '.join(f'{k} {v[:10]}' for k, v in checksums.items())})")
@@ -61,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from market_mlops.reproduce import evaluate_model
+    from market_mlops.tasks.reproduce import evaluate_model
 
     m = evaluate_model(Path(args.features), Path(args.model), args.timeframe, Path(args.out))
     print(f"holdout accuracy {m['model_accuracy']:.3f} vs majority {m['majority_accuracy']:.3f}, "

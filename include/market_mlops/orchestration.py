@@ -20,7 +20,7 @@ TRAINING_POOL = "training"  # bounds concurrent model fits on a worker host
 
 def on_task_failure(context: dict[str, Any]) -> None:
     """Failure notifier for every task: Slack when configured, else the task log and the outbox."""
-    from market_mlops.alerts import notify_task_failure
+    from market_mlops.monitoring.alerts import notify_task_failure
 
     notify_task_failure(context)
 

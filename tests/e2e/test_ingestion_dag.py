@@ -7,9 +7,9 @@ import hashlib
 
 import pytest
 
-from market_mlops.calendar import session
 from market_mlops.config import get_config
-from market_mlops.versioning import read_version, version_history
+from market_mlops.data.calendar import session
+from market_mlops.data.versioning import read_version, version_history
 
 from .conftest import run_dag
 

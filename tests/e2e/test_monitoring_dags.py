@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from market_mlops.calendar import session
 from market_mlops.config import get_config
+from market_mlops.data.calendar import session
 
 from .conftest import run_dag
 
@@ -29,10 +29,10 @@ def _digest(root):
 
 
 def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
-    from market_mlops import registry
-    from market_mlops.drift import BANDS
-    from market_mlops.forecasts import load_forecasts
-    from market_mlops.monitoring import drift_history
+    from market_mlops.monitoring.drift import BANDS
+    from market_mlops.monitoring.forecasts import load_forecasts
+    from market_mlops.registry import store
+    from market_mlops.tasks.drift_check import drift_history
 
     for key, value in FAST.items():
         monkeypatch.setenv(key, value)
@@ -41,7 +41,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert run_dag(ingest, _after_close(dt.date(2025, 11, 14)), {"history_start": "2025-10-01"}) == "success"
     assert run_dag(dagbag.dags["model_retrain"], dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
                    {"force_promotion": True, "until": "", "reason": "test", "search_trials": 0}) == "success"
-    c = registry.client()
+    c = store.client()
     parents = {n: str(c.get_model_version_by_alias(n, "champion").version) for n in ("SPY-d1-direction", "AAPL-d1-direction")}
 
     # Weekly refresh: a new version per champion, same base-model bytes, parent recorded, gate decided.

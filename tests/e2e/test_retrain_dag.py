@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from market_mlops.calendar import session
 from market_mlops.config import get_config
+from market_mlops.data.calendar import session
 
 from .conftest import run_dag
 
@@ -38,13 +38,13 @@ def _load_history(dagbag, until: dt.date) -> None:
 
 
 def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently(dagbag, retrain_env):
-    from market_mlops import registry
+    from market_mlops.registry import store
 
     _load_history(dagbag, dt.date(2025, 9, 30))
     dag = dagbag.dags["model_retrain"]
     october_first = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
     assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"
-    c = registry.client()
+    c = store.client()
     names = sorted(m.name for m in c.search_registered_models())
     assert names == ["AAPL-d1-direction", "SPY-d1-direction"]
     for name in names:
@@ -63,7 +63,7 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
 
 
 def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_path):
-    from market_mlops.ensemble_model import sha256_file
+    from market_mlops.model.ensemble_model import sha256_file
 
     _load_history(dagbag, dt.date(2025, 9, 30))
     project = tmp_path / "project"

@@ -8,9 +8,9 @@ import hashlib
 import boto3
 import pytest
 
-from market_mlops.dataset import merge_bars
-from market_mlops.synthetic import GeneratorSpec, generate_bars
-from market_mlops.versioning import commit_and_push, materialize, read_version
+from market_mlops.data.dataset import merge_bars
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data.versioning import commit_and_push, materialize, read_version
 from tests.files import parquet_digests
 
 pytestmark = pytest.mark.integration

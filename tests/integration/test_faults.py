@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from market_mlops.config import ConfigError, load_config
-from market_mlops.dataset import merge_bars
-from market_mlops.storage import StorageFull
-from market_mlops.synthetic import GeneratorSpec, generate_bars
-from market_mlops.versioning import VersioningError, commit_and_push, materialize, read_version
+from market_mlops.data.dataset import merge_bars
+from market_mlops.data.storage import StorageFull
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data.versioning import VersioningError, commit_and_push, materialize, read_version
 from tests.files import parquet_digests
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def test_s3_endpoint_down_during_push_then_retry_succeeds(tmp_path, s3_endpoint)
 
 WRITER = r"""
 import sys, pandas as pd, numpy as np
-from market_mlops.dataset import merge_bars
+from market_mlops.data.dataset import merge_bars
 n = 3_000_000
 ts = pd.date_range("2024-01-01", periods=n, freq="5s", tz="UTC")
 frame = pd.DataFrame({"symbol": "SPY", "timeframe": "d1", "ts": ts, "open": 1.0, "high": 2.0, "low": 0.5,
@@ -91,7 +91,8 @@ def test_writer_killed_mid_write_leaves_no_partial_file_and_rerun_is_identical(t
 
 INGEST = r"""
 import datetime as dt, sys
-from market_mlops import calendar, ingestion
+from market_mlops.data import calendar
+from market_mlops.tasks import ingestion
 day = dt.date.fromisoformat(sys.argv[1])
 s = calendar.session("XNYS", day)
 f = ingestion.fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime())
@@ -140,7 +141,7 @@ def test_no_space_left_gives_a_clear_error_and_corrupts_nothing(tiny_volume):
 
 
 def test_config_level_bad_input_is_refused_in_one_line(tmp_path):
-    from market_mlops.ingestion import fetch_batch
+    from market_mlops.tasks.ingestion import fetch_batch
 
     cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
     with pytest.raises(ConfigError, match=r"unknown symbol\(s\) \['NOPE'\]"):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from market_mlops.dataset import merge_bars
-from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data.dataset import merge_bars
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 
 pytestmark = [pytest.mark.integration, pytest.mark.training]
 
@@ -43,8 +43,8 @@ def _start_server(home: Path, port: int) -> subprocess.Popen:
 
 
 def test_outage_then_retry_registers_once(mlops_home, monkeypatch):
-    from market_mlops import registry
-    from market_mlops.retrain import retrain_model
+    from market_mlops.registry import aliases, store
+    from market_mlops.tasks.retrain import retrain_model
 
     port = _free_port()
     for key, value in {"RF_ESTIMATORS": 40, "BOOST_ROUNDS": 60, "FOLDS": 3, "HISTORY_YEARS": 5, "MIN_TRAIN_ROWS": 200,
@@ -67,10 +67,10 @@ def test_outage_then_retry_registers_once(mlops_home, monkeypatch):
     try:
         first = retrain_model("AAA", "d1", data, force_promotion=True)  # the retry
         again = retrain_model("AAA", "d1", data, force_promotion=True)  # and a second retry
-        c = registry.client()
+        c = store.client()
         assert first["version"] == str(again["version"]) == "1"
         assert len(c.search_model_versions("name = 'AAA-d1-direction'")) == 1
-        moves = registry.alias_history("AAA-d1-direction")
+        moves = aliases.alias_history("AAA-d1-direction")
         assert [(m["from"], m["to"]) for m in moves] == [(None, "1")]  # the champion alias moved once
     finally:
         server.terminate()

@@ -23,11 +23,11 @@ RACERS = 6
 
 RACER = """
 import json, sys, time
-from market_mlops import registry
+from market_mlops.registry import store, versions
 start, run_id = float(sys.argv[1]), sys.argv[2]
 time.sleep(max(0.0, start - time.time()))
-exp = registry.experiment_id()
-version = registry.register_version("RACE-d1-direction", run_id, {"racer": run_id})
+exp = store.experiment_id()
+version = versions.register_version("RACE-d1-direction", run_id, {"racer": run_id})
 print(json.dumps({"experiment": exp, "version": version.version}))
 """
 
@@ -58,7 +58,7 @@ def test_racing_tasks_share_one_experiment_and_registered_model(postgres_trackin
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outcomes]
     assert len({r["experiment"] for r in results}) == 1
     assert sorted(int(r["version"]) for r in results) == list(range(1, RACERS + 1))
-    from market_mlops.registry import EXPERIMENT
+    from market_mlops.registry.store import EXPERIMENT
 
     assert sorted(e.name for e in client.search_experiments()) == sorted(["Default", "scratch", EXPERIMENT])
     assert [m.name for m in client.search_registered_models()] == ["RACE-d1-direction"]

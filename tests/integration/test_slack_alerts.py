@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from market_mlops.alerts import Alert, Outbox, send_alert
+from market_mlops.monitoring.alerts import Alert, Outbox, send_alert
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from market_mlops.config import Training, get_config
-from market_mlops.dataset import merge_bars
-from market_mlops.ensemble import fit_weights
-from market_mlops.features import build_features, feature_columns
-from market_mlops.labels import direction_labels
-from market_mlops.synthetic import GeneratorSpec, generate_bars
-from market_mlops.walk_forward import walk_forward_splits
+from market_mlops.data.dataset import merge_bars
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.model.ensemble import fit_weights
+from market_mlops.model.features import build_features, feature_columns
+from market_mlops.model.labels import direction_labels
+from market_mlops.model.walk_forward import walk_forward_splits
 
 FAST = Training(rf_estimators=60, boost_rounds=80, folds=3, history_years=6, min_train_rows=200, bootstrap_samples=200)
 END = dt.date(2025, 9, 30)
@@ -67,7 +67,7 @@ def test_ensemble_weights_are_a_simplex_and_prefer_the_better_model():
 
 
 def _frame(bars):
-    from market_mlops.retrain import training_frame  # noqa: F401 (same path as production, through a dataset)
+    from market_mlops.tasks.retrain import training_frame  # noqa: F401 (same path as production, through a dataset)
 
     aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
     feats = build_features(aaa, "d1", bars[bars["symbol"] == "SPY"])
@@ -78,7 +78,7 @@ def _frame(bars):
 
 @pytest.mark.training
 def test_planted_signal_beats_both_baselines_and_shuffled_labels_do_not():
-    from market_mlops.training import train_ensemble
+    from market_mlops.model.training import train_ensemble
 
     X, y = _frame(_bars(0.3))
     trained = train_ensemble(X, y, FAST, horizon=5)
@@ -118,8 +118,8 @@ def _dataset(root: Path, bars) -> dict:
 
 @pytest.mark.training
 def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_env, monkeypatch):
-    from market_mlops import registry
-    from market_mlops.retrain import retrain_model
+    from market_mlops.registry import store
+    from market_mlops.tasks.retrain import retrain_model
 
     bars_then = _bars(0.3)
     bars_later = _bars(0.3, end=dt.date(2025, 12, 31))  # a backfill run: months of later data exist
@@ -127,7 +127,7 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
     for i, bars in enumerate([bars_then, bars_then, bars_later]):
         monkeypatch.setenv("MLOPS_HOME", str(training_env / f"home{i}"))
         summary = retrain_model("AAA", "d1", _dataset(training_env / f"home{i}" / "ds", bars))
-        run = registry.client().get_run(summary["run_id"])
+        run = store.client().get_run(summary["run_id"])
         checksums.append({k: v for k, v in run.data.tags.items() if k.startswith("sha256.")})
         summary = {k: v for k, v in summary.items() if k not in {"run_id", "data_version"}}
         if i == 0:
@@ -139,10 +139,10 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
 
 @pytest.mark.training
 def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
-    from market_mlops import registry
-    from market_mlops.ensemble_model import ModelIntegrityError
-    from market_mlops.promotion import rollback
-    from market_mlops.retrain import retrain_model
+    from market_mlops.model.ensemble_model import ModelIntegrityError
+    from market_mlops.registry import aliases, store, versions
+    from market_mlops.tasks.promotion import rollback
+    from market_mlops.tasks.retrain import retrain_model
 
     good = _dataset(training_env / "good", _bars(0.3))
     first = retrain_model("AAA", "d1", good)
@@ -150,14 +150,14 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     assert first["reason"] == "first model that beats both baselines"
 
     again = retrain_model("AAA", "d1", good)  # a retried task
-    c = registry.client()
+    c = store.client()
     assert str(again["version"]) == "1" and len(c.search_model_versions("name = 'AAA-d1-direction'")) == 1
 
     noise = {**_dataset(training_env / "noise", _bars(0.0, seed=9)), "interval_end": dt.datetime(2025, 10, 2, tzinfo=dt.UTC).isoformat()}
     worse = retrain_model("AAA", "d1", noise)
     assert worse["version"] == "2" and worse["decision"] == "kept as challenger"
-    aliases = c.get_registered_model("AAA-d1-direction").aliases
-    assert str(aliases["champion"]) == "1" and str(aliases["challenger"]) == "2"
+    pointers = c.get_registered_model("AAA-d1-direction").aliases
+    assert str(pointers["champion"]) == "1" and str(pointers["challenger"]) == "2"
     tags = c.get_model_version("AAA-d1-direction", "2").tags
     assert tags["gate.decision"] == "kept as challenger" and "gate.challenger_accuracy" in tags
 
@@ -168,7 +168,7 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     moved = rollback("AAA-d1-direction")
     assert moved == {"model": "AAA-d1-direction", "from": "3", "to": "1"}
     assert str(c.get_model_version_by_alias("AAA-d1-direction", "champion").version) == "1"
-    trail = registry.alias_history("AAA-d1-direction")
+    trail = aliases.alias_history("AAA-d1-direction")
     assert [(m["from"], m["to"]) for m in trail] == [(None, "1"), ("1", "3"), ("3", "1")]
     assert all(m["who"] and m["when"] and m["why"] for m in trail)
 
@@ -180,7 +180,7 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     example = mlflow.models.Model.load(local).load_input_example(local)
     served = mlflow.pyfunc.load_model("models:/AAA-d1-direction@champion").predict(example)
     assert list(served.columns) == ["p_bearish", "p_neutral", "p_bullish", "label"] and len(served) == len(example)
-    direct = registry.load_verified("AAA-d1-direction", alias="champion").predict_proba(example)
+    direct = versions.load_verified("AAA-d1-direction", alias="champion").predict_proba(example)
     np.testing.assert_allclose(served[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(), direct)
     assert not list(Path(local).rglob("python_model.pkl"))  # defined by code, nothing cloudpickled
 
@@ -192,5 +192,5 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     for target in targets:
         target.write_text(json.dumps({"tampered": True}))
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
-        registry.load_verified("AAA-d1-direction", alias="champion")
+        versions.load_verified("AAA-d1-direction", alias="champion")
     _ = get_config()

@@ -200,8 +200,9 @@ def test_backfill_runs_exactly_the_trading_sessions(stack, tmp_path, monkeypatch
     assert backfill == ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]  # 4 July: exchange holiday
 
     # The same sessions ingested one by one, in process, into another home give the same partitions.
-    from market_mlops import calendar, ingestion
     from market_mlops.config import load_config
+    from market_mlops.data import calendar
+    from market_mlops.tasks import ingestion
 
     cfg = load_config(environ={**FAST, "MLOPS_HOME": str(tmp_path)})
     for day in [dt.date(2024, 7, 1), dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.date(2024, 7, 5)]:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from market_mlops.dataset import load_bars, merge_bars
-from market_mlops.forecasts import FORECAST_COLUMNS, upsert_forecasts
-from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data.dataset import load_bars, merge_bars
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.monitoring.forecasts import FORECAST_COLUMNS, upsert_forecasts
 from tests.files import parquet_digests
 
 SESSIONS = [dt.date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9, 10, 11)]

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from market_mlops.config import Drift, load_config
-from market_mlops.drift import (
+from market_mlops.data.storage import append_jsonl
+from market_mlops.monitoring.drift import (
     accuracy_band,
     feature_drift,
     ks_distance,
@@ -16,7 +17,6 @@ from market_mlops.drift import (
     psi_from_shares,
     psi_null_thresholds,
 )
-from market_mlops.storage import append_jsonl
 
 CFG = Drift(monitor_below=-5, drift_below=-15, emergency_below=-25, min_resolved=20)
 
@@ -106,7 +106,7 @@ def test_null_thresholds_grow_with_the_quantile_and_skip_short_features():
 
 
 def test_cooldown_blocks_a_second_emergency_inside_the_window(mlops_home):
-    from market_mlops.monitoring import emergency_retrain_confs, history_path, in_cooldown
+    from market_mlops.tasks.drift_check import emergency_retrain_confs, history_path, in_cooldown
 
     cfg = load_config()
     end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
@@ -127,7 +127,7 @@ def test_a_drift_result_without_resolved_forecasts_fits_in_an_xcom():
     """Right after a new champion no forecast has resolved: NaN figures must not fail the task's XCom push."""
     import json
 
-    from market_mlops.monitoring import xcom_safe
+    from market_mlops.tasks.drift_check import xcom_safe
 
     result = xcom_safe({"model": "AAA-d1-direction", "band": "normal", "realized_accuracy": float("nan"),
                         "delta_points": float("inf"), "resolved": 0, "holdout_accuracy": 0.48})

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from market_mlops.features import build_features, feature_columns
-from market_mlops.forecasts import WARMUP_DAYS
-from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.model.features import build_features, feature_columns
+from market_mlops.monitoring.forecasts import WARMUP_DAYS
 
 
 @pytest.mark.parametrize("timeframe", ["d1", "h4", "h1", "m15"])

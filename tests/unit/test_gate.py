@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from market_mlops import calendar
-from market_mlops.alerts import Outbox
 from market_mlops.config import load_config
-from market_mlops.ingestion import BatchRejected, fetch_batch, validate_batch
-from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data import calendar
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.monitoring.alerts import Outbox
+from market_mlops.tasks.ingestion import BatchRejected, fetch_batch, validate_batch
 
 SESSION = dt.date(2024, 11, 26)
 HEADER = "ts,open,high,low,close,volume"
@@ -44,7 +44,7 @@ def landing(mlops_home, monkeypatch):
 
 def _state(cfg) -> dict:
     """What a rejected batch must leave untouched: dataset bytes, its DVC version, the remote's objects."""
-    from market_mlops.versioning import read_version
+    from market_mlops.data.versioning import read_version
 
     files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}  # noqa: E731
     return {"dataset": files(cfg.data_root / "dataset"), "version": read_version(cfg.data_root),
@@ -54,8 +54,8 @@ def _state(cfg) -> dict:
 @pytest.fixture
 def versioned_landing(landing):
     """A landing folder on top of an existing, pushed dataset version (the day before)."""
-    from market_mlops.dataset import merge_bars
-    from market_mlops.versioning import commit_and_push
+    from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.versioning import commit_and_push
 
     cfg, folder = landing
     merge_bars(cfg.data_root / "dataset", generate_bars(GeneratorSpec(seed=1), ["SPY"], "h1", dt.date(2024, 11, 25), dt.date(2024, 11, 25)))

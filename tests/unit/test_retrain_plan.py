@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from market_mlops.config import load_config
-from market_mlops.retrain import plan_retrain
+from market_mlops.tasks.retrain import plan_retrain
 
 
 def _event(close: str, md5: str = "abc.dir") -> dict:
@@ -48,9 +48,9 @@ def test_a_batch_of_queued_events_trains_for_the_month_one_of_them_closes(tmp_pa
 def test_a_cron_run_refuses_data_that_stops_long_before_its_month(tmp_path):
     """A fresh deployment unpaused on 23 Nov 2026 runs the cron retrain for October at once; if the only data
     version ends in July 2024 it must fail with one line, not register a model named for October."""
-    from market_mlops.retrain import NoDataVersion, resolve_data_version
-    from market_mlops.storage import append_jsonl
-    from market_mlops.versioning import VERSION_LOG
+    from market_mlops.data.storage import append_jsonl
+    from market_mlops.data.versioning import VERSION_LOG
+    from market_mlops.tasks.retrain import NoDataVersion, resolve_data_version
 
     cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
     append_jsonl({"md5": "jul2024.dir", "interval_end": "2024-07-05T20:00:00+00:00", "logged_at": "2024-07-05T21:00:00"},
@@ -69,9 +69,9 @@ def test_a_cron_run_refuses_data_that_stops_long_before_its_month(tmp_path):
 
 def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path):
     """The version log says a catch-up run reached the cutoff; the bars say the pair stops weeks earlier."""
-    from market_mlops.dataset import merge_bars
-    from market_mlops.retrain import training_frame
-    from market_mlops.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.tasks.retrain import training_frame
 
     root = tmp_path / "dataset"
     merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2022, 1, 3), dt.date(2024, 6, 28)))

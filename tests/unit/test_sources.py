@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from market_mlops.bars import DTYPES
-from market_mlops.sources import BadFile, LandingSource, RawFile, read_raw_file
+from market_mlops.data.bars import DTYPES
+from market_mlops.data.sources import BadFile, LandingSource, RawFile, read_raw_file
 
 
 def _write(tmp_path, name, text):

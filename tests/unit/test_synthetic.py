@@ -5,8 +5,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from market_mlops import calendar
-from market_mlops.synthetic import GeneratorSpec, generate_bars
+from market_mlops.data import calendar
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 
 SPEC = GeneratorSpec(seed=11, origin=dt.date(2018, 1, 2), benchmark="SPY")
 SYMBOLS = ["SPY", "AAA", "BBB"]

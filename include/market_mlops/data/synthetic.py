@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from market_mlops import calendar
-from market_mlops.bars import with_canonical_dtypes
 from market_mlops.config import TIMEFRAME_MINUTES
+from market_mlops.data import calendar
+from market_mlops.data.bars import with_canonical_dtypes
 
 _STREAMS = ("market", "idio", "trend", "regime", "gap", "wick_high", "wick_low", "volume", "flow_sign")
 _TRADING_MINUTES_PER_YEAR = 252 * 390
@@ -147,7 +147,7 @@ def generate_bars(
         sessions = path["session"].dt.date
         frames.append(path[(sessions >= start) & (sessions <= end)])
     if not frames:
-        from market_mlops.bars import empty_bars
+        from market_mlops.data.bars import empty_bars
 
         return empty_bars()
     return with_canonical_dtypes(pd.concat(frames, ignore_index=True))

@@ -65,13 +65,13 @@ def parse_times() -> list[dict]:
 
 
 def _w1_bars():
-    from market_mlops.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 
     return generate_bars(GeneratorSpec(seed=7, origin=dt.date(2010, 1, 4), benchmark="SPY"), SYMBOLS_15, "d1", W1_START, W1_END)
 
 
 def feature_speed(bars: pd.DataFrame) -> list[dict]:
-    from market_mlops.features import build_features, feature_columns
+    from market_mlops.model.features import build_features, feature_columns
 
     bench = bars[bars["symbol"] == "SPY"]
     started = time.perf_counter()
@@ -86,9 +86,9 @@ def feature_speed(bars: pd.DataFrame) -> list[dict]:
 
 def w1(bars: pd.DataFrame) -> list[dict]:
     from market_mlops.config import Training
-    from market_mlops.features import build_features, feature_columns
-    from market_mlops.labels import direction_labels
-    from market_mlops.training import train_ensemble
+    from market_mlops.model.features import build_features, feature_columns
+    from market_mlops.model.labels import direction_labels
+    from market_mlops.model.training import train_ensemble
 
     cfg = Training(folds=5, history_years=15)
     bench = bars[bars["symbol"] == "SPY"]
@@ -120,11 +120,12 @@ def w1(bars: pd.DataFrame) -> list[dict]:
 
 
 def ingestion_cost() -> list[dict]:
-    from market_mlops import calendar, ingestion
     from market_mlops.config import load_config
-    from market_mlops.dataset import merge_bars
-    from market_mlops.synthetic import GeneratorSpec, generate_bars
-    from market_mlops.versioning import commit_and_push
+    from market_mlops.data import calendar
+    from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.data.versioning import commit_and_push
+    from market_mlops.tasks import ingestion
 
     session_day = dt.date(2025, 11, 3)
     s = calendar.session("XNYS", session_day)
@@ -160,14 +161,14 @@ def ingestion_cost() -> list[dict]:
 
 def drift_and_refresh() -> list[dict]:
     """One small model per timeframe, registered in a temp MLflow; drift compute for 60 series; refresh per model."""
-    from market_mlops import registry
     from market_mlops.config import load_config
-    from market_mlops.dataset import merge_bars
-    from market_mlops.drift import accuracy_band, feature_drift, psi_null_thresholds
-    from market_mlops.forecasts import resolved_forecasts
-    from market_mlops.refresh import refresh_weights
-    from market_mlops.retrain import retrain_model
-    from market_mlops.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.monitoring.drift import accuracy_band, feature_drift, psi_null_thresholds
+    from market_mlops.monitoring.forecasts import resolved_forecasts
+    from market_mlops.registry import store, versions
+    from market_mlops.tasks.refresh import refresh_weights
+    from market_mlops.tasks.retrain import retrain_model
 
     rows = []
     with tempfile.TemporaryDirectory() as home:
@@ -184,14 +185,14 @@ def drift_and_refresh() -> list[dict]:
         models = {}
         for tf in ("d1", "h4", "h1", "m15"):
             retrain_model("SPY", tf, data, force_promotion=True, cfg=cfg)
-            models[tf] = registry.load_verified(registry.model_name("SPY", tf), alias="champion", cfg=cfg)
+            models[tf] = versions.load_verified(store.model_name("SPY", tf), alias="champion", cfg=cfg)
         reference = {tf: pd.DataFrame(np.random.default_rng(0).normal(size=(2000, len(m.base.features))), columns=m.base.features)
                      for tf, m in models.items()}
         limits = {tf: psi_null_thresholds(ref, cfg.drift.window, cfg.drift.null_quantile) for tf, ref in reference.items()}
         end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
-        from market_mlops.dataset import load_bars
-        from market_mlops.features import build_features
-        from market_mlops.forecasts import WARMUP_DAYS
+        from market_mlops.data.dataset import load_bars
+        from market_mlops.model.features import build_features
+        from market_mlops.monitoring.forecasts import WARMUP_DAYS
 
         start = pd.Timestamp("2025-10-01", tz="UTC")
         all_bars = {tf: load_bars(cfg.data_root / "dataset", tf, until=end, since=start - dt.timedelta(days=WARMUP_DAYS[tf]))
@@ -230,7 +231,7 @@ def drift_and_refresh() -> list[dict]:
 def demo_time() -> list[dict]:
     with tempfile.TemporaryDirectory() as home:
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "market_mlops.demo"], env={**os.environ, "MLOPS_HOME": home},
+        out = subprocess.run([sys.executable, "-m", "market_mlops.dev.demo"], env={**os.environ, "MLOPS_HOME": home},
                              capture_output=True, text=True)
         seconds = time.perf_counter() - started
     return [_row("end-to-end demo", seconds, "s", "<= 300", seconds <= 300 and out.returncode == 0,

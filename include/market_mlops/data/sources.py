@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from market_mlops.bars import COLUMNS, DTYPES, PRICE_COLUMNS
+from market_mlops.data.bars import COLUMNS, DTYPES, PRICE_COLUMNS
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _ALIASES = {
@@ -62,7 +62,7 @@ class Source(Protocol):
 # Reading ------------------------------------------------------------------------------------------------------
 def _read_bytes(uri: str) -> bytes:
     if uri.startswith("s3://"):
-        from market_mlops.object_store import s3_client, split_s3_uri
+        from market_mlops.data.object_store import s3_client, split_s3_uri
 
         bucket, key = split_s3_uri(uri)
         return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -177,7 +177,7 @@ class LandingSource:
         for session in sessions:
             prefix = f"{self.landing_uri}/{session.isoformat()}"
             if prefix.startswith("s3://"):
-                from market_mlops.object_store import list_s3
+                from market_mlops.data.object_store import list_s3
 
                 uris = list_s3(prefix + "/")
             else:
@@ -197,8 +197,8 @@ class SyntheticSource:
         self.raw_root = raw_root
 
     def raw_files(self, sessions: list[dt.date], symbols: list[str], timeframes: list[str]) -> list[RawFile]:
-        from market_mlops.storage import write_parquet_atomic
-        from market_mlops.synthetic import generate_bars
+        from market_mlops.data.storage import write_parquet_atomic
+        from market_mlops.data.synthetic import generate_bars
 
         if not sessions:
             return []
@@ -222,7 +222,7 @@ def make_source(kind: str, cfg) -> Source:  # cfg: PipelineConfig
     if kind == "landing":
         return LandingSource(cfg.landing_uri)
     if kind == "synthetic":
-        from market_mlops.synthetic import spec_from_config
+        from market_mlops.data.synthetic import spec_from_config
 
         return SyntheticSource(spec_from_config(cfg), cfg.data_root / "raw")
     raise ValueError(f"unknown source {kind!r}: allowed are 'landing' and 'synthetic'")

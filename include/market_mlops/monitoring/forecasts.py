@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.labels import CLASSES, direction_labels
-from market_mlops.storage import directory_lock, write_parquet_atomic
+from market_mlops.data.storage import directory_lock, write_parquet_atomic
+from market_mlops.model.labels import CLASSES, direction_labels
 
 log = logging.getLogger(__name__)
 # Calendar days of history before the first scored bar, so every trailing window (up to 250 bars) is full.
@@ -32,8 +32,8 @@ def forecast_root(cfg: PipelineConfig) -> Path:
 
 def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime):
     """Features for bars since..until, computed with enough earlier history for every trailing window."""
-    from market_mlops.dataset import load_bars
-    from market_mlops.features import build_features
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.model.features import build_features
 
     warmup = dt.timedelta(days=WARMUP_DAYS[timeframe])
     bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, cfg.universe.benchmark], until=until, since=since - warmup)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from market_mlops.bars import COLUMNS, with_canonical_dtypes
-from market_mlops.storage import directory_lock, remove_stale_temp_files, write_parquet_atomic
+from market_mlops.data.bars import COLUMNS, with_canonical_dtypes
+from market_mlops.data.storage import directory_lock, remove_stale_temp_files, write_parquet_atomic
 
 YEARLY = {"d1", "h4"}
 
@@ -70,7 +70,7 @@ def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
         for path in sorted((sdir / f"timeframe={timeframe}").glob("*.parquet")):
             frames.append(pd.read_parquet(path))
     if not frames:
-        from market_mlops.bars import empty_bars
+        from market_mlops.data.bars import empty_bars
 
         return empty_bars()
     bars = with_canonical_dtypes(pd.concat(frames, ignore_index=True))

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market_mlops import registry
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.registry import aliases, store, versions
 
 log = logging.getLogger(__name__)
 
@@ -23,26 +23,26 @@ log = logging.getLogger(__name__)
 def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
                       challenger_proba: np.ndarray, evaluation: dict[str, Any], force: bool = False,
                       cfg: PipelineConfig | None = None) -> dict[str, Any]:
-    from market_mlops.alerts import Alert, send_alert
-    from market_mlops.evaluation import bootstrap_accuracy_difference
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+    from market_mlops.monitoring.alerts import Alert, send_alert
 
     cfg = cfg or get_config()
-    c = registry.client(cfg)
-    registry.move_alias(name, registry.CHALLENGER, version, "new version from training", cfg)
+    c = store.client(cfg)
+    aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
     acc = evaluation["model_accuracy"]
     baselines = {"majority": evaluation["majority_accuracy"], "persistence": evaluation["persistence_accuracy"]}
     beats_baselines = all(acc > b for b in baselines.values())
     numbers: dict[str, Any] = {"challenger_accuracy": round(acc, 4), **{f"{k}_accuracy": round(v, 4) for k, v in baselines.items()}}
 
     try:
-        champion = str(c.get_model_version_by_alias(name, registry.CHAMPION).version)
+        champion = str(c.get_model_version_by_alias(name, aliases.CHAMPION).version)
     except Exception:
         champion = None
     if champion == version:
         return {"decision": "already champion", "champion_version": version, **numbers}
 
     if champion is not None:
-        loaded = registry.load_verified(name, champion, cfg=cfg)
+        loaded = versions.load_verified(name, champion, cfg=cfg)
         champ_proba = loaded.predict_proba(X_holdout)
         champ_pred = champ_proba.argmax(axis=1)
         mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), champ_pred,
@@ -74,7 +74,7 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
     if champion is not None:
         c.set_model_version_tag(name, champion, f"gate.vs_v{version}", f"{decision['decision']}: {reason}")
     if promote:
-        registry.move_alias(name, registry.CHAMPION, version, reason, cfg)
+        aliases.move_alias(name, aliases.CHAMPION, version, reason, cfg)
         if champion is not None:
             c.set_model_version_tag(name, champion, "replaced_by", version)
             c.set_model_version_tag(name, champion, "replaced_reason", reason)
@@ -86,21 +86,21 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
 
 def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> dict[str, Any]:
     """Move `champion` back to the version it replaced (or to `to_version`); one call, audited, alerted."""
-    from market_mlops.alerts import Alert, send_alert
+    from market_mlops.monitoring.alerts import Alert, send_alert
 
     cfg = cfg or get_config()
-    c = registry.client(cfg)
+    c = store.client(cfg)
     try:
-        current = str(c.get_model_version_by_alias(name, registry.CHAMPION).version)
+        current = str(c.get_model_version_by_alias(name, aliases.CHAMPION).version)
     except Exception:
-        raise registry.RegistryError(f"{name} has no champion to roll back") from None
+        raise store.RegistryError(f"{name} has no champion to roll back") from None
     if to_version is None:
-        moves = [m for m in registry.alias_history(name, registry.CHAMPION, cfg) if m["to"] == current and m["from"]]
+        moves = [m for m in aliases.alias_history(name, aliases.CHAMPION, cfg) if m["to"] == current and m["from"]]
         if not moves:
-            raise registry.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
+            raise store.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
         to_version = moves[-1]["from"]
     c.get_model_version(name, str(to_version))  # fails clearly if the version does not exist
-    registry.move_alias(name, registry.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
+    aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
     c.set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
     send_alert(Alert(title=f"Rolled back {name} to v{to_version}", severity="warning", kind="rollback",
                      facts={"model": name, "from": current, "to": to_version}))

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market_mlops import calendar
-from market_mlops.alerts import Alert, send_alert
-from market_mlops.bars import COLUMNS
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.sources import BadFile, RawFile, make_source, read_raw_file
-from market_mlops.storage import write_json_atomic, write_parquet_atomic
-from market_mlops.validation import FileResult, Finding, summarize, validate_frame
+from market_mlops.data import calendar
+from market_mlops.data.bars import COLUMNS
+from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file
+from market_mlops.data.storage import write_json_atomic, write_parquet_atomic
+from market_mlops.data.validation import FileResult, Finding, summarize, validate_frame
+from market_mlops.monitoring.alerts import Alert, send_alert
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _quarantine(cfg: PipelineConfig, key: str, files: list[dict[str, str]], repo
         if src.exists():
             shutil.copy2(src, dest)
         elif f["uri"].startswith("s3://"):
-            from market_mlops.sources import _read_bytes
+            from market_mlops.data.sources import _read_bytes
 
             dest.write_bytes(_read_bytes(f["uri"]))
     write_json_atomic(report, folder / "report.json")
@@ -176,7 +176,7 @@ def validate_batch(fetched: dict[str, Any], run_id: str = "manual", cfg: Pipelin
 
 def merge_batch(validated: dict[str, Any], cfg: PipelineConfig | None = None) -> dict[str, Any]:
     """Upsert the validated bars into the partitioned dataset."""
-    from market_mlops.dataset import merge_bars
+    from market_mlops.data.dataset import merge_bars
 
     cfg = cfg or get_config()
     bars = pd.read_parquet(validated["staged"])
@@ -187,7 +187,7 @@ def merge_batch(validated: dict[str, Any], cfg: PipelineConfig | None = None) ->
 
 def version_dataset(merged: dict[str, Any], run_id: str = "manual", cfg: PipelineConfig | None = None) -> dict[str, Any]:
     """DVC add + push of the dataset; log the version. Returns the lineage record (md5 is the data version)."""
-    from market_mlops.versioning import commit_and_push, log_version
+    from market_mlops.data.versioning import commit_and_push, log_version
 
     cfg = cfg or get_config()
     version, pushed = commit_and_push(cfg.data_root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)

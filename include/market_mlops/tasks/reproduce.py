@@ -19,7 +19,7 @@ from market_mlops.config import PipelineConfig, get_config
 def build_feature_table(symbol: str, timeframe: str, until: str, data_version: str, out: Path,
                         cfg: PipelineConfig | None = None) -> int:
     """Materialize `data_version` (or the latest logged by `until` when it is 'latest') and write X, y, close, ts."""
-    from market_mlops.retrain import resolve_data_version, training_frame
+    from market_mlops.tasks.retrain import resolve_data_version, training_frame
 
     cfg = cfg or get_config()
     until_ts = dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC) if "T" not in until else dt.datetime.fromisoformat(until)
@@ -41,8 +41,8 @@ def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
-    from market_mlops.ensemble_model import save_base_models
-    from market_mlops.training import train_ensemble
+    from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.model.training import train_ensemble
 
     cfg = cfg or get_config()
     X, y = _split(pd.read_parquet(features))
@@ -56,8 +56,8 @@ def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineCon
 
 
 def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
-    from market_mlops.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
-    from market_mlops.evaluation import evaluate_with_baselines
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
+    from market_mlops.model.evaluation import evaluate_with_baselines
 
     cfg = cfg or get_config()
     horizon = cfg.spec(timeframe).horizon

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import Training
-from market_mlops.ensemble import blend, fit_weights
-from market_mlops.evaluation import classification_metrics
-from market_mlops.walk_forward import walk_forward_splits
+from market_mlops.model.ensemble import blend, fit_weights
+from market_mlops.model.evaluation import classification_metrics
+from market_mlops.model.walk_forward import walk_forward_splits
 
 log = logging.getLogger(__name__)
 BASE_MODELS = ("rf", "xgb", "lgbm")
@@ -88,7 +88,7 @@ def search_params(name: str, X: np.ndarray, y: np.ndarray, base: dict[str, Any],
         return base
     import optuna
 
-    from market_mlops.ensemble import log_loss
+    from market_mlops.model.ensemble import log_loss
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fit_idx, val_idx = _inner_split(len(y), horizon)

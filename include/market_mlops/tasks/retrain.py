@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import REPO_ROOT, PipelineConfig, get_config
-from market_mlops.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
+from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None, cfg:
     reaches that session (a catch-up run covers many sessions; training drops bars after the cutoff, so later
     data in it changes nothing). None reaches it: fail with the backfill to run.
     """
-    from market_mlops.versioning import (
+    from market_mlops.data.versioning import (
         first_version_covering,
         latest_version_until,
         materialize,
@@ -78,7 +78,7 @@ def _lags(record: dict[str, Any], due: dt.datetime, cfg: PipelineConfig) -> bool
 
 def last_session_close(interval_end: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
     """The close of the last session at or before a retrain's cutoff: the data must reach it."""
-    from market_mlops import calendar
+    from market_mlops.data import calendar
 
     return calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
 
@@ -102,9 +102,9 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, benchmark: str, u
 
     `fresh_from`: the pair's last bar must reach it. The version log says which interval a run covered, not that
     every session before it is in the data: a catch-up run over a hole would train on stale bars."""
-    from market_mlops.dataset import load_bars
-    from market_mlops.features import build_features, feature_columns
-    from market_mlops.labels import direction_labels
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.model.features import build_features, feature_columns
+    from market_mlops.model.labels import direction_labels
 
     since = until - dt.timedelta(days=365 * history_years)
     bars = load_bars(dataset, timeframe, [symbol, benchmark], until=until, since=since)
@@ -172,24 +172,24 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
     import mlflow
 
-    from market_mlops import registry
-    from market_mlops.ensemble_model import save_base_models
-    from market_mlops.evaluation import evaluate_with_baselines
-    from market_mlops.promotion import promote_if_better
-    from market_mlops.training import train_ensemble
+    from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.model.evaluation import evaluate_with_baselines
+    from market_mlops.model.training import train_ensemble
+    from market_mlops.registry import store, versions
+    from market_mlops.tasks.promotion import promote_if_better
 
     cfg = cfg or get_config()
     spec = cfg.spec(timeframe)
     training_cfg = cfg.training if search_trials is None else cfg.training.model_copy(update={"search_trials": search_trials})
     interval_end = dt.datetime.fromisoformat(data["interval_end"])
-    name = registry.model_name(symbol, timeframe)
+    name = store.model_name(symbol, timeframe)
     run_key = f"retrain-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}"
-    c = registry.client(cfg)
-    exp_id = registry.experiment_id(cfg)
+    c = store.client(cfg)
+    exp_id = store.experiment_id(cfg)
 
-    existing = registry.find_run(run_key, cfg)
+    existing = store.find_run(run_key, cfg)
     if existing is not None and existing.info.status == "FINISHED":
-        mv = registry.version_of_run(name, existing.info.run_id, cfg)
+        mv = versions.version_of_run(name, existing.info.run_id, cfg)
         if mv is not None:  # a retried task: the work is done, report it again
             log.info("run %s already registered as %s v%s; not training again", run_key, name, mv.version)
             return json.loads(existing.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
@@ -246,10 +246,10 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
             model_dir = folder / "model_files"
             save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
                              {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
-            registry.log_pyfunc_ensemble(model_dir, X.tail(3))
+            versions.log_pyfunc_ensemble(model_dir, X.tail(3))
         run_id = run.info.run_id
 
-    mv = registry.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
+    mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
     decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
                                  force=force_promotion, cfg=cfg)
     summary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
@@ -297,7 +297,7 @@ def plan_retrain(until_param: str, interval_end: dt.datetime | None, triggering:
       the next month 00:00 UTC (the same cutoff and run key as the cron run of that month), on the event's md5.
     - Cron: the interval end (the 1st), the last data version published by then.
     """
-    from market_mlops import calendar
+    from market_mlops.data import calendar
 
     cfg = cfg or get_config()
     if until_param:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from market_mlops.storage import append_jsonl, directory_lock, file_lock, read_jsonl
+from market_mlops.data.storage import append_jsonl, directory_lock, file_lock, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _remote_config(remote_url: str, endpoint_url: str | None) -> dict[str, Any]:
     if remote_url.startswith("s3://"):
         if endpoint_url:
             remote["endpointurl"] = endpoint_url
-        from market_mlops.object_store import s3_credentials
+        from market_mlops.data.object_store import s3_credentials
 
         creds = s3_credentials()  # from an Airflow connection when AWS_* are not in the environment
         remote.update(creds)

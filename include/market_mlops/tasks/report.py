@@ -8,7 +8,7 @@ from market_mlops.config import PipelineConfig, get_config
 
 
 def _data_section(cfg: PipelineConfig) -> list[str]:
-    from market_mlops.versioning import version_history
+    from market_mlops.data.versioning import version_history
 
     history = version_history(cfg.data_root)
     lines = [f"Data versions ({len(history)} ingestion runs logged in {cfg.data_root / 'versions.jsonl'}):"]
@@ -35,15 +35,15 @@ def lifecycle_summary(cfg: PipelineConfig | None = None) -> str:
 def models_section(cfg: PipelineConfig | None = None) -> list[str]:
     import json
 
-    from market_mlops import registry
+    from market_mlops.registry import aliases, store
 
     cfg = cfg or get_config()
-    c = registry.client(cfg)
+    c = store.client(cfg)
     lines = ["Models (MLflow registry, holdout accuracy vs majority / persistence baselines):"]
     for rm in sorted(c.search_registered_models(), key=lambda m: m.name):
-        aliases = dict(rm.aliases or {})
-        champion = aliases.get(registry.CHAMPION, "-")
-        latest = max((int(v) for v in aliases.values()), default=0)
+        pointers = dict(rm.aliases or {})
+        champion = pointers.get(aliases.CHAMPION, "-")
+        latest = max((int(v) for v in pointers.values()), default=0)
         summary = {}
         if latest:
             mv = c.get_model_version(rm.name, str(latest))
@@ -55,7 +55,7 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
-    from market_mlops.monitoring import drift_history
+    from market_mlops.tasks.drift_check import drift_history
 
     cfg = cfg or get_config()
     history = drift_history(cfg)
@@ -72,7 +72,7 @@ def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
 def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     from collections import Counter
 
-    from market_mlops.alerts import Outbox
+    from market_mlops.monitoring.alerts import Outbox
 
     cfg = cfg or get_config()
     records = list(Outbox(cfg.outbox_path).latest().values())

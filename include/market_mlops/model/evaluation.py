@@ -17,8 +17,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from market_mlops.ensemble import log_loss
-from market_mlops.labels import CLASSES
+from market_mlops.model.ensemble import log_loss
+from market_mlops.model.labels import CLASSES
 
 COST_BPS = 10.0
 

@@ -6,6 +6,6 @@ cloudpickle versions; the weights and base models are the run's artifacts, check
 
 from mlflow.models import set_model
 
-from market_mlops.ensemble_model import EnsembleModel
+from market_mlops.model.ensemble_model import EnsembleModel
 
 set_model(EnsembleModel())

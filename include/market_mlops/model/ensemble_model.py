@@ -121,7 +121,7 @@ class BaseModels:
             return False
 
     def predict_proba(self, frame: pd.DataFrame, weights: list[float] | None = None) -> np.ndarray:
-        from market_mlops.ensemble import blend
+        from market_mlops.model.ensemble import blend
 
         probas = self.base_probas(frame)
         w = np.asarray(weights if weights is not None else self.meta["weights"], dtype=float)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market_mlops import registry
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.storage import append_jsonl, read_jsonl
+from market_mlops.data.storage import append_jsonl, read_jsonl
+from market_mlops.registry import aliases, store, versions
 
 log = logging.getLogger(__name__)
 DRIFT_EXPERIMENT = "market-drift"
@@ -28,11 +28,11 @@ def champions(cfg: PipelineConfig | None = None, symbols: list[str] | None = Non
               timeframes: list[str] | None = None) -> list[dict[str, str]]:
     """(symbol, timeframe) pairs of the universe whose registered model has a champion."""
     cfg = cfg or get_config()
-    c = registry.client(cfg)
+    c = store.client(cfg)
     out = []
     for symbol, timeframe in cfg.pairs(symbols, timeframes):
         try:
-            version = c.get_model_version_by_alias(registry.model_name(symbol, timeframe), registry.CHAMPION).version
+            version = c.get_model_version_by_alias(store.model_name(symbol, timeframe), aliases.CHAMPION).version
         except Exception:
             continue
         out.append({"symbol": symbol, "timeframe": timeframe, "version": str(version)})
@@ -85,8 +85,8 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
     import mlflow
 
     key = f"drift-{report['model']}-{report['interval_end'][:16]}"
-    exp = registry.experiment_id(cfg, DRIFT_EXPERIMENT)
-    existing = registry.client(cfg).search_runs([exp], filter_string=f"tags.`mlops.run_key` = '{key}'")
+    exp = store.experiment_id(cfg, DRIFT_EXPERIMENT)
+    existing = store.client(cfg).search_runs([exp], filter_string=f"tags.`mlops.run_key` = '{key}'")
     with mlflow.start_run(run_id=existing[0].info.run_id if existing else None, experiment_id=exp, run_name=key,
                           tags={"mlops.run_key": key, "model": report["model"], "model_version": report["version"],
                                 "band": report["band"]}) as run:
@@ -104,16 +104,16 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain)."""
     import mlflow
 
-    from market_mlops.alerts import Alert, send_alert
-    from market_mlops.dataset import load_bars
-    from market_mlops.drift import (
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.monitoring.alerts import Alert, send_alert
+    from market_mlops.monitoring.drift import (
         NULL_THRESHOLDS_FILE,
         accuracy_band,
         feature_drift,
         psi_from_shares,
         usable_null_thresholds,
     )
-    from market_mlops.forecasts import (
+    from market_mlops.monitoring.forecasts import (
         class_shares,
         feature_window,
         load_forecasts,
@@ -123,9 +123,9 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
 
     cfg = cfg or get_config()
     airflow_ctx = airflow_ctx or {}
-    name = registry.model_name(symbol, timeframe)
-    model = registry.load_verified(name, alias=registry.CHAMPION, cfg=cfg)
-    run = registry.client(cfg).get_run(model.run_id)
+    name = store.model_name(symbol, timeframe)
+    model = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
+    run = store.client(cfg).get_run(model.run_id)
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
     holdout_accuracy = float(run.data.metrics["holdout.model_accuracy"])
     spec = cfg.spec(timeframe)

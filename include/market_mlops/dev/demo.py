@@ -35,7 +35,7 @@ class Step:
 
 
 def _session_run_date(day: dt.date) -> dt.datetime:
-    from market_mlops.calendar import session
+    from market_mlops.data.calendar import session
 
     return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=30)
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only steps of these DAG ids")
     args = parser.parse_args(argv)
 
-    from market_mlops.local_stack import configure_environment, ensure_airflow_db
+    from market_mlops.dev.local_stack import configure_environment, ensure_airflow_db
 
     env = configure_environment()
     os.environ.setdefault("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", SHIFT_AFTER.isoformat())
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'ok ' if ok else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
 
     # The drift check triggered emergency retrains (TriggerDagRunOperator); run them here as a scheduler would.
-    from market_mlops.monitoring import drift_history
+    from market_mlops.tasks.drift_check import drift_history
 
     for record in [r for r in drift_history() if r.get("emergency_retrain_triggered")]:
         step = Step("model_retrain", f"EMERGENCY retrain {record['model']}",
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append((step, state, seconds, state == "success"))
         print(f"{'ok ' if state == 'success' else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
 
-    from market_mlops.report import lifecycle_summary
+    from market_mlops.tasks.report import lifecycle_summary
 
     print()
     print(lifecycle_summary())

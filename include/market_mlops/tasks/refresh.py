@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from market_mlops import registry
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.registry import aliases, store, versions
 
 log = logging.getLogger(__name__)
 REFRESH_WINDOW = {"d1": 250, "h4": 500, "h1": 1000, "m15": 2000}
@@ -29,22 +29,22 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                     cfg: PipelineConfig | None = None) -> dict[str, Any]:
     import mlflow
 
-    from market_mlops.ensemble import fit_weights
-    from market_mlops.ensemble_model import ARTIFACT_FILES, sha256_file
-    from market_mlops.evaluation import evaluate_with_baselines
-    from market_mlops.forecasts import feature_window
-    from market_mlops.labels import direction_labels
-    from market_mlops.promotion import promote_if_better
+    from market_mlops.model.ensemble import fit_weights
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES, sha256_file
+    from market_mlops.model.evaluation import evaluate_with_baselines
+    from market_mlops.model.labels import direction_labels
+    from market_mlops.monitoring.forecasts import feature_window
+    from market_mlops.tasks.promotion import promote_if_better
 
     cfg = cfg or get_config()
     spec = cfg.spec(timeframe)
-    name = registry.model_name(symbol, timeframe)
-    c = registry.client(cfg)
-    parent = registry.load_verified(name, alias=registry.CHAMPION, cfg=cfg)
+    name = store.model_name(symbol, timeframe)
+    c = store.client(cfg)
+    parent = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
     run_key = f"refresh-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}-from-v{parent.version}"
-    exp_id = registry.experiment_id(cfg)
-    existing = registry.find_run(run_key, cfg)
-    if existing is not None and existing.info.status == "FINISHED" and registry.version_of_run(name, existing.info.run_id, cfg):
+    exp_id = store.experiment_id(cfg)
+    existing = store.find_run(run_key, cfg)
+    if existing is not None and existing.info.status == "FINISHED" and versions.version_of_run(name, existing.info.run_id, cfg):
         log.info("refresh %s already registered; not refitting", run_key)
         return json.loads(existing.data.tags.get("mlops.summary", "{}"))
 
@@ -100,10 +100,10 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
             mlflow.log_artifacts(reference, "reference")
             (folder / "holdout_metrics.json").write_text(json.dumps(evaluation, indent=2, default=float))
             mlflow.log_artifact(str(folder / "holdout_metrics.json"), "evaluation")
-            registry.log_pyfunc_ensemble(model_dir, window[parent.base.features].tail(3))
+            versions.log_pyfunc_ensemble(model_dir, window[parent.base.features].tail(3))
         run_id = run.info.run_id
 
-    mv = registry.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
+    mv = versions.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
     decision = promote_if_better(name, str(mv.version), window.iloc[eval_rows], y[eval_rows], proba, evaluation, cfg=cfg)
     summary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
                "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],

@@ -1,0 +1,76 @@
+"""The MLflow tracking store: the client, the suite's experiments, runs found by their deterministic key.
+
+One registered model per (symbol, timeframe): `<SYMBOL>-<timeframe>-direction`. Errors are told apart here: "does
+not exist" is an answer; anything else (server down, refused) propagates, so the task fails and Airflow retries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from market_mlops.config import PipelineConfig, get_config
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+EXPERIMENT = "market-direction"
+DRIFT_EXPERIMENT = "market-drift"
+
+
+class RegistryError(RuntimeError):
+    """The tracking server or registry refused or could not be reached; the message says what to check."""
+
+
+def model_name(symbol: str, timeframe: str) -> str:
+    return f"{symbol}-{timeframe}-direction"
+
+
+def client(cfg: PipelineConfig | None = None) -> MlflowClient:
+    import mlflow
+    from mlflow import MlflowClient
+
+    cfg = cfg or get_config()
+    # Download progress bars fill task logs with carriage returns; a user can still turn them back on.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(cfg.mlflow_tracking_uri)
+    if cfg.mlflow_tracking_uri.startswith("sqlite:///"):
+        Path(cfg.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=cfg.mlflow_tracking_uri)
+
+
+def already_exists(error: Exception) -> bool:
+    return getattr(error, "error_code", "") == "RESOURCE_ALREADY_EXISTS"
+
+
+def does_not_exist(error: Exception) -> bool:
+    return getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def experiment_id(cfg: PipelineConfig | None = None, name: str = EXPERIMENT) -> str:
+    """Get or create; safe when mapped tasks on a fresh tracking store race to create it (the loser re-reads)."""
+    import mlflow.exceptions
+
+    cfg = cfg or get_config()
+    c = client(cfg)
+    found = c.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(c.create_experiment(name, artifact_location=f"{cfg.mlflow_artifact_root.rstrip('/')}/{name}"))
+    except mlflow.exceptions.MlflowException as error:
+        if not already_exists(error):
+            raise
+        again = c.get_experiment_by_name(name)
+        assert again is not None
+        return str(again.experiment_id)
+
+
+def find_run(run_key: str, cfg: PipelineConfig | None = None, experiment: str = EXPERIMENT) -> Run | None:
+    """The newest run tagged with `run_key` (how a retried task finds its own earlier work)."""
+    c = client(cfg)
+    runs = c.search_runs([experiment_id(cfg, experiment)], filter_string=f"tags.`mlops.run_key` = '{run_key}'",
+                         order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None

@@ -1,0 +1,136 @@
+"""Registered model versions: logging the pyfunc ensemble, registering it once, loading it verified.
+
+Registration is idempotent: a version is found by its run id, so a retried task never creates a second version.
+Loading goes through the version's `models:/<name>/<version>` URI (never the `runs:/` fallback, which pages through
+every logged model of the experiment), checks every file's sha256 against the run's tags, and keeps nothing on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from market_mlops.config import PipelineConfig
+from market_mlops.registry import store
+from market_mlops.registry.aliases import CHAMPION
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
+
+    from market_mlops.model.ensemble_model import BaseModels
+
+log = logging.getLogger(__name__)
+
+MODEL_URI_TAG = "mlops.model_uri"
+PIP_REQUIREMENTS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "xgboost==3.2.0", "lightgbm==4.7.0", "skops",
+                    "pandas==3.1.1", "numpy", "scipy"]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    run_id: str
+    base: BaseModels
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
+        return self.base.predict_proba(frame, weights)
+
+
+def version_of_run(name: str, run_id: str, cfg: PipelineConfig | None = None) -> ModelVersion | None:
+    versions = store.client(cfg).search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return sorted(versions, key=lambda v: int(v.version))[0] if versions else None
+
+
+def download_model_files(name: str, version: str, dst: Path) -> Path:
+    """The version's native model files (and checksums.json) under `dst`; returns their folder."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dst)))
+    return local / "artifacts"
+
+
+def load_verified(name: str, version: str | None = None, alias: str | None = None,
+                  cfg: PipelineConfig | None = None) -> LoadedModel:
+    """Download a version's files, check every sha256 against the run's tags, then load the base models."""
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
+
+    c = store.client(cfg)
+    mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+    run = c.get_run(mv.run_id)
+    expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
+    if not expected:
+        raise store.RegistryError(f"{name} v{mv.version} has no recorded checksums: refusing to load it")
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        local = download_model_files(name, str(mv.version), Path(tmp))
+        paths = {k: str(local / f) for k, f in ARTIFACT_FILES.items()}
+        verify_checksums(paths, expected)
+        base = BaseModels(paths)  # reads every file into memory: the folder can go
+    return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
+
+
+def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> None:
+    """Log the pyfunc ensemble whose native files and checksums.json are in `model_dir` into the active run."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES
+
+    checksums = json.loads((model_dir / "checksums.json").read_text())
+    mlflow.set_tags({f"sha256.{k}": v for k, v in checksums.items()})
+    output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=str(PACKAGE_ROOT / "model" / "pyfunc_model_code.py"),
+        artifacts={**{k: str(model_dir / f) for k, f in ARTIFACT_FILES.items()}, "checksums": str(model_dir / "checksums.json")},
+        signature=infer_signature(example, output), input_example=example, pip_requirements=PIP_REQUIREMENTS,
+        code_paths=[str(PACKAGE_ROOT)],
+    )
+    # MLflow 3 keeps a logged model apart from the run's artifacts: the version must point at `models:/m-<id>`,
+    # or `models:/<name>@champion` resolves to an empty run folder.
+    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+
+
+def register_version(name: str, run_id: str, tags: dict[str, str], cfg: PipelineConfig | None = None) -> ModelVersion:
+    """The version of `run_id` (created once: a retried task finds it instead of registering again)."""
+    import mlflow.exceptions
+
+    c = store.client(cfg)
+    existing = version_of_run(name, run_id, cfg)
+    if existing is not None:
+        return existing
+    try:
+        c.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as error:
+        if not store.already_exists(error):  # another run of this model created it first: that is fine
+            raise
+    logged_model = c.get_run(run_id).data.tags.get(MODEL_URI_TAG)  # absent: a model kept in the run's artifacts
+    return c.create_model_version(name, logged_model or f"runs:/{run_id}/model", run_id=run_id, tags=tags,
+                                  model_id=logged_model.removeprefix("models:/") if logged_model else None)
+
+
+def champion_versions(pairs: list[tuple[str, str]], cfg: PipelineConfig | None = None) -> dict[tuple[str, str], str]:
+    """{(symbol, timeframe): champion version} for the pairs whose model has a champion: one registry search for
+    the whole universe, not a call per model. An unreachable server raises (never "no champions")."""
+    c = store.client(cfg)
+    wanted = {store.model_name(s, t): (s, t) for s, t in pairs}
+    found: dict[tuple[str, str], str] = {}
+    token = None
+    while True:
+        page = c.search_registered_models(filter_string="name LIKE '%-direction'", max_results=500, page_token=token)
+        for model in page:
+            version = (model.aliases or {}).get(CHAMPION)
+            if model.name in wanted and version is not None:
+                found[wanted[model.name]] = str(version)
+        token = page.token
+        if not token:
+            return {pair: found[pair] for pair in pairs if pair in found}
+
