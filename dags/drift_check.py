@@ -1,8 +1,8 @@
 """
 ### Weekday drift check (with batch forecasts)
 
-Runs after every XNYS trading session (+45 min; the same trading-session timetable as ingestion, holidays
-skipped). For each champion (`check_model_drift`, mapped):
+Runs after every trading session of the configured exchange (`universe.exchange`, +45 min; the same
+trading-session timetable as ingestion, holidays skipped). For each champion (`check_model_drift`, mapped):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    `data/forecasts/` (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted class);
@@ -25,17 +25,22 @@ at most once per `drift.cooldown_days`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 from trading_sessions import TradingSessionTimetable
 
-from market_mlops.orchestration import default_args, list_param, universe_params
+from market_mlops.orchestration import configured_exchange, default_args, list_param, universe_params
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import ChampionRef, DriftResult, RetrainConf
 
 
 @dag(
     dag_id="drift_check",
-    schedule=TradingSessionTimetable(exchange="XNYS", settle_minutes=45),
+    schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=45),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -48,20 +53,21 @@ from market_mlops.orchestration import default_args, list_param, universe_params
 )
 def drift_check():
     @task
-    def list_champions(params=None) -> list[dict]:
-        from market_mlops.tasks.drift_check import champions
+    def list_champions(params=None) -> list[ChampionRef]:
+        from market_mlops.tasks.universe import champions
 
         return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
 
     @task(map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
-    def check_model_drift(champion: dict, data_interval_start=None, data_interval_end=None, dag_run=None, ti=None) -> dict:
+    def check_model_drift(champion: ChampionRef, data_interval_start=None, data_interval_end=None, dag_run=None,
+                          ti=None) -> DriftResult:
         from market_mlops.tasks.drift_check import check_model_drift as check
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
         return check(champion["symbol"], champion["timeframe"], data_interval_start, data_interval_end, ctx)
 
     @task
-    def plan_emergency_retrains(results) -> list[dict]:
+    def plan_emergency_retrains(results) -> list[RetrainConf]:
         from market_mlops.tasks.drift_check import emergency_retrain_confs
 
         return emergency_retrain_confs(list(results))

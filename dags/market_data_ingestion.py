@@ -1,8 +1,9 @@
 """
 ### Market data ingestion and versioning
 
-Runs after every trading session of the configured exchange (weekends and exchange holidays get no run). Each run
-covers one session: **data interval = [previous session close, this session close)** in UTC.
+Runs after every trading session of the configured exchange (`universe.exchange`; weekends and exchange holidays
+get no run). Each run covers one session: **data interval = [session date 00:00 UTC (or the open, if earlier), this
+session's close)**, and the run's logical date is the session date.
 
 1. `fetch_bars`: raw files of the session from the source (landing folder/S3 prefix of CSV/Parquet drops, or the
    synthetic generator). Raw files are never modified or deleted.
@@ -27,16 +28,28 @@ from that date up to the run's interval, through the same gate.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
 from airflow.sdk import Param, dag, task
 from trading_sessions import TradingSessionTimetable
 
-from market_mlops.orchestration import DVC_POOL, MARKET_DATASET, default_args, list_param, universe_params
+from market_mlops.orchestration import (
+    DVC_POOL,
+    MARKET_DATASET,
+    configured_exchange,
+    default_args,
+    list_param,
+    universe_params,
+)
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import FetchedBatch, MergedBatch, ValidatedBatch, VersionRecord
 
 
 @dag(
     dag_id="market_data_ingestion",
-    schedule=TradingSessionTimetable(exchange="XNYS", settle_minutes=30),
+    schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=30),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,
@@ -51,7 +64,7 @@ from market_mlops.orchestration import DVC_POOL, MARKET_DATASET, default_args, l
 )
 def market_data_ingestion():
     @task
-    def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> dict:
+    def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> FetchedBatch:
         import datetime as dt
 
         from market_mlops.tasks.ingestion import fetch_batch
@@ -61,7 +74,7 @@ def market_data_ingestion():
                            list_param(params["timeframes"]), params["source"] or None, history)
 
     @task
-    def validate_bars(fetched: dict, run_id=None) -> dict:
+    def validate_bars(fetched: FetchedBatch, run_id=None) -> ValidatedBatch:
         from airflow.sdk.exceptions import AirflowFailException
 
         from market_mlops.tasks.ingestion import BatchRejected, validate_batch
@@ -72,13 +85,13 @@ def market_data_ingestion():
             raise AirflowFailException(str(rejected)) from None
 
     @task
-    def merge_bars(validated: dict) -> dict:
+    def merge_bars(validated: ValidatedBatch) -> MergedBatch:
         from market_mlops.tasks.ingestion import merge_batch
 
         return merge_batch(validated)
 
     @task(pool=DVC_POOL, outlets=[MARKET_DATASET])
-    def version_dataset(merged: dict, run_id=None, outlet_events=None) -> dict:
+    def version_dataset(merged: MergedBatch, run_id=None, outlet_events=None) -> VersionRecord:
         from market_mlops.tasks.ingestion import version_dataset as commit_version
 
         record = commit_version(merged, run_id=run_id)

@@ -31,6 +31,8 @@ retrain), `reason` (recorded).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
@@ -41,6 +43,9 @@ from market_mlops.orchestration import (
     list_param,
     universe_params,
 )
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import ModelKey, RetrainPlan, RetrainReport, TrainingData, TrainingSummary
 
 
 @dag(
@@ -63,7 +68,8 @@ from market_mlops.orchestration import (
 )
 def model_retrain():
     @task(inlets=[MARKET_DATASET])
-    def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None, inlet_events=None) -> dict:
+    def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None,
+                     inlet_events=None) -> RetrainPlan:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from market_mlops.tasks.retrain import plan_retrain as plan
@@ -75,7 +81,7 @@ def model_retrain():
         return decision
 
     @task
-    def resolve_data_version(plan: dict) -> dict:
+    def resolve_data_version(plan: RetrainPlan) -> TrainingData:
         import datetime as dt
 
         from airflow.sdk.exceptions import AirflowFailException
@@ -89,14 +95,13 @@ def model_retrain():
             raise AirflowFailException(str(missing)) from None
 
     @task
-    def list_models(params=None) -> list[dict]:
-        from market_mlops.config import get_config
+    def list_models(params=None) -> list[ModelKey]:
+        from market_mlops.tasks.universe import models
 
-        pairs = get_config().pairs(list_param(params["symbols"]), list_param(params["timeframes"]))
-        return [{"symbol": s, "timeframe": t} for s, t in pairs]
+        return models(list_param(params["symbols"]), list_param(params["timeframes"]))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ pair['symbol'] }} {{ pair['timeframe'] }}")
-    def retrain_model(pair: dict, data: dict, params=None, dag_run=None, ti=None) -> dict:
+    def retrain_model(pair: ModelKey, data: TrainingData, params=None, dag_run=None, ti=None) -> TrainingSummary:
         from airflow.sdk.exceptions import AirflowFailException
 
         from market_mlops.tasks.retrain import retrain_model as retrain
@@ -108,7 +113,7 @@ def model_retrain():
             raise AirflowFailException(f"{pair['symbol']} {pair['timeframe']}: {bad_data}") from None
 
     @task(trigger_rule="none_failed_min_one_success")  # a failed model fails the run (and alerted on its own)
-    def report_retrain(results, models: list[dict], data: dict | None) -> dict:
+    def report_retrain(results, models: list[ModelKey], data: TrainingData | None) -> RetrainReport:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from market_mlops.tasks.retrain import report_retrain as report

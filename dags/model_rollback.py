@@ -14,10 +14,15 @@ old champion keeps its artifacts; the move is written to the alias audit trail a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from market_mlops.orchestration import default_args
+from market_mlops.orchestration import configured_timeframes, default_args
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import RollbackResult
 
 
 @dag(
@@ -31,13 +36,13 @@ from market_mlops.orchestration import default_args
     doc_md=__doc__,
     params={
         "symbol": Param("SPY", type="string", description="Symbol of the model"),
-        "timeframe": Param("d1", type="string", enum=["m15", "h1", "h4", "d1"], description="Timeframe of the model"),
+        "timeframe": Param("d1", type="string", enum=configured_timeframes(), description="Timeframe of the model"),
         "to_version": Param("", type="string", description="Version to restore (empty = the one replaced)"),
     },
 )
 def model_rollback():
     @task
-    def rollback_champion(params=None) -> dict:
+    def rollback_champion(params=None) -> RollbackResult:
         from market_mlops.registry.store import model_name
         from market_mlops.tasks.promotion import rollback
 

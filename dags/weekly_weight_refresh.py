@@ -17,10 +17,15 @@ gate of the retrain decides on the later part of the window (bars not used to fi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from market_mlops.orchestration import TRAINING_POOL, default_args, list_param, universe_params
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import ChampionRef, TrainingSummary
 
 
 @dag(
@@ -38,13 +43,13 @@ from market_mlops.orchestration import TRAINING_POOL, default_args, list_param, 
 )
 def weekly_weight_refresh():
     @task
-    def list_champions(params=None) -> list[dict]:
-        from market_mlops.tasks.drift_check import champions
+    def list_champions(params=None) -> list[ChampionRef]:
+        from market_mlops.tasks.universe import champions
 
         return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
-    def refresh_weights(champion: dict, data_interval_end=None, dag_run=None, ti=None) -> dict:
+    def refresh_weights(champion: ChampionRef, data_interval_end=None, dag_run=None, ti=None) -> TrainingSummary:
         from market_mlops.tasks.refresh import refresh_weights as refresh
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}

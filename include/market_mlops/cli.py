@@ -5,6 +5,7 @@
   market-mlops rollback --symbol SPY --timeframe d1 [--to-version N]
                                        move `champion` back to the version it replaced (or to N)
   market-mlops models                  champion and challenger of every registered model
+  market-mlops pools                   create or resize the suite's Airflow pools (dvc, training)
   market-mlops features|train|evaluate the retrain as file-to-file steps (the stages of dvc.yaml)
 """
 
@@ -41,6 +42,13 @@ def _models(args: argparse.Namespace) -> int:
     from market_mlops.tasks.report import models_section
 
     print("\n".join(models_section()))
+    return 0
+
+
+def _pools(args: argparse.Namespace) -> int:
+    from market_mlops.orchestration import ensure_pools
+
+    print("pools: " + ", ".join(f"{name} ({slots} slots)" for name, slots in ensure_pools().items()))
     return 0
 
 
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
+    sub.add_parser("pools", help="create or resize the suite's Airflow pools").set_defaults(func=_pools)
     feat = sub.add_parser("features", help="dvc stage: feature table of one model from a data version")
     for arg in ("--symbol", "--timeframe", "--until", "--out"):
         feat.add_argument(arg, required=True)

@@ -15,14 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "pipeline.yaml"
 ENV_PREFIX = "MLOPS__"
 
-Timeframe = Literal["m15", "h1", "h4", "d1"]
-TIMEFRAME_MINUTES: dict[str, int] = {"m15": 15, "h1": 60, "h4": 240, "d1": 1440}
+DAILY_MINUTES = 1440  # a bar of this length (or longer) is one bar per session, stamped at the open
 
 
 class ConfigError(ValueError):
@@ -34,15 +41,28 @@ class _Strict(BaseModel):
 
 
 class TimeframeSpec(_Strict):
+    """Everything the suite knows about one timeframe: adding a timeframe is one entry under `timeframes:`."""
+
+    minutes: int = Field(ge=1, le=DAILY_MINUTES, description="bar length; 1440 = one bar per session, at its open")
+    bars_per_year: int = Field(ge=1, description="bars in a trading year (annualises Sharpe-style features)")
+    warmup_days: int = Field(ge=1, description="calendar days of history before the first scored bar, so every "
+                             "trailing feature window (up to 250 bars) is full")
+    refresh_window: int = Field(ge=50, description="resolved bars the weekly weight refresh fits and scores on")
+    refresh_lookback_days: int = Field(ge=1, description="calendar days of bars read to find that window")
+    partition: Literal["year", "month"] = Field(description="one dataset file per symbol and year, or month")
     horizon: int = Field(ge=1, le=500, description="bars ahead the label looks")
     threshold: float = Field(gt=0, lt=0.5, description="fractional return separating NEUTRAL from a direction")
+
+    @property
+    def daily(self) -> bool:
+        return self.minutes >= DAILY_MINUTES
 
 
 class Universe(_Strict):
     exchange: str = "XNYS"
     benchmark: str
     symbols: list[str] = Field(min_length=1)
-    timeframes: list[Timeframe] = Field(min_length=1)
+    timeframes: list[str] = Field(min_length=1)
 
     @field_validator("symbols")
     @classmethod
@@ -137,8 +157,8 @@ class Alerts(_Strict):
 
 
 class PipelineConfig(_Strict):
+    timeframes: dict[str, TimeframeSpec]  # before `universe`, whose validator checks against it
     universe: Universe
-    timeframes: dict[Timeframe, TimeframeSpec]
     source: Source = Source()
     storage: Storage = Storage()
     validation: Validation = Validation()
@@ -147,12 +167,22 @@ class PipelineConfig(_Strict):
     alerts: Alerts = Alerts()
     home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
 
-    @model_validator(mode="after")
-    def _every_timeframe_has_a_spec(self) -> PipelineConfig:
-        missing = [tf for tf in self.universe.timeframes if tf not in self.timeframes]
+    @field_validator("timeframes")
+    @classmethod
+    def _names_are_simple(cls, value: dict[str, TimeframeSpec]) -> dict[str, TimeframeSpec]:
+        bad = [name for name in value if not name.isalnum() or name != name.lower()]
+        if bad:
+            raise ValueError(f"timeframe names {bad} must be lower-case letters and digits (like d1, h4, m15)")
+        return value
+
+    @field_validator("universe")
+    @classmethod
+    def _every_timeframe_has_a_spec(cls, value: Universe, info: ValidationInfo) -> Universe:
+        specs = info.data.get("timeframes") or {}
+        missing = [tf for tf in value.timeframes if tf not in specs]
         if missing:
-            raise ValueError(f"universe.timeframes {missing} have no entry under timeframes (horizon, threshold)")
-        return self
+            raise ValueError(f"timeframes {missing} have no entry under `timeframes:` (configured: {sorted(specs)})")
+        return value
 
     # Resolved locations -------------------------------------------------------------------------------------
     def path(self, value: str) -> Path:
@@ -188,7 +218,10 @@ class PipelineConfig(_Strict):
         return self.path(self.alerts.outbox)
 
     def spec(self, timeframe: str) -> TimeframeSpec:
-        return self.timeframes[timeframe]  # type: ignore[index]
+        try:
+            return self.timeframes[timeframe]
+        except KeyError:
+            raise ConfigError(f"unknown timeframe {timeframe!r}: configured are {sorted(self.timeframes)}") from None
 
     def pairs(self, symbols: list[str] | None = None, timeframes: list[str] | None = None) -> list[tuple[str, str]]:
         """(symbol, timeframe) pairs to work on: the universe, optionally narrowed; unknown names are an error."""

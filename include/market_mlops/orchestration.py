@@ -1,6 +1,7 @@
-"""What every DAG file shares: default arguments, the dataset Asset, pool names.
+"""What every DAG file shares: default arguments, the dataset Asset, the pools, the trigger-form params.
 
-Imported at parse time by the DAG files, so it imports only the standard library and `airflow.sdk`.
+Imported at parse time by the DAG files, so it imports only the standard library, `airflow.sdk` and the config
+(a small YAML file, validated in about 15 ms).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from airflow.sdk import Asset, Param
 # Name only: a URI scheme such as dvc:// makes Airflow load every provider's URI handlers (boto3) at parse time.
 MARKET_DATASET = Asset(name="market_dataset", group="market-data")
 
-DVC_POOL = "dvc"  # one slot: DVC takes a repo lock, so versioning steps queue instead of failing
-TRAINING_POOL = "training"  # bounds concurrent model fits on a worker host
+DVC_POOL = "dvc"
+TRAINING_POOL = "training"
+# name -> (slots, description): created by `market-mlops pools` (airflow-init, the demo, the test tiers)
+POOLS: dict[str, tuple[int, str]] = {
+    DVC_POOL: (1, "DVC steps take a repo lock: one at a time"),
+    TRAINING_POOL: (2, "concurrent model fits"),
+}
 
 
 def on_task_failure(context: dict[str, Any]) -> None:
@@ -30,9 +36,25 @@ def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5)
         "owner": owner,
         "retries": retries,
         "retry_delay": dt.timedelta(minutes=retry_minutes),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3: 5, 10, 20 minutes
         "on_failure_callback": on_task_failure,
     }
+
+
+def configured_exchange() -> str:
+    """The exchange calendar the session timetables follow (`universe.exchange`)."""
+    from market_mlops.config import get_config
+
+    return get_config().universe.exchange
+
+
+def ensure_pools() -> dict[str, int]:
+    """Create or resize the suite's pools in Airflow's metadata DB (idempotent); returns {name: slots}."""
+    from airflow.models.pool import Pool
+
+    for name, (slots, description) in POOLS.items():
+        Pool.create_or_update_pool(name=name, slots=slots, description=description, include_deferred=False)
+    return {name: slots for name, (slots, _) in POOLS.items()}
 
 
 def list_param(value: Any) -> list[str] | None:
@@ -44,10 +66,17 @@ def list_param(value: Any) -> list[str] | None:
     return [str(v).strip() for v in value if str(v).strip()] or None
 
 
+def configured_timeframes() -> list[str]:
+    """The timeframe names of the config (the trigger forms offer these)."""
+    from market_mlops.config import get_config
+
+    return sorted(get_config().timeframes)
+
+
 def universe_params(scope: str) -> dict[str, Param]:
     """The `symbols` and `timeframes` trigger-form params that narrow a run to part of `scope`."""
     return {
         "symbols": Param([], type="array", items={"type": "string"}, description=f"Symbols (empty = all {scope})"),
-        "timeframes": Param([], type="array", items={"type": "string", "enum": ["m15", "h1", "h4", "d1"]},
+        "timeframes": Param([], type="array", items={"type": "string", "enum": configured_timeframes()},
                             description=f"Timeframes (empty = all {scope})"),
     }

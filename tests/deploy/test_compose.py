@@ -102,6 +102,6 @@ def test_no_literal_secret_and_every_credential_comes_from_env(compose):
 
 def test_pools_and_dags_wiring(compose):
     init = compose["services"]["airflow-init"]["command"]
-    assert "airflow db migrate" in init and "pools set dvc 1" in init and "pools set training" in init
+    assert "airflow db migrate" in init and "market-mlops pools" in init  # the pools defined in orchestration.POOLS
     worker = compose["services"]["airflow-worker"]
     assert "celery worker" in worker["command"] and "deploy" not in worker  # scale with --scale, not a fixed count

@@ -29,10 +29,10 @@ def _digest(root):
 
 
 def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
-    from market_mlops.monitoring.drift import BANDS
+    from market_mlops.monitoring.bands import BANDS
     from market_mlops.monitoring.forecasts import load_forecasts
+    from market_mlops.monitoring.history import drift_history
     from market_mlops.registry import store
-    from market_mlops.tasks.drift_check import drift_history
 
     for key, value in FAST.items():
         monkeypatch.setenv(key, value)

@@ -14,9 +14,10 @@ from market_mlops.data.dataset import merge_bars
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 from market_mlops.model.ensemble import fit_weights
 from market_mlops.model.features import build_features, feature_columns
-from market_mlops.model.labels import direction_labels
+from market_mlops.model.labels import direction_labels, labels_and_usable_rows
 from market_mlops.model.walk_forward import walk_forward_splits
 
+D1_BARS_PER_YEAR = get_config().spec("d1").bars_per_year
 FAST = Training(rf_estimators=60, boost_rounds=80, folds=3, history_years=6, min_train_rows=200, bootstrap_samples=200)
 END = dt.date(2025, 9, 30)
 
@@ -34,8 +35,8 @@ def test_no_look_ahead_in_features_or_labels():
     for frame in (changed, spy_changed):
         for col in ["open", "high", "low", "close", "volume"]:
             frame.loc[t + 1:, col] *= 1.7
-    before = build_features(aaa, "d1", spy)
-    after = build_features(changed, "d1", spy_changed)
+    before = build_features(aaa, D1_BARS_PER_YEAR, spy)
+    after = build_features(changed, D1_BARS_PER_YEAR, spy_changed)
     cols = feature_columns(before)
     assert np.allclose(before.loc[:t, cols].to_numpy(), after.loc[:t, cols].to_numpy(), equal_nan=True)
     assert not np.allclose(before.loc[t + 30:, cols].fillna(0).to_numpy(), after.loc[t + 30:, cols].fillna(0).to_numpy())
@@ -67,13 +68,11 @@ def test_ensemble_weights_are_a_simplex_and_prefer_the_better_model():
 
 
 def _frame(bars):
-    from market_mlops.tasks.retrain import training_frame  # noqa: F401 (same path as production, through a dataset)
-
     aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
-    feats = build_features(aaa, "d1", bars[bars["symbol"] == "SPY"])
-    y = direction_labels(aaa["close"], 5, 0.01)
-    ok = feats[feature_columns(feats)].notna().all(axis=1) & y.notna()
-    return feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int)
+    feats = build_features(aaa, D1_BARS_PER_YEAR, bars[bars["symbol"] == "SPY"])
+    columns = feature_columns(feats)
+    y, ok = labels_and_usable_rows(feats, aaa["close"], columns, 5, 0.01)
+    return feats.loc[ok, columns].reset_index(drop=True), y[ok].to_numpy().astype(int)
 
 
 @pytest.mark.training

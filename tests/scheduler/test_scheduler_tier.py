@@ -172,8 +172,9 @@ def stack(tmp_path_factory):
     })
     s = Stack(home, env, port)
     s.cli("db", "migrate")
-    s.cli("pools", "set", "dvc", "1", "DVC steps take a repo lock")
-    s.cli("pools", "set", "training", "2", "concurrent model fits")
+    pools = subprocess.run([str(Path(sys.executable).parent / "market-mlops"), "pools"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert pools.returncode == 0, pools.stderr[-2000:]
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=env["MLOPS__STORAGE__MLFLOW_TRACKING_URI"]).search_experiments()  # create its tables once

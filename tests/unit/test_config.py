@@ -32,7 +32,7 @@ def test_environment_overrides_nested_keys_and_lists(tmp_path):
 
 @pytest.mark.parametrize(("env", "key", "hint"), [
     ({"MLOPS__TIMEFRAMES__D1__HORIZON": "0"}, "timeframes.d1.horizon", "greater than or equal to 1"),
-    ({"MLOPS__UNIVERSE__TIMEFRAMES": "d1,w1"}, "universe.timeframes.1", "'m15', 'h1', 'h4' or 'd1'"),
+    ({"MLOPS__UNIVERSE__TIMEFRAMES": "d1,w1"}, "universe", "timeframes ['w1'] have no entry"),
     ({"MLOPS__UNIVERSE__BENCHMARK": "QQQ"}, "universe", "benchmark 'QQQ' must be one of symbols"),
     ({"MLOPS__DRIFT__EMERGENCY_BELOW": "-10"}, "drift", "monitor_below > drift_below > emergency_below"),
     ({"MLOPS__STORAGE__S3_ENDPOINT_URL": "minio:9000"}, "storage.s3_endpoint_url", "http://"),
@@ -56,7 +56,9 @@ def test_unknown_symbol_in_a_run_is_refused(tmp_path):
 
 def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("universe: {benchmark: SPY, symbols: [SPY], timeframes: [d1]}\ntimeframes: {d1: {horizon: -3, threshold: 0.01}}\n")
+    bad.write_text("universe: {benchmark: SPY, symbols: [SPY], timeframes: [d1]}\ntimeframes: {d1: {minutes: 1440, bars_per_year: 252, "
+                   "warmup_days: 420, refresh_window: 250, refresh_lookback_days: 400, partition: year, horizon: -3, "
+                   "threshold: 0.01}}\n")
     out = subprocess.run([sys.executable, "-m", "market_mlops.cli", "config", "check", "--file", str(bad)],
                          capture_output=True, text=True)
     assert out.returncode == 2

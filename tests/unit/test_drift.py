@@ -9,8 +9,8 @@ from scipy import stats
 
 from market_mlops.config import Drift, load_config
 from market_mlops.data.storage import append_jsonl
+from market_mlops.monitoring.bands import accuracy_band, decide_emergency
 from market_mlops.monitoring.drift import (
-    accuracy_band,
     feature_drift,
     ks_distance,
     psi,
@@ -105,17 +105,37 @@ def test_null_thresholds_grow_with_the_quantile_and_skip_short_features():
     assert 0 < low["a"] < high["a"] and "short" not in low  # 100 finite values < two windows: no estimate
 
 
-def test_cooldown_blocks_a_second_emergency_inside_the_window(mlops_home):
-    from market_mlops.tasks.drift_check import emergency_retrain_confs, history_path, in_cooldown
+@pytest.mark.parametrize(("band", "days_ago", "retrain", "cooling"), [
+    ("emergency", None, True, False),   # no earlier trigger
+    ("emergency", 2, False, True),      # inside the 7-day cooldown
+    ("emergency", 6.99, False, True),   # the window is (end - 7 days, end]
+    ("emergency", 7, True, False),      # open at its start: exactly 7 days ago is outside
+    ("emergency", -1, True, False),     # a trigger after this interval (a backfill run later) does not count
+    ("drift", None, False, False),      # only the emergency band retrains
+    ("drift", 2, False, False),
+])
+def test_emergency_decision_and_its_cooldown(band, days_ago, retrain, cooling):
+    end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
+    earlier = [] if days_ago is None else [end - dt.timedelta(days=days_ago)]
+    decision = decide_emergency(band, end, earlier, cooldown_days=7)
+    assert (decision.retrain, decision.in_cooldown) == (retrain, cooling)
+    assert ("cooldown" in decision.reason) == cooling
+
+
+def test_cooldown_reads_the_drift_history_of_that_model_only(mlops_home):
+    from market_mlops.monitoring.history import emergency_triggers, history_path
+    from market_mlops.tasks.drift_check import emergency_retrain_confs
 
     cfg = load_config()
     end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
-    assert not in_cooldown("AAA-d1-direction", end, cfg)
+    assert emergency_triggers("AAA-d1-direction", cfg) == []
     append_jsonl({"model": "AAA-d1-direction", "interval_end": (end - dt.timedelta(days=2)).isoformat(),
                   "emergency_retrain_triggered": True}, history_path(cfg))
-    assert in_cooldown("AAA-d1-direction", end, cfg)
-    assert not in_cooldown("BBB-d1-direction", end, cfg)
-    assert not in_cooldown("AAA-d1-direction", end + dt.timedelta(days=cfg.drift.cooldown_days + 1), cfg)
+    append_jsonl({"model": "AAA-d1-direction", "interval_end": (end - dt.timedelta(days=1)).isoformat(),
+                  "emergency_retrain_triggered": False}, history_path(cfg))
+    assert emergency_triggers("AAA-d1-direction", cfg) == [end - dt.timedelta(days=2)]
+    assert emergency_triggers("BBB-d1-direction", cfg) == []
+    assert decide_emergency("emergency", end, emergency_triggers("AAA-d1-direction", cfg), cfg.drift.cooldown_days).in_cooldown
     results = [{"model": "AAA-d1-direction", "version": "1", "symbol": "AAA", "timeframe": "d1", "delta_points": -30,
                 "interval_end": end.isoformat(), "emergency_retrain_triggered": False, "in_cooldown": True}]
     assert emergency_retrain_confs(results) == []  # inside the cooldown: nothing is triggered

@@ -7,16 +7,17 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from market_mlops.config import load_config
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 from market_mlops.model.features import build_features, feature_columns
-from market_mlops.monitoring.forecasts import WARMUP_DAYS
 
 
 @pytest.mark.parametrize("timeframe", ["d1", "h4", "h1", "m15"])
 def test_warmup_gives_complete_features_from_the_first_scored_bar(timeframe):
     first = dt.date(2025, 10, 1)
-    bars = generate_bars(GeneratorSpec(), ["SPY"], timeframe, first - dt.timedelta(days=WARMUP_DAYS[timeframe]), dt.date(2025, 10, 10))
-    feats = build_features(bars, timeframe, bars)
+    spec = load_config().spec(timeframe)
+    bars = generate_bars(GeneratorSpec(), ["SPY"], timeframe, first - dt.timedelta(days=spec.warmup_days), dt.date(2025, 10, 10))
+    feats = build_features(bars, spec.bars_per_year, bars)
     window = feats[feats["ts"] >= pd.Timestamp(first, tz="UTC")]
     assert len(window) > 0
     assert window[feature_columns(feats)].notna().all(axis=1).all()

@@ -73,12 +73,12 @@ def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
     from market_mlops.tasks.retrain import training_frame
 
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
     root = tmp_path / "dataset"
     merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2022, 1, 3), dt.date(2024, 6, 28)))
     until = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)
     with pytest.raises(ValueError, match=r"last SPY d1 bar before the cutoff starts 2024-06-28 .* has a hole; "
                                          r"backfill market_data_ingestion from 2024-06-28"):
-        training_frame(root, "SPY", "d1", "SPY", until, 3, 5, 0.002, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))
-    X, y, bars = training_frame(root, "SPY", "d1", "SPY", until, 3, 5, 0.002,
-                                fresh_from=dt.datetime(2024, 6, 28, 20, tzinfo=dt.UTC))
+        training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))
+    X, y, bars = training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 6, 28, 20, tzinfo=dt.UTC))
     assert len(X) == len(y) > 50 and bars["ts"].iloc[-1] < until

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import TIMEFRAME_MINUTES
+from market_mlops.config import DAILY_MINUTES
 
 _CALENDAR_START = "2000-01-03"
 
@@ -94,16 +94,15 @@ def sessions_in_interval(exchange: str, start: dt.datetime, end: dt.datetime) ->
     return list(sched.index[mask.to_numpy()])
 
 
-def bar_opens(exchange: str, timeframe: str, sessions: list[dt.date]) -> pd.DataFrame:
-    """Open timestamps (UTC) of every bar of `timeframe` in the given sessions, with the session date.
+def bar_opens(exchange: str, minutes: int, sessions: list[dt.date]) -> pd.DataFrame:
+    """Open timestamps (UTC) of every bar of `minutes` length in the given sessions, with the session date.
 
-    d1 bars are stamped at the session open; intraday bars every N minutes from the open while before the close.
+    Daily bars are stamped at the session open; intraday bars every N minutes from the open while before the close.
     """
     sched = schedule(exchange).loc[sessions]
-    minutes = TIMEFRAME_MINUTES[timeframe]
     opens = sched["open"].to_numpy(dtype="datetime64[ns]")
     closes = sched["close"].to_numpy(dtype="datetime64[ns]")
-    if timeframe == "d1":
+    if minutes >= DAILY_MINUTES:
         ts = opens
         sess = np.array(sessions, dtype="datetime64[D]")
     else:

@@ -10,6 +10,7 @@ sessions at once, and two unlocked merges into one yearly partition would each d
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -17,11 +18,16 @@ import pandas as pd
 from market_mlops.data.bars import COLUMNS, with_canonical_dtypes
 from market_mlops.data.storage import directory_lock, remove_stale_temp_files, write_parquet_atomic
 
-YEARLY = {"d1", "h4"}
+
+def configured_partitions() -> dict[str, str]:
+    """{timeframe: "year" | "month"} from the timeframe specs."""
+    from market_mlops.config import get_config
+
+    return {name: spec.partition for name, spec in get_config().timeframes.items()}
 
 
-def _periods(batch: pd.DataFrame) -> pd.Series:
-    yearly = batch["timeframe"].isin(YEARLY)
+def _periods(batch: pd.DataFrame, partitions: Mapping[str, str]) -> pd.Series:
+    yearly = batch["timeframe"].isin([tf for tf, period in partitions.items() if period == "year"])
     year = batch["ts"].dt.strftime("%Y")
     return year.where(yearly, batch["ts"].dt.strftime("%Y-%m"))
 
@@ -30,19 +36,21 @@ def partition_path(root: Path, symbol: str, timeframe: str, period: str) -> Path
     return root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{period}.parquet"
 
 
-def merge_bars(root: Path, batch: pd.DataFrame) -> dict[str, int]:
-    """Upsert `batch` into the partitions it touches; returns rows newly added per symbol."""
+def merge_bars(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Upsert `batch` into the partitions it touches; returns rows newly added per symbol.
+
+    `partitions`: {timeframe: "year" | "month"}, by default from the timeframe specs."""
     batch = with_canonical_dtypes(batch[COLUMNS])
     with directory_lock(root):
         remove_stale_temp_files(root)  # safe under the lock: no other writer has a temp file open
-        return _upsert(root, batch)
+        return _upsert(root, batch, partitions or configured_partitions())
 
 
-def _upsert(root: Path, batch: pd.DataFrame) -> dict[str, int]:
+def _upsert(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str]) -> dict[str, int]:
     added: dict[str, int] = {}
     if batch.empty:
         return added
-    for (symbol, timeframe, period), part in batch.groupby(["symbol", "timeframe", _periods(batch)], sort=True):
+    for (symbol, timeframe, period), part in batch.groupby(["symbol", "timeframe", _periods(batch, partitions)], sort=True):
         path = partition_path(root, symbol, timeframe, period)
         existing = pd.read_parquet(path) if path.exists() else None
         if existing is not None:

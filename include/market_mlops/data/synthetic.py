@@ -16,18 +16,25 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from market_mlops.config import TIMEFRAME_MINUTES
+from market_mlops.config import PipelineConfig, get_config
 from market_mlops.data import calendar
 from market_mlops.data.bars import with_canonical_dtypes
 
 _STREAMS = ("market", "idio", "trend", "regime", "gap", "wick_high", "wick_low", "volume", "flow_sign")
 _TRADING_MINUTES_PER_YEAR = 252 * 390
+_SESSION_MINUTES = 390
+# Random streams are keyed by bar length; these four keep the paths of earlier releases byte for byte.
+_STREAM_KEYS = {15: 0, 60: 1, 240: 2, 1440: 3}
+
+
+def _configured_minutes() -> dict[str, int]:
+    return {name: spec.minutes for name, spec in get_config().timeframes.items()}
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,12 @@ class GeneratorSpec:
     shift_after: dt.date | None = None
     market_corr: float = 0.6
     flow_half_life_bars: float = 3.0
+    timeframe_minutes: dict[str, int] = field(default_factory=_configured_minutes, compare=False, hash=False)
+
+    def minutes(self, timeframe: str) -> int:
+        if timeframe not in self.timeframe_minutes:
+            raise ValueError(f"unknown timeframe {timeframe!r}: configured are {sorted(self.timeframe_minutes)}")
+        return self.timeframe_minutes[timeframe]
 
 
 def _stable_int(text: str) -> int:
@@ -47,7 +60,8 @@ def _stable_int(text: str) -> int:
 
 
 def _stream(spec: GeneratorSpec, key: str, timeframe: str, name: str, n: int) -> np.ndarray:
-    tf_index = list(TIMEFRAME_MINUTES).index(timeframe)
+    minutes = spec.minutes(timeframe)
+    tf_index = _STREAM_KEYS.get(minutes, minutes)
     rng = np.random.default_rng([spec.seed, _stable_int(key), tf_index, _STREAMS.index(name)])
     return rng.standard_normal(n)
 
@@ -68,11 +82,11 @@ def _symbol_traits(symbol: str) -> tuple[float, float, float]:
 
 def _path(spec: GeneratorSpec, symbol: str, timeframe: str, last_session: dt.date) -> pd.DataFrame:
     sessions = calendar.sessions_between(spec.exchange, spec.origin, last_session)
-    stamps = calendar.bar_opens(spec.exchange, timeframe, sessions)
+    stamps = calendar.bar_opens(spec.exchange, spec.minutes(timeframe), sessions)
     n = len(stamps)
     if n == 0:
         return pd.DataFrame()
-    minutes = 390 if timeframe == "d1" else TIMEFRAME_MINUTES[timeframe]
+    minutes = min(spec.minutes(timeframe), _SESSION_MINUTES)
     annual_vol, start_price, base_volume = _symbol_traits(symbol)
     sigma0 = annual_vol * np.sqrt(minutes / _TRADING_MINUTES_PER_YEAR)
 
@@ -153,7 +167,7 @@ def generate_bars(
     return with_canonical_dtypes(pd.concat(frames, ignore_index=True))
 
 
-def spec_from_config(cfg) -> GeneratorSpec:  # cfg: PipelineConfig
+def spec_from_config(cfg: PipelineConfig) -> GeneratorSpec:
     syn = cfg.source.synthetic
     return GeneratorSpec(
         seed=syn.seed,
@@ -162,4 +176,5 @@ def spec_from_config(cfg) -> GeneratorSpec:  # cfg: PipelineConfig
         benchmark=cfg.universe.benchmark,
         signal_strength=syn.signal_strength,
         shift_after=syn.shift_after,
+        timeframe_minutes={name: spec.minutes for name, spec in cfg.timeframes.items()},
     )

@@ -129,17 +129,43 @@ def version_history(root: Path) -> list[dict[str, Any]]:
     return read_jsonl(root / VERSION_LOG)
 
 
-def first_version_covering(root: Path, moment: dt.datetime) -> dict[str, Any] | None:
+def first_version_covering(history: list[dict[str, Any]], moment: dt.datetime) -> dict[str, Any] | None:
     """The first logged version whose interval reached `moment` (one run may have covered many sessions)."""
     cutoff = moment.astimezone(dt.UTC).isoformat()
-    eligible = [r for r in version_history(root) if r.get("interval_end", "") >= cutoff]
+    eligible = [r for r in history if r.get("interval_end", "") >= cutoff]
     return min(eligible, key=lambda r: (r["interval_end"], r["logged_at"])) if eligible else None
 
 
-def latest_version_until(root: Path, moment: dt.datetime, md5: str | None = None) -> dict[str, Any] | None:
+def latest_version_until(history: list[dict[str, Any]], moment: dt.datetime,
+                         md5: str | None = None) -> dict[str, Any] | None:
     """The last logged version (of this md5, if given) whose interval ended at or before `moment` (point in time
     for training). One md5 can be logged by several runs: a session that added no rows logs it again later."""
     cutoff = moment.astimezone(dt.UTC).isoformat()
-    eligible = [r for r in version_history(root) if r.get("interval_end", "") <= cutoff and md5 in (None, r["md5"])]
+    eligible = [r for r in history if r.get("interval_end", "") <= cutoff and md5 in (None, r["md5"])]
     return max(eligible, key=lambda r: (r["interval_end"], r["logged_at"])) if eligible else None
 
+
+def ends_before(record: dict[str, Any], floor: dt.datetime) -> bool:
+    """Whether a logged version stops before `floor`. A version known only by its Asset event's md5 has no logged
+    interval: its event vouched for it."""
+    if "interval_end" not in record:
+        return False
+    return dt.datetime.fromisoformat(record["interval_end"]).astimezone(dt.UTC) < floor
+
+
+def choose_training_version(history: list[dict[str, Any]], cutoff: dt.datetime, md5: str | None,
+                            due: dt.datetime, floor: dt.datetime) -> dict[str, Any] | None:
+    """The data version a retrain with this `cutoff` trains on (pure: the version log is an argument).
+
+    The Asset event's md5, else the last version logged by the cutoff. When that one ends before `floor` (the
+    session closing at `due`, less the allowed lag), the first version logged later that reaches `due` (a catch-up
+    run covers many sessions; training drops bars after the cutoff, so later data in it changes nothing). None when
+    nothing was logged; a record that still ends before `floor` when nothing reaches `due` (the caller refuses it).
+    """
+    record = latest_version_until(history, cutoff, md5)
+    if md5 and record is None:  # logged only after the cutoff, or not at all: the Asset event vouches for it
+        logged = [r for r in history if r["md5"] == md5]
+        record = logged[-1] if logged else {"md5": md5, "gx_result_id": "unknown"}
+    if record is None or ends_before(record, floor):
+        record = first_version_covering(history, due) or record
+    return record

@@ -31,6 +31,8 @@ import pandas as pd
 
 from market_mlops.config import REPO_ROOT
 
+D1_BARS_PER_YEAR = 252  # W1 is daily bars
+
 SYMBOLS_15 = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "PG", "XLF", "XLE", "QQQ", "IWM"]
 W1_START, W1_END = dt.date(2010, 11, 1), dt.date(2025, 10, 31)  # ~3,774 sessions
 
@@ -77,7 +79,7 @@ def feature_speed(bars: pd.DataFrame) -> list[dict]:
     started = time.perf_counter()
     values = 0
     for symbol in SYMBOLS_15:
-        feats = build_features(bars[bars["symbol"] == symbol], "d1", bench)
+        feats = build_features(bars[bars["symbol"] == symbol], D1_BARS_PER_YEAR, bench)
         values += len(feats) * len(feature_columns(feats))
     seconds = time.perf_counter() - started
     rate = values / seconds
@@ -87,7 +89,7 @@ def feature_speed(bars: pd.DataFrame) -> list[dict]:
 def w1(bars: pd.DataFrame) -> list[dict]:
     from market_mlops.config import Training
     from market_mlops.model.features import build_features, feature_columns
-    from market_mlops.model.labels import direction_labels
+    from market_mlops.model.labels import labels_and_usable_rows
     from market_mlops.model.training import train_ensemble
 
     cfg = Training(folds=5, history_years=15)
@@ -97,9 +99,8 @@ def w1(bars: pd.DataFrame) -> list[dict]:
     accuracies, baselines = [], []
     for symbol in SYMBOLS_15:
         own = bars[bars["symbol"] == symbol].reset_index(drop=True)
-        feats = build_features(own, "d1", bench)
-        y = direction_labels(own["close"], 5, 0.01)
-        ok = feats[feature_columns(feats)].notna().all(axis=1) & y.notna()
+        feats = build_features(own, D1_BARS_PER_YEAR, bench)
+        y, ok = labels_and_usable_rows(feats, own["close"], feature_columns(feats), 5, 0.01)
         trained = train_ensemble(feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int), cfg, 5)
         for m, t in trained.timings.items():
             per_model[m] += t
@@ -164,7 +165,8 @@ def drift_and_refresh() -> list[dict]:
     from market_mlops.config import load_config
     from market_mlops.data.dataset import merge_bars
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
-    from market_mlops.monitoring.drift import accuracy_band, feature_drift, psi_null_thresholds
+    from market_mlops.monitoring.bands import accuracy_band
+    from market_mlops.monitoring.drift import feature_drift, psi_null_thresholds
     from market_mlops.monitoring.forecasts import resolved_forecasts
     from market_mlops.registry import store, versions
     from market_mlops.tasks.refresh import refresh_weights
@@ -192,10 +194,9 @@ def drift_and_refresh() -> list[dict]:
         end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
         from market_mlops.data.dataset import load_bars
         from market_mlops.model.features import build_features
-        from market_mlops.monitoring.forecasts import WARMUP_DAYS
 
         start = pd.Timestamp("2025-10-01", tz="UTC")
-        all_bars = {tf: load_bars(cfg.data_root / "dataset", tf, until=end, since=start - dt.timedelta(days=WARMUP_DAYS[tf]))
+        all_bars = {tf: load_bars(cfg.data_root / "dataset", tf, until=end, since=start - dt.timedelta(days=cfg.spec(tf).warmup_days))
                     for tf in models}
         started = time.perf_counter()
         measured = 0
@@ -204,7 +205,7 @@ def drift_and_refresh() -> list[dict]:
             bench = bars[bars["symbol"] == "SPY"]
             for symbol in SYMBOLS_15:
                 own = bars[bars["symbol"] == symbol].reset_index(drop=True)
-                feats = build_features(own, tf, bench)
+                feats = build_features(own, cfg.spec(tf).bars_per_year, bench)
                 window = feats[feats["ts"] >= start].dropna(subset=model.base.features)
                 if window.empty:
                     continue

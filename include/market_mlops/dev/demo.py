@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'ok ' if ok else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
 
     # The drift check triggered emergency retrains (TriggerDagRunOperator); run them here as a scheduler would.
-    from market_mlops.tasks.drift_check import drift_history
+    from market_mlops.monitoring.history import drift_history
 
     for record in [r for r in drift_history() if r.get("emergency_retrain_triggered")]:
         step = Step("model_retrain", f"EMERGENCY retrain {record['model']}",

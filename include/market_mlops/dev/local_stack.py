@@ -13,8 +13,6 @@ from pathlib import Path
 
 from market_mlops.config import REPO_ROOT
 
-POOLS = {"dvc": (1, "DVC steps take a repo lock: one at a time"), "training": (2, "concurrent model fits")}
-
 
 def stack_environment(home: Path) -> dict[str, str]:
     airflow_home = home / "airflow"
@@ -60,7 +58,6 @@ def ensure_airflow_db() -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"airflow db migrate failed: {tail[0]}")
-    from airflow.models.pool import Pool
+    from market_mlops.orchestration import ensure_pools
 
-    for name, (slots, description) in POOLS.items():
-        Pool.create_or_update_pool(name=name, slots=slots, description=description, include_deferred=False)
+    ensure_pools()

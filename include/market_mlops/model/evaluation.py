@@ -78,6 +78,19 @@ def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: in
     return out
 
 
+def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray,
+                     horizon: int) -> dict[str, Any]:
+    """`evaluate_with_baselines` on `rows` of a series: the majority class of the rows the model was fitted on,
+    persistence of the last known label (bar t - horizon), forward and next-bar returns from the closes (0 where the
+    future is unknown)."""
+    forward = np.zeros(len(close))
+    forward[:-horizon] = close[horizon:] / close[:-horizon] - 1
+    next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
+    majority = int(np.bincount(y[fit_rows], minlength=3).argmax())
+    persistence = y[np.maximum(rows - horizon, 0)]
+    return evaluate_with_baselines(y[rows], proba, majority, persistence, forward[rows], next_bar[rows])
+
+
 def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, seed: int,
                                   block: int = 1) -> tuple[float, float, float]:
     """Mean and 90% CI of accuracy(a) - accuracy(b), resampling rows in blocks (labels overlap in time)."""

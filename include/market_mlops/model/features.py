@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 import talib
 
-BARS_PER_YEAR = {"d1": 252, "h4": 504, "h1": 252 * 7, "m15": 252 * 26}
-
 
 def _ratio(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -146,8 +144,10 @@ def _regime(out):
     out["high_vol_flag"] = (out["vol_regime"] > 1.5).astype(float)
 
 
-def build_features(bars: pd.DataFrame, timeframe: str, benchmark_bars: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Feature frame of one (symbol, timeframe) series, indexed like `bars` (sorted by ts), ts kept as a column."""
+def build_features(bars: pd.DataFrame, bars_per_year: int, benchmark_bars: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Feature frame of one (symbol, timeframe) series, indexed like `bars` (sorted by ts), ts kept as a column.
+
+    `bars_per_year` (the timeframe spec's) annualises the Sharpe-style features."""
     bars = bars.sort_values("ts").reset_index(drop=True)
     o, h, lo, c, v = (bars[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close", "volume"))
     logret = pd.Series(np.log(c)).diff()
@@ -161,7 +161,7 @@ def build_features(bars: pd.DataFrame, timeframe: str, benchmark_bars: pd.DataFr
     _momentum(o, h, lo, c, v, out)
     _volatility(o, h, lo, c, v, out, logret)
     _volume(o, h, lo, c, v, out)
-    _returns(o, h, lo, c, v, out, logret, BARS_PER_YEAR[timeframe])
+    _returns(o, h, lo, c, v, out, logret, bars_per_year)
     _calendar(bars["ts"], out)
     _cross_asset(logret, bench, out)
     _regime(out)

@@ -17,3 +17,10 @@ def direction_labels(close: pd.Series, horizon: int, threshold: float) -> pd.Ser
     fwd = forward_return(close, horizon)
     labels = np.where(fwd > threshold, 2.0, np.where(fwd < -threshold, 0.0, 1.0))
     return pd.Series(np.where(fwd.isna(), np.nan, labels), index=close.index)
+
+
+def labels_and_usable_rows(features: pd.DataFrame, close: pd.Series, columns: list[str], horizon: int,
+                           threshold: float) -> tuple[pd.Series, pd.Series]:
+    """Direction labels, and the rows a model can learn from or be scored on: every feature known, label resolved."""
+    labels = direction_labels(close, horizon, threshold)
+    return labels, features[columns].notna().all(axis=1) & labels.notna()

@@ -1,8 +1,6 @@
-"""Drift measures: accuracy bands, PSI and Kolmogorov-Smirnov per feature, predicted-class drift.
+"""Drift measures: PSI and Kolmogorov-Smirnov per feature, predicted-class drift, and each feature's PSI limit.
 
-Bands compare realized accuracy of resolved forecasts with the model's holdout accuracy, in accuracy points:
-normal above `monitor_below`, monitor down to `drift_below`, drift down to `emergency_below`, emergency below.
-With fewer than `min_resolved` resolved forecasts only `normal` is reported (too little evidence).
+The accuracy bands and the emergency decision live in `bands.py`; this module measures inputs.
 
 Feature drift is judged against each feature's own history. Rolling features are autocorrelated, so a 60-bar
 window of a 200-bar average or of the month of the year differs from the training reference by construction, and
@@ -19,21 +17,6 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import Drift
-
-BANDS = ("normal", "monitor", "drift", "emergency")
-
-
-def accuracy_band(delta_points: float, resolved: int, cfg: Drift) -> str:
-    """Band of an accuracy change (realized - holdout, in points) given how many forecasts resolved."""
-    if resolved < cfg.min_resolved or not np.isfinite(delta_points):
-        return "normal"
-    if delta_points >= cfg.monitor_below:
-        return "normal"
-    if delta_points >= cfg.drift_below:
-        return "monitor"
-    if delta_points >= cfg.emergency_below:
-        return "drift"
-    return "emergency"
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:

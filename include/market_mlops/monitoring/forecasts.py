@@ -20,8 +20,6 @@ from market_mlops.data.storage import directory_lock, write_parquet_atomic
 from market_mlops.model.labels import CLASSES, direction_labels
 
 log = logging.getLogger(__name__)
-# Calendar days of history before the first scored bar, so every trailing window (up to 250 bars) is full.
-WARMUP_DAYS = {"d1": 420, "h4": 200, "h1": 90, "m15": 45}
 FORECAST_COLUMNS = ["symbol", "timeframe", "ts", "horizon", "model_name", "model_version", "p_bearish", "p_neutral",
                     "p_bullish", "predicted"]
 
@@ -30,15 +28,18 @@ def forecast_root(cfg: PipelineConfig) -> Path:
     return cfg.data_root / "forecasts"
 
 
-def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime):
-    """Features for bars since..until, computed with enough earlier history for every trailing window."""
+def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime,
+                   until: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bars and features since..until, computed with the timeframe's warm-up of earlier history, so every trailing
+    window is full."""
     from market_mlops.data.dataset import load_bars
     from market_mlops.model.features import build_features
 
-    warmup = dt.timedelta(days=WARMUP_DAYS[timeframe])
+    spec = cfg.spec(timeframe)
+    warmup = dt.timedelta(days=spec.warmup_days)
     bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, cfg.universe.benchmark], until=until, since=since - warmup)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
-    feats = build_features(own, timeframe, bars[bars["symbol"] == cfg.universe.benchmark])
+    feats = build_features(own, spec.bars_per_year, bars[bars["symbol"] == cfg.universe.benchmark])
     return own, feats
 
 

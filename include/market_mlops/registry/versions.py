@@ -41,6 +41,10 @@ class LoadedModel:
     base: BaseModels
     tags: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def features(self) -> list[str]:
+        return self.base.features
+
     def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
         return self.base.predict_proba(frame, weights)
 

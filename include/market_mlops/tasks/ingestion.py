@@ -74,7 +74,7 @@ def _coverage(bars: pd.DataFrame, cfg: PipelineConfig, sessions: list[dt.date], 
     prev_closes = sched["previous_close"].to_numpy(dtype="datetime64[ns]")
     frames = []
     for tf in timeframes:
-        expected = calendar.bar_opens(exchange, tf, sessions).groupby("session").size()
+        expected = calendar.bar_opens(exchange, cfg.spec(tf).minutes, sessions).groupby("session").size()
         grid = pd.MultiIndex.from_product([symbols, [np.datetime64(s, "ns") for s in sessions]], names=["symbol", "session"])
         tf_bars = bars[bars["timeframe"] == tf] if len(bars) else bars
         ts = tf_bars["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if len(tf_bars) else np.array([], dtype="datetime64[ns]")

@@ -1,107 +1,112 @@
-"""The promotion gate and rollback.
+"""Applying the gate to the registry, and rollback.
 
-A new version becomes `challenger`. It becomes `champion` only if it beats both naive baselines on the holdout
-and, when a champion exists, the bootstrap 90% interval of accuracy(challenger) - accuracy(champion) on the same
-holdout rows has its lower end above -tolerance (not worse beyond the tolerance). The decision and its numbers are
-written as tags on both versions; the alias moves are in the audit trail.
+`promote_if_better` is a short list of named steps around the pure `registry.gate.decide_promotion`: mark the new
+version `challenger`, measure it against the champion on the same holdout rows, decide, record the decision as tags
+on both versions, move `champion` when promoted (the old version keeps its artifacts and a tag saying why it was
+replaced) and announce it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.contracts import GateSummary, RollbackResult
 from market_mlops.registry import aliases, store, versions
+from market_mlops.registry.gate import Decision, Interval, decide_promotion
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 
 def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
                       challenger_proba: np.ndarray, evaluation: dict[str, Any], force: bool = False,
-                      cfg: PipelineConfig | None = None) -> dict[str, Any]:
+                      cfg: PipelineConfig | None = None) -> GateSummary:
+    """Run the gate for a freshly registered version; returns the decision and its numbers."""
+    cfg = cfg or get_config()
+    aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
+    accuracy = float(evaluation["model_accuracy"])
+    baselines = {"majority": float(evaluation["majority_accuracy"]),
+                 "persistence": float(evaluation["persistence_accuracy"])}
+    numbers: GateSummary = {"challenger_accuracy": round(accuracy, 4),
+                            "majority_accuracy": round(baselines["majority"], 4),
+                            "persistence_accuracy": round(baselines["persistence"], 4)}
+    champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
+    vs_champion = None
+    if champion is not None and champion != version:
+        vs_champion, champion_accuracy = _compare_with_champion(name, champion, X_holdout, y_holdout,
+                                                                challenger_proba, cfg)
+        numbers.update({"champion_accuracy": round(champion_accuracy, 4), "diff_mean": round(vs_champion.mean, 4),
+                        "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
+    decision = decide_promotion(version, accuracy, baselines, champion, vs_champion,
+                                cfg.training.promotion_tolerance, force)
+    if decision.outcome == "already champion":
+        return {**numbers, "decision": decision.outcome, "champion_version": version}
+    summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason, "previous_champion": champion,
+                            **numbers}
+    _record_decision(name, version, champion, decision, summary, cfg)
+    if decision.promote:
+        _promote(name, version, champion, decision.reason, numbers, cfg)
+    log.info("gate for %s v%s: %s (%s) %s", name, version, decision.outcome, decision.reason, numbers)
+    summary["champion_version"] = version if decision.promote else champion
+    return summary
+
+
+def _compare_with_champion(name: str, champion: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
+                           challenger_proba: np.ndarray, cfg: PipelineConfig) -> tuple[Interval, float]:
+    """Bootstrap interval of accuracy(challenger) - accuracy(champion) on the same rows, in blocks of the horizon."""
     from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
+    loaded = versions.load_verified(name, champion, cfg=cfg)
+    champion_pred = loaded.predict_proba(X_holdout).argmax(axis=1)
+    mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), champion_pred,
+                                                    cfg.training.bootstrap_samples, cfg.training.seed,
+                                                    block=int(loaded.base.meta.get("horizon", 1)))
+    return Interval(mean, low, high), float((champion_pred == y_holdout).mean())
+
+
+def _record_decision(name: str, version: str, champion: str | None, decision: Decision, summary: GateSummary,
+                     cfg: PipelineConfig) -> None:
+    c = store.client(cfg)
+    for key, value in summary.items():
+        c.set_model_version_tag(name, version, f"gate.{key}", str(value))
+    if champion is not None:
+        c.set_model_version_tag(name, champion, f"gate.vs_v{version}", f"{decision.outcome}: {decision.reason}")
+
+
+def _promote(name: str, version: str, champion: str | None, reason: str, numbers: GateSummary,
+             cfg: PipelineConfig) -> None:
     from market_mlops.monitoring.alerts import Alert, send_alert
 
-    cfg = cfg or get_config()
-    c = store.client(cfg)
-    aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
-    acc = evaluation["model_accuracy"]
-    baselines = {"majority": evaluation["majority_accuracy"], "persistence": evaluation["persistence_accuracy"]}
-    beats_baselines = all(acc > b for b in baselines.values())
-    numbers: dict[str, Any] = {"challenger_accuracy": round(acc, 4), **{f"{k}_accuracy": round(v, 4) for k, v in baselines.items()}}
-
-    try:
-        champion = str(c.get_model_version_by_alias(name, aliases.CHAMPION).version)
-    except Exception:
-        champion = None
-    if champion == version:
-        return {"decision": "already champion", "champion_version": version, **numbers}
-
+    aliases.move_alias(name, aliases.CHAMPION, version, reason, cfg)
     if champion is not None:
-        loaded = versions.load_verified(name, champion, cfg=cfg)
-        champ_proba = loaded.predict_proba(X_holdout)
-        champ_pred = champ_proba.argmax(axis=1)
-        mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), champ_pred,
-                                                        cfg.training.bootstrap_samples, cfg.training.seed,
-                                                        block=int(loaded.base.meta.get("horizon", 1)))
-        numbers.update({"champion_accuracy": round(float((champ_pred == y_holdout).mean()), 4),
-                        "diff_mean": round(mean, 4), "diff_ci_low": round(low, 4), "diff_ci_high": round(high, 4)})
-        not_worse = low > -cfg.training.promotion_tolerance
-    else:
-        not_worse = True
-
-    if force:
-        promote, reason = True, "forced by the operator (force_promotion)"
-    elif not beats_baselines:
-        worse = [k for k, b in baselines.items() if acc <= b]
-        promote, reason = False, f"does not beat the {' and '.join(worse)} baseline"
-    elif not not_worse:
-        promote, reason = False, f"worse than champion v{champion} beyond tolerance {cfg.training.promotion_tolerance}"
-    else:
-        promote = True
-        reason = "first model that beats both baselines" if champion is None else \
-            f"beats both baselines and is not worse than champion v{champion} beyond tolerance"
-
-    decision = {"decision": "promoted" if promote else "kept as challenger", "reason": reason,
-                "previous_champion": champion, **numbers}
-    tag_values = {f"gate.{k}": str(v) for k, v in decision.items()}
-    for key, value in tag_values.items():
-        c.set_model_version_tag(name, version, key, value)
-    if champion is not None:
-        c.set_model_version_tag(name, champion, f"gate.vs_v{version}", f"{decision['decision']}: {reason}")
-    if promote:
-        aliases.move_alias(name, aliases.CHAMPION, version, reason, cfg)
-        if champion is not None:
-            c.set_model_version_tag(name, champion, "replaced_by", version)
-            c.set_model_version_tag(name, champion, "replaced_reason", reason)
-        send_alert(Alert(title=f"Promoted {name} v{version} to champion", severity="info", kind="promotion",
-                         facts={"model": name, "from": champion or "-", "to": version, **numbers}, lines=[reason]))
-    log.info("gate for %s v%s: %s (%s) %s", name, version, decision["decision"], reason, numbers)
-    return {**decision, "champion_version": version if promote else champion}
+        c = store.client(cfg)
+        c.set_model_version_tag(name, champion, "replaced_by", version)
+        c.set_model_version_tag(name, champion, "replaced_reason", reason)
+    send_alert(Alert(title=f"Promoted {name} v{version} to champion", severity="info", kind="promotion",
+                     facts={"model": name, "from": champion or "-", "to": version, **numbers}, lines=[reason]))
 
 
-def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> RollbackResult:
     """Move `champion` back to the version it replaced (or to `to_version`); one call, audited, alerted."""
     from market_mlops.monitoring.alerts import Alert, send_alert
 
     cfg = cfg or get_config()
-    c = store.client(cfg)
-    try:
-        current = str(c.get_model_version_by_alias(name, aliases.CHAMPION).version)
-    except Exception:
-        raise store.RegistryError(f"{name} has no champion to roll back") from None
+    current = aliases.alias_version(name, aliases.CHAMPION, cfg)
+    if current is None:
+        raise store.RegistryError(f"{name} has no champion to roll back")
     if to_version is None:
         moves = [m for m in aliases.alias_history(name, aliases.CHAMPION, cfg) if m["to"] == current and m["from"]]
         if not moves:
             raise store.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
-        to_version = moves[-1]["from"]
-    c.get_model_version(name, str(to_version))  # fails clearly if the version does not exist
+        to_version = str(moves[-1]["from"])
+    store.client(cfg).get_model_version(name, str(to_version))  # fails clearly if the version does not exist
     aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
-    c.set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
+    store.client(cfg).set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
     send_alert(Alert(title=f"Rolled back {name} to v{to_version}", severity="warning", kind="rollback",
                      facts={"model": name, "from": current, "to": to_version}))
     return {"model": name, "from": current, "to": str(to_version)}

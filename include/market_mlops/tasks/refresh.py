@@ -12,81 +12,123 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.contracts import TrainingSummary
 from market_mlops.registry import aliases, store, versions
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
-REFRESH_WINDOW = {"d1": 250, "h4": 500, "h1": 1000, "m15": 2000}
 FIT_SHARE = 0.6
 
 
-def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
-                    cfg: PipelineConfig | None = None) -> dict[str, Any]:
-    import mlflow
+@dataclass
+class RecentWindow:
+    """The last `refresh_window` resolved bars: features (with ts), labels, closes; fit and evaluation rows."""
 
-    from market_mlops.model.ensemble import fit_weights
-    from market_mlops.model.ensemble_model import ARTIFACT_FILES, sha256_file
-    from market_mlops.model.evaluation import evaluate_with_baselines
-    from market_mlops.model.labels import direction_labels
+    features: pd.DataFrame
+    y: np.ndarray
+    closes: np.ndarray
+    fit_rows: np.ndarray
+    eval_rows: np.ndarray
+
+
+def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
+                  cfg: PipelineConfig) -> RecentWindow:
+    from market_mlops.model.labels import labels_and_usable_rows
     from market_mlops.monitoring.forecasts import feature_window
+
+    spec = cfg.spec(timeframe)
+    size = spec.refresh_window
+    own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=spec.refresh_lookback_days),
+                                interval_end)
+    labels, usable = labels_and_usable_rows(feats, own["close"], parent.features, spec.horizon, spec.threshold)
+    window = feats[usable].tail(size).reset_index(drop=True)
+    y = labels[usable].tail(size).to_numpy().astype(int)
+    cut = int(len(y) * FIT_SHARE)
+    fit_rows, eval_rows = np.arange(0, cut - spec.horizon), np.arange(cut, len(y))
+    if len(fit_rows) < 30 or len(eval_rows) < 20:
+        raise ValueError(f"{parent.name}: only {len(y)} resolved bars before {interval_end:%Y-%m-%d}; need more "
+                         "history to refresh")
+    return RecentWindow(window, y, own["close"][usable].tail(size).to_numpy(dtype=float), fit_rows, eval_rows)
+
+
+def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
+                    cfg: PipelineConfig | None = None) -> TrainingSummary:
+    from market_mlops.model.ensemble import fit_weights
+    from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.tasks.promotion import promote_if_better
 
     cfg = cfg or get_config()
     spec = cfg.spec(timeframe)
     name = store.model_name(symbol, timeframe)
-    c = store.client(cfg)
     parent = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
     run_key = f"refresh-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}-from-v{parent.version}"
-    exp_id = store.experiment_id(cfg)
     existing = store.find_run(run_key, cfg)
     if existing is not None and existing.info.status == "FINISHED" and versions.version_of_run(name, existing.info.run_id, cfg):
         log.info("refresh %s already registered; not refitting", run_key)
-        return json.loads(existing.data.tags.get("mlops.summary", "{}"))
+        done: TrainingSummary = json.loads(existing.data.tags.get("mlops.summary", "{}"))
+        return done
 
-    size = REFRESH_WINDOW[timeframe]
-    days = size * (1.6 if timeframe == "d1" else 0.25 if timeframe == "h1" else 0.5 if timeframe == "h4" else 0.07)
-    own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=days), interval_end)
-    labels = direction_labels(own["close"], spec.horizon, spec.threshold)
-    usable = feats[parent.base.features].notna().all(axis=1) & labels.notna()
-    window = feats[usable].tail(size).reset_index(drop=True)
-    y = labels[usable].tail(size).to_numpy().astype(int)
-    closes = own["close"][usable].tail(size).to_numpy(dtype=float)
-    cut = int(len(y) * FIT_SHARE)
-    fit_rows, eval_rows = np.arange(0, cut - spec.horizon), np.arange(cut, len(y))
-    if len(fit_rows) < 30 or len(eval_rows) < 20:
-        raise ValueError(f"{name}: only {len(y)} resolved bars before {interval_end:%Y-%m-%d}; need more history to refresh")
-
-    base = parent.base.base_probas(window)
+    win = recent_window(parent, symbol, timeframe, interval_end, cfg)
+    base = parent.base.base_probas(win.features)
     order = parent.base.meta["order"]
-    weights, method = fit_weights([base[m][fit_rows] for m in order], y[fit_rows])
-    proba = parent.predict_proba(window.iloc[eval_rows], weights)
-    fwd = np.zeros(len(closes))
-    fwd[:-spec.horizon] = closes[spec.horizon:] / closes[:-spec.horizon] - 1
-    next_bar = np.append(closes[1:] / closes[:-1] - 1, 0.0)
-    evaluation = evaluate_with_baselines(y[eval_rows], proba, int(np.bincount(y[fit_rows], minlength=3).argmax()),
-                                         y[np.maximum(eval_rows - spec.horizon, 0)], fwd[eval_rows], next_bar[eval_rows])
+    weights, method = fit_weights([base[m][win.fit_rows] for m in order], win.y[win.fit_rows])
+    proba = parent.predict_proba(win.features.iloc[win.eval_rows], weights)
+    evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon)
 
-    parent_run = c.get_run(parent.run_id)
+    parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "refresh.parent_version": parent.version,
             "refresh.parent_run_id": parent.run_id, "data.interval_end": interval_end.isoformat(),
-            "data.version": parent_run.data.tags.get("data.version", "unknown"),
-            "data.gx_result_id": parent_run.data.tags.get("data.gx_result_id", "unknown"),
+            "data.version": parent_tags.get("data.version", "unknown"),
+            "data.gx_result_id": parent_tags.get("data.gx_result_id", "unknown"),
             **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()}}
-    with mlflow.start_run(run_id=existing.info.run_id if existing else None, experiment_id=exp_id, run_name=run_key, tags=tags) as run:
-        mlflow.log_params({"parent_version": parent.version, "weights_method": method, "window_rows": len(y),
-                           "fit_rows": len(fit_rows), "eval_rows": len(eval_rows),
-                           "eval_start": str(window["ts"].iloc[eval_rows[0]]), "eval_end": str(window["ts"].iloc[eval_rows[-1]]),
-                           **{f"weight.{m}": float(w) for m, w in zip(order, weights, strict=True)}})
+    params = {"parent_version": parent.version, "weights_method": method, "window_rows": len(win.y),
+              "fit_rows": len(win.fit_rows), "eval_rows": len(win.eval_rows),
+              "eval_start": str(win.features["ts"].iloc[win.eval_rows[0]]),
+              "eval_end": str(win.features["ts"].iloc[win.eval_rows[-1]]),
+              **{f"weight.{m}": float(w) for m, w in zip(order, weights, strict=True)}}
+    run_id = _log_refresh_run(existing.info.run_id if existing else None, run_key, tags, params, evaluation, parent,
+                              weights, win, cfg)
+
+    mv = versions.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
+    decision = promote_if_better(name, str(mv.version), win.features.iloc[win.eval_rows], win.y[win.eval_rows], proba,
+                                 evaluation, cfg=cfg)
+    summary: TrainingSummary = {
+        "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
+        "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],
+        "previous_weights": [round(float(w), 3) for w in parent.base.meta["weights"]],
+        "eval_rows": int(len(win.eval_rows)), "accuracy": round(evaluation["model_accuracy"], 4),
+        "majority_accuracy": round(evaluation["majority_accuracy"], 4),
+        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4), **decision}
+    store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
+    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval accuracy %.3f -> %s", name, mv.version, parent.version,
+             summary["previous_weights"], summary["weights"], summary["accuracy"], decision["decision"])
+    return summary
+
+
+def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], params: dict[str, Any],
+                     evaluation: dict[str, Any], parent: versions.LoadedModel, weights: np.ndarray, win: RecentWindow,
+                     cfg: PipelineConfig) -> str:
+    """One MLflow run: the parent's base-model files byte for byte with the new weights, its drift reference."""
+    import mlflow
+
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES, sha256_file
+
+    with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
+        mlflow.log_params(params)
         mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
+        mlflow.log_dict(json.loads(json.dumps(evaluation, default=float)), "evaluation/holdout_metrics.json")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            source = Path(mlflow.artifacts.download_artifacts(run_id=parent.run_id, artifact_path="model/artifacts",
-                                                              dst_path=str(folder / "parent")))
+            source = versions.download_model_files(parent.name, parent.version, folder / "parent")
             model_dir = folder / "model_files"
             model_dir.mkdir()
             for key in ("rf", "xgb", "lgbm"):  # the base models, byte for byte
@@ -98,20 +140,5 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
             reference = mlflow.artifacts.download_artifacts(run_id=parent.run_id, artifact_path="reference",
                                                             dst_path=str(folder / "reference"))
             mlflow.log_artifacts(reference, "reference")
-            (folder / "holdout_metrics.json").write_text(json.dumps(evaluation, indent=2, default=float))
-            mlflow.log_artifact(str(folder / "holdout_metrics.json"), "evaluation")
-            versions.log_pyfunc_ensemble(model_dir, window[parent.base.features].tail(3))
-        run_id = run.info.run_id
-
-    mv = versions.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
-    decision = promote_if_better(name, str(mv.version), window.iloc[eval_rows], y[eval_rows], proba, evaluation, cfg=cfg)
-    summary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
-               "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],
-               "previous_weights": [round(float(w), 3) for w in parent.base.meta["weights"]],
-               "eval_rows": int(len(eval_rows)), "accuracy": round(evaluation["model_accuracy"], 4),
-               "majority_accuracy": round(evaluation["majority_accuracy"], 4),
-               "persistence_accuracy": round(evaluation["persistence_accuracy"], 4), **decision}
-    c.set_tag(run_id, "mlops.summary", json.dumps(summary))
-    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval accuracy %.3f -> %s", name, mv.version, parent.version,
-             summary["previous_weights"], summary["weights"], summary["accuracy"], decision["decision"])
-    return summary
+            versions.log_pyfunc_ensemble(model_dir, win.features[parent.features].tail(3))
+        return str(run.info.run_id)

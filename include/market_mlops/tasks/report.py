@@ -55,7 +55,7 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
-    from market_mlops.tasks.drift_check import drift_history
+    from market_mlops.monitoring.history import drift_history
 
     cfg = cfg or get_config()
     history = drift_history(cfg)

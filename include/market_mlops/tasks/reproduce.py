@@ -24,9 +24,7 @@ def build_feature_table(symbol: str, timeframe: str, until: str, data_version: s
     cfg = cfg or get_config()
     until_ts = dt.datetime.fromisoformat(until).replace(tzinfo=dt.UTC) if "T" not in until else dt.datetime.fromisoformat(until)
     data = resolve_data_version(until_ts, None if data_version == "latest" else data_version, cfg)
-    spec = cfg.spec(timeframe)
-    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg.universe.benchmark, until_ts,
-                                cfg.training.history_years, spec.horizon, spec.threshold)
+    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, until_ts, cfg.training.history_years)
     table = X.assign(label=y, close=bars["close"].to_numpy(), ts=bars["ts"].to_numpy())
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
@@ -57,7 +55,7 @@ def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineCon
 
 def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
     from market_mlops.model.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
-    from market_mlops.model.evaluation import evaluate_with_baselines
+    from market_mlops.model.evaluation import evaluate_holdout
 
     cfg = cfg or get_config()
     horizon = cfg.spec(timeframe).horizon
@@ -68,13 +66,8 @@ def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, c
     models = BaseModels(paths)
     split = json.loads((model_dir / "split.json").read_text())
     hold = np.arange(split["holdout"][0], split["holdout"][1] + 1)
-    close = table["close"].to_numpy(dtype=float)
-    fwd = np.full(len(close), 0.0)
-    fwd[:-horizon] = close[horizon:] / close[:-horizon] - 1
-    next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
-    majority = int(np.bincount(y[: split["train_end"] + 1], minlength=3).argmax())
-    metrics = evaluate_with_baselines(y[hold], models.predict_proba(X.iloc[hold]), majority,
-                                      y[np.maximum(hold - horizon, 0)], fwd[hold], next_bar[hold])
+    metrics = evaluate_holdout(y, models.predict_proba(X.iloc[hold]), table["close"].to_numpy(dtype=float), hold,
+                               np.arange(split["train_end"] + 1), horizon)
     flat = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     out.write_text(json.dumps(flat, indent=2, sort_keys=True))
     return flat

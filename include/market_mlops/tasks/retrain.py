@@ -12,15 +12,22 @@ import json
 import logging
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import REPO_ROOT, PipelineConfig, get_config
+from market_mlops.config import REPO_ROOT, PipelineConfig, TimeframeSpec, Training, get_config
+from market_mlops.contracts import ModelKey, RetrainPlan, RetrainReport, TrainingData, TrainingSummary
 from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+    from market_mlops.model.training import TrainedEnsemble
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +36,25 @@ class NoDataVersion(RuntimeError):
     """No ingested data version covers this interval yet."""
 
 
-def resolve_data_version(interval_end: dt.datetime, md5: str | None = None, cfg: PipelineConfig | None = None) -> dict[str, Any]:
-    """The data version to train on, materialized read-only.
-
-    The Asset event's md5, else the last version logged by the cutoff. When that one stops more than
-    `training.max_data_lag_days` before the last session before the cutoff, the first version logged later that
-    reaches that session (a catch-up run covers many sessions; training drops bars after the cutoff, so later
-    data in it changes nothing). None reaches it: fail with the backfill to run.
-    """
+def resolve_data_version(interval_end: dt.datetime, md5: str | None = None,
+                         cfg: PipelineConfig | None = None) -> TrainingData:
+    """The data version to train on (`choose_training_version`), materialized read-only; fails with the backfill
+    to run when none is fresh enough."""
     from market_mlops.data.versioning import (
-        first_version_covering,
-        latest_version_until,
+        choose_training_version,
+        ends_before,
         materialize,
         version_history,
     )
 
     cfg = cfg or get_config()
     due = last_session_close(interval_end, cfg)
-    record = latest_version_until(cfg.data_root, interval_end, md5)
-    if md5 and record is None:  # logged only after the cutoff, or not at all: the Asset event vouches for it
-        logged = [r for r in version_history(cfg.data_root) if r["md5"] == md5]
-        record = logged[-1] if logged else {"md5": md5, "gx_result_id": "unknown"}
-    if record is None or _lags(record, due, cfg):
-        record = first_version_covering(cfg.data_root, due) or record
+    floor = freshness_floor(due, cfg)
+    record = choose_training_version(version_history(cfg.data_root), interval_end, md5, due, floor)
     if record is None:
         raise NoDataVersion(f"no data version logged up to {interval_end.isoformat()}: run market_data_ingestion "
                             "for that range first (or backfill it)")
-    if _lags(record, due, cfg):
+    if ends_before(record, floor):
         raise NoDataVersion(
             f"the newest data version by {interval_end:%Y-%m-%d %H:%M} UTC ({record['md5'][:12]}) ends "
             f"{record['interval_end'][:10]}, but the last session before it closed {due:%Y-%m-%d} (allowed lag "
@@ -66,16 +65,6 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None, cfg:
             "interval_end": interval_end.isoformat()}
 
 
-def _lags(record: dict[str, Any], due: dt.datetime, cfg: PipelineConfig) -> bool:
-    """Whether a version stops too long before `due`: the model would carry this month's name but learn an older
-    one (a late ingestion, or a fresh deployment whose first cron run finds only old data). A version known only
-    by its Asset event's md5 has no logged interval: its event vouched for it."""
-    if "interval_end" not in record:
-        return False
-    ends = dt.datetime.fromisoformat(record["interval_end"]).astimezone(dt.UTC)
-    return ends < freshness_floor(due, cfg)
-
-
 def last_session_close(interval_end: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
     """The close of the last session at or before a retrain's cutoff: the data must reach it."""
     from market_mlops.data import calendar
@@ -84,28 +73,22 @@ def last_session_close(interval_end: dt.datetime, cfg: PipelineConfig) -> dt.dat
 
 
 def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
-    """Data ending before this is too old to train for the cutoff whose last session closed at `due`."""
+    """Data ending before this is too old to train for the cutoff whose last session closed at `due` (the model
+    would carry this month's name but learn an older one)."""
     return due - dt.timedelta(days=cfg.training.max_data_lag_days)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-    except Exception:
-        return "unknown"
-
-
-def training_frame(dataset: Path, symbol: str, timeframe: str, benchmark: str, until: dt.datetime,
-                   history_years: int, horizon: int, threshold: float, fresh_from: dt.datetime | None = None):
+def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConfig, until: dt.datetime,
+                   history_years: int, fresh_from: dt.datetime | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Features X, labels y (only rows with both), bar closes and timestamps, all before `until`.
 
     `fresh_from`: the pair's last bar must reach it. The version log says which interval a run covered, not that
     every session before it is in the data: a catch-up run over a hole would train on stale bars."""
     from market_mlops.data.dataset import load_bars
     from market_mlops.model.features import build_features, feature_columns
-    from market_mlops.model.labels import direction_labels
+    from market_mlops.model.labels import labels_and_usable_rows
 
+    spec, benchmark = cfg.spec(timeframe), cfg.universe.benchmark
     since = until - dt.timedelta(days=365 * history_years)
     bars = load_bars(dataset, timeframe, [symbol, benchmark], until=until, since=since)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
@@ -118,41 +101,19 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, benchmark: str, u
             f"over a day before {fresh_from:%Y-%m-%d %H:%M} UTC (last session close minus the allowed lag): the "
             f"dataset has a hole; backfill market_data_ingestion from {last:%Y-%m-%d} and rerun")
     bench = bars[bars["symbol"] == benchmark]  # the benchmark's own model measures it against itself
-    feats = build_features(own, timeframe, bench)
-    labels = direction_labels(own["close"], horizon, threshold)
+    feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
-    usable = feats[cols].notna().all(axis=1) & labels.notna()
-    return feats.loc[usable, cols].reset_index(drop=True), labels[usable].to_numpy().astype(int), own.loc[usable].reset_index(drop=True)
+    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.threshold)
+    return (feats.loc[usable, cols].reset_index(drop=True), labels[usable].to_numpy().astype(int),
+            own.loc[usable].reset_index(drop=True))
 
 
-def _plots(folder: Path, confusion: list[list[int]], importances: pd.Series) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(np.asarray(confusion), cmap="Blues")
-    for (i, j), v in np.ndenumerate(np.asarray(confusion)):
-        ax.text(j, i, str(v), ha="center", va="center")
-    ax.set_xticks(range(3), ["BEAR", "NEUT", "BULL"])
-    ax.set_yticks(range(3), ["BEAR", "NEUT", "BULL"])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title("holdout confusion matrix")
-    paths.append(folder / "confusion_matrix.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    importances.head(25)[::-1].plot.barh(ax=ax)
-    ax.set_title("feature importance (RF, top 25)")
-    paths.append(folder / "feature_importance.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
-    return paths
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _package_versions() -> dict[str, str]:
@@ -166,14 +127,11 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx: dict[str, str] | None = None,
+def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
                   force_promotion: bool = False, search_trials: int | None = None,
-                  cfg: PipelineConfig | None = None) -> dict[str, Any]:
+                  cfg: PipelineConfig | None = None) -> TrainingSummary:
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
-    import mlflow
-
-    from market_mlops.model.ensemble_model import save_base_models
-    from market_mlops.model.evaluation import evaluate_with_baselines
+    from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
     from market_mlops.tasks.promotion import promote_if_better
@@ -184,36 +142,69 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
     interval_end = dt.datetime.fromisoformat(data["interval_end"])
     name = store.model_name(symbol, timeframe)
     run_key = f"retrain-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}"
-    c = store.client(cfg)
-    exp_id = store.experiment_id(cfg)
 
+    # A retried task finds its finished, registered run and reports it again.
     existing = store.find_run(run_key, cfg)
-    if existing is not None and existing.info.status == "FINISHED":
-        mv = versions.version_of_run(name, existing.info.run_id, cfg)
-        if mv is not None:  # a retried task: the work is done, report it again
-            log.info("run %s already registered as %s v%s; not training again", run_key, name, mv.version)
-            return json.loads(existing.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
+    done = _finished_summary(existing, name, cfg)
+    if done is not None:
+        log.info("run %s already registered as %s v%s; not training again", run_key, name, done.get("version"))
+        return done
 
-    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg.universe.benchmark, interval_end,
-                                training_cfg.history_years, spec.horizon, spec.threshold,
+    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end, training_cfg.history_years,
                                 fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg))
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     hold = trained.holdout_index
-    close = bars["close"].to_numpy(dtype=float)
-    fwd = np.full(len(close), np.nan)
-    fwd[:-spec.horizon] = close[spec.horizon:] / close[:-spec.horizon] - 1
-    next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
-    majority = int(np.bincount(y[trained.train_index], minlength=3).argmax())
-    persistence = y[np.maximum(hold - spec.horizon, 0)]
-    evaluation = evaluate_with_baselines(y[hold], trained.holdout_proba, majority, persistence,
-                                         np.nan_to_num(fwd[hold]), next_bar[hold])
-
-    airflow_ctx = airflow_ctx or {}
+    evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
+                                  trained.train_index, spec.horizon)
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
             "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
-            "code.git_commit": git_commit(), **{f"airflow.{k}": v for k, v in airflow_ctx.items()}, **_package_versions()}
-    run_id = existing.info.run_id if existing is not None else None
-    with mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=run_key, tags=tags) as run:
+            "code.git_commit": git_commit(), **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
+            **_package_versions()}
+    run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
+                               trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
+
+    mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
+    decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
+                                 force=force_promotion, cfg=cfg)
+    summary: TrainingSummary = {
+        "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
+        "data_version": data["md5"], "holdout_rows": int(len(hold)), "accuracy": round(evaluation["model_accuracy"], 4),
+        "majority_accuracy": round(evaluation["majority_accuracy"], 4),
+        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4),
+        "balanced_accuracy": round(evaluation["model_balanced_accuracy"], 4),
+        "log_loss": round(evaluation["model_log_loss"], 4),
+        "long_flat_return": round(evaluation["model_long_flat_return"], 4),
+        "weights": [round(float(w), 3) for w in trained.weights], **decision}
+    store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
+    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s", name, mv.version,
+             summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"], decision["decision"])
+    return summary
+
+
+def _finished_summary(run: Run | None, name: str, cfg: PipelineConfig) -> TrainingSummary | None:
+    """The summary of a run that finished and was registered (a retried task's earlier work), else None."""
+    from market_mlops.registry import versions
+
+    if run is None or run.info.status != "FINISHED":
+        return None
+    mv = versions.version_of_run(name, run.info.run_id, cfg)
+    if mv is None:
+        return None
+    summary: TrainingSummary = json.loads(run.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
+    return summary
+
+
+def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X: pd.DataFrame, y: np.ndarray,
+                      bars: pd.DataFrame, trained: TrainedEnsemble, evaluation: dict[str, Any], spec: TimeframeSpec,
+                      training_cfg: Training, symbol: str, timeframe: str, cfg: PipelineConfig) -> str:
+    """One MLflow run: parameters, fold and holdout metrics, plots, the drift reference and the pyfunc model."""
+    import mlflow
+
+    from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.registry import store, versions
+
+    hold = trained.holdout_index
+    with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         mlflow.log_params({"horizon": spec.horizon, "threshold": spec.threshold, "seed": training_cfg.seed,
                            "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
                            "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
@@ -223,51 +214,44 @@ def retrain_model(symbol: str, timeframe: str, data: dict[str, Any], airflow_ctx
                            **{f"{m}.{k}": v for m, p in trained.params.items() for k, v in p.items()},
                            **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}})
         for step, row in trained.fold_table.iterrows():
-            mlflow.log_metrics({f"fold.{k}": float(v) for k, v in row.items() if k.endswith(("accuracy", "log_loss"))}, step=int(step))
+            mlflow.log_metrics({f"fold.{k}": float(v) for k, v in row.items() if str(k).endswith(("accuracy", "log_loss"))},
+                               step=int(step))  # type: ignore[call-overload]
         mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
+        importances = pd.Series(trained.models["rf"].feature_importances_, index=X.columns).sort_values(ascending=False)
+        _log_evaluation(trained, evaluation, importances)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            trained.fold_table.to_csv(folder / "fold_table.csv", index=False)
-            importances = pd.Series(trained.models["rf"].feature_importances_, index=X.columns).sort_values(ascending=False)
-            importances.to_csv(folder / "feature_importance.csv")
-            for p in _plots(folder, evaluation["model_confusion"], importances):
-                mlflow.log_artifact(str(p), "plots")
-            mlflow.log_artifact(str(folder / "fold_table.csv"), "evaluation")
-            mlflow.log_artifact(str(folder / "feature_importance.csv"), "evaluation")
-            (folder / "holdout_metrics.json").write_text(json.dumps(evaluation, indent=2, default=float))
-            mlflow.log_artifact(str(folder / "holdout_metrics.json"), "evaluation")
-            # Training reference for drift checks: a sample of training features and the training class mix.
-            reference = X.iloc[trained.train_index].tail(2000)
-            reference.to_parquet(folder / "reference_features.parquet", index=False)
-            (folder / NULL_THRESHOLDS_FILE).write_text(json.dumps(null_thresholds_record(reference, cfg.drift), indent=1))
-            mlflow.log_artifact(str(folder / "reference_features.parquet"), "reference")
-            mlflow.log_artifact(str(folder / NULL_THRESHOLDS_FILE), "reference")
-
+            _log_drift_reference(X.iloc[trained.train_index].tail(2000), folder, cfg)
             model_dir = folder / "model_files"
             save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
                              {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
             versions.log_pyfunc_ensemble(model_dir, X.tail(3))
-        run_id = run.info.run_id
-
-    mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
-    decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
-                                 force=force_promotion, cfg=cfg)
-    summary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
-               "data_version": data["md5"], "holdout_rows": int(len(hold)),
-               "accuracy": round(evaluation["model_accuracy"], 4),
-               "majority_accuracy": round(evaluation["majority_accuracy"], 4),
-               "persistence_accuracy": round(evaluation["persistence_accuracy"], 4),
-               "balanced_accuracy": round(evaluation["model_balanced_accuracy"], 4),
-               "log_loss": round(evaluation["model_log_loss"], 4),
-               "long_flat_return": round(evaluation["model_long_flat_return"], 4),
-               "weights": [round(float(w), 3) for w in trained.weights], **decision}
-    c.set_tag(run_id, "mlops.summary", json.dumps(summary))
-    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s", name, mv.version,
-             summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"], decision["decision"])
-    return summary
+        return str(run.info.run_id)
 
 
-def md5_from_asset_events(events, interval_end: dt.datetime, lookback: int = 100) -> str | None:
+def _log_evaluation(trained: TrainedEnsemble, evaluation: dict[str, Any], importances: pd.Series) -> None:
+    """Fold table, feature importance, holdout metrics and their plots, straight into the active run."""
+    import mlflow
+
+    from market_mlops.model.plots import confusion_figure, importance_figure
+
+    mlflow.log_text(trained.fold_table.to_csv(index=False), "evaluation/fold_table.csv")
+    mlflow.log_text(importances.to_csv(), "evaluation/feature_importance.csv")
+    mlflow.log_dict(json.loads(json.dumps(evaluation, default=float)), "evaluation/holdout_metrics.json")
+    mlflow.log_figure(confusion_figure(evaluation["model_confusion"]), "plots/confusion_matrix.png")
+    mlflow.log_figure(importance_figure(importances), "plots/feature_importance.png")
+
+
+def _log_drift_reference(reference: pd.DataFrame, folder: Path, cfg: PipelineConfig) -> None:
+    """The training reference for drift checks: a sample of training features and each feature's PSI limits."""
+    import mlflow
+
+    reference.to_parquet(folder / "reference_features.parquet", index=False)
+    mlflow.log_artifact(str(folder / "reference_features.parquet"), "reference")
+    mlflow.log_dict(null_thresholds_record(reference, cfg.drift), f"reference/{NULL_THRESHOLDS_FILE}")
+
+
+def md5_from_asset_events(events: Sequence[Any], interval_end: dt.datetime, lookback: int = 100) -> str | None:
     """The data version of the last `market_dataset` event whose interval ended by `interval_end`."""
     try:
         recent = list(events[-lookback:])
@@ -279,17 +263,18 @@ def md5_from_asset_events(events, interval_end: dt.datetime, lookback: int = 100
     return eligible[-1]["md5"] if eligible else None
 
 
-def report_retrain(results: list[dict[str, Any]], models: list[dict[str, str]]) -> dict[str, Any]:
+def report_retrain(results: list[TrainingSummary], models: list[ModelKey]) -> RetrainReport:
     """Summarize the mapped retrains (it runs only when none failed: a failed one fails the run and alerts itself)."""
     for r in results:
-        log.info("%s v%s: accuracy %.3f vs majority %.3f / persistence %.3f -> %s (%s)", r["model"], r["version"],
-                 r["accuracy"], r["majority_accuracy"], r["persistence_accuracy"], r["decision"], r.get("reason", ""))
+        log.info("%s v%s: accuracy %.3f vs majority %.3f / persistence %.3f -> %s (%s)", r.get("model"), r.get("version"),
+                 r.get("accuracy"), r.get("majority_accuracy"), r.get("persistence_accuracy"), r.get("decision"),
+                 r.get("reason", ""))
     return {"trained": len(results), "models": len(models),
             "promoted": [r["model"] for r in results if r.get("decision") == "promoted"]}
 
 
-def plan_retrain(until_param: str, interval_end: dt.datetime | None, triggering: list[dict[str, Any]], inlet_events,
-                 cfg: PipelineConfig | None = None) -> dict[str, Any] | None:
+def plan_retrain(until_param: str | None, interval_end: dt.datetime | None, triggering: list[dict[str, Any]],
+                 inlet_events: Sequence[Any], cfg: PipelineConfig | None = None) -> RetrainPlan | None:
     """What a retrain run trains on: {until, md5}; None when an Asset event does not close a month.
 
     - `until` param set (emergency retrain): that time, the last data version logged by then.
@@ -317,4 +302,6 @@ def plan_retrain(until_param: str, interval_end: dt.datetime | None, triggering:
         last_day, event = max(closing, key=lambda pair: (pair[0], pair[1].get("interval_end", "")))
         until = (dt.datetime(last_day.year, last_day.month, 1, tzinfo=dt.UTC) + dt.timedelta(days=32)).replace(day=1)
         return {"until": until.isoformat(), "md5": event.get("md5"), "trigger": "asset"}
+    if interval_end is None:
+        raise ValueError("a cron retrain needs its data interval end")
     return {"until": interval_end.isoformat(), "md5": md5_from_asset_events(inlet_events, interval_end), "trigger": "cron"}

@@ -1,0 +1,147 @@
+"""What tasks hand each other through XCom and what they report: small, JSON-safe, typed.
+
+Airflow serialises these as plain dicts; the types say what a downstream task may rely on. Bands and gate outcomes
+are `Literal`s so a type checker catches a misspelt comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+Band = Literal["normal", "monitor", "drift", "emergency"]
+GateOutcome = Literal["promoted", "kept as challenger", "already champion"]
+RetrainTrigger = Literal["param", "asset", "cron"]
+
+
+class ModelKey(TypedDict):
+    symbol: str
+    timeframe: str
+
+
+class ChampionRef(ModelKey):
+    version: str
+
+
+class RawFileRef(TypedDict):
+    uri: str  # local path or s3:// URI
+    name: str
+
+
+class FetchedBatch(TypedDict):
+    interval_start: str
+    interval_end: str
+    sessions: list[str]
+    symbols: list[str]
+    timeframes: list[str]
+    source: str
+    files: list[RawFileRef]
+
+
+class ValidatedBatch(TypedDict):
+    interval_start: str
+    interval_end: str
+    sessions: list[str]
+    staged: str  # Parquet of the batch's canonical bars
+    rows: int
+    result_id: str
+
+
+class MergedBatch(ValidatedBatch):
+    rows_added: dict[str, int]
+
+
+class VersionRecord(TypedDict):
+    md5: str
+    files: int
+    size: int
+    objects_pushed: int
+    interval_start: str
+    interval_end: str
+    sessions: list[str]
+    rows_added: dict[str, int]
+    gx_result_id: str
+    run_id: str
+    remote: str
+
+
+class RetrainPlan(TypedDict):
+    until: str
+    md5: str | None
+    trigger: RetrainTrigger
+
+
+class TrainingData(TypedDict):
+    md5: str
+    path: str  # a read-only checkout of that version
+    gx_result_id: str
+    interval_end: str
+
+
+class GateSummary(TypedDict, total=False):
+    decision: GateOutcome
+    reason: str
+    previous_champion: str | None
+    champion_version: str | None
+    challenger_accuracy: float
+    majority_accuracy: float
+    persistence_accuracy: float
+    champion_accuracy: float
+    diff_mean: float
+    diff_ci_low: float
+    diff_ci_high: float
+
+
+class TrainingSummary(GateSummary, total=False):
+    model: str
+    symbol: str
+    timeframe: str
+    version: str
+    run_id: str
+    data_version: str
+    holdout_rows: int
+    accuracy: float
+    balanced_accuracy: float
+    log_loss: float
+    long_flat_return: float
+    weights: list[float]
+    parent_version: str
+    previous_weights: list[float]
+    eval_rows: int
+
+
+class RetrainReport(TypedDict):
+    trained: int
+    models: int
+    promoted: list[str]
+
+
+class DriftResult(TypedDict):
+    model: str
+    version: str
+    symbol: str
+    timeframe: str
+    interval_start: str
+    interval_end: str
+    band: Band
+    realized_accuracy: float | None
+    holdout_accuracy: float
+    delta_points: float | None
+    resolved: int
+    forecasts_scored: int
+    features_drifted: int
+    features_checked: int
+    max_psi: float
+    prediction_psi: float | None
+    emergency_retrain_triggered: bool
+    in_cooldown: bool
+    mlflow_run_id: str
+
+
+class RetrainConf(TypedDict):
+    symbols: list[str]
+    timeframes: list[str]
+    until: str
+    reason: str
+
+
+RollbackResult = TypedDict("RollbackResult", {"model": str, "from": str, "to": str})
