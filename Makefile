@@ -6,14 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-scheduler test-fast lint bench lock clean
+.PHONY: setup demo test test-scheduler test-fast lint typecheck bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python 3.11 $(VENV)
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip sync --quiet --python $(PY) requirements-dev.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
@@ -30,14 +30,20 @@ test-scheduler: setup  ## only the scheduler tier (airflow standalone on Postgre
 test-fast: setup  ## unit and DAG integrity tests only
 	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not training"
 
-lint: setup
+lint: setup  ## ruff (with Airflow's AIR rules) and the type checker
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+typecheck: setup  ## mypy over include/ and plugins/ (settings in pyproject.toml)
+	$(VENV)/bin/mypy
 
 bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
 	$(PY) -m market_mlops.dev.bench
 
-lock:  ## re-resolve requirements.txt into requirements.lock (needs the package index)
-	$(UV) pip compile requirements.txt -o requirements.lock --python-version 3.11 --python-platform x86_64-manylinux_2_28
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+lock:  ## re-resolve both lock files, keeping current pins (needs the package index); the runtime set is a subset
+	$(UV) pip compile requirements-dev.txt -c requirements.lock -o requirements-dev.lock $(LOCK_FLAGS)
+	$(UV) pip compile requirements.txt -c requirements-dev.lock -o requirements.lock $(LOCK_FLAGS)
 
 clean:  ## remove all run state (Airflow home, MLflow store, DVC cache and remote, data)
 	rm -rf .state

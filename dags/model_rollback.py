@@ -43,10 +43,9 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def model_rollback():
     @task
     def rollback_champion(params=None) -> RollbackResult:
-        from market_mlops.registry.store import model_name
-        from market_mlops.tasks.promotion import rollback
+        from market_mlops.tasks.promotion import rollback_model
 
-        return rollback(model_name(params["symbol"], params["timeframe"]), params["to_version"] or None)
+        return rollback_model(params["symbol"], params["timeframe"], params["to_version"] or None)
 
     rollback_champion()
 

@@ -7,43 +7,46 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import json
+from typing import TYPE_CHECKING
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
+from market_mlops.monitoring.links import mlflow_ui_url, mlflow_urls
 
-def mlflow_ui_url() -> str:
-    return os.environ.get("MLOPS_MLFLOW_UI_URL", "http://localhost:5000").rstrip("/")
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
 
 
-def mlflow_urls(result: Any, base: str | None = None) -> dict[str, str]:
-    """MLflow UI URLs for a task result of this suite (a summary dict); empty when it names nothing."""
-    base = (base or mlflow_ui_url()).rstrip("/")
-    if not isinstance(result, dict):
-        return {}
-    urls = {}
-    run_id = result.get("run_id") or result.get("mlflow_run_id")
-    if run_id:
-        urls["run"] = f"{base}/#/runs/{run_id}"
-    model, version = result.get("model"), result.get("version") or result.get("to")
-    if model and version:
-        urls["model"] = f"{base}/#/models/{model}/versions/{version}"
-    return urls
+def task_result(ti_key: TaskInstanceKey) -> object:
+    """A task's return value, read from the metadata DB the way the api-server reads XComs (the Task SDK's XCom
+    client needs a running task's supervisor, which the api-server does not have)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.execute(
+            XComModel.get_many(key="return_value", run_id=ti_key.run_id, dag_ids=ti_key.dag_id,
+                               task_ids=ti_key.task_id, map_indexes=ti_key.map_index).with_only_columns(XComModel.value)
+        ).first()
+    if row is None:
+        return None
+    value = row.value
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 class _MLflowLink(BaseOperatorLink):
     kind = "run"
 
-    def get_link(self, operator, *, ti_key) -> str:
-        from airflow.sdk import BaseXCom
-
-        try:
-            result = BaseXCom.get_value(ti_key=ti_key, key="return_value")
-        except Exception:
-            return ""
-        return mlflow_urls(result).get(self.kind, "")
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return mlflow_urls(task_result(ti_key)).get(self.kind, "")
 
 
 class MLflowRunLink(_MLflowLink):

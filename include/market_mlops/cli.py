@@ -30,10 +30,9 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from market_mlops.registry.store import model_name
-    from market_mlops.tasks.promotion import rollback
+    from market_mlops.tasks.promotion import rollback_model
 
-    moved = rollback(model_name(args.symbol, args.timeframe), args.to_version)
+    moved = rollback_model(args.symbol, args.timeframe, args.to_version)
     print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
     return 0
 

@@ -78,5 +78,7 @@ def test_dag_arguments(dagbag, dag_file):
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{task.task_id}: set an owner"
         assert task.retries >= 1, f"{task.task_id}: retries must be >= 1"
+        # A return annotation Airflow resolves as a dict turns on multiple_outputs: every key becomes its own XCom.
+        assert not getattr(task, "multiple_outputs", False), f"{task.task_id}: multiple_outputs (a `-> dict` return?)"
         callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
         assert any(callbacks), f"{task.task_id}: needs a failure callback"

@@ -58,6 +58,18 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
         assert "holdout.majority_accuracy" in run.data.metrics and "holdout.persistence_accuracy" in run.data.metrics
         assert str(versions[0].version) in {str(v) for v in c.get_registered_model(name).aliases.values()}
 
+    # The task's "MLflow run" / "MLflow model" buttons, resolved the way the api-server resolves extra links.
+    from airflow.models import DagRun
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from mlflow_links import MLflowModelLink, MLflowRunLink
+
+    run_id = DagRun.find(dag_id="model_retrain")[-1].run_id
+    key = TaskInstanceKey("model_retrain", "retrain_model", run_id, try_number=1, map_index=0)
+    run_url, model_url = MLflowRunLink().get_link(None, ti_key=key), MLflowModelLink().get_link(None, ti_key=key)
+    spy = next(iter(c.search_model_versions("name = 'SPY-d1-direction'")))  # map index 0: the universe's first pair
+    assert run_url.endswith(f"/#/runs/{spy.run_id}"), run_url
+    assert model_url.endswith("/#/models/SPY-d1-direction/versions/1"), model_url
+
     assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"  # a rerun
     assert all(len(c.search_model_versions(f"name = '{n}'")) == 1 for n in names)
 
@@ -78,6 +90,7 @@ def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_p
            "MLOPS_CONFIG": str(project / "config" / "pipeline.yaml")}
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=project, check=True, env=env)
+    shutil.copy(REPO / ".dvcignore", project / ".dvcignore")
     first = subprocess.run([*dvc, "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     metrics = json.loads((project / "build" / "metrics.json").read_text())

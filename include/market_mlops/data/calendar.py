@@ -10,17 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import DAILY_MINUTES
 
+if TYPE_CHECKING:
+    from exchange_calendars import ExchangeCalendar
+
 _CALENDAR_START = "2000-01-03"
 
 
 @functools.cache
-def exchange_calendar(exchange: str):  # -> exchange_calendars.ExchangeCalendar
+def exchange_calendar(exchange: str) -> ExchangeCalendar:
     import exchange_calendars
 
     try:

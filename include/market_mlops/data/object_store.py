@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    S3Client = Any  # boto3 clients are generated at run time
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -23,7 +27,7 @@ def s3_credentials() -> dict[str, str]:
     return {"access_key_id": conn.login or "", "secret_access_key": conn.password or ""}
 
 
-def s3_client():
+def s3_client() -> S3Client:
     import boto3
 
     from market_mlops.config import get_config

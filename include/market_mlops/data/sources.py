@@ -15,12 +15,16 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.data.bars import COLUMNS, DTYPES, PRICE_COLUMNS
+
+if TYPE_CHECKING:
+    from market_mlops.config import PipelineConfig
+    from market_mlops.data.synthetic import GeneratorSpec
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _ALIASES = {
@@ -192,7 +196,7 @@ class SyntheticSource:
 
     name = "synthetic"
 
-    def __init__(self, spec, raw_root: Path) -> None:  # spec: synthetic.GeneratorSpec
+    def __init__(self, spec: GeneratorSpec, raw_root: Path) -> None:
         self.spec = spec
         self.raw_root = raw_root
 
@@ -218,7 +222,7 @@ class SyntheticSource:
         return files
 
 
-def make_source(kind: str, cfg) -> Source:  # cfg: PipelineConfig
+def make_source(kind: str, cfg: PipelineConfig) -> Source:
     if kind == "landing":
         return LandingSource(cfg.landing_uri)
     if kind == "synthetic":

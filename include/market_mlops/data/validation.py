@@ -12,11 +12,17 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from market_mlops.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.data_context import AbstractDataContext
+
+    from great_expectations import ValidationDefinition
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +67,20 @@ def load_suite_definition(name: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _context_and_batch():
+def _context_and_batch() -> tuple[AbstractDataContext, BatchDefinition]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     import great_expectations as gx
 
     ctx = gx.get_context(mode="ephemeral")
-    try:
-        ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    except Exception:  # older configs without the setting
-        pass
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = ctx.data_sources.add_pandas("bars").add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
     return ctx, batch
 
 
 @functools.cache
-def _validation_definition(name: str):
+def _validation_definition(name: str) -> ValidationDefinition:
     from great_expectations.core.expectation_suite import ExpectationSuite
 
     import great_expectations as gx
@@ -93,6 +98,8 @@ def validate_frame(suite: str, frame: pd.DataFrame, file: str, parameters: dict[
     findings = []
     for res in result.results:
         cfg = res.expectation_config
+        if cfg is None:  # GX fills it for every result of a suite run
+            raise RuntimeError(f"GX returned a result without its expectation for suite {suite!r}")
         kwargs = cfg.kwargs or {}
         columns = [str(kwargs[k]) for k in ("column", "column_A", "column_B") if k in kwargs] + list(kwargs.get("column_list", []))
         details = res.result or {}

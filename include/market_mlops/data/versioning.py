@@ -14,11 +14,14 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from market_mlops.data.storage import append_jsonl, directory_lock, file_lock, read_jsonl
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def _remote_config(remote_url: str, endpoint_url: str | None) -> dict[str, Any]:
     return remote
 
 
-def open_workspace(root: Path, remote_url: str, endpoint_url: str | None = None, cache_dir: Path | None = None):
+def open_workspace(root: Path, remote_url: str, endpoint_url: str | None = None, cache_dir: Path | None = None) -> Repo:
     """Init (once) the no-git DVC workspace at `root`, point it at the remote, return a fresh `Repo`."""
     from dvc.repo import Repo
 

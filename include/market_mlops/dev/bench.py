@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import REPO_ROOT
+from market_mlops.contracts import TrainingData
 
 D1_BARS_PER_YEAR = 252  # W1 is daily bars
 
@@ -66,7 +67,7 @@ def parse_times() -> list[dict]:
     return rows
 
 
-def _w1_bars():
+def _w1_bars() -> pd.DataFrame:
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 
     return generate_bars(GeneratorSpec(seed=7, origin=dt.date(2010, 1, 4), benchmark="SPY"), SYMBOLS_15, "d1", W1_START, W1_END)
@@ -182,7 +183,7 @@ def drift_and_refresh() -> list[dict]:
         spec = GeneratorSpec(seed=7, origin=dt.date(2018, 1, 2), benchmark="SPY")
         for tf, start in (("d1", dt.date(2020, 1, 2)), ("h4", dt.date(2022, 6, 1)), ("h1", dt.date(2024, 1, 2)), ("m15", dt.date(2025, 1, 2))):
             merge_bars(cfg.data_root / "dataset", generate_bars(spec, SYMBOLS_15, tf, start, dt.date(2025, 11, 14)))
-        data = {"md5": "bench", "path": str(cfg.data_root / "dataset"), "gx_result_id": "bench",
+        data: TrainingData = {"md5": "bench", "path": str(cfg.data_root / "dataset"), "gx_result_id": "bench",
                 "interval_end": dt.datetime(2025, 10, 1, tzinfo=dt.UTC).isoformat()}
         models = {}
         for tf in ("d1", "h4", "h1", "m15"):

@@ -14,7 +14,10 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
 
 # Fixed demo calendar: history up to the end of September 2025, then October's sessions.
 HISTORY_START = dt.date(2019, 1, 2)
@@ -53,7 +56,7 @@ def plan() -> list[Step]:
     return steps
 
 
-def _run(dag, step: Step, log_path: str) -> tuple[str, float]:
+def _run(dag: DAG, step: Step, log_path: str) -> tuple[str, float]:
     """One dag.test(); Airflow's own output goes to the demo log file, not the terminal."""
     started = time.perf_counter()
     sys.stdout.flush()

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 RF_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.tree._classes.DecisionTreeClassifier",
                     "sklearn.ensemble._forest.RandomForestClassifier", "numpy.dtype"]
@@ -114,13 +114,13 @@ class BaseModels:
         }
 
     @staticmethod
-    def _has_best(booster) -> bool:
+    def _has_best(booster: Any) -> bool:
         try:
             return booster.best_iteration is not None
         except AttributeError:
             return False
 
-    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | None = None) -> np.ndarray:
+    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
         from market_mlops.model.ensemble import blend
 
         probas = self.base_probas(frame)
@@ -128,16 +128,16 @@ class BaseModels:
         return blend([probas[k] for k in self.meta["order"]], w)
 
 
-class EnsembleModel(mlflow.pyfunc.PythonModel):
+class EnsembleModel(PythonModel):
     """pyfunc wrapper: checks checksums.json, loads the base models, returns class probabilities and the label."""
 
-    def load_context(self, context) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         paths = dict(context.artifacts)
         expected = json.loads(Path(paths.pop("checksums")).read_text())
         verify_checksums(paths, expected)
         self.models = BaseModels(paths)
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context: PythonModelContext | None, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         proba = self.models.predict_proba(model_input)
         classes = self.models.meta["classes"]
         out = pd.DataFrame(proba, columns=[f"p_{c.lower()}" for c in classes])

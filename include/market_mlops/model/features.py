@@ -9,13 +9,16 @@ import numpy as np
 import pandas as pd
 import talib
 
+Array = np.ndarray
+Columns = dict[str, np.ndarray]  # feature name -> values, filled by each group
+
 
 def _ratio(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(a, dtype=float) / np.asarray(b, dtype=float) - 1.0
 
 
-def _price_and_averages(o, h, lo, c, v, out):
+def _price_and_averages(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns) -> None:
     for n in (5, 10, 20, 50, 100, 200):
         out[f"close_sma{n}"] = _ratio(c, talib.SMA(c, n))
     for n in (5, 10, 20, 50):
@@ -25,14 +28,14 @@ def _price_and_averages(o, h, lo, c, v, out):
     out["sma50_sma200"] = _ratio(talib.SMA(c, 50), talib.SMA(c, 200))
 
 
-def _momentum(o, h, lo, c, v, out):
+def _momentum(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns) -> None:
     for n in (7, 14, 21):
         out[f"rsi{n}"] = talib.RSI(c, n) / 100
     macd, signal, hist = talib.MACD(c, 12, 26, 9)
     out["macd"], out["macd_signal"], out["macd_hist"] = macd / c, signal / c, hist / c
     for n in (1, 3, 5, 10, 20, 60):
         out[f"roc{n}"] = talib.ROC(c, n) / 100
-    k, d = talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)
+    k, d = talib.STOCH(h, lo, c, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)
     out["stoch_k"], out["stoch_d"] = k / 100, d / 100
     for n in (14, 28):
         out[f"willr{n}"] = talib.WILLR(h, lo, c, n) / 100
@@ -46,7 +49,7 @@ def _momentum(o, h, lo, c, v, out):
     out["ultosc"] = talib.ULTOSC(h, lo, c) / 100
 
 
-def _volatility(o, h, lo, c, v, out, logret: pd.Series):
+def _volatility(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns, logret: pd.Series) -> None:
     for n in (7, 14, 21):
         out[f"atr{n}"] = talib.ATR(h, lo, c, n) / c
     out["natr14"] = talib.NATR(h, lo, c, 14) / 100
@@ -74,7 +77,7 @@ def _volatility(o, h, lo, c, v, out, logret: pd.Series):
         out[f"wick_skew_ewm{span}"] = skew_s.ewm(halflife=span, min_periods=span).mean().to_numpy()
 
 
-def _volume(o, h, lo, c, v, out):
+def _volume(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns) -> None:
     obv = pd.Series(talib.OBV(c, v))
     vol = pd.Series(v)
     out["obv_z20"] = ((obv - obv.rolling(20).mean()) / obv.rolling(20).std()).to_numpy()
@@ -97,7 +100,8 @@ def _volume(o, h, lo, c, v, out):
         out[f"signed_volume_ewm{span}"] = signed.ewm(halflife=span, min_periods=span).mean().to_numpy()
 
 
-def _returns(o, h, lo, c, v, out, logret: pd.Series, bars_per_year: int):
+def _returns(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns, logret: pd.Series,
+             bars_per_year: int) -> None:
     for lag in range(1, 6):
         out[f"ret_lag{lag}"] = logret.shift(lag - 1).to_numpy()
     for n in (5, 10, 20):
@@ -115,7 +119,7 @@ def _returns(o, h, lo, c, v, out, logret: pd.Series, bars_per_year: int):
         out[f"dist_low{n}"] = _ratio(cs, pd.Series(lo).rolling(n).min())
 
 
-def _calendar(ts: pd.Series, out):
+def _calendar(ts: pd.Series, out: Columns) -> None:
     local = ts.dt.tz_convert("America/New_York")
     for name, value, period in (("dow", local.dt.dayofweek, 5), ("month", local.dt.month - 1, 12),
                                 ("dom", local.dt.day - 1, 31), ("hour", local.dt.hour + local.dt.minute / 60, 24)):
@@ -123,7 +127,7 @@ def _calendar(ts: pd.Series, out):
         out[f"{name}_sin"], out[f"{name}_cos"] = np.sin(angle), np.cos(angle)
 
 
-def _cross_asset(logret: pd.Series, bench: pd.Series | None, out):
+def _cross_asset(logret: pd.Series, bench: pd.Series | None, out: Columns) -> None:
     if bench is None:
         bench = pd.Series(np.zeros(len(logret)), index=logret.index)
     for n in (20, 60):
@@ -137,7 +141,7 @@ def _cross_asset(logret: pd.Series, bench: pd.Series | None, out):
     out["bench_ret5"] = bench.rolling(5).sum().to_numpy()
 
 
-def _regime(out):
+def _regime(out: Columns) -> None:
     rvol20 = pd.Series(out["rvol20"])
     out["vol_regime"] = (rvol20 / rvol20.rolling(250, min_periods=60).median()).to_numpy()
     out["trend_regime"] = np.sign(out["sma50_sma200"])

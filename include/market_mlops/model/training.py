@@ -47,7 +47,7 @@ def default_params(cfg: Training) -> dict[str, dict[str, Any]]:
     }
 
 
-def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, horizon: int):
+def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, horizon: int) -> Any:
     if len(np.unique(y)) < N_CLASSES:
         raise ValueError(f"training window holds only classes {sorted(np.unique(y).astype(int))}; widen the history "
                          "or lower the label threshold")
@@ -78,7 +78,7 @@ def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, An
     raise ValueError(f"unknown base model {name!r}")
 
 
-def predict_proba(model, X: np.ndarray) -> np.ndarray:
+def predict_proba(model: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_proba(X), dtype=float)
 
 
@@ -134,7 +134,9 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) 
         first_train = folds[-1].train
         params = {m: search_params(m, Xv[first_train], y[first_train], params[m], cfg, horizon) for m in BASE_MODELS}
 
-    oof_idx, oof_proba, rows = [], {m: [] for m in BASE_MODELS}, []
+    oof_idx: list[np.ndarray] = []
+    oof_proba: dict[str, list[np.ndarray]] = {m: [] for m in BASE_MODELS}
+    rows: list[dict[str, Any]] = []
     for split in folds:
         fold_probas = {}
         for m in BASE_MODELS:

@@ -17,7 +17,10 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ class Outbox:
         return [r for r in self.latest().values() if r["status"] == "pending"]
 
 
-def _slack_connection(conn_id: str):
+def _slack_connection(conn_id: str) -> Connection | None:
     """The Airflow connection, or None when it is not configured (lookup through the Task SDK or the env)."""
     try:
         from airflow.sdk import BaseHook
@@ -107,7 +110,7 @@ def _slack_connection(conn_id: str):
         return None
 
 
-def _post(conn, conn_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
+def _post(conn: Connection, conn_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
     if conn.conn_type == "slack":  # bot token: chat.postMessage to the channel in the connection's extra
         from airflow.providers.slack.hooks.slack import SlackHook
 
@@ -119,7 +122,7 @@ def _post(conn, conn_id: str, text: str, blocks: list[dict[str, Any]]) -> None:
         SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text, blocks=blocks)
 
 
-def _deliver(conn, conn_id: str, record: dict[str, Any], outbox: Outbox, attempts: int, backoff_s: float) -> bool:
+def _deliver(conn: Connection, conn_id: str, record: dict[str, Any], outbox: Outbox, attempts: int, backoff_s: float) -> bool:
     last_error = ""
     for attempt in range(1, attempts + 1):
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,12 +44,24 @@ def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.d
     return own, feats
 
 
-def score_and_store(model, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
+class ForecastModel(Protocol):
+    """What scoring needs of a model (a verified registry version satisfies it)."""
+
+    name: str
+    version: str
+
+    @property
+    def features(self) -> list[str]: ...
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+
+def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
                     cfg: PipelineConfig | None = None) -> pd.DataFrame:
-    """Score bars in [since, until) with `model` (registry.LoadedModel) and upsert them into the store."""
+    """Score bars in [since, until) with `model` and upsert them into the store."""
     cfg = cfg or get_config()
     own, feats = feature_window(cfg, symbol, timeframe, since, until)
-    cols = model.base.features
+    cols = model.features
     window = feats[(feats["ts"] >= pd.Timestamp(since)) & feats[cols].notna().all(axis=1)]
     if window.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)

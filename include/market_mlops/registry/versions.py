@@ -69,6 +69,8 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
 
     c = store.client(cfg)
     mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+    if not mv.run_id:
+        raise store.RegistryError(f"{name} v{mv.version} names no training run: refusing to load it")
     run = c.get_run(mv.run_id)
     expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
     if not expected:

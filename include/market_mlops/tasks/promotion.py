@@ -91,6 +91,12 @@ def _promote(name: str, version: str, champion: str | None, reason: str, numbers
                      facts={"model": name, "from": champion or "-", "to": version, **numbers}, lines=[reason]))
 
 
+def rollback_model(symbol: str, timeframe: str, to_version: str | None = None,
+                   cfg: PipelineConfig | None = None) -> RollbackResult:
+    """`rollback` of the registered model of (symbol, timeframe)."""
+    return rollback(store.model_name(symbol, timeframe), to_version, cfg)
+
+
 def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> RollbackResult:
     """Move `champion` back to the version it replaced (or to `to_version`); one call, audited, alerted."""
     from market_mlops.monitoring.alerts import Alert, send_alert

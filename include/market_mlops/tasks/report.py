@@ -47,7 +47,8 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
         summary = {}
         if latest:
             mv = c.get_model_version(rm.name, str(latest))
-            summary = json.loads(c.get_run(mv.run_id).data.tags.get("mlops.summary", "{}"))
+            if mv.run_id:
+                summary = json.loads(c.get_run(mv.run_id).data.tags.get("mlops.summary", "{}"))
         lines.append(f"  {rm.name:<22} champion v{champion:<3} latest v{latest:<3} "
                      f"acc {summary.get('accuracy', float('nan')):.3f} vs {summary.get('majority_accuracy', float('nan')):.3f} / "
                      f"{summary.get('persistence_accuracy', float('nan')):.3f}  {summary.get('decision', '')}: {summary.get('reason', '')}")

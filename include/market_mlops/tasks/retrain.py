@@ -190,7 +190,8 @@ def _finished_summary(run: Run | None, name: str, cfg: PipelineConfig) -> Traini
     mv = versions.version_of_run(name, run.info.run_id, cfg)
     if mv is None:
         return None
-    summary: TrainingSummary = json.loads(run.data.tags.get("mlops.summary", "{}")) or {"model": name, "version": str(mv.version)}
+    recorded = run.data.tags.get("mlops.summary")
+    summary: TrainingSummary = json.loads(recorded) if recorded else {"model": name, "version": str(mv.version)}
     return summary
 
 
@@ -215,7 +216,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
                            **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}})
         for step, row in trained.fold_table.iterrows():
             mlflow.log_metrics({f"fold.{k}": float(v) for k, v in row.items() if str(k).endswith(("accuracy", "log_loss"))},
-                               step=int(step))  # type: ignore[call-overload]
+                               step=int(str(step)))
         mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
         importances = pd.Series(trained.models["rf"].feature_importances_, index=X.columns).sort_values(ascending=False)
         _log_evaluation(trained, evaluation, importances)
