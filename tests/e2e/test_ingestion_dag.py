@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pytest
 
 from market_mlops.config import get_config
 from market_mlops.data.calendar import session
 from market_mlops.data.versioning import read_version, version_history
+from tests.files import parquet_digests
 
 from .conftest import run_dag
 
@@ -19,10 +19,6 @@ SESSIONS = [dt.date(2024, 11, 25), dt.date(2024, 11, 26), dt.date(2024, 11, 27),
 
 def _after_close(day: dt.date) -> dt.datetime:
     return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=30)
-
-
-def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
 
 
 @pytest.fixture
@@ -43,7 +39,7 @@ def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, mo
     _ingest(dag, SESSIONS)
     cfg = get_config()
     in_order = read_version(cfg.data_root)
-    in_order_bytes = _digest(cfg.data_root / "dataset")
+    in_order_bytes = parquet_digests(cfg.data_root / "dataset")
     log = version_history(cfg.data_root)
     assert [r["sessions"] for r in log] == [[d.isoformat()] for d in SESSIONS]
     assert log[0]["rows_added"] == {"AAPL": 8, "SPY": 8}  # 1 daily + 7 hourly bars each
@@ -59,7 +55,7 @@ def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, mo
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "shuffled"))
     _ingest(dag, [SESSIONS[2], SESSIONS[0], SESSIONS[3], SESSIONS[1]])
     cfg = get_config()
-    assert _digest(cfg.data_root / "dataset") == in_order_bytes
+    assert parquet_digests(cfg.data_root / "dataset") == in_order_bytes
     assert read_version(cfg.data_root).md5 == in_order.md5
 
 

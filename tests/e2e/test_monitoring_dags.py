@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pytest
 
 from market_mlops.config import get_config
 from market_mlops.data.calendar import session
+from tests.files import parquet_digests
 
 from .conftest import run_dag
 
@@ -22,10 +22,6 @@ FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS":
 
 def _after_close(day: dt.date) -> dt.datetime:
     return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=45)
-
-
-def _digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.parquet"))}
 
 
 def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
@@ -68,9 +64,9 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert all(r["resolved"] >= 10 for r in history)
     forecasts = load_forecasts("SPY", "d1", cfg)
     assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
-    before = _digest(cfg.data_root / "forecasts")
+    before = parquet_digests(cfg.data_root / "forecasts")
     assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
-    assert _digest(cfg.data_root / "forecasts") == before
+    assert parquet_digests(cfg.data_root / "forecasts") == before
     run = c.get_run(history[-1]["mlflow_run_id"])
     assert run.data.tags["band"] == history[-1]["band"]
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id, "drift")}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -38,7 +39,7 @@ _ALIASES = {
     "symbol": {"symbol", "ticker", "instrument"},
     "timeframe": {"timeframe", "tf", "interval"},
 }
-_NAME_PATTERN = re.compile(r"^(?P<symbol>[A-Za-z0-9.\-]+?)[_-](?P<timeframe>m15|h1|h4|d1)$", re.IGNORECASE)
+_NAME_PATTERN = re.compile(r"^(?P<symbol>[A-Za-z0-9.\-]+?)[_-](?P<timeframe>[A-Za-z0-9]+)$")
 
 
 class BadFile(ValueError):
@@ -121,11 +122,20 @@ def _to_utc(values: pd.Series, name: str) -> pd.Series:
     return ts.dt.tz_convert("UTC").astype(DTYPES["ts"])
 
 
-def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None) -> pd.DataFrame:
-    """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`)."""
+def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None,
+                  timeframes: Collection[str] | None = None) -> pd.DataFrame:
+    """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`).
+
+    `timeframes`: the names a file name `SYMBOL_TIMEFRAME` may end with (default: the configured ones)."""
+    if timeframes is None:
+        from market_mlops.config import get_config
+
+        timeframes = set(get_config().timeframes)
     frame = _rename_columns(_parse(raw), raw.name)
     stem = Path(raw.name).stem
     match = _NAME_PATTERN.match(stem)
+    if match and match.group("timeframe").lower() not in timeframes:
+        match = None
     if "symbol" not in frame.columns:
         symbol = match.group("symbol").upper() if match else default_symbol
         if not symbol:

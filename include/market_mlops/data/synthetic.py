@@ -81,6 +81,8 @@ def _symbol_traits(symbol: str) -> tuple[float, float, float]:
 
 
 def _path(spec: GeneratorSpec, symbol: str, timeframe: str, last_session: dt.date) -> pd.DataFrame:
+    """The whole path of one series from the origin: one generative story, read top to bottom (long on purpose:
+    the causal order of its steps, regime -> shocks -> flow -> prices -> wicks -> volume, is what to check)."""
     sessions = calendar.sessions_between(spec.exchange, spec.origin, last_session)
     stamps = calendar.bar_opens(spec.exchange, spec.minutes(timeframe), sessions)
     n = len(stamps)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,7 +124,7 @@ def materialize(root: Path, md5: str, remote_url: str, endpoint_url: str | None 
     return target / DATASET_DIR
 
 
-def log_version(root: Path, record: dict[str, Any]) -> None:
+def log_version(root: Path, record: Mapping[str, Any]) -> None:
     """Append one line to the append-only version log (interval, md5, rows added per symbol, GX result, run)."""
     append_jsonl({"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record}, root / VERSION_LOG)
 

@@ -162,7 +162,9 @@ def ingestion_cost() -> list[dict]:
 
 
 def drift_and_refresh() -> list[dict]:
-    """One small model per timeframe, registered in a temp MLflow; drift compute for 60 series; refresh per model."""
+    """One small model per timeframe, registered in a temp MLflow; drift compute for 60 series; refresh per model.
+
+    Long on purpose: one scenario whose setup, timed section and clean-up read in order."""
     from market_mlops.config import load_config
     from market_mlops.data.dataset import merge_bars
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars

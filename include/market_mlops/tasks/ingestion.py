@@ -13,12 +13,13 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.contracts import FetchedBatch, MergedBatch, RawFileRef, ValidatedBatch, VersionRecord
 from market_mlops.data import calendar
 from market_mlops.data.bars import COLUMNS
 from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file
@@ -39,7 +40,7 @@ def _interval_key(start: dt.datetime, end: dt.datetime) -> str:
 
 def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols: list[str] | None = None,
                 timeframes: list[str] | None = None, source: str | None = None,
-                history_start: dt.date | None = None, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+                history_start: dt.date | None = None, cfg: PipelineConfig | None = None) -> FetchedBatch:
     """The raw files of every session in the interval, from the chosen source (nothing is modified).
 
     `history_start` widens the interval back to that date: an initial load through the same gate.
@@ -99,7 +100,7 @@ def _file_level_failure(error: BadFile) -> FileResult:
         Finding(check=error.check, expectation="normalization", severity="critical", success=False, sample=[error.detail])])
 
 
-def _quarantine(cfg: PipelineConfig, key: str, files: list[dict[str, str]], report: dict[str, Any]) -> Path:
+def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: dict[str, Any]) -> Path:
     """Copy the raw batch and its report aside (the originals stay where they are)."""
     folder = cfg.data_root / "quarantine" / key / report["result_id"]
     for f in files:
@@ -116,11 +117,30 @@ def _quarantine(cfg: PipelineConfig, key: str, files: list[dict[str, str]], repo
     return folder
 
 
-def validate_batch(fetched: dict[str, Any], run_id: str = "manual", cfg: PipelineConfig | None = None) -> dict[str, Any]:
+def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None) -> ValidatedBatch:
     """Normalize and gate every raw file; on failure quarantine + alert + raise BatchRejected (one line)."""
     cfg = cfg or get_config()
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
-    sessions = [dt.date.fromisoformat(s) for s in fetched["sessions"]]
+    results, bars = gate_files(fetched, cfg)
+    key = _interval_key(start, end)
+    report = gate_report(fetched, results, key, run_id)
+    for warning in report["warnings"]:
+        log.warning("validation warning: %s", warning)
+    if not report["success"]:
+        _reject(cfg, key, fetched, results, report)
+
+    staged = cfg.data_root / "staging" / f"{key}.parquet"
+    write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
+    write_json_atomic(report, cfg.data_root / "validation" / f"{key}.json")
+    log.info("validation passed: %d file(s), %d rows, %d warning(s), result %s", len(fetched["files"]), len(bars),
+             len(report["warnings"]), report["result_id"])
+    return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
+            "sessions": fetched["sessions"], "staged": str(staged), "rows": len(bars), "result_id": report["result_id"]}
+
+
+def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileResult], pd.DataFrame]:
+    """The GX results of every file (row checks) and of the batch (calendar coverage), and the bars read."""
+    start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     params = {
         "interval_start_s": int(start.timestamp()), "interval_end_s": int(end.timestamp()),
         "symbols": fetched["symbols"], "timeframes": fetched["timeframes"],
@@ -133,19 +153,23 @@ def validate_batch(fetched: dict[str, Any], run_id: str = "manual", cfg: Pipelin
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         try:
-            frame = read_raw_file(raw)
+            frame = read_raw_file(raw, timeframes=list(cfg.timeframes))
         except BadFile as error:
             results.append(_file_level_failure(error))
             continue
         results.append(validate_frame("bars", frame, raw.name, params))
         frames.append(frame)
     bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    sessions = [dt.date.fromisoformat(s) for s in fetched["sessions"]]
     coverage = _coverage(bars, cfg, sessions, fetched["symbols"], fetched["timeframes"])
     if len(coverage):
         results.append(validate_frame("bar_coverage", coverage, "<batch coverage>", params))
+    return results, bars
 
-    key = _interval_key(start, end)
-    report = {
+
+def gate_report(fetched: FetchedBatch, results: list[FileResult], key: str, run_id: str) -> dict[str, Any]:
+    """The validation report (kept with a passing batch, quarantined with a failing one); its id hashes its content."""
+    report: dict[str, Any] = {
         "interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"], "run_id": run_id,
         "source": fetched["source"], "files": [r.to_dict() for r in results],
         "success": all(r.success for r in results),
@@ -153,28 +177,21 @@ def validate_batch(fetched: dict[str, Any], run_id: str = "manual", cfg: Pipelin
     }
     digest = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:12]
     report["result_id"] = f"gx-{key}-{digest}"
-    for warning in report["warnings"]:
-        log.warning("validation warning: %s", warning)
-
-    if not report["success"]:
-        summary = summarize(results)
-        folder = _quarantine(cfg, key, fetched["files"], report)
-        log.error("%s; quarantined in %s", summary, folder)
-        send_alert(Alert(title="Market data batch rejected", severity="critical", kind="validation",
-                         facts={"interval": key, "files": len(fetched["files"]), "result": report["result_id"]},
-                         lines=[summary[:1500], f"quarantine: {folder}"]))
-        raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)")
-
-    staged = cfg.data_root / "staging" / f"{key}.parquet"
-    write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
-    write_json_atomic(report, cfg.data_root / "validation" / f"{key}.json")
-    log.info("validation passed: %d file(s), %d rows, %d warning(s), result %s", len(fetched["files"]), len(bars),
-             len(report["warnings"]), report["result_id"])
-    return {**{k: fetched[k] for k in ("interval_start", "interval_end", "sessions")},
-            "staged": str(staged), "rows": len(bars), "result_id": report["result_id"]}
+    return report
 
 
-def merge_batch(validated: dict[str, Any], cfg: PipelineConfig | None = None) -> dict[str, Any]:
+def _reject(cfg: PipelineConfig, key: str, fetched: FetchedBatch, results: list[FileResult],
+            report: dict[str, Any]) -> NoReturn:
+    summary = summarize(results)
+    folder = _quarantine(cfg, key, fetched["files"], report)
+    log.error("%s; quarantined in %s", summary, folder)
+    send_alert(Alert(title="Market data batch rejected", severity="critical", kind="validation",
+                     facts={"interval": key, "files": len(fetched["files"]), "result": report["result_id"]},
+                     lines=[summary[:1500], f"quarantine: {folder}"]))
+    raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)")
+
+
+def merge_batch(validated: ValidatedBatch, cfg: PipelineConfig | None = None) -> MergedBatch:
     """Upsert the validated bars into the partitioned dataset."""
     from market_mlops.data.dataset import merge_bars
 
@@ -185,13 +202,13 @@ def merge_batch(validated: dict[str, Any], cfg: PipelineConfig | None = None) ->
     return {**validated, "rows_added": added}
 
 
-def version_dataset(merged: dict[str, Any], run_id: str = "manual", cfg: PipelineConfig | None = None) -> dict[str, Any]:
+def version_dataset(merged: MergedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None) -> VersionRecord:
     """DVC add + push of the dataset; log the version. Returns the lineage record (md5 is the data version)."""
     from market_mlops.data.versioning import commit_and_push, log_version
 
     cfg = cfg or get_config()
     version, pushed = commit_and_push(cfg.data_root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
-    record = {
+    record: VersionRecord = {
         "md5": version.md5, "files": version.files, "size": version.size, "objects_pushed": pushed,
         "interval_start": merged["interval_start"], "interval_end": merged["interval_end"],
         "sessions": merged["sessions"], "rows_added": merged["rows_added"], "gx_result_id": merged["result_id"],
