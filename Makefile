@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-scheduler test-fast lint typecheck bench lock clean
+.PHONY: setup demo test test-scheduler test-browser browser-deps test-fast lint typecheck bench lock clean
 
 setup: $(STAMP)
 
@@ -20,15 +20,24 @@ $(STAMP): requirements-dev.lock pyproject.toml
 demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 	$(PY) -m market_mlops.dev.demo
 
-test: setup  ## every tier (what CI runs): the default suite, then the Postgres scheduler tier
-	$(PY) -m pytest -m "not scheduler and not bench"
+test: setup browser-deps  ## every tier (what CI runs): the default suite, the scheduler tier, the browser tier
+	$(PY) -m pytest -m "not scheduler and not browser and not bench"
 	$(PY) -m pytest -m scheduler
+	$(PY) -m pytest -m browser
+
+test-browser: setup browser-deps  ## the Airflow UI in Debian's Chromium on the demo's state (~6 min)
+	$(PY) -m pytest -m browser
+
+browser-deps:  ## Debian's chromium for the browser tier (installed with apt-get when missing and run as root)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "error: the browser tier needs Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; }
 
 test-scheduler: setup  ## only the scheduler tier (airflow standalone on PostgreSQL, ~10 min)
 	$(PY) -m pytest -m scheduler
 
 test-fast: setup  ## unit and DAG integrity tests only
-	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not training"
+	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not browser and not training"
 
 lint: setup  ## ruff (with Airflow's AIR rules) and the type checker
 	$(VENV)/bin/ruff check .

@@ -58,8 +58,11 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     doc_md=__doc__,
     params={
         **universe_params("configured"),
-        "source": Param("", type="string", enum=["", "synthetic", "landing"], description="Source override (empty = config)"),
-        "history_start": Param("", type="string", description="Initial load: also ingest every session from this date (YYYY-MM-DD)"),
+        "source": Param(None, type=["null", "string"], enum=[None, "synthetic", "landing"],
+                        description="Source override (empty = source.kind from config)"),
+        "history_start": Param(None, type=["null", "string"], format="date",
+                               description="Initial load: also ingest every session from this date (empty = only "
+                                           "the run's session)"),
     },
 )
 def market_data_ingestion():

@@ -61,8 +61,8 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
         **universe_params("configured"),
         "search_trials": Param(0, type="integer", minimum=0, maximum=200, description="Optuna trials per booster"),
         "force_promotion": Param(False, type="boolean", description="Promote regardless of the gate (audited)"),
-        "until": Param("", type="string", description="Train on data up to this time (ISO) instead of the interval end; "
-                       "set by drift_check for an emergency retrain"),
+        "until": Param(None, type=["null", "string"], description="Train on data up to this time (ISO 8601) instead "
+                       "of the interval end (empty = the interval end); set by drift_check for an emergency retrain"),
         "reason": Param("scheduled", type="string", description="Why this retrain runs (recorded)"),
     },
 )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from market_mlops.orchestration import configured_timeframes, default_args
+from market_mlops.orchestration import configured_symbols, configured_timeframes, default_args
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
     from market_mlops.contracts import RollbackResult
@@ -35,9 +35,11 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     tags=["registry", "mlflow", "manual"],
     doc_md=__doc__,
     params={
-        "symbol": Param("SPY", type="string", description="Symbol of the model"),
+        "symbol": Param(configured_symbols()[0], type="string", enum=configured_symbols(), description="Symbol of the model"),
         "timeframe": Param("d1", type="string", enum=configured_timeframes(), description="Timeframe of the model"),
-        "to_version": Param("", type="string", description="Version to restore (empty = the one replaced)"),
+        "to_version": Param(None, type=["null", "string"], pattern="^[0-9]+$",
+                            description="Version number to restore (empty = the version the champion replaced). The "
+                                        "versions: `market-mlops models`, or MLflow > Models > <SYMBOL>-<tf>-direction"),
     },
 )
 def model_rollback():

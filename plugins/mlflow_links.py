@@ -62,4 +62,7 @@ class MLflowModelLink(_MLflowLink):
 class MLflowLinksPlugin(AirflowPlugin):
     name = "mlflow_links"
     global_operator_extra_links = [MLflowRunLink(), MLflowModelLink()]
-    external_views = [{"name": "MLflow", "href": mlflow_ui_url(), "destination": "nav", "icon": None}]
+    # Airflow 3.3 draws a top-level `nav` view of an outside URL as a button that does nothing; in a category it is
+    # a link. The URL comes from MLOPS_MLFLOW_UI_URL (where people open MLflow, not where tasks reach it).
+    external_views = [{"name": "MLflow", "href": mlflow_ui_url(), "destination": "nav", "category": "browse",
+                       "icon": None}]

@@ -66,6 +66,13 @@ def list_param(value: Any) -> list[str] | None:
     return [str(v).strip() for v in value if str(v).strip()] or None
 
 
+def configured_symbols() -> list[str]:
+    """The symbols of the config's universe (the trigger forms offer these)."""
+    from market_mlops.config import get_config
+
+    return list(get_config().universe.symbols)
+
+
 def configured_timeframes() -> list[str]:
     """The timeframe names of the config (the trigger forms offer these)."""
     from market_mlops.config import get_config
@@ -76,7 +83,8 @@ def configured_timeframes() -> list[str]:
 def universe_params(scope: str) -> dict[str, Param]:
     """The `symbols` and `timeframes` trigger-form params that narrow a run to part of `scope`."""
     return {
-        "symbols": Param([], type="array", items={"type": "string"}, description=f"Symbols (empty = all {scope})"),
-        "timeframes": Param([], type="array", items={"type": "string", "enum": configured_timeframes()},
+        "symbols": Param([], type=["null", "array"], examples=configured_symbols(),
+                         description=f"Symbols (empty = all {scope})"),
+        "timeframes": Param([], type=["null", "array"], examples=configured_timeframes(),
                             description=f"Timeframes (empty = all {scope})"),
     }

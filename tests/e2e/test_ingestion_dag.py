@@ -29,7 +29,7 @@ def universe(monkeypatch):
 
 def _ingest(dag, days):
     for day in days:
-        assert run_dag(dag, _after_close(day), {"history_start": ""}) == "success"
+        assert run_dag(dag, _after_close(day), {"history_start": None}) == "success"
 
 
 def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_pat
     folder = get_config().path("landing") / _ingest_day.isoformat()
     folder.mkdir(parents=True)
     (folder / "SPY_d1.csv").write_text("ts,open,high,low,close,volume\n2024-11-25T14:30:00Z,10,9,11,10,100\n")
-    state = run_dag(dag, _after_close(_ingest_day), {"history_start": ""})
+    state = run_dag(dag, _after_close(_ingest_day), {"history_start": None})
     cfg = get_config()
     assert state == "failed"
     assert read_version(cfg.data_root) is None and version_history(cfg.data_root) == []

@@ -36,7 +36,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert run_dag(ingest, _after_close(dt.date(2025, 9, 30)), {"history_start": "2019-01-02"}) == "success"
     assert run_dag(ingest, _after_close(dt.date(2025, 11, 14)), {"history_start": "2025-10-01"}) == "success"
     assert run_dag(dagbag.dags["model_retrain"], dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
-                   {"force_promotion": True, "until": "", "reason": "test", "search_trials": 0}) == "success"
+                   {"force_promotion": True, "until": None, "reason": "test", "search_trials": 0}) == "success"
     c = store.client()
     parents = {n: str(c.get_model_version_by_alias(n, "champion").version) for n in ("SPY-d1-direction", "AAPL-d1-direction")}
 

@@ -221,7 +221,7 @@ def test_rest_trigger_and_the_asset_event_start_the_retrain(stack):
     stack.api("PATCH", "/dags/model_retrain", {"is_paused": False})
     run = stack.api("POST", "/dags/market_data_ingestion/dagRuns", {
         "dag_run_id": "rest_history_load", "logical_date": "2025-09-30T20:30:00Z",
-        "conf": {"history_start": "2019-01-02", "symbols": [], "timeframes": [], "source": ""}})
+        "conf": {"history_start": "2019-01-02", "symbols": [], "timeframes": [], "source": None}})
     assert run["data_interval_end"].startswith("2025-09-30T20:00")
     stack.wait("market_data_ingestion",
                lambda runs: any(r["dag_run_id"] == "rest_history_load" and r["state"] == "success" for r in runs),

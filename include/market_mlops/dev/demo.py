@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airflow.models import DagRun
     from airflow.sdk import DAG
 
 # Fixed demo calendar: history up to the end of September 2025, then October's sessions.
@@ -46,17 +47,17 @@ def _session_run_date(day: dt.date) -> dt.datetime:
 def plan() -> list[Step]:
     steps = [Step("market_data_ingestion", f"initial load {HISTORY_START}..{LOAD_UNTIL}", _session_run_date(LOAD_UNTIL),
                   {"history_start": HISTORY_START.isoformat()})]
-    steps += [Step("market_data_ingestion", f"session {d}", _session_run_date(d), {"history_start": ""}) for d in DAILY_SESSIONS]
+    steps += [Step("market_data_ingestion", f"session {d}", _session_run_date(d), {"history_start": None}) for d in DAILY_SESSIONS]
     steps.append(Step("market_data_ingestion", f"catch-up {CATCH_UP[0]}..{CATCH_UP[1]}", _session_run_date(CATCH_UP[1]),
                       {"history_start": CATCH_UP[0].isoformat()}))
     steps.append(Step("model_retrain", "monthly retrain for September 2025", dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
-                      {"search_trials": 0, "force_promotion": False, "until": "", "reason": "scheduled"}))
+                      {"search_trials": 0, "force_promotion": False, "until": None, "reason": "scheduled"}))
     steps.append(Step("weekly_weight_refresh", "refresh weights, week to 13 Oct", dt.datetime(2025, 10, 13, 6, tzinfo=dt.UTC)))
     steps += [Step("drift_check", f"drift check {d}", _session_run_date(d) + dt.timedelta(minutes=15)) for d in DRIFT_SESSIONS]
     return steps
 
 
-def _run(dag: DAG, step: Step, log_path: str) -> tuple[str, float]:
+def _run(dag: DAG, step: Step, log_path: str, run_after: dt.datetime | None = None) -> tuple[str, float]:
     """One dag.test(); Airflow's own output goes to the demo log file, not the terminal."""
     started = time.perf_counter()
     sys.stdout.flush()
@@ -66,7 +67,8 @@ def _run(dag: DAG, step: Step, log_path: str) -> tuple[str, float]:
         os.dup2(log_file.fileno(), 1)
         os.dup2(log_file.fileno(), 2)
         try:
-            run = dag.test(logical_date=step.logical_date, run_conf=dict(step.conf))
+            run = dag.test(logical_date=step.logical_date, run_after=run_after, run_conf=dict(step.conf))
+            _record_actual_start(run)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -75,6 +77,40 @@ def _run(dag: DAG, step: Step, log_path: str) -> tuple[str, float]:
             os.close(saved[0])
             os.close(saved[1])
     return str(getattr(run, "state", "unknown")), time.perf_counter() - started
+
+
+def _record_actual_start(run: DagRun) -> None:
+    """dag.test() stamps a run as started at its logical date (a past session shows a duration of a year in the UI);
+    the run started when its first task did."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        first = session.query(TaskInstance.start_date).filter(
+            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
+            TaskInstance.start_date.isnot(None)).order_by(TaskInstance.start_date).first()
+        if first is not None:
+            session.query(DagRun).filter(DagRun.id == run.id).update({DagRun.start_date: first[0]})
+
+
+def _queued_retrains() -> list[tuple[dt.datetime, dt.datetime, dict[str, Any]]]:
+    """(logical date, run after, conf) of the model_retrain runs the drift check triggered (queued, no scheduler)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == "model_retrain", DagRun.state == "queued").all()
+        return [(r.logical_date, r.run_after, dict(r.conf or {})) for r in runs if r.logical_date is not None]
+
+
+def _consume_asset_queue() -> int:
+    """The Asset events of the demo's ingestion runs queue `model_retrain` for a scheduler; the demo ran the retrain
+    those events ask for itself (a scheduler's run would find the month's run done), so it clears the queue."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return int(session.query(AssetDagRunQueue).delete())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,17 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         results.append((step, state, seconds, ok))
         print(f"{'ok ' if ok else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
 
-    # The drift check triggered emergency retrains (TriggerDagRunOperator); run them here as a scheduler would.
-    from market_mlops.monitoring.history import drift_history
-
-    for record in [r for r in drift_history() if r.get("emergency_retrain_triggered")]:
-        step = Step("model_retrain", f"EMERGENCY retrain {record['model']}",
-                    dt.datetime.fromisoformat(record["interval_end"]) + dt.timedelta(hours=1),
-                    {"symbols": [record["symbol"]], "timeframes": [record["timeframe"]], "until": record["interval_end"],
-                     "reason": f"emergency drift {record['delta_points']} pts", "search_trials": 0, "force_promotion": False})
-        state, seconds = _run(bag.dags["model_retrain"], step, log_path)
+    # The drift check triggered emergency retrains (TriggerDagRunOperator): queued runs that a scheduler would start.
+    # dag.test() at the same logical date replaces each queued run by an executed one (same run id and conf).
+    for logical_date, run_after, conf in _queued_retrains():
+        step = Step("model_retrain", f"EMERGENCY retrain {','.join(conf.get('symbols') or [])} "
+                    f"{','.join(conf.get('timeframes') or [])}", logical_date, conf)
+        state, seconds = _run(bag.dags["model_retrain"], step, log_path, run_after=run_after)
         results.append((step, state, seconds, state == "success"))
         print(f"{'ok ' if state == 'success' else 'BAD'} {step.dag_id:<28} {step.label:<40} {state:<8} {seconds:6.1f}s", flush=True)
+    _consume_asset_queue()
 
     from market_mlops.tasks.report import lifecycle_summary
 

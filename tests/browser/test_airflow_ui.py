@@ -1,0 +1,206 @@
+"""The Airflow UI as users see it, in Debian's Chromium (Playwright drives the system browser): after the demo, every
+DAG's trigger form submits with its defaults, a retrain task's MLflow buttons open the right MLflow pages, and the
+MLflow menu entry opens MLflow. Screenshots of each page go to build/browser/ (CI keeps them as artifacts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "build" / "browser"
+VENV_BIN = Path(sys.executable).parent
+DAGS = ["market_data_ingestion", "model_retrain", "weekly_weight_refresh", "drift_check", "model_rollback"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, seconds: float, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(2)
+    raise TimeoutError(f"{url} did not answer in {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen, grace: float = 60) -> None:
+    """SIGINT to the process (standalone stops its components), then the whole group if anything is left."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class UI:
+    def __init__(self, base: str, mlflow: str) -> None:
+        self.base, self.mlflow = base, mlflow
+        self._token = json.loads(urllib.request.urlopen(f"{base}/auth/token", timeout=30).read())["access_token"]
+
+    def api(self, path: str) -> dict:
+        req = urllib.request.Request(f"{self.base}/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.api(f"/dags/{dag_id}/dagRuns?limit=200")["dag_runs"]
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's demo, run as a user runs it, into its own MLOPS_HOME."""
+    home = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
+    env["MLOPS_HOME"] = str(home)
+    out = subprocess.run([sys.executable, "-m", "market_mlops.dev.demo"], env=env, capture_output=True, text=True,
+                         timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return home
+
+
+@pytest.fixture(scope="module")
+def ui(demo_home: Path) -> Iterator[UI]:
+    """`airflow standalone` and an MLflow server on the demo's state (SQLite for both), DAGs paused so the runs the
+    forms create stay queued."""
+    from market_mlops.dev.local_stack import stack_environment
+
+    airflow_port, mlflow_port = _free_port(), _free_port()
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
+    env.update(stack_environment(demo_home))
+    env.update({
+        "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}", "AIRFLOW__API__PORT": str(airflow_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True", "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(), "MLOPS_MLFLOW_UI_URL": mlflow_url,
+    })
+    pause = ("from airflow.models.dag import DagModel\nfrom airflow.utils.session import create_session\n"
+             "with create_session() as s:\n    s.query(DagModel).update({DagModel.is_paused: True})\n")
+    subprocess.run([sys.executable, "-c", pause], env=env, check=True, capture_output=True, timeout=300)
+    mlflow_log, airflow_log = demo_home / "mlflow-ui.log", demo_home / "standalone.log"
+    mlflow = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{demo_home / 'mlflow' / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+        stdout=mlflow_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    airflow = subprocess.Popen([str(VENV_BIN / "airflow"), "standalone"], env=env, stdout=airflow_log.open("wb"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(f"{mlflow_url}/health", 120, mlflow, mlflow_log)
+        _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", 240, airflow, airflow_log)
+        yield UI(f"http://127.0.0.1:{airflow_port}", mlflow_url)
+    finally:
+        _stop(airflow)
+        _stop(mlflow, grace=10)
+
+
+@pytest.fixture(scope="module")
+def page(ui: UI):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(60_000)
+        yield tab
+        browser.close()
+
+
+def test_the_demo_leaves_no_queued_run_and_honest_durations(ui: UI):
+    runs = {dag_id: ui.runs(dag_id) for dag_id in DAGS}
+    assert not [r["dag_run_id"] for rs in runs.values() for r in rs if r["state"] in ("queued", "running")]
+    long = [(r["dag_id"], r["dag_run_id"], r["duration"]) for rs in runs.values() for r in rs if (r["duration"] or 0) > 3600]
+    assert not long, f"runs that read as longer than an hour: {long}"
+    assert sum(len(rs) for rs in runs.values()) >= 12
+
+
+@pytest.mark.parametrize("dag_id", DAGS)
+def test_every_trigger_form_submits_with_its_defaults(ui: UI, page, dag_id: str):
+    before = {r["dag_run_id"] for r in ui.runs(dag_id)}
+    page.goto(f"{ui.base}/dags/{dag_id}", wait_until="networkidle")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    dialog.wait_for()
+    unpause = dialog.get_by_role("checkbox")
+    if unpause.count() and unpause.first.is_checked():
+        dialog.get_by_text("Unpause").click()  # keep the DAG paused: the run stays queued, nothing executes
+    submit = dialog.get_by_role("button", name="Trigger")
+    page.screenshot(path=str(SHOTS / f"trigger-{dag_id}.png"), full_page=True)
+    assert submit.is_enabled(), f"{dag_id}: the form does not validate with its defaults"
+    submit.click()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        created = [r for r in ui.runs(dag_id) if r["dag_run_id"] not in before]
+        if created:
+            break
+        time.sleep(2)
+    assert created, f"{dag_id}: no run was created by the form"
+    assert created[0]["run_type"] == "manual"
+    page.screenshot(path=str(SHOTS / f"triggered-{dag_id}.png"))
+
+
+def test_retrain_task_buttons_open_its_mlflow_run_and_model(ui: UI, page):
+    run = next(r for r in ui.runs("model_retrain") if r["state"] == "success" and r["conf"].get("reason") == "scheduled")
+    tis = ui.api(f"/dags/model_retrain/dagRuns/{run['dag_run_id']}/taskInstances?task_id=retrain_model")
+    ti = sorted(tis["task_instances"], key=lambda t: t["map_index"])[0]
+    page.goto(f"{ui.base}/dags/model_retrain/runs/{run['dag_run_id']}/tasks/retrain_model/mapped/{ti['map_index']}/details",
+              wait_until="networkidle")
+    run_link, model_link = page.get_by_role("link", name="MLflow run"), page.get_by_role("link", name="MLflow model")
+    run_link.wait_for()
+    page.screenshot(path=str(SHOTS / "retrain-task-links.png"), full_page=True)
+    run_url, model_url = run_link.get_attribute("href"), model_link.get_attribute("href")
+    assert run_url and run_url.startswith(f"{ui.mlflow}/#/runs/"), run_url
+    assert model_url and model_url.startswith(f"{ui.mlflow}/#/models/") and "-direction/versions/" in model_url
+
+    run_id = run_url.rsplit("/", 1)[-1]
+    page.goto(run_url)
+    page.get_by_text("retrain-").first.wait_for()  # the run's name, retrain-<SYMBOL>-<tf>-<cutoff>
+    assert run_id in page.url or page.get_by_text(run_id).count() > 0
+    page.screenshot(path=str(SHOTS / "mlflow-run.png"))
+    model = model_url.split("/#/models/", 1)[1].split("/versions/")[0]
+    page.goto(model_url)
+    page.get_by_text(model).first.wait_for()
+    page.screenshot(path=str(SHOTS / "mlflow-model-version.png"))
+
+
+def test_the_mlflow_menu_entry_opens_mlflow(ui: UI, page):
+    page.goto(f"{ui.base}/", wait_until="networkidle")
+    page.get_by_role("button", name="Browse").click()
+    entry = page.get_by_role("menuitem", name="MLflow")  # a link drawn as a menu item
+    entry.wait_for()
+    page.screenshot(path=str(SHOTS / "menu-browse.png"))
+    assert entry.get_attribute("href") == ui.mlflow
+    if entry.get_attribute("target") == "_blank":
+        with page.context.expect_page() as opened:
+            entry.click()
+        mlflow_page = opened.value
+    else:
+        entry.click()
+        mlflow_page = page
+    mlflow_page.wait_for_url(f"{ui.mlflow}**")
+    mlflow_page.get_by_text("Experiments").first.wait_for()
+    mlflow_page.screenshot(path=str(SHOTS / "mlflow-home.png"))
