@@ -27,12 +27,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 from trading_sessions import TradingSessionTimetable
 
-from market_mlops.orchestration import configured_exchange, default_args, list_param, universe_params
+from market_mlops.orchestration import (
+    configured_exchange,
+    configured_start_date,
+    default_args,
+    list_param,
+    universe_params,
+)
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
     from market_mlops.contracts import ChampionRef, DriftResult, RetrainConf
@@ -41,7 +46,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 @dag(
     dag_id="drift_check",
     schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=45),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=configured_start_date(),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),

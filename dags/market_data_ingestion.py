@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.sdk import Param, dag, task
 from trading_sessions import TradingSessionTimetable
 
@@ -38,6 +37,7 @@ from market_mlops.orchestration import (
     DVC_POOL,
     MARKET_DATASET,
     configured_exchange,
+    configured_start_date,
     default_args,
     list_param,
     universe_params,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 @dag(
     dag_id="market_data_ingestion",
     schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=30),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=configured_start_date(),
     catchup=False,
     max_active_runs=4,
     default_args=default_args(),

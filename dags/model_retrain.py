@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 
 from market_mlops.orchestration import (
     MARKET_DATASET,
     TRAINING_POOL,
+    configured_start_date,
     default_args,
     list_param,
     universe_params,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 @dag(
     dag_id="model_retrain",
     schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"), assets=[MARKET_DATASET]),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=configured_start_date(),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from market_mlops.orchestration import configured_symbols, configured_timeframes, default_args
+from market_mlops.orchestration import (
+    configured_start_date,
+    configured_symbols,
+    configured_timeframes,
+    default_args,
+)
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
     from market_mlops.contracts import RollbackResult
@@ -28,7 +32,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 @dag(
     dag_id="model_rollback",
     schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=configured_start_date(),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1, retry_minutes=1),

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from market_mlops.orchestration import TRAINING_POOL, default_args, list_param, universe_params
+from market_mlops.orchestration import (
+    TRAINING_POOL,
+    configured_start_date,
+    default_args,
+    list_param,
+    universe_params,
+)
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
     from market_mlops.contracts import ChampionRef, TrainingSummary
@@ -31,7 +36,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 @dag(
     dag_id="weekly_weight_refresh",
     schedule=CronDataIntervalTimetable("0 6 * * 1", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    start_date=configured_start_date(),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1),

@@ -48,9 +48,16 @@ class TradingSessionTimetable(Timetable):
         )
 
     def infer_manual_data_interval(self, *, run_after: dt.datetime) -> DataInterval:
-        from market_mlops.data.calendar import session_closing_at_or_before
+        """A manual run covers the last session closed by `run_after`; a run at midnight UTC of a session date (what
+        `airflow dags test DAG 2024-11-26` asks for) covers that date's session, as a backfill of that date does."""
+        from market_mlops.data.calendar import schedule, session, session_closing_at_or_before
 
-        info = self._info(session_closing_at_or_before(self.exchange, run_after))
+        moment = pendulum.instance(run_after).in_timezone("UTC")
+        day = moment.date()
+        if moment == pendulum.datetime(day.year, day.month, day.day, tz="UTC") and day in schedule(self.exchange).index:
+            info = self._info(session(self.exchange, day))
+        else:
+            info = self._info(session_closing_at_or_before(self.exchange, run_after))
         assert info.data_interval is not None
         return info.data_interval
 

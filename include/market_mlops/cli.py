@@ -1,5 +1,8 @@
 """`market-mlops`: the suite's command line (also `python -m market_mlops.cli`).
 
+  market-mlops import PATH... [--symbol S] [--timeframe TF]
+                                       load vendor history (CSV/Parquet files, folders, s3:// prefixes) through the
+                                       ingestion gate into the versioned dataset
   market-mlops config check            validate config/pipeline.yaml plus MLOPS__* overrides
   market-mlops config show             print the resolved configuration
   market-mlops rollback --symbol SPY --timeframe d1 [--to-version N]
@@ -41,6 +44,16 @@ def _models(args: argparse.Namespace) -> int:
     from market_mlops.tasks.report import models_section
 
     print("\n".join(models_section()))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from market_mlops.dev.local_stack import configure_environment
+    from market_mlops.tasks.importing import import_files
+
+    configure_environment()  # the embedded stack's defaults for whatever the environment does not set
+    result = import_files(args.paths, args.symbol, args.timeframe)
+    print(result.table())
     return 0
 
 
@@ -91,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
     sub.add_parser("pools", help="create or resize the suite's Airflow pools").set_defaults(func=_pools)
+    imp = sub.add_parser("import", help="load vendor history files into the versioned dataset (through the gate)")
+    imp.add_argument("paths", nargs="+", help="CSV or Parquet files, folders, or s3://bucket/prefix")
+    imp.add_argument("--symbol", help="the symbol of files with no symbol column and no SYMBOL or SYMBOL_TF name")
+    imp.add_argument("--timeframe", help="the timeframe of files that neither name it nor have a column (default: "
+                     "inferred from the bar spacing)")
+    imp.set_defaults(func=_import)
     feat = sub.add_parser("features", help="dvc stage: feature table of one model from a data version")
     for arg in ("--symbol", "--timeframe", "--until", "--out"):
         feat.add_argument(arg, required=True)
@@ -114,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, FileNotFoundError) as exc:  # BatchRejected, NothingToImport, a bad file: one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except RuntimeError as exc:  # RegistryError, VersioningError: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -58,27 +58,44 @@ class TimeframeSpec(_Strict):
         return self.minutes >= DAILY_MINUTES
 
 
+def _check_ticker(symbol: str) -> str:
+    if not symbol or not symbol.replace(".", "").replace("-", "").isalnum() or symbol != symbol.upper():
+        raise ValueError(f"{symbol!r} is not an upper-case ticker (letters, digits, '.', '-')")
+    return symbol
+
+
 class Universe(_Strict):
-    exchange: str = "XNYS"
-    benchmark: str
+    exchange: str = Field(default="XNYS", description="the calendar: an exchange-calendars code, FX or 24/7")
+    benchmark: str | None = Field(default=None, description="cross-asset features are measured against it; None "
+                                  "drops them; it may be a symbol outside `symbols` (ingested, not modelled)")
     symbols: list[str] = Field(min_length=1)
     timeframes: list[str] = Field(min_length=1)
+    calendars: dict[str, str] = Field(default_factory=dict, description="symbol -> calendar where it differs from "
+                                      "`exchange` (an FX pair in a stock universe: {EURUSD: FX})")
 
     @field_validator("symbols")
     @classmethod
     def _symbols_look_like_tickers(cls, value: list[str]) -> list[str]:
         for symbol in value:
-            if not symbol or not symbol.replace(".", "").replace("-", "").isalnum() or symbol != symbol.upper():
-                raise ValueError(f"{symbol!r} is not an upper-case ticker (letters, digits, '.', '-')")
+            _check_ticker(symbol)
         if len(set(value)) != len(value):
             raise ValueError("symbols must be unique")
         return value
 
-    @model_validator(mode="after")
-    def _benchmark_is_a_symbol(self) -> Universe:
-        if self.benchmark not in self.symbols:
-            raise ValueError(f"benchmark {self.benchmark!r} must be one of symbols {self.symbols}")
-        return self
+    @field_validator("benchmark")
+    @classmethod
+    def _benchmark_looks_like_a_ticker(cls, value: str | None) -> str | None:
+        return None if value is None else _check_ticker(value)
+
+    def calendar_of(self, symbol: str) -> str:
+        """The calendar a symbol trades on: its own entry in `calendars`, else `exchange`."""
+        return self.calendars.get(symbol, self.exchange)
+
+    @property
+    def data_symbols(self) -> list[str]:
+        """What ingestion fetches, checks and stores: the modelled symbols and the benchmark."""
+        extra = [self.benchmark] if self.benchmark and self.benchmark not in self.symbols else []
+        return [*self.symbols, *extra]
 
 
 class SyntheticSource(_Strict):
@@ -151,6 +168,12 @@ class Drift(_Strict):
         return self
 
 
+class Schedule(_Strict):
+    start_date: dt.date = Field(default=dt.date(1990, 1, 2), ge=dt.date(1990, 1, 2),
+                                description="DAG start date: runs and backfills may go back to it (calendars start "
+                                            "1990-01-02)")
+
+
 class Alerts(_Strict):
     slack_conn_id: str = "slack_alerts"
     outbox: str = "alerts/outbox.jsonl"
@@ -165,6 +188,7 @@ class PipelineConfig(_Strict):
     training: Training = Training()
     drift: Drift = Drift()
     alerts: Alerts = Alerts()
+    schedule: Schedule = Schedule()
     home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
 
     @field_validator("timeframes")
@@ -223,13 +247,17 @@ class PipelineConfig(_Strict):
         except KeyError:
             raise ConfigError(f"unknown timeframe {timeframe!r}: configured are {sorted(self.timeframes)}") from None
 
-    def pairs(self, symbols: list[str] | None = None, timeframes: list[str] | None = None) -> list[tuple[str, str]]:
-        """(symbol, timeframe) pairs to work on: the universe, optionally narrowed; unknown names are an error."""
-        chosen_symbols = symbols or self.universe.symbols
+    def pairs(self, symbols: list[str] | None = None, timeframes: list[str] | None = None,
+              with_benchmark: bool = False) -> list[tuple[str, str]]:
+        """(symbol, timeframe) pairs to work on: the universe (and the benchmark's data, `with_benchmark`), optionally
+        narrowed; unknown names are an error."""
+        allowed = self.universe.data_symbols if with_benchmark else self.universe.symbols
+        chosen_symbols = symbols or allowed
         chosen_tfs = timeframes or list(self.universe.timeframes)
-        unknown = [s for s in chosen_symbols if s not in self.universe.symbols]
+        unknown = [s for s in chosen_symbols if s not in allowed]
         if unknown:
-            raise ConfigError(f"unknown symbol(s) {unknown}: allowed are universe.symbols {self.universe.symbols}")
+            raise ConfigError(f"unknown symbol(s) {unknown}: allowed are {allowed} (universe.symbols"
+                              f"{', universe.benchmark' if with_benchmark and self.universe.benchmark else ''})")
         unknown_tf = [t for t in chosen_tfs if t not in self.timeframes]
         if unknown_tf:
             raise ConfigError(f"unknown timeframe(s) {unknown_tf}: allowed are {sorted(self.timeframes)}")

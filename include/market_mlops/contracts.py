@@ -6,7 +6,7 @@ are `Literal`s so a type checker catches a misspelt comparison.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Band = Literal["normal", "monitor", "drift", "emergency"]
 GateOutcome = Literal["promoted", "kept as challenger", "already champion"]
@@ -25,6 +25,8 @@ class ChampionRef(ModelKey):
 class RawFileRef(TypedDict):
     uri: str  # local path or s3:// URI
     name: str
+    symbol: NotRequired[str]  # when neither a column nor the file name says (an import's --symbol)
+    timeframe: NotRequired[str]
 
 
 class FetchedBatch(TypedDict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pendulum
 from airflow.sdk import Asset, Param
 
 # The versioned dataset: the ingestion DAG emits an event per new data version (extra carries the DVC md5).
@@ -39,6 +40,14 @@ def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5)
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3: 5, 10, 20 minutes
         "on_failure_callback": on_task_failure,
     }
+
+
+def configured_start_date() -> pendulum.DateTime:
+    """The DAGs' start date (`schedule.start_date`): early, so that backfills of old history plan their runs."""
+    from market_mlops.config import get_config
+
+    start = get_config().schedule.start_date
+    return pendulum.datetime(start.year, start.month, start.day, tz="UTC")
 
 
 def configured_exchange() -> str:

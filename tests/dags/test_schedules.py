@@ -51,9 +51,64 @@ def test_manual_trigger_covers_the_last_closed_session(dags):
     assert interval.start == pendulum.datetime(2024, 11, 29, tz="UTC")
 
 
+def test_a_run_dated_on_a_session_day_covers_that_session(dags):
+    """`airflow dags test market_data_ingestion 2024-11-26` means the session of 26 November (it used to ingest the
+    25th: the last session closed by midnight)."""
+    table = dags["market_data_ingestion"].timetable
+    interval = table.infer_manual_data_interval(run_after=pendulum.datetime(2024, 11, 26, tz="UTC"))
+    assert (interval.start, interval.end) == (pendulum.datetime(2024, 11, 26, tz="UTC"),
+                                              pendulum.datetime(2024, 11, 26, 21, tz="UTC"))
+    saturday = table.infer_manual_data_interval(run_after=pendulum.datetime(2024, 11, 30, tz="UTC"))
+    assert saturday.end == pendulum.datetime(2024, 11, 29, 18, tz="UTC")  # no session that day: the last closed one
+
+
 def test_ingestion_timetable_round_trips_serialization(dags):
     from trading_sessions import TradingSessionTimetable
 
     table = dags["market_data_ingestion"].timetable
     again = TradingSessionTimetable.deserialize(table.serialize())
     assert again.serialize() == table.serialize() == {"exchange": "XNYS", "settle_minutes": 30}
+
+
+@pytest.mark.parametrize("calendar", ["XNYS", "FX", "24/7"])
+def test_a_timetable_still_schedules_two_years_after_the_process_started(calendar):
+    """exchange-calendars builds one year ahead by default: a scheduler up for longer would find no next session."""
+    from airflow.timetables.base import TimeRestriction
+    from trading_sessions import TradingSessionTimetable
+
+    table = TradingSessionTimetable(exchange=calendar, settle_minutes=30)
+    later = pendulum.now("UTC").add(years=2)
+    info = table.next_dagrun_info(last_automated_data_interval=None,
+                                  restriction=TimeRestriction(earliest=later, latest=None, catchup=True))
+    assert info is not None and later <= info.data_interval.start < later.add(days=5)
+    follow = table.next_dagrun_info(last_automated_data_interval=info.data_interval,
+                                    restriction=TimeRestriction(earliest=later, latest=None, catchup=True))
+    assert follow is not None and follow.data_interval.start >= info.data_interval.end
+
+
+def test_fx_sessions_run_sunday_evening_to_friday_evening_new_york_time():
+    import datetime as dt
+
+    from market_mlops.data.calendar import session, sessions_between
+
+    week = sessions_between("FX", dt.date(2025, 11, 23), dt.date(2025, 11, 29))
+    assert [d.isoformat() for d in week] == ["2025-11-24", "2025-11-25", "2025-11-26", "2025-11-27", "2025-11-28"]
+    monday, friday = session("FX", week[0]), session("FX", week[-1])
+    assert monday.open == pendulum.datetime(2025, 11, 23, 22, tz="UTC")  # Sunday 17:00 New York (EST)
+    assert friday.close == pendulum.datetime(2025, 11, 28, 22, tz="UTC")  # Friday 17:00 New York
+    assert dt.date(2025, 12, 25) not in sessions_between("FX", dt.date(2025, 12, 22), dt.date(2025, 12, 26))
+
+
+def test_dags_accept_decades_of_history(dags):
+    """The DAGs' start date is the config's `schedule.start_date` (1990 by default): a run before a DAG's start date
+    gets no task instance and Airflow calls it a success, so old vendor history could not be loaded."""
+    import datetime as dt
+
+    from market_mlops.config import get_config
+
+    start = get_config().schedule.start_date
+    assert start <= dt.date(1990, 1, 2)
+    assert {dag.start_date.date() for dag in dags.values()} == {start}
+    week = _intervals(dags["market_data_ingestion"], pendulum.datetime(1995, 3, 6, tz="UTC"),
+                      pendulum.datetime(1995, 3, 10, tz="UTC"))
+    assert [i.logical_date.to_date_string() for i in week] == [f"1995-03-{d:02d}" for d in range(6, 11)]

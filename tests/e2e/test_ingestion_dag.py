@@ -72,3 +72,18 @@ def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_pat
     assert state == "failed"
     assert read_version(cfg.data_root) is None and version_history(cfg.data_root) == []
     assert list((cfg.data_root / "quarantine").glob("*/*/report.json"))
+
+
+def test_a_session_years_before_the_old_start_date_runs_its_tasks(dagbag, universe, mlops_home):
+    """Before, every DAG started on 2024-01-01: a run of a 2019 session had no task instance and still read as a
+    success, so history before 2024 could not be loaded without editing the DAG files."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    dag = dagbag.dags["market_data_ingestion"]
+    assert run_dag(dag, _after_close(dt.date(2019, 3, 5)), {"history_start": None}) == "success"
+    with create_session() as db:
+        run = db.query(DagRun).filter(DagRun.dag_id == dag.dag_id).order_by(DagRun.id.desc()).first()
+        states = {ti.task_id: ti.state for ti in db.query(TaskInstance).filter(TaskInstance.run_id == run.run_id)}
+    assert states == {t: "success" for t in ("fetch_bars", "validate_bars", "merge_bars", "version_dataset")}
+    assert version_history(get_config().data_root)[-1]["sessions"] == ["2019-03-05"]

@@ -179,7 +179,11 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     example = mlflow.models.Model.load(local).load_input_example(local)
     served = mlflow.pyfunc.load_model("models:/AAA-d1-direction@champion").predict(example)
     assert list(served.columns) == ["p_bearish", "p_neutral", "p_bullish", "label"] and len(served) == len(example)
+    import tempfile
+
+    leftovers = set(Path(tempfile.gettempdir()).glob("model-*"))
     direct = versions.load_verified("AAA-d1-direction", alias="champion").predict_proba(example)
+    assert set(Path(tempfile.gettempdir()).glob("model-*")) == leftovers  # a load keeps nothing on disk
     np.testing.assert_allclose(served[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(), direct)
     assert not list(Path(local).rglob("python_model.pkl"))  # defined by code, nothing cloudpickled
 

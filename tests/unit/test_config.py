@@ -33,7 +33,7 @@ def test_environment_overrides_nested_keys_and_lists(tmp_path):
 @pytest.mark.parametrize(("env", "key", "hint"), [
     ({"MLOPS__TIMEFRAMES__D1__HORIZON": "0"}, "timeframes.d1.horizon", "greater than or equal to 1"),
     ({"MLOPS__UNIVERSE__TIMEFRAMES": "d1,w1"}, "universe", "timeframes ['w1'] have no entry"),
-    ({"MLOPS__UNIVERSE__BENCHMARK": "QQQ"}, "universe", "benchmark 'QQQ' must be one of symbols"),
+    ({"MLOPS__UNIVERSE__BENCHMARK": "qqq"}, "universe.benchmark", "upper-case ticker"),
     ({"MLOPS__DRIFT__EMERGENCY_BELOW": "-10"}, "drift", "monitor_below > drift_below > emergency_below"),
     ({"MLOPS__STORAGE__S3_ENDPOINT_URL": "minio:9000"}, "storage.s3_endpoint_url", "http://"),
     ({"MLOPS__TRAINING__FOLDZ": "3"}, "training.foldz", "unknown key"),
@@ -64,3 +64,14 @@ def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "timeframes.d1.horizon" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_benchmark_is_optional_and_may_sit_outside_the_universe(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__SYMBOLS": "AAPL,MSFT",
+                               "MLOPS__UNIVERSE__BENCHMARK": "SPY"})
+    assert cfg.universe.data_symbols == ["AAPL", "MSFT", "SPY"]  # ingested for its features, never modelled
+    assert ("SPY", "d1") in cfg.pairs(with_benchmark=True) and ("SPY", "d1") not in cfg.pairs()
+    with pytest.raises(ConfigError, match="unknown symbol"):
+        cfg.pairs(["SPY"])
+    without = load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__BENCHMARK": ""})
+    assert without.universe.benchmark is None and without.universe.data_symbols == without.universe.symbols

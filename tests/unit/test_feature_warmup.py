@@ -21,3 +21,13 @@ def test_warmup_gives_complete_features_from_the_first_scored_bar(timeframe):
     window = feats[feats["ts"] >= pd.Timestamp(first, tz="UTC")]
     assert len(window) > 0
     assert window[feature_columns(feats)].notna().all(axis=1).all()
+
+
+def test_without_a_benchmark_the_cross_asset_features_are_left_out():
+    spec = load_config().spec("d1")
+    bars = generate_bars(GeneratorSpec(), ["AAA"], "d1", dt.date(2023, 1, 3), dt.date(2025, 10, 10))
+    alone = build_features(bars, spec.bars_per_year, None)
+    paired = build_features(bars, spec.bars_per_year, bars)
+    dropped = set(feature_columns(paired)) - set(feature_columns(alone))
+    assert dropped and all(c.startswith(("bench_", "rel_ret")) for c in dropped)
+    assert alone[feature_columns(alone)].iloc[300:].notna().all(axis=1).all()  # nothing else goes missing

@@ -82,3 +82,30 @@ def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path
         training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))
     X, y, bars = training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 6, 28, 20, tzinfo=dt.UTC))
     assert len(X) == len(y) > 50 and bars["ts"].iloc[-1] < until
+
+
+def _logged(md5: str, end: str, at: str) -> dict:
+    return {"md5": md5, "interval_end": end, "logged_at": at, "gx_result_id": f"gx-{md5}"}
+
+
+def test_the_data_version_choice_is_point_in_time_and_refuses_stale_data():
+    """`choose_training_version` alone (pure: the version log is an argument)."""
+    from market_mlops.data.versioning import choose_training_version, ends_before
+
+    cutoff = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
+    due = dt.datetime(2025, 9, 30, 20, tzinfo=dt.UTC)
+    floor = due - dt.timedelta(days=3)
+    history = [_logged("aug.dir", "2025-08-29T20:00:00+00:00", "2025-08-29T21:00"),
+               _logged("sep.dir", "2025-09-30T20:00:00+00:00", "2025-09-30T21:00"),
+               _logged("oct.dir", "2025-10-01T20:00:00+00:00", "2025-10-01T21:00")]
+    assert choose_training_version(history, cutoff, None, due, floor)["md5"] == "sep.dir"  # never October's
+    assert choose_training_version(history, cutoff, "aug.dir", due, floor)["md5"] == "sep.dir"  # stale event: newer
+    assert choose_training_version([], cutoff, None, due, floor) is None
+    vouched = choose_training_version([], cutoff, "evt.dir", due, floor)
+    assert vouched == {"md5": "evt.dir", "gx_result_id": "unknown"} and not ends_before(vouched, floor)
+    # Only August was logged by the cutoff; a catch-up run logged later reached the month's last session.
+    catch_up = [history[0], _logged("late.dir", "2025-10-03T20:00:00+00:00", "2025-10-03T21:00")]
+    assert choose_training_version(catch_up, cutoff, None, due, floor)["md5"] == "late.dir"
+    # Nothing reached it: the stale record comes back and the caller refuses it.
+    stale = choose_training_version(history[:1], cutoff, None, due, floor)
+    assert stale["md5"] == "aug.dir" and ends_before(stale, floor)

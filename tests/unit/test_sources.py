@@ -52,5 +52,16 @@ def test_landing_source_lists_the_session_folder_only(tmp_path):
     (tmp_path / "2024-11-27" / "SPY_d1.csv").write_text("x")
     import datetime as dt
 
-    files = LandingSource(str(tmp_path)).raw_files([dt.date(2024, 11, 26)], ["SPY"], ["d1"])
+    files = LandingSource(str(tmp_path), ["d1", "h1"]).raw_files([dt.date(2024, 11, 26)], ["SPY"], ["d1"])
     assert [f.name for f in files] == ["2024-11-26/SPY_d1.csv"]
+
+
+def test_the_runs_symbols_and_timeframes_filter_landing_files_by_name(tmp_path):
+    import datetime as dt
+
+    day = tmp_path / "2024-11-26"
+    day.mkdir()
+    for name in ("SPY_d1.csv", "SPY_h1.csv", "AAPL_d1.csv", "MSFT.csv", "AAPL.parquet", "bars.csv", "BRK_B.csv"):
+        (day / name).write_text("x")
+    files = LandingSource(str(tmp_path), ["d1", "h1"]).raw_files([dt.date(2024, 11, 26)], ["AAPL", "BRK_B"], ["d1"])
+    assert sorted(f.name.split("/")[1] for f in files) == ["AAPL.parquet", "AAPL_d1.csv", "BRK_B.csv", "bars.csv"]

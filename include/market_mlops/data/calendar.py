@@ -1,8 +1,14 @@
-"""Trading sessions and bar timestamps from a real exchange calendar (exchange-calendars).
+"""Trading sessions and bar timestamps of a calendar: an exchange (exchange-calendars codes such as XNYS), `FX`
+(Sunday 17:00 to Friday 17:00 America/New_York, one session per weekday, New Year's Day and Christmas closed) or
+`24/7` (crypto: one session per UTC day).
 
 A session's data interval is [start of the session date in UTC (or the open, if earlier), close of the session):
 every bar of the session (stamped at its open, in UTC) falls inside it, weekends and holidays belong to no run,
 and the run's logical date is the session date, so `backfill --from-date A --to-date B` covers sessions A..B.
+
+Calendars are built once per process from `CALENDAR_START` to `CALENDAR_YEARS_AHEAD` years after the build (an
+exchange-calendars calendar built without an end stops one year ahead: a scheduler running longer would find no
+next session).
 """
 
 from __future__ import annotations
@@ -10,27 +16,58 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import DAILY_MINUTES
 
-if TYPE_CHECKING:
-    from exchange_calendars import ExchangeCalendar
+CALENDAR_START = dt.date(1990, 1, 2)  # decades of vendor history
+CALENDAR_YEARS_AHEAD = 10
+FX, ALWAYS_OPEN = "FX", "24/7"
+FX_CLOSED = ((1, 1), (12, 25))  # (month, day) with no FX session
+_NEW_YORK = "America/New_York"
 
-_CALENDAR_START = "2000-01-03"
+
+def calendar_end(built: dt.date | None = None) -> dt.date:
+    built = built or dt.datetime.now(dt.UTC).date()
+    return dt.date(built.year + CALENDAR_YEARS_AHEAD, 12, 31)
 
 
-@functools.cache
-def exchange_calendar(exchange: str) -> ExchangeCalendar:
+def _exchange_sessions(exchange: str, end: dt.date) -> pd.DataFrame:
     import exchange_calendars
 
     try:
-        return exchange_calendars.get_calendar(exchange, start=_CALENDAR_START)
+        cal = exchange_calendars.get_calendar(exchange, start=CALENDAR_START.isoformat(), end=end.isoformat())
     except exchange_calendars.errors.InvalidCalendarName:
-        raise ValueError(f"unknown exchange calendar {exchange!r}: use an exchange-calendars code such as XNYS") from None
+        raise ValueError(f"unknown calendar {exchange!r}: use an exchange-calendars code such as XNYS, "
+                         f"or {FX!r}, or {ALWAYS_OPEN!r}") from None
+    return cal.schedule[["open", "close"]]
+
+
+def _fx_sessions(end: dt.date) -> pd.DataFrame:
+    """Session D runs from 17:00 New York on the day before D to 17:00 on D, Monday to Friday."""
+    days = pd.bdate_range(CALENDAR_START, end)
+    days = days[[(d.month, d.day) not in FX_CLOSED for d in days]]
+    close = (days + pd.Timedelta(hours=17)).tz_localize(_NEW_YORK).tz_convert("UTC")
+    previous_day = days - pd.Timedelta(days=1) + pd.Timedelta(hours=17)
+    opens = previous_day.tz_localize(_NEW_YORK).tz_convert("UTC")
+    return pd.DataFrame({"open": opens, "close": close}, index=days)
+
+
+def _always_open_sessions(end: dt.date) -> pd.DataFrame:
+    days = pd.date_range(CALENDAR_START, end, freq="D")
+    opens = days.tz_localize("UTC")
+    return pd.DataFrame({"open": opens, "close": opens + pd.Timedelta(days=1)}, index=days)
+
+
+def sessions_table(name: str, end: dt.date) -> pd.DataFrame:
+    """Index: session dates; columns open, close (UTC) from CALENDAR_START to `end`."""
+    if name == FX:
+        return _fx_sessions(end)
+    if name == ALWAYS_OPEN:
+        return _always_open_sessions(end)
+    return _exchange_sessions(name, end)
 
 
 @dataclass(frozen=True)
@@ -43,14 +80,13 @@ class Session:
 
 
 def schedule(exchange: str) -> pd.DataFrame:
-    """Session schedule (index: session date; columns open, close, previous_close; all UTC)."""
-    return _schedule(exchange)
+    """Session schedule (index: session date; columns open, close, previous_close, interval_start; all UTC)."""
+    return _schedule(exchange, calendar_end())
 
 
 @functools.cache
-def _schedule(exchange: str) -> pd.DataFrame:
-    cal = exchange_calendar(exchange)
-    frame = cal.schedule[["open", "close"]].copy()
+def _schedule(exchange: str, end: dt.date) -> pd.DataFrame:
+    frame = sessions_table(exchange, end).copy()
     frame["previous_close"] = frame["close"].shift(1)
     frame.loc[frame.index[0], "previous_close"] = frame["open"].iloc[0] - pd.Timedelta(hours=12)
     midnight = pd.DatetimeIndex(frame.index).tz_localize("UTC") if pd.DatetimeIndex(frame.index).tz is None else pd.DatetimeIndex(frame.index)

@@ -66,6 +66,14 @@ def _upsert(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str]) -> d
     return added
 
 
+def first_bar(root: Path, symbol: str, timeframe: str) -> pd.Timestamp | None:
+    """The first stored bar of a pair (its listing, as far as the dataset knows); reads one partition."""
+    files = sorted((root / f"symbol={symbol}" / f"timeframe={timeframe}").glob("*.parquet")) if root.exists() else []
+    if not files:
+        return None
+    return pd.Timestamp(pd.read_parquet(files[0], columns=["ts"])["ts"].min())
+
+
 def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
               until: dt.datetime | None = None, since: dt.datetime | None = None) -> pd.DataFrame:
     """Bars of one timeframe with since <= ts < until (UTC), all symbols or the given ones."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -40,6 +40,7 @@ _ALIASES = {
     "timeframe": {"timeframe", "tf", "interval"},
 }
 _NAME_PATTERN = re.compile(r"^(?P<symbol>[A-Za-z0-9.\-]+?)[_-](?P<timeframe>[A-Za-z0-9]+)$")
+_TICKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")
 
 
 class BadFile(ValueError):
@@ -123,14 +124,16 @@ def _to_utc(values: pd.Series, name: str) -> pd.Series:
 
 
 def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None,
-                  timeframes: Collection[str] | None = None) -> pd.DataFrame:
+                  timeframes: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`).
 
-    `timeframes`: the names a file name `SYMBOL_TIMEFRAME` may end with (default: the configured ones)."""
+    Symbol: a column, else the name `SYMBOL_TF.csv`, else `default_symbol` (an import's --symbol), else the name
+    `SYMBOL.csv`. Timeframe: a column, else the name, else `default_timeframe`, else the bar spacing.
+    `timeframes`: {name: bar minutes} a name or a spacing may match (default: the configured ones)."""
     if timeframes is None:
         from market_mlops.config import get_config
 
-        timeframes = set(get_config().timeframes)
+        timeframes = {name: spec.minutes for name, spec in get_config().timeframes.items()}
     frame = _rename_columns(_parse(raw), raw.name)
     stem = Path(raw.name).stem
     match = _NAME_PATTERN.match(stem)
@@ -138,14 +141,14 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
         match = None
     if "symbol" not in frame.columns:
         symbol = match.group("symbol").upper() if match else default_symbol
+        symbol = symbol or (stem.upper() if _TICKER_NAME.match(stem) else None)
         if not symbol:
-            raise BadFile(raw.name, "symbol_known", "no symbol column and the name is not SYMBOL_TIMEFRAME")
+            raise BadFile(raw.name, "symbol_known", f"no symbol column and the name {stem!r} is neither SYMBOL nor "
+                          "SYMBOL_TIMEFRAME: rename the file or pass --symbol")
         frame["symbol"] = symbol
-    if "timeframe" not in frame.columns:
+    if "timeframe" not in frame.columns and "ts" in frame.columns:
         tf = match.group("timeframe").lower() if match else default_timeframe
-        if not tf:
-            raise BadFile(raw.name, "timeframe_known", "no timeframe column and the name is not SYMBOL_TIMEFRAME")
-        frame["timeframe"] = tf
+        frame["timeframe"] = tf or infer_timeframe(raw.name, frame["ts"], timeframes)
     if "close" not in frame.columns and "adj_close" in frame.columns:
         frame["close"] = frame["adj_close"]
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -177,14 +180,33 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     return out
 
 
+def infer_timeframe(name: str, stamps: pd.Series, timeframes: Mapping[str, int]) -> str:
+    """The configured timeframe whose bar length matches the file's typical bar spacing (the median gap, so
+    nights and weekends do not count); refused with one line when none or several match."""
+    ts = pd.to_datetime(stamps.astype("string"), utc=True, format="mixed", errors="coerce").dropna().drop_duplicates()
+    gaps = ts.sort_values().diff().dropna()
+    if gaps.empty:
+        raise BadFile(name, "timeframe_known", "one bar cannot tell its timeframe: name the file SYMBOL_TF.csv "
+                      f"(TF one of {sorted(timeframes)}) or pass --timeframe")
+    minutes = gaps.median().total_seconds() / 60
+    daily = [tf for tf, length in timeframes.items() if length >= 1440]
+    found = daily if 20 * 60 <= minutes <= 4 * 1440 else [tf for tf, length in timeframes.items() if length == minutes]
+    if len(found) != 1:
+        raise BadFile(name, "timeframe_known", f"bars {minutes:g} minutes apart match "
+                      f"{'no' if not found else 'more than one'} configured timeframe ({', '.join(f'{tf}={m}m' for tf, m in sorted(timeframes.items()))}): "
+                      "name the file SYMBOL_TF.csv or pass --timeframe")
+    return found[0]
+
+
 # Sources ------------------------------------------------------------------------------------------------------
 class LandingSource:
     """Files users drop under `<landing>/<session date>/`; read-only."""
 
     name = "landing"
 
-    def __init__(self, landing_uri: str) -> None:
+    def __init__(self, landing_uri: str, known_timeframes: Collection[str]) -> None:
         self.landing_uri = landing_uri.rstrip("/")
+        self.known_timeframes = set(known_timeframes)
 
     def raw_files(self, sessions: list[dt.date], symbols: list[str], timeframes: list[str]) -> list[RawFile]:
         files = []
@@ -198,7 +220,34 @@ class LandingSource:
                 folder = Path(prefix)
                 uris = [str(p) for p in sorted(folder.iterdir()) if p.is_file()] if folder.is_dir() else []
             files += [RawFile(uri=u, name=f"{session.isoformat()}/{u.rsplit('/', 1)[-1]}") for u in sorted(uris)]
-        return [f for f in files if f.name.lower().endswith(SUPPORTED_SUFFIXES)]
+        return [f for f in files if f.name.lower().endswith(SUPPORTED_SUFFIXES)
+                and named_for(f.name, symbols, timeframes, self.known_timeframes)]
+
+
+def list_files(location: str) -> list[str]:
+    """Supported files at a location: a file, a folder (recursively) or an s3:// key or prefix."""
+    if location.startswith("s3://"):
+        from market_mlops.data.object_store import list_s3
+
+        uris = [location] if location.lower().endswith(SUPPORTED_SUFFIXES) else list_s3(location.rstrip("/") + "/")
+    else:
+        path = Path(location).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"{location}: no such file or folder")
+        uris = [str(path)] if path.is_file() else [str(p) for p in sorted(path.rglob("*")) if p.is_file()]
+    return sorted(u for u in uris if u.lower().endswith(SUPPORTED_SUFFIXES))
+
+
+def named_for(name: str, symbols: list[str], timeframes: list[str], known_timeframes: Collection[str]) -> bool:
+    """Whether a file's name leaves it in a run narrowed to `symbols` and `timeframes`. A name that names neither
+    (`bars.csv` with a symbol column) stays: the gate checks its rows."""
+    stem = Path(name).stem
+    match = _NAME_PATTERN.match(stem)
+    if match and match.group("timeframe").lower() in known_timeframes:
+        return match.group("symbol").upper() in symbols and match.group("timeframe").lower() in timeframes
+    if stem.isupper() and _TICKER_NAME.match(stem):  # SYMBOL.csv
+        return stem in symbols
+    return True
 
 
 class SyntheticSource:
@@ -234,7 +283,7 @@ class SyntheticSource:
 
 def make_source(kind: str, cfg: PipelineConfig) -> Source:
     if kind == "landing":
-        return LandingSource(cfg.landing_uri)
+        return LandingSource(cfg.landing_uri, cfg.timeframes)
     if kind == "synthetic":
         from market_mlops.data.synthetic import spec_from_config
 

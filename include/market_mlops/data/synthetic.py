@@ -42,7 +42,7 @@ class GeneratorSpec:
     seed: int = 7
     origin: dt.date = dt.date(2018, 1, 2)
     exchange: str = "XNYS"
-    benchmark: str = "SPY"
+    benchmark: str | None = "SPY"
     signal_strength: float = 0.3
     shift_after: dt.date | None = None
     market_corr: float = 0.6

@@ -123,7 +123,8 @@ def summarize(results: list[FileResult]) -> str:
     parts = []
     for r in failed:
         checks = ", ".join(
-            f"{f.check}" + (f" ({f.unexpected_count} rows)" if f.unexpected_count else "") for f in r.failed
+            f"{f.check}" + (f" ({f.unexpected_count} rows)" if f.unexpected_count else "")
+            + (f" [{'; '.join(str(s) for s in f.sample[:4])}]" if f.sample else "") for f in r.failed
         )
         parts.append(f"{r.file}: {checks}")
     return f"validation failed for {len(failed)} of {len(results)} file(s): " + "; ".join(parts)

@@ -151,7 +151,8 @@ def _regime(out: Columns) -> None:
 def build_features(bars: pd.DataFrame, bars_per_year: int, benchmark_bars: pd.DataFrame | None = None) -> pd.DataFrame:
     """Feature frame of one (symbol, timeframe) series, indexed like `bars` (sorted by ts), ts kept as a column.
 
-    `bars_per_year` (the timeframe spec's) annualises the Sharpe-style features."""
+    `bars_per_year` (the timeframe spec's) annualises the Sharpe-style features. Without `benchmark_bars` the
+    cross-asset features (correlation, beta, relative return) are left out."""
     bars = bars.sort_values("ts").reset_index(drop=True)
     o, h, lo, c, v = (bars[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close", "volume"))
     logret = pd.Series(np.log(c)).diff()
@@ -167,7 +168,8 @@ def build_features(bars: pd.DataFrame, bars_per_year: int, benchmark_bars: pd.Da
     _volume(o, h, lo, c, v, out)
     _returns(o, h, lo, c, v, out, logret, bars_per_year)
     _calendar(bars["ts"], out)
-    _cross_asset(logret, bench, out)
+    if benchmark_bars is not None:
+        _cross_asset(logret, bench, out)
     _regime(out)
     frame = pd.DataFrame(out).replace([np.inf, -np.inf], np.nan).astype("float64")
     frame.insert(0, "ts", bars["ts"])

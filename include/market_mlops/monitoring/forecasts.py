@@ -38,9 +38,11 @@ def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.d
 
     spec = cfg.spec(timeframe)
     warmup = dt.timedelta(days=spec.warmup_days)
-    bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, cfg.universe.benchmark], until=until, since=since - warmup)
+    benchmark = cfg.universe.benchmark
+    bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, *([benchmark] if benchmark else [])], until=until,
+                     since=since - warmup)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
-    feats = build_features(own, spec.bars_per_year, bars[bars["symbol"] == cfg.universe.benchmark])
+    feats = build_features(own, spec.bars_per_year, bars[bars["symbol"] == benchmark] if benchmark else None)
     return own, feats
 
 

@@ -22,6 +22,8 @@ from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import FetchedBatch, MergedBatch, RawFileRef, ValidatedBatch, VersionRecord
 from market_mlops.data import calendar
 from market_mlops.data.bars import COLUMNS
+from market_mlops.data.coverage import assign_sessions, coverage_table, missing_summary
+from market_mlops.data.dataset import first_bar
 from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file
 from market_mlops.data.storage import write_json_atomic, write_parquet_atomic
 from market_mlops.data.validation import FileResult, Finding, summarize, validate_frame
@@ -51,7 +53,7 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
             cfg.universe.exchange, dt.datetime.combine(history_start, dt.time(), dt.UTC))
         if first is not None and first.interval_start.to_pydatetime() < interval_start:
             interval_start = first.interval_start.to_pydatetime()
-    pairs = cfg.pairs(symbols, timeframes)
+    pairs = cfg.pairs(symbols, timeframes, with_benchmark=True)
     symbols = sorted({s for s, _ in pairs})
     timeframes = sorted({t for _, t in pairs})
     sessions = calendar.sessions_in_interval(cfg.universe.exchange, interval_start, interval_end)
@@ -64,35 +66,6 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
         "sessions": [s.isoformat() for s in sessions], "symbols": symbols, "timeframes": timeframes,
         "source": src.name, "files": [{"uri": f.uri, "name": f.name} for f in files],
     }
-
-
-def _coverage(bars: pd.DataFrame, cfg: PipelineConfig, sessions: list[dt.date], symbols: list[str],
-              timeframes: list[str]) -> pd.DataFrame:
-    """One row per requested (symbol, timeframe, session): bars received vs bars the calendar expects."""
-    exchange = cfg.universe.exchange
-    sched = calendar.schedule(exchange).loc[sessions]
-    closes = sched["close"].to_numpy(dtype="datetime64[ns]")
-    prev_closes = sched["previous_close"].to_numpy(dtype="datetime64[ns]")
-    frames = []
-    for tf in timeframes:
-        expected = calendar.bar_opens(exchange, cfg.spec(tf).minutes, sessions).groupby("session").size()
-        grid = pd.MultiIndex.from_product([symbols, [np.datetime64(s, "ns") for s in sessions]], names=["symbol", "session"])
-        tf_bars = bars[bars["timeframe"] == tf] if len(bars) else bars
-        ts = tf_bars["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]") if len(tf_bars) else np.array([], dtype="datetime64[ns]")
-        idx = np.searchsorted(closes, ts, side="right")
-        inside = (idx < len(closes)) & (ts >= prev_closes[np.minimum(idx, len(closes) - 1)])
-        assigned = pd.DataFrame({"symbol": tf_bars["symbol"].to_numpy()[inside] if len(tf_bars) else [],
-                                 "session": sched.index.to_numpy()[idx[inside]] if len(tf_bars) else []})
-        assigned["session"] = pd.to_datetime(assigned["session"]).to_numpy(dtype="datetime64[ns]") if len(assigned) else assigned["session"]
-        counts = assigned.groupby(["symbol", "session"]).size().reindex(grid, fill_value=0)
-        frame = counts.rename("bars").reset_index()
-        frame["timeframe"] = tf
-        frame["expected_bars"] = frame["session"].map(expected).fillna(0).astype(int)
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out["session_missing"] = (out["bars"] == 0).astype(int)
-    out["session"] = out["session"].dt.strftime("%Y-%m-%d")
-    return out[["symbol", "timeframe", "session", "bars", "expected_bars", "session_missing"]]
 
 
 def _file_level_failure(error: BadFile) -> FileResult:
@@ -150,21 +123,52 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     }
     results: list[FileResult] = []
     frames: list[pd.DataFrame] = []
+    files_of: dict[str, list[str]] = {}
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         try:
-            frame = read_raw_file(raw, timeframes=list(cfg.timeframes))
+            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"),
+                                  timeframes={name: spec.minutes for name, spec in cfg.timeframes.items()})
         except BadFile as error:
             results.append(_file_level_failure(error))
             continue
+        frame = with_sessions(frame, cfg)
         results.append(validate_frame("bars", frame, raw.name, params))
         frames.append(frame)
-    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    sessions = [dt.date.fromisoformat(s) for s in fetched["sessions"]]
-    coverage = _coverage(bars, cfg, sessions, fetched["symbols"], fetched["timeframes"])
-    if len(coverage):
-        results.append(validate_frame("bar_coverage", coverage, "<batch coverage>", params))
+        for symbol in frame["symbol"].unique():
+            files_of.setdefault(str(symbol), []).append(raw.name)
+    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "session"])
+    if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
+        results.append(_coverage_result(bars, fetched, cfg, params, files_of))
     return results, bars
+
+
+def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    """The session of each bar on its symbol's calendar, and whether it has one (`on_session`, a gate check)."""
+    sessions = pd.Series(None, index=frame.index, dtype=object)
+    for (symbol, tf), part in frame.groupby(["symbol", "timeframe"], sort=False):
+        daily = str(tf) in cfg.timeframes and cfg.spec(str(tf)).daily
+        sessions.loc[part.index] = assign_sessions(cfg.universe.calendar_of(str(symbol)), part["ts"], daily)
+    return frame.assign(session=sessions, on_session=sessions.notna())
+
+
+def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig, params: dict[str, Any],
+                     files_of: dict[str, list[str]]) -> FileResult:
+    """Coverage per (symbol, timeframe) from its listing; a failure names the symbol, the sessions and its files."""
+    start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
+    pairs = [(s, t) for s in fetched["symbols"] for t in fetched["timeframes"]]
+    root = cfg.data_root / "dataset"
+    listed = {(s, t): first_bar(root, s, t) for s, t in pairs}
+    calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}
+    minutes = {t: cfg.spec(t).minutes for t in fetched["timeframes"]}
+    on_session = bars[bars["on_session"]] if len(bars) else bars
+    coverage = coverage_table(on_session, calendars, minutes, start, end, pairs, listed)
+    result = validate_frame("bar_coverage", coverage, "<batch coverage>", params)
+    lines = missing_summary(coverage, files_of)
+    for finding in result.findings:
+        if finding.check == "missing_sessions_within_tolerance" and not finding.success:
+            finding.sample = lines
+    return result
 
 
 def gate_report(fetched: FetchedBatch, results: list[FileResult], key: str, run_id: str) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
 
     spec, benchmark = cfg.spec(timeframe), cfg.universe.benchmark
     since = until - dt.timedelta(days=365 * history_years)
-    bars = load_bars(dataset, timeframe, [symbol, benchmark], until=until, since=since)
+    bars = load_bars(dataset, timeframe, [symbol, *([benchmark] if benchmark else [])], until=until, since=since)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
     if own.empty:
         raise ValueError(f"no {symbol} {timeframe} bars before {until.isoformat()} in the data version")
@@ -100,7 +100,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
             f"the data version's last {symbol} {timeframe} bar before the cutoff starts {last:%Y-%m-%d %H:%M} UTC, "
             f"over a day before {fresh_from:%Y-%m-%d %H:%M} UTC (last session close minus the allowed lag): the "
             f"dataset has a hole; backfill market_data_ingestion from {last:%Y-%m-%d} and rerun")
-    bench = bars[bars["symbol"] == benchmark]  # the benchmark's own model measures it against itself
+    bench = bars[bars["symbol"] == benchmark] if benchmark else None  # the benchmark's own model: against itself
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
     labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.threshold)

@@ -1,0 +1,120 @@
+"""`market-mlops import` with vendor-shaped files, as a user with their own history runs it: per-ticker daily CSVs
+with `Adj Close` (one stock listed years after the others) and an hourly FX file with Sunday-evening bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+from market_mlops.dev.vendor_files import write_daily_csv, write_intraday_csv
+from tests.files import parquet_digests
+
+pytestmark = pytest.mark.e2e
+SPEC = GeneratorSpec(seed=3, benchmark=None)
+
+
+@pytest.fixture
+def own_data(mlops_home, monkeypatch):
+    monkeypatch.setenv("MLOPS__UNIVERSE__SYMBOLS", "AAPL,MSFT,NEWCO,EURUSD")
+    monkeypatch.setenv("MLOPS__UNIVERSE__BENCHMARK", "")
+    monkeypatch.setenv("MLOPS__UNIVERSE__CALENDARS", "{EURUSD: FX}")
+    vendor = mlops_home / "vendor"
+    stocks = generate_bars(SPEC, ["AAPL", "MSFT"], "d1", dt.date(2019, 1, 2), dt.date(2020, 6, 30))
+    for symbol in ("AAPL", "MSFT"):
+        write_daily_csv(stocks[stocks["symbol"] == symbol], vendor / f"{symbol}.csv")
+    write_daily_csv(generate_bars(SPEC, ["NEWCO"], "d1", dt.date(2020, 3, 2), dt.date(2020, 6, 30)), vendor / "NEWCO.csv")
+    fx = generate_bars(GeneratorSpec(seed=3, benchmark=None, exchange="FX"), ["EURUSD"], "h1", dt.date(2020, 5, 4),
+                       dt.date(2020, 6, 30))
+    write_intraday_csv(fx, vendor / "EURUSD_h1.csv")
+    return mlops_home, vendor
+
+
+def market_mlops(*args: str) -> subprocess.CompletedProcess:
+    """The command as a user runs it (its own process, the environment of the test)."""
+    return subprocess.run([str(Path(sys.executable).parent / "market-mlops"), *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=600)
+
+
+def _dataset(home: Path) -> Path:
+    return home / "data" / "dataset"
+
+
+def test_vendor_files_land_as_written_and_a_second_import_changes_nothing(own_data):
+    from market_mlops.data.dataset import load_bars
+
+    home, vendor = own_data
+    out = market_mlops("import", str(vendor))
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = out.stdout
+    assert "NEWCO      d1   2020-03-02" in table and "EURUSD     h1   2020-05-03 21:00" in table  # Sunday 17:00 New York
+    for symbol in ("AAPL", "MSFT", "NEWCO"):
+        written = pd.read_csv(vendor / f"{symbol}.csv")
+        stored = load_bars(_dataset(home), "d1", [symbol])
+        assert stored["ts"].dt.strftime("%Y-%m-%d").tolist() == written["Date"].tolist()
+        assert stored["close"].tolist() == written["Close"].tolist() and stored["volume"].tolist() == written["Volume"].tolist()
+    fx = load_bars(_dataset(home), "h1", ["EURUSD"])
+    assert len(fx) == len(pd.read_csv(vendor / "EURUSD_h1.csv")) and (fx["ts"].dt.day_of_week == 6).any()
+
+    before = parquet_digests(_dataset(home))
+    out = market_mlops("import", str(vendor))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rows new to the dataset: AAPL 0, EURUSD 0, MSFT 0, NEWCO 0" in out.stdout
+    assert parquet_digests(_dataset(home)) == before
+
+
+def test_missing_sessions_are_named_by_symbol_date_and_file(own_data):
+    home, vendor = own_data
+    out = market_mlops("import", str(vendor))
+    assert out.returncode == 0, out.stderr[-2000:]
+    before = parquet_digests(_dataset(home))
+    lines = (vendor / "MSFT.csv").read_text().splitlines()
+    holed = home / "resend" / "MSFT.csv"
+    holed.parent.mkdir()
+    holed.write_text("\n".join(lines[:99] + lines[102:]) + "\n")  # three sessions of May 2019 left out
+    out = market_mlops("import", str(holed))
+    assert out.returncode == 1, out.stdout[-2000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1  # one line says what is wrong, where, and that nothing was merged
+    error = errors[0]
+    assert "MSFT d1: 3 session(s) missing: 2019-05-23, 2019-05-24, 2019-05-28 (MSFT.csv)" in error, error
+    assert parquet_digests(_dataset(home)) == before  # nothing merged
+
+
+def test_a_weekend_daily_bar_is_refused_whatever_the_tolerance(own_data, monkeypatch):
+    home, vendor = own_data
+    monkeypatch.setenv("MLOPS__VALIDATION__MAX_MISSING_SESSIONS", "100000")
+    weekend = home / "weekend" / "AAPL.csv"
+    weekend.parent.mkdir()
+    text = (vendor / "AAPL.csv").read_text()
+    last_close = text.strip().splitlines()[-1].split(",")[4]
+    weekend.write_text(text + f"2020-07-04,{last_close},{last_close},{last_close},{last_close},1000,{last_close}\n")
+    out = market_mlops("import", str(weekend))
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "bar_on_a_session (1 rows)" in out.stderr
+    assert not _dataset(home).exists()
+
+
+def test_the_timeframe_comes_from_the_bar_spacing_or_a_clear_refusal(own_data):
+    home, vendor = own_data
+    hourly = home / "named" / "XYZ.csv"  # no timeframe in the name, hourly bars: h1 from the spacing
+    hourly.parent.mkdir()
+    hourly.write_text((vendor / "EURUSD_h1.csv").read_text())
+    out = market_mlops("import", str(hourly), "--symbol", "EURUSD")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "EURUSD     h1" in out.stdout
+    odd = home / "odd" / "EURUSD.csv"  # 30-minute bars: no configured timeframe has them
+    odd.parent.mkdir()
+    stamps = pd.date_range("2020-06-01 01:00", periods=40, freq="30min", tz="UTC")
+    pd.DataFrame({"Datetime": stamps.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "Open": 1.1, "High": 1.2, "Low": 1.0,
+                  "Close": 1.1, "Volume": 5}).to_csv(odd, index=False)
+    out = market_mlops("import", str(odd))
+    assert out.returncode == 1, out.stdout[-2000:]
+    error = out.stderr
+    assert "timeframe_known" in error and "30 minutes apart match no configured timeframe" in error

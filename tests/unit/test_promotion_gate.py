@@ -1,0 +1,47 @@
+"""The promotion decision as a pure function: every branch, without MLflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from market_mlops.registry.gate import Interval, decide_promotion
+
+BASELINES = {"majority": 0.45, "persistence": 0.40}
+
+
+def test_the_first_model_that_beats_both_baselines_is_promoted():
+    decision = decide_promotion("1", 0.50, BASELINES, None, None, tolerance=0.02)
+    assert decision.promote and decision.reason == "first model that beats both baselines"
+
+
+@pytest.mark.parametrize(("accuracy", "beaten_by"), [
+    (0.45, "majority"),                # a tie is not a win
+    (0.42, "majority"),
+    (0.39, "majority and persistence"),
+])
+def test_a_model_that_does_not_beat_a_baseline_stays_challenger(accuracy, beaten_by):
+    decision = decide_promotion("2", accuracy, BASELINES, None, None, tolerance=0.02)
+    assert decision.outcome == "kept as challenger" and decision.reason == f"does not beat the {beaten_by} baseline"
+
+
+@pytest.mark.parametrize(("low", "promoted"), [(0.01, True), (-0.019, True), (-0.02, False), (-0.10, False)])
+def test_against_a_champion_the_interval_low_end_must_stay_above_minus_tolerance(low, promoted):
+    decision = decide_promotion("3", 0.55, BASELINES, "2", Interval(mean=low + 0.03, low=low, high=low + 0.06),
+                                tolerance=0.02)
+    assert decision.promote is promoted
+    assert ("not worse than champion v2" in decision.reason) is promoted
+    assert ("worse than champion v2 beyond tolerance 0.02" == decision.reason) is (not promoted)
+
+
+def test_baselines_are_checked_before_the_champion():
+    decision = decide_promotion("3", 0.44, BASELINES, "2", Interval(0.1, 0.05, 0.15), tolerance=0.02)
+    assert decision.outcome == "kept as challenger" and "majority" in decision.reason
+
+
+def test_force_promotes_whatever_the_numbers_and_says_so():
+    decision = decide_promotion("4", 0.10, BASELINES, "2", Interval(-0.5, -0.6, -0.4), tolerance=0.02, force=True)
+    assert decision.promote and "forced by the operator" in decision.reason
+
+
+def test_the_champion_itself_is_already_champion_even_when_forced():
+    assert decide_promotion("2", 0.9, BASELINES, "2", None, tolerance=0.02, force=True).outcome == "already champion"
