@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-scheduler test-browser browser-deps test-fast lint typecheck bench lock clean
+.PHONY: setup demo import test test-scheduler test-browser browser-deps test-fast lint typecheck bench lock clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ lint: setup  ## ruff (with Airflow's AIR rules) and the type checker
 
 typecheck: setup  ## mypy over include/ and plugins/ (settings in pyproject.toml)
 	$(VENV)/bin/mypy
+
+import: setup  ## load vendor history: make import FILES="path/or/folder s3://bucket/prefix" (see README "Your own data")
+	@test -n "$(FILES)" || { echo "usage: make import FILES=path/to/csv/folder" >&2; exit 2; }
+	$(VENV)/bin/market-mlops import $(FILES)
 
 bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
 	$(PY) -m market_mlops.dev.bench

@@ -3,6 +3,9 @@
   market-mlops import PATH... [--symbol S] [--timeframe TF]
                                        load vendor history (CSV/Parquet files, folders, s3:// prefixes) through the
                                        ingestion gate into the versioned dataset
+  market-mlops run DAG --date YYYY-MM-DD [--conf JSON]
+                                       one run of a suite DAG on the embedded stack (no scheduler): the session of
+                                       that date (ingestion, drift check), the interval ending it (retrain, refresh)
   market-mlops config check            validate config/pipeline.yaml plus MLOPS__* overrides
   market-mlops config show             print the resolved configuration
   market-mlops rollback --symbol SPY --timeframe d1 [--to-version N]
@@ -54,6 +57,19 @@ def _import(args: argparse.Namespace) -> int:
     configure_environment()  # the embedded stack's defaults for whatever the environment does not set
     result = import_files(args.paths, args.symbol, args.timeframe)
     print(result.table())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from market_mlops.dev.local_stack import run_dag_locally
+
+    state, seconds, detail = run_dag_locally(args.dag_id, dt.date.fromisoformat(args.date), json.loads(args.conf))
+    if state != "success":
+        print(f"error: {args.dag_id} {args.date}: {state} in {seconds:.0f}s: {detail}", file=sys.stderr)
+        return 1
+    print(f"{args.dag_id} {args.date}: {state} in {seconds:.0f}s (task logs in {detail})")
     return 0
 
 
@@ -110,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--timeframe", help="the timeframe of files that neither name it nor have a column (default: "
                      "inferred from the bar spacing)")
     imp.set_defaults(func=_import)
+    run = sub.add_parser("run", help="one run of a suite DAG on the embedded stack, dated like a backfill")
+    run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback")
+    run.add_argument("--date", required=True, help="YYYY-MM-DD: a session date, or the day a monthly/weekly interval ends")
+    run.add_argument("--conf", default="{}", help="the run's params as JSON, as in the trigger form")
+    run.set_defaults(func=_run)
     feat = sub.add_parser("features", help="dvc stage: feature table of one model from a data version")
     for arg in ("--symbol", "--timeframe", "--until", "--out"):
         feat.add_argument(arg, required=True)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.models import DagRun
     from airflow.sdk import DAG
 
 # Fixed demo calendar: history up to the end of September 2025, then October's sessions.
@@ -58,39 +57,9 @@ def plan() -> list[Step]:
 
 
 def _run(dag: DAG, step: Step, log_path: str, run_after: dt.datetime | None = None) -> tuple[str, float]:
-    """One dag.test(); Airflow's own output goes to the demo log file, not the terminal."""
-    started = time.perf_counter()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as log_file:
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-        try:
-            run = dag.test(logical_date=step.logical_date, run_after=run_after, run_conf=dict(step.conf))
-            _record_actual_start(run)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-    return str(getattr(run, "state", "unknown")), time.perf_counter() - started
+    from market_mlops.dev.local_stack import run_dag_in_process
 
-
-def _record_actual_start(run: DagRun) -> None:
-    """dag.test() stamps a run as started at its logical date (a past session shows a duration of a year in the UI);
-    the run started when its first task did."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        first = session.query(TaskInstance.start_date).filter(
-            TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
-            TaskInstance.start_date.isnot(None)).order_by(TaskInstance.start_date).first()
-        if first is not None:
-            session.query(DagRun).filter(DagRun.id == run.id).update({DagRun.start_date: first[0]})
+    return run_dag_in_process(dag, step.logical_date, step.conf, log_path, run_after)
 
 
 def _queued_retrains() -> list[tuple[dt.datetime, dt.datetime, dict[str, Any]]]:
