@@ -132,6 +132,7 @@ class DriftResult(TypedDict):
     forecasts_scored: int
     features_drifted: int
     features_checked: int
+    feature_drift: str  # "measured", or why not ("not enough data: ...")
     max_psi: float
     prediction_psi: float | None
     emergency_retrain_triggered: bool

@@ -154,3 +154,16 @@ def test_a_drift_result_without_resolved_forecasts_fits_in_an_xcom():
     assert json.loads(json.dumps(result, allow_nan=False)) == {
         "model": "AAA-d1-direction", "band": "normal", "realized_accuracy": None, "delta_points": None, "resolved": 0,
         "holdout_accuracy": 0.48}
+
+
+def test_feature_drift_over_too_few_bars_is_not_enough_data_never_a_psi():
+    """One bar after a cutoff used to read as PSI 6.3 (drifted): a sample that small says nothing."""
+    from market_mlops.monitoring.drift import enough_for_feature_drift
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"a": rng.normal(size=2000)})
+    one_bar = pd.DataFrame({"a": [5.0]})
+    assert feature_drift(reference, one_bar, CFG)[0].psi > 1  # what would have been reported
+    reason = enough_for_feature_drift(one_bar, CFG)
+    assert reason is not None and reason.startswith("not enough data: 1 recent bar(s)")
+    assert enough_for_feature_drift(pd.DataFrame({"a": rng.normal(size=CFG.min_feature_bars)}), CFG) is None

@@ -106,6 +106,14 @@ def usable_null_thresholds(record: dict | None, window: int, cfg: Drift) -> dict
     return None
 
 
+def enough_for_feature_drift(current: pd.DataFrame, cfg: Drift) -> str | None:
+    """None when the recent sample is large enough to measure feature drift, else why not (PSI over a few bars is
+    noise: one bar after a cutoff read as PSI 6.3)."""
+    if len(current) < cfg.min_feature_bars:
+        return f"not enough data: {len(current)} recent bar(s), fewer than drift.min_feature_bars={cfg.min_feature_bars}"
+    return None
+
+
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: Drift,
                   null_thresholds: dict[str, float] | None = None) -> list[FeatureDrift]:
     """PSI and KS per shared feature, most drifted first.

@@ -61,12 +61,18 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
 
 
 def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
-                          cfg: PipelineConfig) -> list[FeatureDrift]:
-    """PSI and KS of each feature over the last `drift.window` bars against the training reference of the model."""
+                          cfg: PipelineConfig) -> tuple[list[FeatureDrift], str]:
+    """PSI and KS of each feature over the last `drift.window` bars against the training reference of the model,
+    and the status ("measured", or why not)."""
     import mlflow
     import pandas as pd
 
-    from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, feature_drift, usable_null_thresholds
+    from market_mlops.monitoring.drift import (
+        NULL_THRESHOLDS_FILE,
+        enough_for_feature_drift,
+        feature_drift,
+        usable_null_thresholds,
+    )
     from market_mlops.monitoring.forecasts import feature_window
 
     reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
@@ -75,12 +81,15 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     lookback = max(120, math.ceil(cfg.drift.window * 365 / spec.bars_per_year * 1.5))  # calendar days for the window
     _own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=lookback), interval_end)
     current = feats[model.features].dropna().tail(cfg.drift.window)
+    too_few = enough_for_feature_drift(current, cfg.drift)
+    if too_few:
+        return [], too_few
     try:
         stored = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=model.run_id, artifact_path=f"reference/{NULL_THRESHOLDS_FILE}")).read_text())
     except (OSError, mlflow.exceptions.MlflowException):  # a model trained before limits were stored
         stored = None
-    return feature_drift(reference, current, cfg.drift, usable_null_thresholds(stored, len(current), cfg.drift))
+    return feature_drift(reference, current, cfg.drift, usable_null_thresholds(stored, len(current), cfg.drift)), "measured"
 
 
 def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series) -> float:
@@ -116,7 +125,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg)
     accuracy = measure_accuracy(model, symbol, timeframe, float(run.data.metrics["holdout.model_accuracy"]),
                                 interval_end, cfg)
-    drifts = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
+    drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions)
     emergency = decide_emergency(accuracy.band, interval_end, emergency_triggers(name, cfg), cfg.drift.cooldown_days)
 
@@ -127,7 +136,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "band": accuracy.band, "realized_accuracy": _rounded(accuracy.realized, 4),
         "holdout_accuracy": round(accuracy.holdout, 4), "delta_points": _rounded(accuracy.delta_points, 2),
         "resolved": accuracy.resolved, "forecasts_scored": int(len(scored)),
-        "features_drifted": len(drifted), "features_checked": len(drifts),
+        "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
         "max_psi": max((d.psi for d in drifts if np.isfinite(d.psi)), default=0.0),
         "prediction_psi": _rounded(prediction_psi, 4),
         "emergency_retrain_triggered": emergency.retrain, "in_cooldown": emergency.in_cooldown,

@@ -56,11 +56,11 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
-    from market_mlops.monitoring.history import drift_history
+    from market_mlops.monitoring.history import drift_history, history_path
 
     cfg = cfg or get_config()
     history = drift_history(cfg)
-    lines = [f"Drift checks ({len(history)} in {cfg.path('drift/history.jsonl')}):"]
+    lines = [f"Drift checks ({len(history)} in {history_path(cfg)}):"]
     for r in history[-12:]:
         action = "EMERGENCY RETRAIN TRIGGERED" if r.get("emergency_retrain_triggered") else (
             "retrain skipped (cooldown)" if r.get("in_cooldown") else "")
