@@ -89,6 +89,7 @@ def feature_speed(bars: pd.DataFrame) -> list[dict]:
 
 def w1(bars: pd.DataFrame) -> list[dict]:
     from market_mlops.config import Training
+    from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.model.features import build_features, feature_columns
     from market_mlops.model.labels import labels_and_usable_rows
     from market_mlops.model.training import train_ensemble
@@ -105,11 +106,10 @@ def w1(bars: pd.DataFrame) -> list[dict]:
         trained = train_ensemble(feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int), cfg, 5)
         for m, t in trained.timings.items():
             per_model[m] += t
-        labels = y[ok].to_numpy().astype(int)
-        truth = labels[trained.holdout_index]
-        accuracies.append(float((trained.holdout_proba.argmax(1) == truth).mean()))
-        majority = np.bincount(labels[trained.train_index], minlength=3).argmax()  # the naive baseline, same holdout
-        baselines.append(float((truth == majority).mean()))
+        evaluation = evaluate_holdout(y[ok].to_numpy().astype(int), trained.holdout_proba,
+                                      own["close"][ok].to_numpy(dtype=float), trained.holdout_index, trained.train_index, 5)
+        accuracies.append(float(evaluation["model_accuracy"]))
+        baselines.append(float(evaluation["majority_accuracy"]))  # the naive baseline, same holdout rows
     total = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [_row("W1 total", total, "s", "<= 180", total <= 180, f"15 symbols x {len(bars) // 15} d1 bars, 5 folds")]
