@@ -8,10 +8,10 @@ from market_mlops.config import PipelineConfig, get_config
 
 
 def _data_section(cfg: PipelineConfig) -> list[str]:
-    from market_mlops.data.versioning import version_history
+    from market_mlops.data.versioning import VERSION_LOG, version_history
 
     history = version_history(cfg.data_root)
-    lines = [f"Data versions ({len(history)} ingestion runs logged in {cfg.data_root / 'versions.jsonl'}):"]
+    lines = [f"Data versions ({len(history)} ingestion runs logged in {cfg.data_root / VERSION_LOG}):"]
     for record in history[-6:]:
         added = sum(record.get("rows_added", {}).values())
         lines.append(f"  {record['interval_end'][:16]}  md5 {record['md5'][:12]}  +{added:>6} rows  "
