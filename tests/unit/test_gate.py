@@ -179,3 +179,14 @@ def test_extreme_but_possible_return_is_only_a_warning(landing):
     run_gate(cfg)
     report = json.loads(next((cfg.data_root / "validation").glob("*.json")).read_text())
     assert any("return_not_extreme" in w for w in report["warnings"])
+
+
+def test_a_missing_close_is_one_finding_not_also_a_bad_range(landing):
+    """A NaN close used to fail close_not_null and also high_ge_close and close_ge_low (NaN compares false)."""
+    cfg, folder = landing
+    (folder / "SPY_h1.csv").write_text(BAD_BATCHES["nan_price"][0]())
+    with pytest.raises(BatchRejected) as rejected:
+        run_gate(cfg)
+    message = str(rejected.value)
+    assert "close_not_null" in message
+    assert "high_ge_close" not in message and "close_ge_low" not in message
