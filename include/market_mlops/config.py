@@ -243,6 +243,11 @@ class PipelineConfig(_Strict):
     def outbox_path(self) -> Path:
         return self.path(self.alerts.outbox)
 
+    @property
+    def bar_minutes(self) -> dict[str, int]:
+        """{timeframe: bar length in minutes} of every configured timeframe."""
+        return {name: spec.minutes for name, spec in self.timeframes.items()}
+
     def spec(self, timeframe: str) -> TimeframeSpec:
         try:
             return self.timeframes[timeframe]

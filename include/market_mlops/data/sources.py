@@ -133,7 +133,7 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     if timeframes is None:
         from market_mlops.config import get_config
 
-        timeframes = {name: spec.minutes for name, spec in get_config().timeframes.items()}
+        timeframes = get_config().bar_minutes
     frame = _rename_columns(_parse(raw), raw.name)
     stem = Path(raw.name).stem
     match = _NAME_PATTERN.match(stem)

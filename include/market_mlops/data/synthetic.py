@@ -34,7 +34,7 @@ _STREAM_KEYS = {15: 0, 60: 1, 240: 2, 1440: 3}
 
 
 def _configured_minutes() -> dict[str, int]:
-    return {name: spec.minutes for name, spec in get_config().timeframes.items()}
+    return get_config().bar_minutes
 
 
 @dataclass(frozen=True)
@@ -178,5 +178,5 @@ def spec_from_config(cfg: PipelineConfig) -> GeneratorSpec:
         benchmark=cfg.universe.benchmark,
         signal_strength=syn.signal_strength,
         shift_after=syn.shift_after,
-        timeframe_minutes={name: spec.minutes for name, spec in cfg.timeframes.items()},
+        timeframe_minutes=cfg.bar_minutes,
     )

@@ -19,7 +19,13 @@ from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import FetchedBatch, RawFileRef, VersionRecord
 from market_mlops.data import calendar
 from market_mlops.data.sources import BadFile, RawFile, list_files, read_raw_file
-from market_mlops.tasks.ingestion import merge_batch, validate_batch, version_dataset, with_sessions
+from market_mlops.tasks.ingestion import (
+    merge_batch,
+    validate_batch,
+    validation_report_path,
+    version_dataset,
+    with_sessions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +82,10 @@ def collect_files(locations: list[str], symbol: str | None, timeframe: str | Non
 def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
     """The batch the files make: their symbols and timeframes, an interval from the session of the first bar to the
     close of the last one on each symbol's calendar. A file that cannot be read is left to the gate to report."""
-    known = {name: spec.minutes for name, spec in cfg.timeframes.items()}
     starts, ends, symbols, timeframes = [], [], set(), set()
     for ref in files:
         try:
-            frame = read_raw_file(RawFile(uri=ref["uri"], name=ref["name"]), ref.get("symbol"), ref.get("timeframe"), known)
+            frame = read_raw_file(RawFile(uri=ref["uri"], name=ref["name"]), ref.get("symbol"), ref.get("timeframe"), cfg.bar_minutes)
         except BadFile:
             continue
         frame = with_sessions(frame, cfg)
@@ -115,8 +120,9 @@ def import_files(locations: list[str], symbol: str | None = None, timeframe: str
     validated = validate_batch(fetched, run_id=run_id, cfg=cfg)
     merged = merge_batch(validated, cfg=cfg)
     record = version_dataset(merged, run_id=run_id, cfg=cfg)
+    report = json.loads(validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]).read_text())
     return ImportResult(record, _pair_summaries(Path(validated["staged"]), fetched, cfg), merged["rows_added"],
-                        _warnings(validated["result_id"], cfg))
+                        list(report["warnings"]))
 
 
 def _pair_summaries(staged: Path, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:
@@ -128,17 +134,9 @@ def _pair_summaries(staged: Path, fetched: FetchedBatch, cfg: PipelineConfig) ->
     out = []
     for (symbol, tf), part in bars.groupby(["symbol", "timeframe"], sort=True):
         pair = (str(symbol), str(tf))
-        coverage = coverage_table(part, {pair[0]: cfg.universe.calendar_of(pair[0])}, {pair[1]: cfg.spec(pair[1]).minutes},
+        coverage = coverage_table(part, {pair[0]: cfg.universe.calendar_of(pair[0])}, cfg.bar_minutes,
                                   start, end, [pair], {pair: first_bar(cfg.data_root / "dataset", *pair)})
         out.append(PairSummary(pair[0], pair[1], f"{part['ts'].min():%Y-%m-%d %H:%M}", f"{part['ts'].max():%Y-%m-%d %H:%M}",
                                len(part), int(coverage["session_missing"].sum())))
     return out
 
-
-def _warnings(result_id: str, cfg: PipelineConfig) -> list[str]:
-    reports = sorted((cfg.data_root / "validation").glob("*.json"))
-    for path in reports:
-        report = json.loads(path.read_text())
-        if report.get("result_id") == result_id:
-            return list(report.get("warnings", []))
-    return []

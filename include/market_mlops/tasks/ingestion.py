@@ -36,6 +36,12 @@ class BatchRejected(ValueError):
     """The batch failed the gate; it is quarantined and nothing was merged or published."""
 
 
+def validation_report_path(cfg: PipelineConfig, interval_start: str, interval_end: str) -> Path:
+    """Where a passing batch's validation report is kept (one per interval; a rerun replaces it)."""
+    key = _interval_key(dt.datetime.fromisoformat(interval_start), dt.datetime.fromisoformat(interval_end))
+    return cfg.data_root / "validation" / f"{key}.json"
+
+
 def _interval_key(start: dt.datetime, end: dt.datetime) -> str:
     return f"{start.astimezone(dt.UTC):%Y%m%dT%H%M}_{end.astimezone(dt.UTC):%Y%m%dT%H%M}"
 
@@ -104,7 +110,7 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
 
     staged = cfg.data_root / "staging" / f"{key}.parquet"
     write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
-    write_json_atomic(report, cfg.data_root / "validation" / f"{key}.json")
+    write_json_atomic(report, validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]))
     log.info("validation passed: %d file(s), %d rows, %d warning(s), result %s", len(fetched["files"]), len(bars),
              len(report["warnings"]), report["result_id"])
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
@@ -127,8 +133,7 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         try:
-            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"),
-                                  timeframes={name: spec.minutes for name, spec in cfg.timeframes.items()})
+            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"), timeframes=cfg.bar_minutes)
         except BadFile as error:
             results.append(_file_level_failure(error))
             continue
@@ -160,9 +165,8 @@ def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCon
     root = cfg.data_root / "dataset"
     listed = {(s, t): first_bar(root, s, t) for s, t in pairs}
     calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}
-    minutes = {t: cfg.spec(t).minutes for t in fetched["timeframes"]}
     on_session = bars[bars["on_session"]] if len(bars) else bars
-    coverage = coverage_table(on_session, calendars, minutes, start, end, pairs, listed)
+    coverage = coverage_table(on_session, calendars, cfg.bar_minutes, start, end, pairs, listed)
     result = validate_frame("bar_coverage", coverage, "<batch coverage>", params)
     lines = missing_summary(coverage, files_of)
     for finding in result.findings:
