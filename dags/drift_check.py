@@ -1,7 +1,7 @@
 """
 ### Weekday drift check (with batch forecasts)
 
-Runs after every trading session of the configured exchange (`universe.exchange`, +45 min; the same
+Runs after every trading session of the configured calendar (`universe.schedule_calendar`, +45 min; the same
 trading-session timetable as ingestion, holidays skipped). For each champion (`check_model_drift`, mapped):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
@@ -32,7 +32,7 @@ from airflow.sdk import dag, task
 from trading_sessions import TradingSessionTimetable
 
 from market_mlops.orchestration import (
-    configured_exchange,
+    configured_calendar,
     configured_start_date,
     default_args,
     list_param,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 
 @dag(
     dag_id="drift_check",
-    schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=45),
+    schedule=TradingSessionTimetable(exchange=configured_calendar(), settle_minutes=45),
     start_date=configured_start_date(),
     catchup=False,
     max_active_runs=1,

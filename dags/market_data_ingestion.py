@@ -1,9 +1,10 @@
 """
 ### Market data ingestion and versioning
 
-Runs after every trading session of the configured exchange (`universe.exchange`; weekends and exchange holidays
-get no run). Each run covers one session: **data interval = [session date 00:00 UTC (or the open, if earlier), this
-session's close)**, and the run's logical date is the session date.
+Runs after every trading session of the configured calendar (`universe.exchange`, or a composite such as
+`XNYS+FX` when `universe.calendars` puts symbols on another one; weekends and holidays get no run). Each run covers
+one session: **data interval = [session date 00:00 UTC (or the earliest open, if earlier), the latest close of its
+sessions)**, and the run's logical date is the session date.
 
 1. `fetch_bars`: raw files of the session from the source (landing folder/S3 prefix of CSV/Parquet drops, or the
    synthetic generator). Raw files are never modified or deleted.
@@ -36,7 +37,7 @@ from trading_sessions import TradingSessionTimetable
 from market_mlops.orchestration import (
     DVC_POOL,
     MARKET_DATASET,
-    configured_exchange,
+    configured_calendar,
     configured_start_date,
     default_args,
     list_param,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 
 @dag(
     dag_id="market_data_ingestion",
-    schedule=TradingSessionTimetable(exchange=configured_exchange(), settle_minutes=30),
+    schedule=TradingSessionTimetable(exchange=configured_calendar(), settle_minutes=30),
     start_date=configured_start_date(),
     catchup=False,
     max_active_runs=4,

@@ -92,6 +92,13 @@ class Universe(_Strict):
         return self.calendars.get(symbol, self.exchange)
 
     @property
+    def schedule_calendar(self) -> str:
+        """The calendar runs follow: `exchange`, or a composite `XNYS+FX` when some symbols trade on another one
+        (each run covers every calendar's sessions up to its session date, and waits for the latest close)."""
+        others = sorted({c for s, c in self.calendars.items() if s in self.data_symbols and c != self.exchange})
+        return "+".join([self.exchange, *others])
+
+    @property
     def data_symbols(self) -> list[str]:
         """What ingestion fetches, checks and stores: the modelled symbols and the benchmark."""
         extra = [self.benchmark] if self.benchmark and self.benchmark not in self.symbols else []
@@ -108,6 +115,9 @@ class SyntheticSource(_Strict):
 class Source(_Strict):
     kind: Literal["synthetic", "landing"] = "synthetic"
     landing_uri: str = "landing"
+    price_basis: Literal["adjusted", "raw"] = Field(
+        default="adjusted", description="adjusted: prices before a split (or Adj Close / Close) scaled to today's "
+        "shares, so features and labels see no fake crash; raw: as traded")
     synthetic: SyntheticSource = SyntheticSource()
 
 

@@ -50,11 +50,12 @@ def configured_start_date() -> pendulum.DateTime:
     return pendulum.datetime(start.year, start.month, start.day, tz="UTC")
 
 
-def configured_exchange() -> str:
-    """The exchange calendar the session timetables follow (`universe.exchange`)."""
+def configured_calendar() -> str:
+    """The calendar the session timetables follow: `universe.exchange`, or a composite (`XNYS+FX`) when symbols
+    in `universe.calendars` trade on another one."""
     from market_mlops.config import get_config
 
-    return get_config().universe.exchange
+    return get_config().universe.schedule_calendar
 
 
 def ensure_pools() -> dict[str, int]:

@@ -70,7 +70,7 @@ def test_ingestion_timetable_round_trips_serialization(dags):
     assert again.serialize() == table.serialize() == {"exchange": "XNYS", "settle_minutes": 30}
 
 
-@pytest.mark.parametrize("calendar", ["XNYS", "FX", "24/7"])
+@pytest.mark.parametrize("calendar", ["XNYS", "FX", "24/7", "XNYS+FX"])
 def test_a_timetable_still_schedules_two_years_after_the_process_started(calendar):
     """exchange-calendars builds one year ahead by default: a scheduler up for longer would find no next session."""
     from airflow.timetables.base import TimeRestriction
@@ -112,3 +112,33 @@ def test_dags_accept_decades_of_history(dags):
     week = _intervals(dags["market_data_ingestion"], pendulum.datetime(1995, 3, 6, tz="UTC"),
                       pendulum.datetime(1995, 3, 10, tz="UTC"))
     assert [i.logical_date.to_date_string() for i in week] == [f"1995-03-{d:02d}" for d in range(6, 11)]
+
+
+def test_a_mixed_universe_runs_once_per_exchange_session_and_every_fx_session_belongs_to_one_run():
+    """XNYS+FX: an FX session on an exchange holiday (Good Friday 2025-04-18) goes with the next exchange session,
+    and a run's interval ends at the later close (FX 17:00 New York, an hour after the NYSE), so the runs tile time."""
+    import datetime as dt
+
+    from market_mlops.data.calendar import schedule, session, sessions_between, sessions_in_interval
+
+    runs = sessions_between("XNYS+FX", dt.date(2025, 4, 14), dt.date(2025, 4, 25))
+    assert runs == sessions_between("XNYS", dt.date(2025, 4, 14), dt.date(2025, 4, 25))
+    assert dt.date(2025, 4, 18) not in runs
+    covered = [d for day in runs for d in sessions_in_interval("FX", session("XNYS+FX", day).interval_start,
+                                                               session("XNYS+FX", day).close)]
+    assert covered == sessions_between("FX", dt.date(2025, 4, 14), dt.date(2025, 4, 25))  # each exactly once
+    monday = session("XNYS+FX", dt.date(2025, 4, 21))
+    assert monday.interval_start == session("FX", dt.date(2025, 4, 18)).open
+    assert monday.close == session("FX", dt.date(2025, 4, 21)).close > session("XNYS", dt.date(2025, 4, 21)).close
+    sched = schedule("XNYS+FX")
+    assert (sched["interval_start"].iloc[1:].to_numpy() >= sched["close"].shift(1).iloc[1:].to_numpy()).all()
+
+
+def test_the_timetable_follows_the_universe_calendars(monkeypatch):
+    from market_mlops.orchestration import configured_calendar
+
+    monkeypatch.setenv("MLOPS__UNIVERSE__SYMBOLS", "AAPL,EURUSD")
+    monkeypatch.setenv("MLOPS__UNIVERSE__CALENDARS", "{EURUSD: FX}")
+    assert configured_calendar() == "XNYS+FX"
+    monkeypatch.setenv("MLOPS__UNIVERSE__EXCHANGE", "FX")
+    assert configured_calendar() == "FX"

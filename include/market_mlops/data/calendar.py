@@ -1,6 +1,7 @@
 """Trading sessions and bar timestamps of a calendar: an exchange (exchange-calendars codes such as XNYS), `FX`
 (Sunday 17:00 to Friday 17:00 America/New_York, one session per weekday, New Year's Day and Christmas closed) or
-`24/7` (crypto: one session per UTC day).
+`24/7` (crypto: one session per UTC day), or a composite such as `XNYS+FX` (what a universe that mixes calendars
+runs on: see `composite_sessions`).
 
 A session's data interval is [start of the session date in UTC (or the open, if earlier), close of the session):
 every bar of the session (stamped at its open, in UTC) falls inside it, weekends and holidays belong to no run,
@@ -61,8 +62,28 @@ def _always_open_sessions(end: dt.date) -> pd.DataFrame:
     return pd.DataFrame({"open": opens, "close": opens + pd.Timedelta(days=1)}, index=days)
 
 
+def composite_sessions(primary: pd.DataFrame, others: list[pd.DataFrame]) -> pd.DataFrame:
+    """The schedule of a universe that mixes calendars: one session per session of the primary calendar, spanning
+    every other calendar's sessions dated after the previous primary session and up to this one (earliest open,
+    latest close). Every session of every calendar then belongs to exactly one run: an FX session on a US holiday
+    (Good Friday) goes with the next exchange session, and a run waits for the latest close it covers."""
+    dates = pd.DatetimeIndex(primary.index)
+    opens, closes = primary["open"].copy(), primary["close"].copy()
+    for other in others:
+        slot = dates.searchsorted(pd.DatetimeIndex(other.index), side="left")
+        inside = slot < len(dates)
+        grouped = other[inside].groupby(slot[inside]).agg({"open": "min", "close": "max"})
+        opens.iloc[grouped.index] = np.minimum(opens.iloc[grouped.index].to_numpy(), grouped["open"].to_numpy())
+        closes.iloc[grouped.index] = np.maximum(closes.iloc[grouped.index].to_numpy(), grouped["close"].to_numpy())
+    return pd.DataFrame({"open": pd.to_datetime(opens, utc=True), "close": pd.to_datetime(closes, utc=True)},
+                        index=primary.index)
+
+
 def sessions_table(name: str, end: dt.date) -> pd.DataFrame:
     """Index: session dates; columns open, close (UTC) from CALENDAR_START to `end`."""
+    if "+" in name:
+        primary, *others = name.split("+")
+        return composite_sessions(sessions_table(primary, end), [sessions_table(o, end) for o in others])
     if name == FX:
         return _fx_sessions(end)
     if name == ALWAYS_OPEN:

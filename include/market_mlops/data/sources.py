@@ -124,16 +124,19 @@ def _to_utc(values: pd.Series, name: str) -> pd.Series:
 
 
 def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None,
-                  timeframes: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`).
+                  timeframes: Mapping[str, int] | None = None, price_basis: str | None = None) -> pd.DataFrame:
+    """Canonical bars of one raw file, plus check columns the gate reads (`ts_step_ok`, `abs_log_return`,
+    `split_ratio`: the ratio of a split effective at that bar, else 1).
 
     Symbol: a column, else the name `SYMBOL_TF.csv`, else `default_symbol` (an import's --symbol), else the name
     `SYMBOL.csv`. Timeframe: a column, else the name, else `default_timeframe`, else the bar spacing.
-    `timeframes`: {name: bar minutes} a name or a spacing may match (default: the configured ones)."""
-    if timeframes is None:
+    `timeframes`: {name: bar minutes} a name or a spacing may match; `price_basis`: adjusted or raw (default: the
+    configured ones)."""
+    if timeframes is None or price_basis is None:
         from market_mlops.config import get_config
 
-        timeframes = get_config().bar_minutes
+        timeframes = get_config().bar_minutes if timeframes is None else timeframes
+        price_basis = price_basis or get_config().source.price_basis
     frame = _rename_columns(_parse(raw), raw.name)
     stem = Path(raw.name).stem
     match = _NAME_PATTERN.match(stem)
@@ -149,8 +152,11 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     if "timeframe" not in frame.columns and "ts" in frame.columns:
         tf = match.group("timeframe").lower() if match else default_timeframe
         frame["timeframe"] = tf or infer_timeframe(raw.name, frame["ts"], timeframes)
+    adj_close = None
     if "close" not in frame.columns and "adj_close" in frame.columns:
         frame["close"] = frame["adj_close"]
+    elif "adj_close" in frame.columns:
+        adj_close = pd.to_numeric(frame["adj_close"], errors="coerce").astype("float64")
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise BadFile(raw.name, "columns_present", f"missing column(s) {missing}")
@@ -166,7 +172,7 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
         if bad.any():
             raise BadFile(raw.name, "numbers_numeric", f"column {col!r} holds text ({frame[col][bad].iloc[0]!r})")
         out[col] = numeric.astype("float64")
-    out = out.astype(DTYPES)
+    out = _on_price_basis(out.astype(DTYPES), adj_close, price_basis)
 
     # Check columns, computed in the file's own row order (unsorted input must fail, not be silently fixed).
     group = out.groupby(["symbol", "timeframe"], sort=False)
@@ -174,10 +180,34 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     out["ts_step_ok"] = step.isna() | (step > pd.Timedelta(0))
     prev_close = group["close"].shift(1)
     log_ret = np.log(out["close"] / prev_close.fillna(out["open"]))
+    if price_basis == "raw":  # a split's move is a corporate action, not a market move
+        log_ret = log_ret + np.log(out["split_ratio"])
     out["abs_log_return"] = log_ret.abs().replace([np.inf, -np.inf], np.nan).fillna(0.0)
     out["ts_epoch_s"] = (out["ts"].astype("int64") // 1_000_000_000).astype("int64")
     out["source_file"] = raw.name
     return out
+
+
+def _on_price_basis(bars: pd.DataFrame, adj_close: pd.Series | None, price_basis: str) -> pd.DataFrame:
+    """Find the splits of each series (`split_ratio` column) and, on the adjusted basis, scale prices and volumes
+    to the latest shares. A series the gate will reject (unsorted, missing prices) is left as read."""
+    from market_mlops.data.corporate_actions import adjust_series, find_splits
+
+    bars["split_ratio"] = 1.0
+    for _, index in bars.groupby(["symbol", "timeframe"], sort=False).groups.items():
+        part = bars.loc[index]
+        prices = part[["open", "close", "volume"]].to_numpy()
+        if not part["ts"].is_monotonic_increasing or not np.isfinite(prices).all() or (prices[:, :2] <= 0).any():
+            continue
+        adj = adj_close.loc[index].to_numpy() if adj_close is not None else None
+        if adj is not None and not (np.isfinite(adj).all() and (adj > 0).all()):
+            adj = None  # a gap in Adj Close: fall back to the splits the prices show
+        splits = find_splits(part["ts"], part["open"].to_numpy(), part["close"].to_numpy(), part["volume"].to_numpy(), adj)
+        for split in splits:
+            bars.loc[part.index[part["ts"] == split.ts], "split_ratio"] = split.ratio
+        if price_basis == "adjusted" and (splits or adj is not None):
+            bars.loc[index, PRICE_COLUMNS + ["volume"]] = adjust_series(part, splits, adj)[PRICE_COLUMNS + ["volume"]]
+    return bars
 
 
 def infer_timeframe(name: str, stamps: pd.Series, timeframes: Mapping[str, int]) -> str:

@@ -42,12 +42,16 @@ class GeneratorSpec:
     seed: int = 7
     origin: dt.date = dt.date(2018, 1, 2)
     exchange: str = "XNYS"
+    calendars: dict[str, str] = field(default_factory=dict, compare=False, hash=False)  # symbol -> own calendar
     benchmark: str | None = "SPY"
     signal_strength: float = 0.3
     shift_after: dt.date | None = None
     market_corr: float = 0.6
     flow_half_life_bars: float = 3.0
     timeframe_minutes: dict[str, int] = field(default_factory=_configured_minutes, compare=False, hash=False)
+
+    def calendar_of(self, symbol: str) -> str:
+        return self.calendars.get(symbol, self.exchange)
 
     def minutes(self, timeframe: str) -> int:
         if timeframe not in self.timeframe_minutes:
@@ -83,8 +87,9 @@ def _symbol_traits(symbol: str) -> tuple[float, float, float]:
 def _path(spec: GeneratorSpec, symbol: str, timeframe: str, last_session: dt.date) -> pd.DataFrame:
     """The whole path of one series from the origin: one generative story, read top to bottom (long on purpose:
     the causal order of its steps, regime -> shocks -> flow -> prices -> wicks -> volume, is what to check)."""
-    sessions = calendar.sessions_between(spec.exchange, spec.origin, last_session)
-    stamps = calendar.bar_opens(spec.exchange, spec.minutes(timeframe), sessions)
+    own = spec.calendar_of(symbol)
+    sessions = calendar.sessions_between(own, spec.origin, last_session)
+    stamps = calendar.bar_opens(own, spec.minutes(timeframe), sessions)
     n = len(stamps)
     if n == 0:
         return pd.DataFrame()
@@ -175,6 +180,7 @@ def spec_from_config(cfg: PipelineConfig) -> GeneratorSpec:
         seed=syn.seed,
         origin=syn.origin,
         exchange=cfg.universe.exchange,
+        calendars=dict(cfg.universe.calendars),
         benchmark=cfg.universe.benchmark,
         signal_strength=syn.signal_strength,
         shift_after=syn.shift_after,

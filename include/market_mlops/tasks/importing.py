@@ -85,7 +85,8 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
     starts, ends, symbols, timeframes = [], [], set(), set()
     for ref in files:
         try:
-            frame = read_raw_file(RawFile(uri=ref["uri"], name=ref["name"]), ref.get("symbol"), ref.get("timeframe"), cfg.bar_minutes)
+            frame = read_raw_file(RawFile(uri=ref["uri"], name=ref["name"]), ref.get("symbol"), ref.get("timeframe"), cfg.bar_minutes,
+                                  cfg.source.price_basis)
         except BadFile:
             continue
         frame = with_sessions(frame, cfg)
@@ -102,7 +103,7 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
     allowed = cfg.universe.data_symbols
     return {
         "interval_start": start.isoformat(), "interval_end": end.isoformat(),
-        "sessions": [d.isoformat() for d in calendar.sessions_in_interval(cfg.universe.exchange, start, end)],
+        "sessions": [d.isoformat() for d in calendar.sessions_in_interval(cfg.universe.schedule_calendar, start, end)],
         "symbols": sorted(s for s in symbols if s in allowed) or list(allowed),
         "timeframes": sorted(t for t in timeframes if t in cfg.universe.timeframes) or list(cfg.universe.timeframes),
         "source": "import", "files": files,

@@ -56,15 +56,15 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
     cfg = cfg or get_config()
     if history_start is not None:
         first = calendar.first_session_starting_at_or_after(
-            cfg.universe.exchange, dt.datetime.combine(history_start, dt.time(), dt.UTC))
+            cfg.universe.schedule_calendar, dt.datetime.combine(history_start, dt.time(), dt.UTC))
         if first is not None and first.interval_start.to_pydatetime() < interval_start:
             interval_start = first.interval_start.to_pydatetime()
     pairs = cfg.pairs(symbols, timeframes, with_benchmark=True)
     symbols = sorted({s for s, _ in pairs})
     timeframes = sorted({t for _, t in pairs})
-    sessions = calendar.sessions_in_interval(cfg.universe.exchange, interval_start, interval_end)
+    sessions = calendar.sessions_in_interval(cfg.universe.schedule_calendar, interval_start, interval_end)
     src = make_source(source or cfg.source.kind, cfg)
-    files = src.raw_files(sessions, symbols, timeframes)
+    files = src.raw_files(session_dates(cfg, symbols, interval_start, interval_end), symbols, timeframes)
     log.info("fetched %d raw file(s) for %d session(s) %s from source %s", len(files), len(sessions),
              [str(s) for s in sessions], src.name)
     return {
@@ -72,6 +72,13 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
         "sessions": [s.isoformat() for s in sessions], "symbols": symbols, "timeframes": timeframes,
         "source": src.name, "files": [{"uri": f.uri, "name": f.name} for f in files],
     }
+
+
+def session_dates(cfg: PipelineConfig, symbols: list[str], start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+    """Every session date the interval holds on the symbols' own calendars (an FX pair's Good Friday in a stock
+    universe's Monday run): the landing folders a run reads."""
+    calendars = {cfg.universe.calendar_of(s) for s in symbols}
+    return sorted({d for cal in calendars for d in calendar.sessions_in_interval(cal, start, end)})
 
 
 def _file_level_failure(error: BadFile) -> FileResult:
@@ -133,12 +140,14 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         try:
-            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"), timeframes=cfg.bar_minutes)
+            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"), cfg.bar_minutes, cfg.source.price_basis)
         except BadFile as error:
             results.append(_file_level_failure(error))
             continue
         frame = with_sessions(frame, cfg)
-        results.append(validate_frame("bars", frame, raw.name, params))
+        result = validate_frame("bars", frame, raw.name, params)
+        result.findings += corporate_action_findings(frame, cfg.source.price_basis)
+        results.append(result)
         frames.append(frame)
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
@@ -146,6 +155,20 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
         results.append(_coverage_result(bars, fetched, cfg, params, files_of))
     return results, bars
+
+
+def corporate_action_findings(frame: pd.DataFrame, price_basis: str) -> list[Finding]:
+    """The splits a file shows, each with its date, as a warning (a corporate action, not a market move)."""
+    from market_mlops.data.corporate_actions import Split
+
+    rows = frame[frame["split_ratio"] != 1.0]
+    if rows.empty:
+        return []
+    lines = [Split(row.ts, float(row.split_ratio), "").describe(str(row.symbol), str(row.timeframe)).removesuffix(" ()")
+             for row in rows.itertuples()]
+    done = "prices before it adjusted" if price_basis == "adjusted" else "raw prices kept"
+    return [Finding(check="corporate_action", expectation="split_detection", severity="warning", success=False,
+                    unexpected_count=len(rows), sample=[f"{line} ({done})" for line in lines])]
 
 
 def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
@@ -181,7 +204,8 @@ def gate_report(fetched: FetchedBatch, results: list[FileResult], key: str, run_
         "interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"], "run_id": run_id,
         "source": fetched["source"], "files": [r.to_dict() for r in results],
         "success": all(r.success for r in results),
-        "warnings": [f"{r.file}: {w.check}" for r in results for w in r.warnings],
+        "warnings": [f"{r.file}: {w.check}" + (f" [{'; '.join(str(x) for x in w.sample[:3])}]" if w.sample else "")
+                     for r in results for w in r.warnings],
     }
     digest = hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()[:12]
     report["result_id"] = f"gx-{key}-{digest}"

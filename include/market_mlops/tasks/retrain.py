@@ -69,7 +69,7 @@ def last_session_close(interval_end: dt.datetime, cfg: PipelineConfig) -> dt.dat
     """The close of the last session at or before a retrain's cutoff: the data must reach it."""
     from market_mlops.data import calendar
 
-    return calendar.session_closing_at_or_before(cfg.universe.exchange, interval_end).close.to_pydatetime()
+    return calendar.session_closing_at_or_before(cfg.universe.schedule_calendar, interval_end).close.to_pydatetime()
 
 
 def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
@@ -294,8 +294,8 @@ def plan_retrain(until_param: str | None, interval_end: dt.datetime | None, trig
         closing = []
         for event in triggering:
             end = dt.datetime.fromisoformat(event["interval_end"]).astimezone(dt.UTC)
-            last = calendar.session_closing_at_or_before(cfg.universe.exchange, end)
-            following = calendar.first_session_after(cfg.universe.exchange, last.close.to_pydatetime())
+            last = calendar.session_closing_at_or_before(cfg.universe.schedule_calendar, end)
+            following = calendar.first_session_after(cfg.universe.schedule_calendar, last.close.to_pydatetime())
             if following is None or following.date.month != last.date.month:
                 closing.append((last.date, event))
         if not closing:
