@@ -16,7 +16,9 @@ sessions)**, and the run's logical date is the session date.
 
 **Params** (trigger form): `symbols` and `timeframes` narrow the configured universe (empty = all); `source`
 overrides `source.kind` from config; `history_start` (YYYY-MM-DD) turns the run into an initial load of every session
-from that date up to the run's interval, through the same gate.
+from that date up to the run's interval, through the same gate; `allow_restatement` accepts files that change stored
+bars (refused by default; counted in the version record and alerted); `accept_gaps` lets a price jump between the
+stored bars and the batch's first bar through as a warning.
 
 **When it fails**
 - `validate_bars`: read the one-line summary in the log (file and failed check), open the quarantine report,
@@ -64,6 +66,10 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
         "history_start": Param(None, type=["null", "string"], format="date",
                                description="Initial load: also ingest every session from this date (empty = only "
                                            "the run's session)"),
+        "allow_restatement": Param(False, type="boolean", description="Accept files that change bars already stored "
+                                   "(counted in the version record, alerted); refused by default"),
+        "accept_gaps": Param(False, type="boolean", description="A price jump between the stored bars and the "
+                             "batch's first bar is a warning instead of a rejection (the move is real)"),
     },
 )
 def market_data_ingestion():
@@ -78,13 +84,14 @@ def market_data_ingestion():
                            list_param(params["timeframes"]), params["source"] or None, history)
 
     @task
-    def validate_bars(fetched: FetchedBatch, run_id=None) -> ValidatedBatch:
+    def validate_bars(fetched: FetchedBatch, run_id=None, params=None) -> ValidatedBatch:
         from airflow.sdk.exceptions import AirflowFailException
 
         from market_mlops.tasks.ingestion import BatchRejected, validate_batch
 
         try:
-            return validate_batch(fetched, run_id=run_id)
+            return validate_batch(fetched, run_id=run_id, allow_restatement=bool(params.get("allow_restatement")),
+                                  accept_gaps=bool(params.get("accept_gaps")))
         except BatchRejected as rejected:  # a bad file does not get better on retry
             raise AirflowFailException(str(rejected)) from None
 

@@ -1,7 +1,7 @@
 """Airflow plugin: a timetable with one run per trading session of a real exchange calendar.
 
-A run covers [session date 00:00 UTC (or the open, if earlier), close of its session) and starts `settle_minutes`
-after the close. Weekends and exchange holidays get no run; the logical date is the session date, so
+A run covers [session date 00:00 UTC, close of its session) and starts `settle_minutes` after the close (the
+ingestion reads the bars from the session's open, which for FX is the evening before). Weekends and exchange holidays get no run; the logical date is the session date, so
 `airflow backfill create --from-date A --to-date B` runs exactly the trading sessions from A to B.
 Shared by the ingestion and drift DAGs. The calendar (exchange-calendars, pandas) is loaded lazily, on first
 use, so parsing a DAG file that uses this timetable stays light.
@@ -41,7 +41,11 @@ class TradingSessionTimetable(Timetable):
         return cls(exchange=data["exchange"], settle_minutes=data["settle_minutes"])
 
     def _info(self, session: Any) -> DagRunInfo:
-        start, end = _pendulum(session.interval_start), _pendulum(session.close)
+        """The run of a session: logical date = data interval start = 00:00 UTC of the session date (Airflow takes
+        the logical date from the interval start; a session opening the evening before, FX on Sunday 17:00 New York,
+        still runs under its own date). The ingestion widens the interval back to the open for the bars."""
+        day = session.date
+        start, end = pendulum.datetime(day.year, day.month, day.day, tz="UTC"), _pendulum(session.close)
         return DagRunInfo(
             run_after=end.add(minutes=self.settle_minutes),
             data_interval=DataInterval(start=start, end=end),
@@ -66,7 +70,7 @@ class TradingSessionTimetable(Timetable):
     ) -> DagRunInfo | None:
         from market_mlops.data.calendar import (
             first_session_after,
-            first_session_starting_at_or_after,
+            first_session_dated_at_or_after,
             session_closing_at_or_before,
         )
 
@@ -75,16 +79,17 @@ class TradingSessionTimetable(Timetable):
         elif restriction.earliest is None:
             return None
         else:
-            candidate = first_session_starting_at_or_after(self.exchange, restriction.earliest)
+            candidate = first_session_dated_at_or_after(self.exchange, restriction.earliest)
         if not restriction.catchup:  # like Airflow's own timetables: skip to the latest closed session
             latest_done = session_closing_at_or_before(self.exchange, pendulum.now("UTC"))
             if candidate is None or latest_done.close > candidate.close:
                 candidate = latest_done
         if candidate is None:
             return None
-        if restriction.latest is not None and _pendulum(candidate.interval_start) > restriction.latest:
+        info = self._info(candidate)
+        if restriction.latest is not None and info.data_interval is not None and info.data_interval.start > restriction.latest:
             return None
-        return self._info(candidate)
+        return info
 
 
 class TradingSessionsPlugin(AirflowPlugin):

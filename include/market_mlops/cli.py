@@ -1,6 +1,6 @@
 """`market-mlops`: the suite's command line (also `python -m market_mlops.cli`).
 
-  market-mlops import PATH... [--symbol S] [--timeframe TF]
+  market-mlops import PATH... [--symbol S] [--timeframe TF] [--allow-restatement] [--accept-gaps]
                                        load vendor history (CSV/Parquet files, folders, s3:// prefixes) through the
                                        ingestion gate into the versioned dataset
   market-mlops run DAG --date YYYY-MM-DD [--conf JSON]
@@ -55,8 +55,13 @@ def _import(args: argparse.Namespace) -> int:
     from market_mlops.tasks.importing import import_files
 
     configure_environment()  # the embedded stack's defaults for whatever the environment does not set
-    result = import_files(args.paths, args.symbol, args.timeframe)
+    result = import_files(args.paths, args.symbol, args.timeframe, allow_restatement=args.allow_restatement,
+                          accept_gaps=args.accept_gaps)
     print(result.table())
+    if result.changed_data:  # as the ingestion DAG's outlet: the retrain scheduled on the dataset is queued
+        from market_mlops.orchestration import announce_dataset_version
+
+        print(announce_dataset_version(dict(result.version)))
     return 0
 
 
@@ -125,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--symbol", help="the symbol of files with no symbol column and no SYMBOL or SYMBOL_TF name")
     imp.add_argument("--timeframe", help="the timeframe of files that neither name it nor have a column (default: "
                      "inferred from the bar spacing)")
+    imp.add_argument("--allow-restatement", action="store_true", help="accept files that change stored bars "
+                     "(counted in the version record, alerted); refused by default")
+    imp.add_argument("--accept-gaps", action="store_true", help="a price jump between the stored bars and the "
+                     "files' first bar is a warning, not a rejection")
     imp.set_defaults(func=_import)
     run = sub.add_parser("run", help="one run of a suite DAG on the embedded stack, dated like a backfill")
     run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback")

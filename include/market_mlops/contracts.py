@@ -46,6 +46,7 @@ class ValidatedBatch(TypedDict):
     staged: str  # Parquet of the batch's canonical bars
     rows: int
     result_id: str
+    rows_changed: NotRequired[dict[str, int]]  # stored bars a restatement changes, per symbol (allowed by the run)
 
 
 class MergedBatch(ValidatedBatch):
@@ -61,6 +62,8 @@ class VersionRecord(TypedDict):
     interval_end: str
     sessions: list[str]
     rows_added: dict[str, int]
+    rows_changed: NotRequired[dict[str, int]]
+    rows_unchanged: NotRequired[int]
     gx_result_id: str
     run_id: str
     remote: str

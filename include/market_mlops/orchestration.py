@@ -98,3 +98,24 @@ def universe_params(scope: str) -> dict[str, Param]:
         "timeframes": Param([], type=["null", "array"], examples=configured_timeframes(),
                             description=f"Timeframes (empty = all {scope})"),
     }
+
+
+def announce_dataset_version(extra: dict[str, Any]) -> str:
+    """Record a `market_dataset` Asset event for a data version made outside a DAG run (`market-mlops import`), as
+    the ingestion DAG's outlet does: the retrain DAG scheduled on the Asset is queued. Written to Airflow's metadata
+    DB the way the REST API's `POST /assets/events` writes it; returns what happened, in words."""
+    from airflow.assets.manager import AssetManager
+    from airflow.serialization.definitions.assets import SerializedAssetUniqueKey
+    from airflow.utils.session import create_session
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        with create_session() as session:
+            key = SerializedAssetUniqueKey(name=MARKET_DATASET.name, uri=MARKET_DATASET.uri)
+            event = AssetManager.register_asset_change(asset=key, extra=extra, source_is_api=True, session=session)
+            event_id = event.id if event is not None else None
+    except (OperationalError, ProgrammingError) as exc:  # no metadata DB here: nothing could consume the event
+        return f"no Asset event: Airflow's metadata DB is not set up here ({exc.__class__.__name__})"
+    if event_id is None:
+        return f"no Asset event: Airflow does not know {MARKET_DATASET.name!r} yet (the DAGs were never parsed)"
+    return f"Asset event {MARKET_DATASET.name!r} #{event_id}: model_retrain is queued when unpaused"

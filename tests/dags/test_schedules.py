@@ -20,18 +20,26 @@ def dags():
 def _intervals(dag, start, end):
     from airflow.timetables.base import TimeRestriction
 
+    timetable = getattr(dag, "timetable", dag)
     out, last = [], None
     restriction = TimeRestriction(earliest=start, latest=end, catchup=True)
     while True:
-        info = dag.timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
         if info is None:
             return out
         out.append(info)
         last = info.data_interval
 
 
-def test_ingestion_runs_once_per_trading_session_and_skips_thanksgiving(dags):
-    dag = dags["market_data_ingestion"]
+def _nyse():
+    """The session timetable of a stock-only universe (the default universe's FX pair moves closes to 17:00 NY)."""
+    from trading_sessions import TradingSessionTimetable
+
+    return TradingSessionTimetable(exchange="XNYS", settle_minutes=30)
+
+
+def test_ingestion_runs_once_per_trading_session_and_skips_thanksgiving():
+    dag = _nyse()
     # What `airflow backfill create --from-date 2024-11-25 --to-date 2024-11-29` asks the timetable for.
     infos = _intervals(dag, pendulum.datetime(2024, 11, 25, tz="UTC"), pendulum.datetime(2024, 11, 29, tz="UTC"))
     closes = [i.data_interval.end for i in infos]
@@ -44,17 +52,16 @@ def test_ingestion_runs_once_per_trading_session_and_skips_thanksgiving(dags):
     assert all(i.run_after > i.data_interval.end for i in infos)  # runs after the close
 
 
-def test_manual_trigger_covers_the_last_closed_session(dags):
-    dag = dags["market_data_ingestion"]
-    interval = dag.timetable.infer_manual_data_interval(run_after=pendulum.datetime(2024, 11, 30, 12, tz="UTC"))
+def test_manual_trigger_covers_the_last_closed_session():
+    interval = _nyse().infer_manual_data_interval(run_after=pendulum.datetime(2024, 11, 30, 12, tz="UTC"))
     assert interval.end == pendulum.datetime(2024, 11, 29, 18, tz="UTC")
     assert interval.start == pendulum.datetime(2024, 11, 29, tz="UTC")
 
 
-def test_a_run_dated_on_a_session_day_covers_that_session(dags):
+def test_a_run_dated_on_a_session_day_covers_that_session():
     """`airflow dags test market_data_ingestion 2024-11-26` means the session of 26 November (it used to ingest the
     25th: the last session closed by midnight)."""
-    table = dags["market_data_ingestion"].timetable
+    table = _nyse()
     interval = table.infer_manual_data_interval(run_after=pendulum.datetime(2024, 11, 26, tz="UTC"))
     assert (interval.start, interval.end) == (pendulum.datetime(2024, 11, 26, tz="UTC"),
                                               pendulum.datetime(2024, 11, 26, 21, tz="UTC"))
@@ -67,7 +74,17 @@ def test_ingestion_timetable_round_trips_serialization(dags):
 
     table = dags["market_data_ingestion"].timetable
     again = TradingSessionTimetable.deserialize(table.serialize())
-    assert again.serialize() == table.serialize() == {"exchange": "XNYS", "settle_minutes": 30}
+    assert again.serialize() == table.serialize() == {"exchange": "XNYS+FX", "settle_minutes": 30}  # the default
+
+
+def test_the_default_mixed_universe_runs_under_session_dates_after_the_fx_close(dags):
+    """Logical date = session date even when the session opened the evening before (FX, Sunday 17:00 New York), so
+    `backfill --from-date A --to-date B` still plans exactly the sessions A..B."""
+    infos = _intervals(dags["market_data_ingestion"], pendulum.datetime(2025, 4, 14, tz="UTC"),
+                       pendulum.datetime(2025, 4, 21, tz="UTC"))
+    assert [i.logical_date.to_date_string() for i in infos] == ["2025-04-14", "2025-04-15", "2025-04-16",
+                                                                 "2025-04-17", "2025-04-21"]
+    assert infos[-1].data_interval.end == pendulum.datetime(2025, 4, 21, 21, tz="UTC")  # FX close, 17:00 EDT
 
 
 @pytest.mark.parametrize("calendar", ["XNYS", "FX", "24/7", "XNYS+FX"])

@@ -9,9 +9,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def dagbag(airflow_db):
+    """The DAGs as parsed for the stock universes these tests narrow the config to: the session timetables follow
+    the NYSE (the default universe's FX pair would move every close to 17:00 New York)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS__UNIVERSE__SYMBOLS", "SPY,AAPL")
+        bag = DagBag(dag_folder=str(REPO / "dags"))
     assert bag.import_errors == {}
     return bag
 

@@ -10,12 +10,18 @@ from market_mlops.config import load_config
 from market_mlops.tasks.retrain import plan_retrain
 
 
+def _xnys(tmp_path) -> object:
+    """A stock-only universe: runs close with the NYSE (the default universe's FX pair moves closes to 17:00 NY)."""
+    return load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL",
+                                "MLOPS__UNIVERSE__CALENDARS": "{}"})
+
+
 def _event(close: str, md5: str = "abc.dir") -> dict:
     return {"md5": md5, "interval_end": close, "interval_start": close[:10] + "T00:00:00+00:00", "gx_result_id": "gx"}
 
 
 def test_asset_event_of_the_months_last_session_trains_up_to_the_first(tmp_path):
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     plan = plan_retrain("", None, [_event("2025-09-30T20:00:00+00:00", "sep.dir")], [], cfg)
     assert plan == {"until": "2025-10-01T00:00:00+00:00", "md5": "sep.dir", "trigger": "asset"}
     # The last session of November 2024 is the early-closing Friday after Thanksgiving.
@@ -23,14 +29,21 @@ def test_asset_event_of_the_months_last_session_trains_up_to_the_first(tmp_path)
     assert plan["until"] == "2024-12-01T00:00:00+00:00"
 
 
+def test_in_a_mixed_universe_the_event_at_the_later_fx_close_closes_the_month(tmp_path):
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__CALENDARS": "{EURUSD: FX}"})
+    assert cfg.universe.schedule_calendar == "XNYS+FX"
+    plan = plan_retrain("", None, [_event("2025-09-30T21:00:00+00:00", "sep.dir")], [], cfg)  # 17:00 New York
+    assert plan == {"until": "2025-10-01T00:00:00+00:00", "md5": "sep.dir", "trigger": "asset"}
+
+
 def test_asset_event_of_any_other_session_skips(tmp_path):
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     assert plan_retrain("", None, [_event("2025-09-29T20:00:00+00:00")], [], cfg) is None
     assert plan_retrain("", None, [_event("2024-07-03T17:00:00+00:00")], [], cfg) is None
 
 
 def test_cron_and_emergency_runs(tmp_path):
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     first = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
     assert plan_retrain("", first, [], [], cfg) == {"until": first.isoformat(), "md5": None, "trigger": "cron"}
     emergency = plan_retrain("2025-11-14T21:00:00+00:00", first, [], [], cfg)
@@ -38,7 +51,7 @@ def test_cron_and_emergency_runs(tmp_path):
 
 
 def test_a_batch_of_queued_events_trains_for_the_month_one_of_them_closes(tmp_path):
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     batch = [_event("2024-07-05T20:00:00+00:00", "jul.dir"), _event("2025-09-30T20:00:00+00:00", "sep.dir"),
              _event("2026-11-20T21:00:00+00:00", "nov.dir")]
     plan = plan_retrain("", None, batch, [], cfg)
@@ -52,7 +65,7 @@ def test_a_cron_run_refuses_data_that_stops_long_before_its_month(tmp_path):
     from market_mlops.data.versioning import VERSION_LOG
     from market_mlops.tasks.retrain import NoDataVersion, resolve_data_version
 
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     append_jsonl({"md5": "jul2024.dir", "interval_end": "2024-07-05T20:00:00+00:00", "logged_at": "2024-07-05T21:00:00"},
                  cfg.data_root / VERSION_LOG)
     with pytest.raises(NoDataVersion, match=r"ends 2024-07-05, but the last session before it closed 2026-10-30 .*"
@@ -73,7 +86,7 @@ def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
     from market_mlops.tasks.retrain import training_frame
 
-    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    cfg = _xnys(tmp_path)
     root = tmp_path / "dataset"
     merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2022, 1, 3), dt.date(2024, 6, 28)))
     until = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)

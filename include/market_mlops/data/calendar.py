@@ -175,11 +175,13 @@ def bar_opens(exchange: str, minutes: int, sessions: list[dt.date]) -> pd.DataFr
     return pd.DataFrame({"ts": pd.to_datetime(ts).tz_localize("UTC"), "session": sess.astype("datetime64[ns]")})
 
 
-def first_session_starting_at_or_after(exchange: str, moment: dt.datetime) -> Session | None:
-    """First session whose data interval starts at or after `moment`."""
+def first_session_dated_at_or_after(exchange: str, moment: dt.datetime) -> Session | None:
+    """First session whose date (00:00 UTC) is at or after `moment`: where a backfill from `moment` starts."""
     sched = schedule(exchange)
-    hits = sched.index[(sched["interval_start"] >= _utc(moment)).to_numpy()]
-    return session(exchange, hits[0]) if len(hits) else None
+    ts = _utc(moment)
+    day = ts.date() if ts == ts.normalize() else ts.date() + dt.timedelta(days=1)
+    i = int(np.searchsorted(np.array(sched.index, dtype="datetime64[D]"), np.datetime64(day)))
+    return session(exchange, sched.index[i]) if i < len(sched.index) else None
 
 
 def first_session_after(exchange: str, moment: dt.datetime) -> Session | None:

@@ -1,8 +1,12 @@
-"""The end-to-end demo: every DAG of the suite, in lifecycle order, on the embedded stack (`make demo`).
+"""The end-to-end demo: a user's path through every DAG of the suite, in lifecycle order, on the embedded stack
+(`make demo`).
 
-State lives in MLOPS_HOME (default `<repo>/.state`); a second run reuses it (every task is idempotent), and
-`make clean` resets it. DAGs run in this process with `dag.test()`, each over the data interval a scheduled
-run would have had.
+It writes what a data vendor ships into `MLOPS_HOME/vendor/` (one daily CSV per ticker with `Adj Close`, AAPL with
+a 2:1 split in its raw prices, MSFT listed in 2021, hourly files including EURUSD with its Sunday-evening bars),
+imports it with `market-mlops import`, drops each later session's files into the landing folder the ingestion DAG
+reads, and runs the DAGs. State lives in MLOPS_HOME (default `<repo>/.state`); a second run reuses it (every task
+is idempotent), and `make clean` resets it. DAGs run in this process with `dag.test()`, each over the data
+interval a scheduled run would have had. The synthetic generator only writes the vendor's files.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-# Fixed demo calendar: history up to the end of September 2025, then October's sessions.
+    from market_mlops.config import PipelineConfig
+
+# Fixed demo calendar: vendor history up to the end of September 2025, then October's sessions as landing drops.
 HISTORY_START = dt.date(2019, 1, 2)
 LOAD_UNTIL = dt.date(2025, 9, 30)
+LISTED = {"MSFT": dt.date(2021, 3, 1), "EURUSD": dt.date(2023, 1, 3)}  # a late listing; a shorter FX history
+SPLITS = {"AAPL": (dt.date(2022, 6, 6), 2.0)}  # raw daily prices before it are twice today's
 DAILY_SESSIONS = [dt.date(2025, 10, 1), dt.date(2025, 10, 2), dt.date(2025, 10, 3)]
 CATCH_UP = (dt.date(2025, 10, 6), dt.date(2025, 11, 14))
 SHIFT_AFTER = dt.date(2025, 10, 3)  # the synthetic market changes character after this session
@@ -38,15 +47,14 @@ class Step:
 
 
 def _session_run_date(day: dt.date) -> dt.datetime:
+    from market_mlops.config import get_config
     from market_mlops.data.calendar import session
 
-    return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=30)
+    return session(get_config().universe.schedule_calendar, day).close.to_pydatetime() + dt.timedelta(minutes=30)
 
 
 def plan() -> list[Step]:
-    steps = [Step("market_data_ingestion", f"initial load {HISTORY_START}..{LOAD_UNTIL}", _session_run_date(LOAD_UNTIL),
-                  {"history_start": HISTORY_START.isoformat()})]
-    steps += [Step("market_data_ingestion", f"session {d}", _session_run_date(d), {"history_start": None}) for d in DAILY_SESSIONS]
+    steps = [Step("market_data_ingestion", f"session {d}", _session_run_date(d), {"history_start": None}) for d in DAILY_SESSIONS]
     steps.append(Step("market_data_ingestion", f"catch-up {CATCH_UP[0]}..{CATCH_UP[1]}", _session_run_date(CATCH_UP[1]),
                       {"history_start": CATCH_UP[0].isoformat()}))
     steps.append(Step("model_retrain", "monthly retrain for September 2025", dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
@@ -54,6 +62,24 @@ def plan() -> list[Step]:
     steps.append(Step("weekly_weight_refresh", "refresh weights, week to 13 Oct", dt.datetime(2025, 10, 13, 6, tzinfo=dt.UTC)))
     steps += [Step("drift_check", f"drift check {d}", _session_run_date(d) + dt.timedelta(minutes=15)) for d in DRIFT_SESSIONS]
     return steps
+
+
+def write_vendor_files(cfg: PipelineConfig) -> tuple[Path, int]:
+    """The vendor's history download and the later sessions' landing drops (written once; a rerun keeps them)."""
+    from market_mlops.data.synthetic import spec_from_config
+    from market_mlops.dev.vendor_files import VendorHistory, write_history, write_session_drops
+
+    spec = spec_from_config(cfg)
+    timeframes = {tf: cfg.spec(tf).minutes for tf in cfg.universe.timeframes}
+    vendor = cfg.home / "vendor"
+    if not vendor.is_dir():
+        write_history(VendorHistory(spec, HISTORY_START, LOAD_UNTIL, LISTED, SPLITS), cfg.universe.data_symbols,
+                      timeframes, vendor)
+    landing = Path(cfg.landing_uri)
+    drops = 0
+    if not landing.is_dir():
+        drops = write_session_drops(spec, cfg.universe.data_symbols, timeframes, DAILY_SESSIONS[0], CATCH_UP[1], landing)
+    return vendor, drops
 
 
 def _run(dag: DAG, step: Step, log_path: str, run_after: dt.datetime | None = None) -> tuple[str, float]:
@@ -90,12 +116,26 @@ def main(argv: list[str] | None = None) -> int:
     from market_mlops.dev.local_stack import configure_environment, ensure_airflow_db
 
     env = configure_environment()
-    os.environ.setdefault("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", SHIFT_AFTER.isoformat())
+    os.environ.setdefault("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", SHIFT_AFTER.isoformat())  # the vendor's market
+    os.environ.setdefault("MLOPS__SOURCE__KIND", "landing")  # sessions arrive as drops, as in production
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     print(f"demo state in {env['MLOPS_HOME']}", flush=True)
     ensure_airflow_db()
     print(f"Airflow metadata DB ready ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    from market_mlops.cli import main as market_mlops
+    from market_mlops.config import get_config
+
+    vendor, drops = write_vendor_files(get_config())
+    print(f"vendor history in {vendor}; {drops} session file(s) dropped in {get_config().landing_uri}", flush=True)
+    started = time.perf_counter()
+    print(f"$ market-mlops import {vendor}", flush=True)
+    imported = market_mlops(["import", str(vendor)]) == 0
+    print(f"{'ok ' if imported else 'BAD'} {'market-mlops import':<28} {'vendor history':<40} "
+          f"{'success' if imported else 'failed':<8} {time.perf_counter() - started:6.1f}s", flush=True)
+    if not imported:
+        return 1
 
     from airflow.dag_processing.dagbag import DagBag
 
@@ -129,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(lifecycle_summary())
-    print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s: {sum(r[3] for r in results)}/{len(results)} steps as expected")
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f}s: {1 + sum(r[3] for r in results)}/{1 + len(results)} "
+          "steps as expected")
     return 0 if all(r[3] for r in results) else 1
 
 

@@ -50,6 +50,12 @@ class ImportResult:
     pairs: list[PairSummary]
     rows_added: dict[str, int]
     warnings: list[str]
+    rows_changed: dict[str, int]
+
+    @property
+    def changed_data(self) -> bool:
+        """Whether the import added or restated a bar (importing the same files again does neither)."""
+        return sum(self.rows_added.values()) + sum(self.rows_changed.values()) > 0
 
     def table(self) -> str:
         """What the command prints: one line per (symbol, timeframe), the warnings, the data version."""
@@ -58,6 +64,8 @@ class ImportResult:
         lines += [f"{p.symbol:<10} {p.timeframe:<4} {p.first_bar:<17} {p.last_bar:<17} {p.rows:>8} {p.sessions_missing:>17}"
                   for p in self.pairs]
         lines.append("rows new to the dataset: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_added.items())))
+        if self.rows_changed:
+            lines.append("stored rows restated: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_changed.items())))
         lines += [f"warning: {w}" for w in self.warnings]
         lines.append(f"data version {self.version['md5']} ({self.version['files']} files, pushed "
                      f"{self.version['objects_pushed']} objects to {self.version['remote']})")
@@ -111,19 +119,23 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
 
 
 def import_files(locations: list[str], symbol: str | None = None, timeframe: str | None = None,
-                 run_id: str | None = None, cfg: PipelineConfig | None = None) -> ImportResult:
-    """Gate, merge and version vendor files; raises `BatchRejected` (one line, batch quarantined) on bad data."""
+                 run_id: str | None = None, cfg: PipelineConfig | None = None, allow_restatement: bool = False,
+                 accept_gaps: bool = False) -> ImportResult:
+    """Gate, merge and version vendor files; raises `BatchRejected` (one line, batch quarantined) on bad data.
+    `allow_restatement` / `accept_gaps`: as the ingestion DAG's params (stored bars may change / a jump at the
+    boundary with the stored bars is a warning)."""
     cfg = cfg or get_config()
     if timeframe is not None:
         cfg.spec(timeframe)  # an unknown --timeframe is a ConfigError naming the configured ones
     fetched = import_batch(collect_files(locations, symbol, timeframe), cfg)
     run_id = run_id or f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    validated = validate_batch(fetched, run_id=run_id, cfg=cfg)
+    validated = validate_batch(fetched, run_id=run_id, cfg=cfg, allow_restatement=allow_restatement,
+                               accept_gaps=accept_gaps)
     merged = merge_batch(validated, cfg=cfg)
     record = version_dataset(merged, run_id=run_id, cfg=cfg)
     report = json.loads(validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]).read_text())
     return ImportResult(record, _pair_summaries(Path(validated["staged"]), fetched, cfg), merged["rows_added"],
-                        list(report["warnings"]))
+                        list(report["warnings"]), validated.get("rows_changed", {}))
 
 
 def _pair_summaries(staged: Path, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:

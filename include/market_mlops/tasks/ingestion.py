@@ -51,18 +51,21 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
                 history_start: dt.date | None = None, cfg: PipelineConfig | None = None) -> FetchedBatch:
     """The raw files of every session in the interval, from the chosen source (nothing is modified).
 
-    `history_start` widens the interval back to that date: an initial load through the same gate.
+    `history_start` widens the interval back to that date: an initial load through the same gate. The interval
+    then starts where its first session's bars may start (its open, when that is before 00:00 UTC of its date).
     """
     cfg = cfg or get_config()
+    runs_on = cfg.universe.schedule_calendar
     if history_start is not None:
-        first = calendar.first_session_starting_at_or_after(
-            cfg.universe.schedule_calendar, dt.datetime.combine(history_start, dt.time(), dt.UTC))
+        first = calendar.first_session_dated_at_or_after(runs_on, dt.datetime.combine(history_start, dt.time(), dt.UTC))
         if first is not None and first.interval_start.to_pydatetime() < interval_start:
             interval_start = first.interval_start.to_pydatetime()
+    sessions = calendar.sessions_in_interval(runs_on, interval_start, interval_end)
+    if sessions:
+        interval_start = min(interval_start, calendar.session(runs_on, sessions[0]).interval_start.to_pydatetime())
     pairs = cfg.pairs(symbols, timeframes, with_benchmark=True)
     symbols = sorted({s for s, _ in pairs})
     timeframes = sorted({t for _, t in pairs})
-    sessions = calendar.sessions_in_interval(cfg.universe.schedule_calendar, interval_start, interval_end)
     src = make_source(source or cfg.source.kind, cfg)
     files = src.raw_files(session_dates(cfg, symbols, interval_start, interval_end), symbols, timeframes)
     log.info("fetched %d raw file(s) for %d session(s) %s from source %s", len(files), len(sessions),
@@ -103,11 +106,17 @@ def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: 
     return folder
 
 
-def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None) -> ValidatedBatch:
-    """Normalize and gate every raw file; on failure quarantine + alert + raise BatchRejected (one line)."""
+def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None,
+                   allow_restatement: bool = False, accept_gaps: bool = False) -> ValidatedBatch:
+    """Normalize and gate every raw file, and the batch against the stored history; on failure quarantine + alert +
+    raise BatchRejected (one line). `allow_restatement`: stored bars may change (counted, alerted); `accept_gaps`:
+    a price jump at the boundary with the stored bars is a warning, not a rejection."""
     cfg = cfg or get_config()
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     results, bars = gate_files(fetched, cfg)
+    history, changed = history_result(bars, cfg, allow_restatement, accept_gaps)
+    if history is not None:
+        results.append(history)
     key = _interval_key(start, end)
     report = gate_report(fetched, results, key, run_id)
     for warning in report["warnings"]:
@@ -118,10 +127,16 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
     staged = cfg.data_root / "staging" / f"{key}.parquet"
     write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
     write_json_atomic(report, validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]))
-    log.info("validation passed: %d file(s), %d rows, %d warning(s), result %s", len(fetched["files"]), len(bars),
-             len(report["warnings"]), report["result_id"])
+    log.info("validation passed: %d file(s), %d rows, %d warning(s), %d stored bar(s) restated, result %s",
+             len(fetched["files"]), len(bars), len(report["warnings"]), sum(changed.values()), report["result_id"])
+    if changed:
+        send_alert(Alert(title="Stored market history changed", severity="warning", kind="restatement",
+                         facts={"interval": key, "bars changed": sum(changed.values()), "result": report["result_id"]},
+                         lines=[w for w in report["warnings"] if "restatement" in w][:5]
+                         + ["models trained on earlier data versions keep their lineage to them"]))
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
-            "sessions": fetched["sessions"], "staged": str(staged), "rows": len(bars), "result_id": report["result_id"]}
+            "sessions": fetched["sessions"], "staged": str(staged), "rows": len(bars), "result_id": report["result_id"],
+            "rows_changed": changed}
 
 
 def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileResult], pd.DataFrame]:
@@ -155,6 +170,56 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
         results.append(_coverage_result(bars, fetched, cfg, params, files_of))
     return results, bars
+
+
+def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: bool,
+                   accept_gaps: bool) -> tuple[FileResult | None, dict[str, int]]:
+    """The batch against the stored bars of each (symbol, timeframe): continuity at its first bar and the stored bars
+    it would change. Returns the findings (None when nothing is stored yet) and the rows changed per symbol."""
+    from market_mlops.data.continuity import continuity_break, restatement
+    from market_mlops.data.dataset import load_bars
+
+    root = cfg.data_root / "dataset"
+    limit = float(np.log1p(cfg.validation.max_abs_return))
+    breaks, restated, changed = [], [], {}
+    checked = bars[bars["ts_step_ok"].astype(bool)] if len(bars) else bars
+    for (symbol, tf), part in checked.groupby(["symbol", "timeframe"], sort=True):
+        if str(tf) not in cfg.timeframes or first_bar(root, str(symbol), str(tf)) is None:
+            continue
+        part = part.sort_values("ts")
+        first, last = part["ts"].iloc[0].to_pydatetime(), part["ts"].iloc[-1].to_pydatetime()
+        lookback = max(dt.timedelta(days=45), dt.timedelta(minutes=40 * cfg.spec(str(tf)).minutes))
+        stored = load_bars(root, str(tf), [str(symbol)], until=last + dt.timedelta(seconds=1), since=first - lookback)
+        before = stored[stored["ts"] < part["ts"].iloc[0]]
+        if before.empty:
+            before = load_bars(root, str(tf), [str(symbol)], until=first).tail(40)
+        found = continuity_break(str(symbol), str(tf), part, before, limit)
+        if found is not None:
+            breaks.append(found)
+        change = restatement(str(symbol), str(tf), part, stored[stored["ts"] >= part["ts"].iloc[0]])
+        if change is not None:
+            restated.append(change)
+            changed[str(symbol)] = changed.get(str(symbol), 0) + change.changed
+    if not breaks and not restated:
+        return None, {}
+    findings = []
+    for kind, tolerated, hint in (
+            ("unit_change", False, ""), ("volume_scale", False, ""),
+            ("split", cfg.source.price_basis == "raw", " (stored history is on the old shares: re-import the "
+             "split-adjusted history with allow_restatement, or set source.price_basis: raw)"),
+            ("price_gap", accept_gaps, " (if the move is real, rerun with accept_gaps)")):
+        lines = [b.message + ("" if tolerated else hint) for b in breaks if b.kind == kind]
+        if lines:
+            findings.append(Finding(check=f"continuity_{kind}", expectation="stored_history", success=False,
+                                    severity="warning" if tolerated else "critical", unexpected_count=len(lines),
+                                    sample=lines))
+    if restated:
+        findings.append(Finding(
+            check="restatement", expectation="stored_history", success=False, unexpected_count=sum(changed.values()),
+            severity="warning" if allow_restatement else "critical",
+            sample=[r.describe() + ("" if allow_restatement else " (rerun with allow_restatement to accept)")
+                    for r in restated]))
+    return FileResult(file="<stored history>", rows=len(bars), findings=findings), (changed if allow_restatement else {})
 
 
 def corporate_action_findings(frame: pd.DataFrame, price_basis: str) -> list[Finding]:
@@ -230,7 +295,9 @@ def merge_batch(validated: ValidatedBatch, cfg: PipelineConfig | None = None) ->
     cfg = cfg or get_config()
     bars = pd.read_parquet(validated["staged"])
     added = merge_bars(cfg.data_root / "dataset", bars)
-    log.info("merged %d rows, %d new, per symbol %s", len(bars), sum(added.values()), added)
+    changed = validated.get("rows_changed", {})
+    log.info("merged %d rows: %d new, %d changed, per symbol %s", len(bars), sum(added.values()),
+             sum(changed.values()), added)
     return {**validated, "rows_added": added}
 
 
@@ -243,7 +310,10 @@ def version_dataset(merged: MergedBatch, run_id: str = "manual", cfg: PipelineCo
     record: VersionRecord = {
         "md5": version.md5, "files": version.files, "size": version.size, "objects_pushed": pushed,
         "interval_start": merged["interval_start"], "interval_end": merged["interval_end"],
-        "sessions": merged["sessions"], "rows_added": merged["rows_added"], "gx_result_id": merged["result_id"],
+        "sessions": merged["sessions"], "rows_added": merged["rows_added"],
+        "rows_changed": merged.get("rows_changed", {}),
+        "rows_unchanged": merged["rows"] - sum(merged["rows_added"].values()) - sum(merged.get("rows_changed", {}).values()),
+        "gx_result_id": merged["result_id"],
         "run_id": run_id, "remote": cfg.dvc_remote_url,
     }
     log_version(cfg.data_root, record)
