@@ -43,7 +43,7 @@ def test_splits_are_found_with_their_dates_and_adjusted_prices_have_no_jump(tmp_
 
     bars = _read(path, "adjusted")
     splits = bars[bars["split_ratio"] != 1.0]
-    assert [(f"{t:%Y-%m-%d}", r) for t, r in zip(splits["ts"], splits["split_ratio"])] == [
+    assert [(f"{t:%Y-%m-%d}", r) for t, r in zip(splits["ts"], splits["split_ratio"], strict=True)] == [
         ("2021-06-01", 2.0), ("2022-03-01", 0.1)]
     np.testing.assert_allclose(bars["close"], adjusted["close"], rtol=2e-3)  # vendor CSVs carry 4 decimals
     assert bars["abs_log_return"].max() < 0.2  # no fake crash or rally

@@ -31,3 +31,16 @@ def test_without_a_benchmark_the_cross_asset_features_are_left_out():
     dropped = set(feature_columns(paired)) - set(feature_columns(alone))
     assert dropped and all(c.startswith(("bench_", "rel_ret")) for c in dropped)
     assert alone[feature_columns(alone)].iloc[300:].notna().all(axis=1).all()  # nothing else goes missing
+
+
+def test_an_fx_pair_on_the_hour_gets_cross_asset_features_against_a_half_hour_stock_benchmark():
+    """EURUSD h1 bars open on the hour around the clock, SPY's at :30 in NYSE hours: the benchmark is read as of
+    each bar (an exact-timestamp join left every cross-asset feature empty and the model with no usable row)."""
+    spec = load_config().spec("h1")
+    start, end = dt.date(2025, 6, 2), dt.date(2025, 10, 10)
+    fx = generate_bars(GeneratorSpec(exchange="FX", benchmark=None), ["EURUSD"], "h1", start, end)
+    spy = generate_bars(GeneratorSpec(), ["SPY"], "h1", start, end)
+    feats = build_features(fx, spec.bars_per_year, spy)
+    late = feats[feats["ts"] >= pd.Timestamp(2025, 9, 1, tz="UTC")]
+    assert late[[c for c in feature_columns(feats) if c.startswith("bench_")]].notna().all(axis=1).mean() > 0.95
+    assert late["bench_ret1"].abs().gt(0).sum() > 100  # SPY's moves reach the FX rows

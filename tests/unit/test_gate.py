@@ -112,30 +112,37 @@ def _scale_prices(row: int, factor: float):
 
 NOT_UTF8 = b"ts,open,high,low,close,volume\n2024-11-26T14:30:00Z,1,1,1,1,\xff\xfe\n"
 
-# kind -> (CSV content builder, the check the rejection must name)
+# kind -> (CSV content builder, the check the rejection must name, the evidence its one line must carry: the
+# offending value and where it is). The session's bars open at 14:30, 15:30, ... 20:30 UTC (rows 0..6).
 BAD_BATCHES = {
-    "empty_file": (lambda: "", "file_not_empty"),
-    "header_only": (lambda: HEADER + "\n", "file_not_empty"),
-    "not_utf8": (lambda: NOT_UTF8, "file_is_utf8"),
-    "missing_column": (lambda: to_csv(good_frame().drop(columns="volume")), "columns_present"),
-    "unknown_column": (lambda: to_csv(good_frame().assign(foo=1)), "columns_known"),
-    "duplicate_header": (_duplicate_header, "columns_unique"),
-    "text_in_number": (_text_in_volume, "numbers_numeric"),
-    "unparseable_ts": (lambda: to_csv(good_frame()).replace("2024-11-26T15", "yesterday-", 1), "ts_parseable"),
-    "mixed_naive_and_aware": (lambda: to_csv(good_frame()).replace("Z,", ",", 2), "ts_timezone_consistent"),
-    "nan_price": (_set("close", float("nan")), "close_not_null"),
-    "zero_price": (_set("open", 0.0), "open_positive"),
-    "negative_price": (_set("low", -1.0), "low_positive"),
-    "high_below_low": (_mutate(lambda f: f.__setitem__("high", f["low"] * 0.99)), "high_ge_open"),
-    "close_above_high": (_mutate(lambda f: f.__setitem__("close", f["high"] * 1.01)), "high_ge_close"),
-    "negative_volume": (_set("volume", -5.0), "volume_non_negative"),
-    "duplicate_ts": (_mutate(lambda f: f.__setitem__("ts", f["ts"].where(f.index != 3, f["ts"][2]))), "ts_unique"),
-    "unsorted": (lambda: to_csv(good_frame().iloc[[0, 2, 1, 3, 4, 5, 6]]), "ts_increasing"),
-    "future_bar": (_shift_ts(6, pd.Timedelta(days=3)), "ts_inside_interval"),
-    "bar_before_interval": (_shift_ts(0, -pd.Timedelta(days=2)), "ts_inside_interval"),
-    "price_spike_50x": (_scale_prices(3, 50), "return_not_impossible"),
-    "wrong_symbol": (lambda: to_csv(good_frame().assign(symbol="ZZZZ")), "symbol_in_universe"),
-    "mixed_timeframes": (lambda: to_csv(good_frame().assign(timeframe=["h1"] * 6 + ["d1"])), "one_timeframe_per_file"),
+    "empty_file": (lambda: "", "file_not_empty", "the file is empty"),
+    "header_only": (lambda: HEADER + "\n", "file_not_empty", "header but no rows"),
+    "not_utf8": (lambda: NOT_UTF8, "file_is_utf8", "not UTF-8 text (byte 59)"),
+    "missing_column": (lambda: to_csv(good_frame().drop(columns="volume")), "columns_present", "['volume']"),
+    "unknown_column": (lambda: to_csv(good_frame().assign(foo=1)), "columns_known", "['foo']"),
+    "duplicate_header": (_duplicate_header, "columns_unique", "'volume'"),
+    "text_in_number": (_text_in_volume, "numbers_numeric", "'lots' on line 4 (ts 2024-11-26T16:30:00Z)"),
+    "unparseable_ts": (lambda: to_csv(good_frame()).replace("2024-11-26T15", "yesterday-", 1), "ts_parseable",
+                       "'yesterday-:30:00Z' on line 3"),
+    "mixed_naive_and_aware": (lambda: to_csv(good_frame()).replace("Z,", ",", 2), "ts_timezone_consistent",
+                              "'2024-11-26T14:30:00' on line 2 has no offset"),
+    "nan_price": (_set("close", float("nan")), "close_not_null", "close=nan at 2024-11-26 16:30"),
+    "zero_price": (_set("open", 0.0), "open_positive", "open=0 at 2024-11-26 16:30"),
+    "negative_price": (_set("low", -1.0), "low_positive", "low=-1 at 2024-11-26 16:30"),
+    "high_below_low": (_mutate(lambda f: f.__setitem__("high", f["low"] * 0.99)), "high_ge_open", "at 2024-11-26 14:30"),
+    "close_above_high": (_mutate(lambda f: f.__setitem__("close", f["high"] * 1.01)), "high_ge_close",
+                         "at 2024-11-26 14:30"),
+    "negative_volume": (_set("volume", -5.0), "volume_non_negative", "volume=-5 at 2024-11-26 16:30"),
+    "duplicate_ts": (_mutate(lambda f: f.__setitem__("ts", f["ts"].where(f.index != 3, f["ts"][2]))), "ts_unique",
+                     "2024-11-26 16:30"),
+    "unsorted": (lambda: to_csv(good_frame().iloc[[0, 2, 1, 3, 4, 5, 6]]), "ts_increasing",
+                 "ts_step_ok=False at 2024-11-26 15:30"),
+    "future_bar": (_shift_ts(6, pd.Timedelta(days=3)), "ts_inside_interval", "at 2024-11-29 20:30"),
+    "bar_before_interval": (_shift_ts(0, -pd.Timedelta(days=2)), "ts_inside_interval", "at 2024-11-24 14:30"),
+    "price_spike_50x": (_scale_prices(3, 50), "return_not_impossible", "at 2024-11-26 17:30"),
+    "wrong_symbol": (lambda: to_csv(good_frame().assign(symbol="ZZZZ")), "symbol_in_universe", "symbol=ZZZZ at"),
+    "mixed_timeframes": (lambda: to_csv(good_frame().assign(timeframe=["h1"] * 6 + ["d1"])), "one_timeframe_per_file",
+                         "observed 2"),
 }
 
 
@@ -143,7 +150,7 @@ BAD_BATCHES = {
 def test_bad_batch_is_rejected_naming_the_check_and_quarantined(versioned_landing, kind):
     cfg, folder = versioned_landing
     state_before = _state(cfg)
-    build, check = BAD_BATCHES[kind]
+    build, check, evidence = BAD_BATCHES[kind]
     raw = folder / "SPY_h1.csv"
     content = build()
     raw.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -153,6 +160,8 @@ def test_bad_batch_is_rejected_naming_the_check_and_quarantined(versioned_landin
     message = str(err.value)
     assert "\n" not in message
     assert "2024-11-26/SPY_h1.csv" in message and check in message, message
+    assert evidence in message, message
+    assert "missing_sessions_within_tolerance" not in message  # a file that could not be read is not also a gap
     assert raw.read_bytes() == before  # raw file untouched
     reports = list((cfg.data_root / "quarantine").glob("*/*/report.json"))
     assert len(reports) == 1

@@ -24,9 +24,10 @@ COVERAGE_COLUMNS = ["symbol", "timeframe", "session", "bars", "expected_bars", "
 def assign_sessions(exchange: str, ts: pd.Series, daily: bool) -> pd.Series:
     """The session date of each bar, or None for a bar on no session of `exchange`.
 
-    Intraday bars belong to the session whose [open, close) holds them. A daily bar belongs to the session of its
-    date (vendors stamp daily bars at midnight of the session date) or to the session it falls inside (stamped at
-    the open); a bar dated on a weekend or holiday belongs to none."""
+    Intraday bars belong to the session whose [open, close) holds them. A daily bar stamped at 00:00 UTC belongs to
+    the session of its date (vendors date daily bars by session), one stamped at another time to the session it
+    falls inside (stamped at the open: FX's Monday bar opens on Sunday evening); a bar dated on a weekend or
+    holiday belongs to none."""
     sched = calendar.schedule(exchange)
     stamps = pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     opens = sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
@@ -38,8 +39,8 @@ def assign_sessions(exchange: str, ts: pd.Series, daily: bool) -> pd.Series:
     session = np.where(inside, dates[safe], np.datetime64("NaT"))
     if daily:
         day = stamps.astype("datetime64[D]")
-        on_date = np.isin(day, dates)
-        session = np.where(on_date, day, session)
+        dated = (stamps == day.astype("datetime64[ns]")) | np.isnat(session)
+        session = np.where(dated, np.where(np.isin(day, dates), day, np.datetime64("NaT")), session)
     days = pd.to_datetime(session)
     return pd.Series([None if pd.isna(d) else d.date() for d in days], index=ts.index, dtype=object)
 

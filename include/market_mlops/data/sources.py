@@ -113,14 +113,24 @@ def _to_utc(values: pd.Series, name: str) -> pd.Series:
         text = values.astype("string")
         has_offset = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
         if has_offset.any() and not has_offset[text.notna()].all():
-            raise BadFile(name, "ts_timezone_consistent", "naive and timezone-aware timestamps are mixed")
+            naive = text[text.notna() & ~has_offset]
+            raise BadFile(name, "ts_timezone_consistent", f"naive and timezone-aware timestamps are mixed: "
+                          f"{naive.iloc[0]!r} on {_row(naive.index[0])} has no offset, {text[has_offset].iloc[0]!r} has")
         try:
             ts = pd.to_datetime(text, utc=bool(has_offset.any()), format="mixed")
         except (ValueError, TypeError) as exc:
-            raise BadFile(name, "ts_parseable", f"timestamps do not parse ({str(exc)[:120]})") from None
+            bad = text[text.notna() & pd.to_datetime(text, utc=True, format="mixed", errors="coerce").isna()]
+            value = f"{bad.iloc[0]!r} on {_row(bad.index[0])}" if len(bad) else str(exc)[:120]
+            raise BadFile(name, "ts_parseable", f"timestamps do not parse: {value}"
+                          f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}") from None
     if ts.dt.tz is None:
         ts = ts.dt.tz_localize("UTC")  # naive timestamps are taken as UTC (documented in the README)
     return ts.dt.tz_convert("UTC").astype(DTYPES["ts"])
+
+
+def _row(index: object) -> str:
+    """A row of a file as a user finds it in an editor: the header is line 1."""
+    return f"line {int(index) + 2}" if isinstance(index, (int, np.integer)) else f"row {index}"
 
 
 def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timeframe: str | None = None,
@@ -170,7 +180,9 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
         numeric = pd.to_numeric(frame[col], errors="coerce")
         bad = numeric.isna() & frame[col].notna() & (frame[col].astype("string").str.strip() != "")
         if bad.any():
-            raise BadFile(raw.name, "numbers_numeric", f"column {col!r} holds text ({frame[col][bad].iloc[0]!r})")
+            first = bad.idxmax()
+            raise BadFile(raw.name, "numbers_numeric", f"column {col!r} holds text: {frame.at[first, col]!r} on "
+                          f"{_row(first)} (ts {frame.at[first, 'ts']}){f' (+{int(bad.sum()) - 1} more)' if bad.sum() > 1 else ''}")
         out[col] = numeric.astype("float64")
     out = _on_price_basis(out.astype(DTYPES), adj_close, price_basis)
 
@@ -266,6 +278,15 @@ def list_files(location: str) -> list[str]:
             raise FileNotFoundError(f"{location}: no such file or folder")
         uris = [str(path)] if path.is_file() else [str(p) for p in sorted(path.rglob("*")) if p.is_file()]
     return sorted(u for u in uris if u.lower().endswith(SUPPORTED_SUFFIXES))
+
+
+def symbol_in_name(name: str, known_timeframes: Collection[str]) -> str | None:
+    """The symbol a file's name gives (`SPY_h1.csv`, `AAPL.csv`), or None (`bars.csv`)."""
+    stem = Path(name).stem
+    match = _NAME_PATTERN.match(stem)
+    if match and match.group("timeframe").lower() in known_timeframes:
+        return match.group("symbol").upper()
+    return stem if stem.isupper() and _TICKER_NAME.match(stem) else None
 
 
 def named_for(name: str, symbols: list[str], timeframes: list[str], known_timeframes: Collection[str]) -> bool:

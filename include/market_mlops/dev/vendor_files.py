@@ -15,12 +15,14 @@ from market_mlops.data.coverage import assign_sessions
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 
 
-def write_daily_csv(bars: pd.DataFrame, path: Path, adj_factor: pd.Series | None = None) -> Path:
-    """One ticker's daily bars as a vendor CSV: a date per row, `Adj Close` = Close x `adj_factor` (1 = no
-    corporate action since)."""
+def write_daily_csv(bars: pd.DataFrame, path: Path, adj_factor: pd.Series | None = None,
+                    calendar_name: str = "XNYS") -> Path:
+    """One ticker's daily bars as a vendor CSV: the session date per row (an FX session that opens on Sunday
+    evening is Monday's), `Adj Close` = Close x `adj_factor` (1 = no corporate action since)."""
     factor = adj_factor.to_numpy() if adj_factor is not None else 1.0
+    dates = pd.to_datetime(assign_sessions(calendar_name, bars["ts"], daily=True).astype("datetime64[ns]"))
     frame = pd.DataFrame({
-        "Date": bars["ts"].dt.strftime("%Y-%m-%d").to_numpy(), "Open": bars["open"].round(4).to_numpy(),
+        "Date": dates.dt.strftime("%Y-%m-%d").to_numpy(), "Open": bars["open"].round(4).to_numpy(),
         "High": bars["high"].round(4).to_numpy(), "Low": bars["low"].round(4).to_numpy(),
         "Close": bars["close"].round(4).to_numpy(), "Volume": bars["volume"].round().astype("int64").to_numpy(),
         "Adj Close": (bars["close"] * factor).round(4).to_numpy()})
@@ -74,7 +76,7 @@ def write_history(history: VendorHistory, symbols: list[str], timeframes: Mappin
                     own.loc[before, col] = own.loc[before, col] * ratio
                 own.loc[before, "volume"] = own.loc[before, "volume"] / ratio
                 factor[before] = 1 / ratio
-            paths.append(write_daily_csv(own, folder / f"{symbol}.csv", factor))
+            paths.append(write_daily_csv(own, folder / f"{symbol}.csv", factor, history.spec.calendar_of(symbol)))
     return paths
 
 
@@ -93,7 +95,7 @@ def write_session_drops(spec: GeneratorSpec, symbols: list[str], timeframes: Map
                 part = own[(day_of == day).to_numpy()].reset_index(drop=True)
                 path = landing / day.isoformat() / f"{symbol}_{tf}.csv"
                 if minutes >= 1440:
-                    write_daily_csv(part, path)
+                    write_daily_csv(part, path, calendar_name=spec.calendar_of(symbol))
                 else:
                     write_intraday_csv(part, path)
                 count += 1

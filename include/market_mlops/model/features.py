@@ -158,9 +158,11 @@ def build_features(bars: pd.DataFrame, bars_per_year: int, benchmark_bars: pd.Da
     logret = pd.Series(np.log(c)).diff()
     bench = None
     if benchmark_bars is not None and len(benchmark_bars):
-        b = benchmark_bars.sort_values("ts").set_index("ts")["close"]
-        b_ret = np.log(b).diff()
-        bench = pd.Series(b_ret.reindex(bars["ts"]).to_numpy()).fillna(0.0)
+        # The benchmark's last bar stamped at or before each bar (as of): an FX pair's bars on the hour meet the
+        # NYSE's half-hour bars, and hours the benchmark does not trade are a zero return, not a gap.
+        b = benchmark_bars.sort_values("ts")[["ts", "close"]].astype({"ts": bars["ts"].dtype})
+        aligned = pd.merge_asof(bars[["ts"]], b, on="ts", direction="backward")["close"]
+        bench = pd.Series(np.log(aligned.to_numpy(dtype=float))).diff().fillna(0.0)
     out: dict[str, np.ndarray] = {}
     _price_and_averages(o, h, lo, c, v, out)
     _momentum(o, h, lo, c, v, out)

@@ -34,6 +34,10 @@ class NothingToImport(ValueError):
     """No supported file at the given locations."""
 
 
+class AmbiguousFiles(ValueError):
+    """Two files of one import would be reported under the same name."""
+
+
 @dataclass(frozen=True)
 class PairSummary:
     symbol: str
@@ -75,8 +79,10 @@ class ImportResult:
 def collect_files(locations: list[str], symbol: str | None, timeframe: str | None) -> list[RawFileRef]:
     refs: list[RawFileRef] = []
     for location in locations:
+        root = str(Path(location).expanduser()) if "://" not in location else location
         for uri in list_files(location):
-            ref: RawFileRef = {"uri": uri, "name": uri.rsplit("/", 1)[-1]}
+            inside = uri[len(root):].lstrip("/") if uri.startswith(root.rstrip("/") + "/") else ""
+            ref: RawFileRef = {"uri": uri, "name": inside or uri.rsplit("/", 1)[-1]}  # unique within a location
             if symbol:
                 ref["symbol"] = symbol
             if timeframe:
@@ -84,6 +90,11 @@ def collect_files(locations: list[str], symbol: str | None, timeframe: str | Non
             refs.append(ref)
     if not refs:
         raise NothingToImport(f"no CSV or Parquet file at {', '.join(locations)}")
+    names = [r["name"] for r in refs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise AmbiguousFiles(f"two files are both named {twice[0]!r} (from different locations): import them one "
+                              "location at a time")
     return refs
 
 

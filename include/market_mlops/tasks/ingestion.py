@@ -24,9 +24,9 @@ from market_mlops.data import calendar
 from market_mlops.data.bars import COLUMNS
 from market_mlops.data.coverage import assign_sessions, coverage_table, missing_summary
 from market_mlops.data.dataset import first_bar
-from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file
+from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file, symbol_in_name
 from market_mlops.data.storage import write_json_atomic, write_parquet_atomic
-from market_mlops.data.validation import FileResult, Finding, summarize, validate_frame
+from market_mlops.data.validation import FileResult, Finding, summarize, validate_files, validate_frame
 from market_mlops.monitoring.alerts import Alert, send_alert
 
 log = logging.getLogger(__name__)
@@ -149,26 +149,29 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
         "reject_abs_log_return": float(np.log(5.0)),
         "max_missing_sessions": cfg.validation.max_missing_sessions,
     }
-    results: list[FileResult] = []
-    frames: list[pd.DataFrame] = []
+    unreadable: dict[str, FileResult] = {}
+    named: list[tuple[str, pd.DataFrame]] = []
     files_of: dict[str, list[str]] = {}
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         try:
             frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"), cfg.bar_minutes, cfg.source.price_basis)
         except BadFile as error:
-            results.append(_file_level_failure(error))
+            unreadable[raw.name] = _file_level_failure(error)
             continue
-        frame = with_sessions(frame, cfg)
-        result = validate_frame("bars", frame, raw.name, params)
-        result.findings += corporate_action_findings(frame, cfg.source.price_basis)
-        results.append(result)
-        frames.append(frame)
+        named.append((raw.name, with_sessions(frame, cfg)))
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
+    checked = validate_files("bars", named, params)
+    for name, frame in named:
+        checked[name].findings += corporate_action_findings(frame, cfg.source.price_basis)
+    results = [unreadable.get(f["name"]) or checked[f["name"]] for f in fetched["files"]]
+    frames = [frame for _, frame in named]
     bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "session"])
+    # A symbol whose file failed (unreadable, or rows of another symbol) is reported there, not also as a gap.
+    excused = {symbol_in_name(r.file, cfg.timeframes) for r in results if not r.success} - {None}
     if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
-        results.append(_coverage_result(bars, fetched, cfg, params, files_of))
+        results.append(_coverage_result(bars, fetched, cfg, params, files_of, {str(s) for s in excused}))
     return results, bars
 
 
@@ -176,12 +179,14 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
                    accept_gaps: bool) -> tuple[FileResult | None, dict[str, int]]:
     """The batch against the stored bars of each (symbol, timeframe): continuity at its first bar and the stored bars
     it would change. Returns the findings (None when nothing is stored yet) and the rows changed per symbol."""
-    from market_mlops.data.continuity import continuity_break, restatement
+    from market_mlops.data.continuity import Break, Restatement, continuity_break, restatement
     from market_mlops.data.dataset import load_bars
 
     root = cfg.data_root / "dataset"
     limit = float(np.log1p(cfg.validation.max_abs_return))
-    breaks, restated, changed = [], [], {}
+    breaks: list[Break] = []
+    restated: list[Restatement] = []
+    changed: dict[str, int] = {}
     checked = bars[bars["ts_step_ok"].astype(bool)] if len(bars) else bars
     for (symbol, tf), part in checked.groupby(["symbol", "timeframe"], sort=True):
         if str(tf) not in cfg.timeframes or first_bar(root, str(symbol), str(tf)) is None:
@@ -246,8 +251,9 @@ def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
 
 
 def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig, params: dict[str, Any],
-                     files_of: dict[str, list[str]]) -> FileResult:
-    """Coverage per (symbol, timeframe) from its listing; a failure names the symbol, the sessions and its files."""
+                     files_of: dict[str, list[str]], excused: set[str]) -> FileResult:
+    """Coverage per (symbol, timeframe) from its listing; a failure names the symbol, the sessions and its files.
+    `excused`: symbols whose file already failed (their gaps follow from it)."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     pairs = [(s, t) for s in fetched["symbols"] for t in fetched["timeframes"]]
     root = cfg.data_root / "dataset"
@@ -255,7 +261,8 @@ def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCon
     calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}
     on_session = bars[bars["on_session"]] if len(bars) else bars
     coverage = coverage_table(on_session, calendars, cfg.bar_minutes, start, end, pairs, listed)
-    result = validate_frame("bar_coverage", coverage, "<batch coverage>", params)
+    coverage = coverage[~coverage["symbol"].isin(excused)]
+    result = validate_frame("bar_coverage", coverage, "<batch coverage>", params, where=["symbol", "timeframe", "session"])
     lines = missing_summary(coverage, files_of)
     for finding in result.findings:
         if finding.check == "missing_sessions_within_tolerance" and not finding.success:
