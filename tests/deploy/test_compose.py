@@ -105,3 +105,68 @@ def test_pools_and_dags_wiring(compose):
     assert "airflow db migrate" in init and "market-mlops pools" in init  # the pools defined in orchestration.POOLS
     worker = compose["services"]["airflow-worker"]
     assert "celery worker" in worker["command"] and "deploy" not in worker  # scale with --scale, not a fixed count
+
+
+@pytest.mark.integration
+def test_the_mlflow_service_answers_the_host_name_the_airflow_services_use(compose, tmp_path):
+    """The compose `mlflow` command, run natively (SQLite and a folder standing in for Postgres and MinIO): the
+    Airflow services call it as mlflow:5000, which MLflow 3 refuses (403 "Invalid Host header") without
+    --allowed-hosts; /health is exempt, so the compose healthcheck must ask a real API with that Host header."""
+    import os
+    import shlex
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    service = compose["services"]["mlflow"]
+    script = shlex.split(service["command"])[-1]  # bash -c "<script>"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    values = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLOPS_MLFLOW_UI_HOST": "mlflow.example.org"}
+    args = shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], script))
+    assert args[:2] == ["mlflow", "server"] and "--allowed-hosts" in args
+    swap = {"--artifacts-destination": (tmp_path / "artifacts").as_uri(), "--host": "127.0.0.1", "--port": str(port)}
+    args = [swap.get(args[i - 1], a) if i else a for i, a in enumerate(args)]
+    mlflow = Path(sys.executable).parent / "mlflow"
+    log = (tmp_path / "mlflow.log").open("wb")
+    proc = subprocess.Popen([str(mlflow), *args[1:], "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": ""})
+
+    def status(host: str) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
+                                     headers={"Host": host})
+        try:
+            return urllib.request.urlopen(req, timeout=5).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
+                time.sleep(1)
+        assert status("mlflow:5000") == 200 and status("mlflow.example.org") == 200
+        assert status("evil.example.com") == 403  # the flag is what lets the service names through
+        check = service["healthcheck"]["test"]
+        assert check[0] == "CMD" and "Host" in check[-1] and "/health" not in check[-1]
+        assert check[1:3] == ["python", "-c"]
+        probe = subprocess.run([sys.executable, "-c", check[-1].replace("localhost:5000", f"localhost:{port}")],
+                               capture_output=True, text=True, timeout=30)
+        assert probe.returncode == 0, probe.stderr
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def test_connections_are_encrypted_with_one_fernet_key(compose):
+    env = _env(compose["x-airflow-common"])
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == "${AIRFLOW_FERNET_KEY:?set in .env}"
+    assert "AIRFLOW_FERNET_KEY=" in (REPO / ".env.example").read_text()
