@@ -9,7 +9,7 @@ trading-session timetable as ingestion, holidays skipped). For each champion (`c
 2. realized accuracy of the last `drift.window` resolved forecasts against the model's holdout accuracy: band
    normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), only after `drift.min_resolved` resolutions;
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
-   classes; a JSON and HTML report in the MLflow experiment `market-drift`, a line in `drift/history.jsonl`;
+   classes; a JSON and HTML report in the MLflow experiment `market-drift`, a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
 
 `trigger_emergency_retrain` starts `model_retrain` for each emergency model (one model, data up to this session),

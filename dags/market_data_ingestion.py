@@ -12,7 +12,7 @@ sessions)**, and the run's logical date is the session date.
    `data/quarantine/<interval>/<result id>/` with its report, Slack is told, and the run stops: nothing is merged.
 3. `merge_bars`: upsert into Parquet partitions (per symbol, timeframe, period), atomically.
 4. `version_dataset` (pool `dvc`, one slot): `dvc add` + `dvc push`; the DVC md5 is the data version. It goes to
-   XCom, to the version log `data/versions.jsonl`, and to an event on the `market_dataset` Asset.
+   XCom, to the SQL store's `data_versions` table, and to an event on the `market_dataset` Asset.
 
 **Params** (trigger form): `symbols` and `timeframes` narrow the configured universe (empty = all); `source`
 overrides `source.kind` from config; `history_start` (YYYY-MM-DD) turns the run into an initial load of every session

@@ -127,6 +127,8 @@ class Storage(_Strict):
     s3_endpoint_url: str | None = None
     mlflow_tracking_uri: str | None = None
     mlflow_artifact_root: str = "mlflow/artifacts"
+    state_url: str | None = Field(default=None, description="the suite's SQL store (SQLAlchemy URL): data versions, "
+                                  "drift checks, alias moves; null = sqlite:///<MLOPS_HOME>/state.db")
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -243,6 +245,10 @@ class PipelineConfig(_Strict):
     @property
     def mlflow_tracking_uri(self) -> str:
         return self.storage.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def state_url(self) -> str:
+        return self.storage.state_url or f"sqlite:///{self.home / 'state.db'}"
 
     @property
     def mlflow_artifact_root(self) -> str:

@@ -40,7 +40,7 @@ def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, mo
     cfg = get_config()
     in_order = read_version(cfg.data_root)
     in_order_bytes = parquet_digests(cfg.data_root / "dataset")
-    log = version_history(cfg.data_root)
+    log = version_history()
     assert [r["sessions"] for r in log] == [[d.isoformat()] for d in SESSIONS]
     assert log[0]["rows_added"] == {"AAPL": 8, "SPY": 8}  # 1 daily + 7 hourly bars each
     assert log[-1]["rows_added"] == {"AAPL": 5, "SPY": 5}  # early close on 29 Nov: 1 daily + 4 hourly
@@ -49,7 +49,7 @@ def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, mo
     # Rerunning a session changes nothing.
     _ingest(dag, [SESSIONS[1]])
     assert read_version(cfg.data_root) == in_order
-    assert version_history(cfg.data_root)[-1]["rows_added"] == {"AAPL": 0, "SPY": 0}
+    assert version_history()[-1]["rows_added"] == {"AAPL": 0, "SPY": 0}
 
     # The same sessions in another order give the same bytes and the same data version.
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "shuffled"))
@@ -70,7 +70,7 @@ def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_pat
     state = run_dag(dag, _after_close(_ingest_day), {"history_start": None})
     cfg = get_config()
     assert state == "failed"
-    assert read_version(cfg.data_root) is None and version_history(cfg.data_root) == []
+    assert read_version(cfg.data_root) is None and version_history() == []
     assert list((cfg.data_root / "quarantine").glob("*/*/report.json"))
 
 
@@ -86,4 +86,4 @@ def test_a_session_years_before_the_old_start_date_runs_its_tasks(dagbag, univer
         run = db.query(DagRun).filter(DagRun.dag_id == dag.dag_id).order_by(DagRun.id.desc()).first()
         states = {ti.task_id: ti.state for ti in db.query(TaskInstance).filter(TaskInstance.run_id == run.run_id)}
     assert states == {t: "success" for t in ("fetch_bars", "validate_bars", "merge_bars", "version_dataset")}
-    assert version_history(get_config().data_root)[-1]["sessions"] == ["2019-03-05"]
+    assert version_history()[-1]["sessions"] == ["2019-03-05"]

@@ -99,7 +99,7 @@ def test_a_restated_history_is_refused_then_counted_and_alerted_when_allowed(sto
     out = market_mlops("import", "--allow-restatement", str(history))
     assert out.returncode == 0, out.stderr
     assert "stored rows restated: AAPL 40" in out.stdout
-    record = version_history(cfg.data_root)[-1]
+    record = version_history()[-1]
     assert record["rows_changed"] == {"AAPL": 40} and record["rows_unchanged"] == len(aapl) - 40
     assert record["rows_added"] == {"AAPL": 0}
     alerts = [json.loads(line) for line in cfg.outbox_path.read_text().splitlines()]

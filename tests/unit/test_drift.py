@@ -8,7 +8,6 @@ import pytest
 from scipy import stats
 
 from market_mlops.config import Drift, load_config
-from market_mlops.data.storage import append_jsonl
 from market_mlops.monitoring.bands import accuracy_band, decide_emergency
 from market_mlops.monitoring.drift import (
     feature_drift,
@@ -123,16 +122,17 @@ def test_emergency_decision_and_its_cooldown(band, days_ago, retrain, cooling):
 
 
 def test_cooldown_reads_the_drift_history_of_that_model_only(mlops_home):
-    from market_mlops.monitoring.history import emergency_triggers, history_path
+    from market_mlops.monitoring.history import emergency_triggers, record_drift_check
     from market_mlops.tasks.drift_check import emergency_retrain_confs
 
     cfg = load_config()
     end = dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
     assert emergency_triggers("AAA-d1-direction", cfg) == []
-    append_jsonl({"model": "AAA-d1-direction", "interval_end": (end - dt.timedelta(days=2)).isoformat(),
-                  "emergency_retrain_triggered": True}, history_path(cfg))
-    append_jsonl({"model": "AAA-d1-direction", "interval_end": (end - dt.timedelta(days=1)).isoformat(),
-                  "emergency_retrain_triggered": False}, history_path(cfg))
+    for days, triggered in ((2, True), (1, False)):
+        record = {"model": "AAA-d1-direction", "version": "1", "band": "emergency",
+                  "interval_end": (end - dt.timedelta(days=days)).isoformat(), "emergency_retrain_triggered": triggered}
+        record_drift_check(record, cfg)
+        record_drift_check(record, cfg)  # a retried task writes the same row, not a second one
     assert emergency_triggers("AAA-d1-direction", cfg) == [end - dt.timedelta(days=2)]
     assert emergency_triggers("BBB-d1-direction", cfg) == []
     assert decide_emergency("emergency", end, emergency_triggers("AAA-d1-direction", cfg), cfg.drift.cooldown_days).in_cooldown

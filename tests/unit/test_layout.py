@@ -9,16 +9,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "include" / "market_mlops"
-EVERYTHING = {"config", "contracts", "orchestration", "data", "model", "registry", "monitoring", "tasks", "dev", "cli"}
+EVERYTHING = {"config", "contracts", "orchestration", "state", "data", "model", "registry", "monitoring", "tasks", "dev",
+              "cli"}
 # What each part may import from the package (its own part included). Domain packages never import `tasks`,
 # `dev` or the command line; `tasks` composes the domains and is what DAGs and commands call.
 ALLOWED = {
     "config": {"config"},
     "contracts": {"contracts"},
-    "data": {"config", "contracts", "data"},
+    "state": {"config", "state"},  # the SQL store: a base every domain may write its records to
+    "data": {"config", "contracts", "state", "data"},
     "model": {"config", "contracts", "data", "model"},
-    "registry": {"config", "contracts", "data", "model", "registry"},
-    "monitoring": {"config", "contracts", "data", "model", "monitoring"},
+    "registry": {"config", "contracts", "state", "data", "model", "registry"},
+    "monitoring": {"config", "contracts", "state", "data", "model", "monitoring"},
     "orchestration": {"config", "monitoring", "orchestration"},
     "tasks": EVERYTHING - {"dev", "cli"},
     "dev": EVERYTHING,

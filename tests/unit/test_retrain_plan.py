@@ -61,20 +61,17 @@ def test_a_batch_of_queued_events_trains_for_the_month_one_of_them_closes(tmp_pa
 def test_a_cron_run_refuses_data_that_stops_long_before_its_month(tmp_path):
     """A fresh deployment unpaused on 23 Nov 2026 runs the cron retrain for October at once; if the only data
     version ends in July 2024 it must fail with one line, not register a model named for October."""
-    from market_mlops.data.storage import append_jsonl
-    from market_mlops.data.versioning import VERSION_LOG
+    from market_mlops.data.versioning import log_version
     from market_mlops.tasks.retrain import NoDataVersion, resolve_data_version
 
     cfg = _xnys(tmp_path)
-    append_jsonl({"md5": "jul2024.dir", "interval_end": "2024-07-05T20:00:00+00:00", "logged_at": "2024-07-05T21:00:00"},
-                 cfg.data_root / VERSION_LOG)
+    log_version({"md5": "jul2024.dir", "interval_end": "2024-07-05T20:00:00+00:00", "run_id": "jul"}, cfg)
     with pytest.raises(NoDataVersion, match=r"ends 2024-07-05, but the last session before it closed 2026-10-30 .*"
                                             r"backfill market_data_ingestion up to 2026-10-30 first"):
         resolve_data_version(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), cfg=cfg)
     # A catch-up run logged later that reached past the month's end: it is used (bars after the cutoff are
     # dropped at training), so resolving goes on to DVC and fails only on the missing object.
-    append_jsonl({"md5": "catchup.dir", "interval_end": "2026-11-20T21:00:00+00:00", "logged_at": "2026-11-20T22:00:00"},
-                 cfg.data_root / VERSION_LOG)
+    log_version({"md5": "catchup.dir", "interval_end": "2026-11-20T21:00:00+00:00", "run_id": "catch-up"}, cfg)
     with pytest.raises(Exception, match="catchup") as caught:
         resolve_data_version(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), cfg=cfg)
     assert not isinstance(caught.value, NoDataVersion)

@@ -5,6 +5,7 @@ DVC takes a repo lock, so every DVC step here also holds a host-level file lock,
 versioning task in an Airflow pool of one slot (`dvc`): concurrent runs queue instead of failing.
 A version is materialized for training by checking out its `.dvc` record in a scratch workspace that shares the
 cache and remote, so training reads exactly the bytes of that version whatever the live dataset holds now.
+The version log lives in the suite's SQL store (`state`), not in the workspace.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from market_mlops.data.storage import append_jsonl, directory_lock, file_lock, read_jsonl
+from market_mlops.data.storage import directory_lock, file_lock
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+
+    from market_mlops.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
 DATASET_DIR = "dataset"
 REMOTE_NAME = "store"
-VERSION_LOG = "versions.jsonl"
 
 
 class VersioningError(RuntimeError):
@@ -124,13 +126,23 @@ def materialize(root: Path, md5: str, remote_url: str, endpoint_url: str | None 
     return target / DATASET_DIR
 
 
-def log_version(root: Path, record: Mapping[str, Any]) -> None:
-    """Append one line to the append-only version log (interval, md5, rows added per symbol, GX result, run)."""
-    append_jsonl({"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record}, root / VERSION_LOG)
+def log_version(record: Mapping[str, Any], cfg: PipelineConfig | None = None) -> None:
+    """Log a data version (interval, md5, rows added per symbol, GX result, run) in the SQL store, where every host
+    finds it; the same run logging it again replaces its row."""
+    from market_mlops.state import store, tables
+
+    logged = {"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record}
+    store.upsert(tables.data_versions, [{
+        "md5": logged["md5"], "run_id": str(logged.get("run_id", "manual")),
+        "interval_start": logged.get("interval_start", ""), "interval_end": logged["interval_end"],
+        "logged_at": logged["logged_at"], "record": logged}], cfg)
 
 
-def version_history(root: Path) -> list[dict[str, Any]]:
-    return read_jsonl(root / VERSION_LOG)
+def version_history(cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
+    """Every logged data version, oldest first."""
+    from market_mlops.state import store, tables
+
+    return store.records(tables.data_versions, cfg)
 
 
 def first_version_covering(history: list[dict[str, Any]], moment: dt.datetime) -> dict[str, Any] | None:

@@ -1,26 +1,29 @@
-"""The drift history: one record per (model, drift check), which also tells when emergency retrains were triggered."""
+"""The drift history: one record per (model, version, drift check) in the suite's SQL store (table `drift_checks`),
+which also tells when emergency retrains were triggered: the cooldown reads it, whichever host ran the checks."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.data.storage import append_jsonl, read_jsonl
-
-
-def history_path(cfg: PipelineConfig) -> Path:
-    return cfg.path("drift/history.jsonl")
 
 
 def drift_history(cfg: PipelineConfig | None = None, model: str | None = None) -> list[dict[str, Any]]:
-    records = read_jsonl(history_path(cfg or get_config()))
-    return [r for r in records if model is None or r["model"] == model]
+    from market_mlops.state import store, tables
+
+    found = store.records(tables.drift_checks, cfg or get_config(), **({"model": model} if model else {}))
+    return sorted(found, key=lambda r: r["interval_end"])
 
 
 def record_drift_check(record: dict[str, Any], cfg: PipelineConfig) -> None:
-    append_jsonl(record, history_path(cfg))
+    """Store one check; the same check again (a retried task) replaces its row."""
+    from market_mlops.state import store, tables
+
+    store.upsert(tables.drift_checks, [{
+        "model": record["model"], "model_version": str(record.get("version", "")), "interval_end": record["interval_end"],
+        "band": str(record.get("band", "")), "emergency_retrain_triggered": bool(record.get("emergency_retrain_triggered")),
+        "record": record}], cfg)
 
 
 def emergency_triggers(model: str, cfg: PipelineConfig) -> list[dt.datetime]:

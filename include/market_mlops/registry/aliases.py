@@ -1,7 +1,7 @@
 """Promotion by alias (`champion`, `challenger`) with an audit trail.
 
 Moving an alias is one registry call; the replaced version keeps its artifacts, so a rollback is moving the alias
-back. Every move is appended to `<MLOPS_HOME>/registry/alias_audit.jsonl` (who, when, model, alias, from, to, why),
+back. Every move is a row of the suite's SQL store (table `alias_moves`: who, when, model, alias, from, to, why),
 which is what a rollback reads to find the version a champion replaced.
 """
 
@@ -11,12 +11,12 @@ import datetime as dt
 import getpass
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.data.storage import append_jsonl, read_jsonl
 from market_mlops.registry import store
+from market_mlops.state import store as state
+from market_mlops.state import tables
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ def _who() -> str:
     return f"airflow:{os.environ.get('AIRFLOW_CTX_DAG_ID')}/{run_id}" if run_id else getpass.getuser()
 
 
-def audit_path(cfg: PipelineConfig | None = None) -> Path:
-    return (cfg or get_config()).path("registry/alias_audit.jsonl")
-
-
 def move_alias(name: str, alias: str, version: str, why: str, cfg: PipelineConfig | None = None) -> str | None:
     """Point `alias` at `version` (one registry call) and append the move to the audit trail; returns the old version."""
     cfg = cfg or get_config()
@@ -54,11 +50,15 @@ def move_alias(name: str, alias: str, version: str, why: str, cfg: PipelineConfi
     if previous == str(version):
         return previous
     store.client(cfg).set_registered_model_alias(name, alias, str(version))
-    append_jsonl({"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "who": _who(), "model": name,
-                  "alias": alias, "from": previous, "to": str(version), "why": why}, audit_path(cfg))
+    state.upsert(tables.alias_moves, [{
+        "model": name, "alias": alias, "moved_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+        "from_version": previous, "to_version": str(version), "who": _who(), "why": why}], cfg)
     log.info("alias %s of %s: %s -> %s (%s)", alias, name, previous, version, why)
     return previous
 
 
 def alias_history(name: str, alias: str = CHAMPION, cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
-    return [r for r in read_jsonl(audit_path(cfg)) if r["model"] == name and r["alias"] == alias]
+    """Every move of `alias` on `name`, oldest first: {when, who, model, alias, from, to, why}."""
+    return [{"when": r["moved_at"], "who": r["who"], "model": r["model"], "alias": r["alias"], "from": r["from_version"],
+             "to": r["to_version"], "why": r["why"]}
+            for r in state.rows(tables.alias_moves, cfg, order_by="moved_at", model=name, alias=alias)]

@@ -323,5 +323,5 @@ def version_dataset(merged: MergedBatch, run_id: str = "manual", cfg: PipelineCo
         "gx_result_id": merged["result_id"],
         "run_id": run_id, "remote": cfg.dvc_remote_url,
     }
-    log_version(cfg.data_root, record)
+    log_version(record, cfg)
     return record

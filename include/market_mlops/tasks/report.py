@@ -8,10 +8,11 @@ from market_mlops.config import PipelineConfig, get_config
 
 
 def _data_section(cfg: PipelineConfig) -> list[str]:
-    from market_mlops.data.versioning import VERSION_LOG, version_history
+    from market_mlops.data.versioning import version_history
+    from market_mlops.state.store import describe
 
-    history = version_history(cfg.data_root)
-    lines = [f"Data versions ({len(history)} ingestion runs logged in {cfg.data_root / VERSION_LOG}):"]
+    history = version_history(cfg)
+    lines = [f"Data versions ({len(history)} ingestion runs logged in table data_versions of {describe(cfg)}):"]
     for record in history[-6:]:
         added = sum(record.get("rows_added", {}).values())
         lines.append(f"  {record['interval_end'][:16]}  md5 {record['md5'][:12]}  +{added:>6} rows  "
@@ -56,11 +57,12 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
-    from market_mlops.monitoring.history import drift_history, history_path
+    from market_mlops.monitoring.history import drift_history
+    from market_mlops.state.store import describe
 
     cfg = cfg or get_config()
     history = drift_history(cfg)
-    lines = [f"Drift checks ({len(history)} in {history_path(cfg)}):"]
+    lines = [f"Drift checks ({len(history)} in table drift_checks of {describe(cfg)}):"]
     for r in history[-12:]:
         action = "EMERGENCY RETRAIN TRIGGERED" if r.get("emergency_retrain_triggered") else (
             "retrain skipped (cooldown)" if r.get("in_cooldown") else "")

@@ -50,7 +50,7 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None,
     cfg = cfg or get_config()
     due = last_session_close(interval_end, cfg)
     floor = freshness_floor(due, cfg)
-    record = choose_training_version(version_history(cfg.data_root), interval_end, md5, due, floor)
+    record = choose_training_version(version_history(cfg), interval_end, md5, due, floor)
     if record is None:
         raise NoDataVersion(f"no data version logged up to {interval_end.isoformat()}: run market_data_ingestion "
                             "for that range first (or backfill it)")

@@ -1,0 +1,133 @@
+"""The suite's SQL store: what it remembers (data versions, drift checks, alias moves) in one database that every
+host reaches. SQLite in MLOPS_HOME on the embedded stack, PostgreSQL in production (`storage.state_url`). The schema
+is Alembic's (`migrations/`), brought to head on first use by each process.
+
+A server that is down raises `StateStoreError` (one line): the task fails and Airflow retries it; it never reads
+as "no history".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, UniqueConstraint, create_engine, select
+from sqlalchemy.exc import OperationalError
+
+from market_mlops.config import PipelineConfig, get_config
+from market_mlops.state import tables
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StateStoreError(RuntimeError):
+    """The SQL store cannot be reached or written."""
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@functools.cache
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})  # writers from several processes wait their turn
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    try:
+        _upgrade(engine)
+    except OperationalError as exc:
+        raise StateStoreError(f"state store {_redacted(url)} unreachable: {str(exc.orig)[:200]}") from None
+    return engine
+
+
+MIGRATION_LOCK = 0x6D6C6F7073  # a PostgreSQL advisory lock key: one process migrates at a time
+
+
+def _upgrade(engine: Engine, attempts: int = 5) -> None:
+    """Alembic `upgrade head` on this engine (idempotent; a no-op at head). Processes starting together on several
+    hosts take turns: an advisory lock on PostgreSQL; on SQLite, a process that lost the race sees the other's
+    tables on its next attempt."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            return
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            if attempt == attempts - 1 or "already exists" not in str(exc).lower():
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def describe(cfg: PipelineConfig | None = None) -> str:
+    """The store's URL without its password (what logs and summaries print)."""
+    return _redacted((cfg or get_config()).state_url)
+
+
+def engine(cfg: PipelineConfig | None = None) -> Engine:
+    return _engine((cfg or get_config()).state_url)
+
+
+def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None) -> None:
+    """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write)."""
+    if not rows:
+        return
+    eng = engine(cfg)
+    key = next(c for c in table.constraints if isinstance(c, UniqueConstraint))
+    key_columns = [c.name for c in key.columns]
+    if eng.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    statement = dialect_insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in (*key_columns, "id")}
+    try:
+        with eng.begin() as connection:
+            connection.execute(statement.on_conflict_do_update(index_elements=key_columns, set_=updates),
+                               [dict(r) for r in rows])
+    except OperationalError as exc:
+        raise StateStoreError(f"state store write to {table.name} failed: {str(exc.orig)[:200]}") from None
+
+
+def rows(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id",
+         **equals: Any) -> list[dict[str, Any]]:
+    """The rows of `table` whose columns equal `equals`, in `order_by` order."""
+    query = select(table).order_by(table.c[order_by], table.c.id)
+    for column, value in equals.items():
+        query = query.where(table.c[column] == value)
+    try:
+        with engine(cfg).connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(query)]
+    except OperationalError as exc:
+        raise StateStoreError(f"state store read of {table.name} failed: {str(exc.orig)[:200]}") from None
+
+
+def records(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id", **equals: Any) -> list[dict[str, Any]]:
+    """The JSON records of the matching rows (what the suite logged, as it logged it)."""
+    out = []
+    for row in rows(table, cfg, order_by, **equals):
+        record = row["record"]
+        out.append(json.loads(record) if isinstance(record, str) else dict(record))
+    return out
+
+
+__all__ = ["StateStoreError", "engine", "records", "rows", "tables", "upsert"]

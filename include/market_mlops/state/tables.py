@@ -1,0 +1,45 @@
+"""The tables of the suite's SQL store. Each has a natural unique key, so every write is an idempotent upsert (a task
+retried after a crash writes the same row again), key columns users can query, and the whole record as JSON."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, UniqueConstraint
+
+metadata = MetaData()
+
+data_versions = Table(
+    "data_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("md5", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("interval_start", String(40), nullable=False),
+    Column("interval_end", String(40), nullable=False, index=True),
+    Column("logged_at", String(40), nullable=False),
+    Column("record", JSON, nullable=False),
+    UniqueConstraint("md5", "run_id", "interval_end", name="uq_data_versions_key"),
+)
+
+drift_checks = Table(
+    "drift_checks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(250), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("interval_end", String(40), nullable=False),
+    Column("band", String(20), nullable=False),
+    Column("emergency_retrain_triggered", Boolean, nullable=False),
+    Column("record", JSON, nullable=False),
+    UniqueConstraint("model", "model_version", "interval_end", name="uq_drift_checks_key"),
+)
+
+alias_moves = Table(
+    "alias_moves", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(250), nullable=False),
+    Column("alias", String(40), nullable=False),
+    Column("moved_at", String(40), nullable=False),
+    Column("from_version", String(40)),
+    Column("to_version", String(40), nullable=False),
+    Column("who", String(250), nullable=False),
+    Column("why", String(2000), nullable=False),
+    UniqueConstraint("model", "alias", "moved_at", "to_version", name="uq_alias_moves_key"),
+)
