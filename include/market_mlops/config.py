@@ -155,6 +155,8 @@ class Training(_Strict):
     rf_estimators: int = Field(default=200, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+    promotion_confidence: float = Field(default=0.90, ge=0.5, lt=1, description="two-sided confidence of the "
+                                        "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)
     bootstrap_samples: int = Field(default=500, ge=50)
 

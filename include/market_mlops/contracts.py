@@ -94,6 +94,10 @@ class GateSummary(TypedDict, total=False):
     diff_mean: float
     diff_ci_low: float
     diff_ci_high: float
+    baseline_compared: str  # the better baseline, which the challenger must beat significantly
+    baseline_diff_mean: float
+    baseline_diff_ci_low: float
+    baseline_diff_ci_high: float
 
 
 class TrainingSummary(GateSummary, total=False):

@@ -45,3 +45,35 @@ def test_force_promotes_whatever_the_numbers_and_says_so():
 
 def test_the_champion_itself_is_already_champion_even_when_forced():
     assert decide_promotion("2", 0.9, BASELINES, "2", None, tolerance=0.02, force=True).outcome == "already champion"
+
+
+@pytest.mark.parametrize(("low", "promoted"), [(0.004, True), (0.0, False), (-0.03, False)])
+def test_beating_the_baselines_must_be_significant(low, promoted):
+    """0.5055 against a majority baseline of 0.4890 on 362 rows is a coin flip: the interval's low end decides."""
+    decision = decide_promotion("1", 0.5055, {"majority": 0.4890, "persistence": 0.40}, None, None, tolerance=0.02,
+                                vs_baseline=Interval(mean=0.0165, low=low, high=0.06))
+    assert decision.promote is promoted
+    if not promoted:
+        assert decision.reason.startswith("not significantly better than the majority baseline (+0.017, interval [")
+
+
+def test_the_bootstrap_interval_of_a_small_edge_on_few_rows_spans_zero_and_of_a_real_one_does_not():
+    import numpy as np
+
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 362)
+
+    def right_on(count: int) -> np.ndarray:  # exactly `count` rows right, which ones at random
+        pred = (y + 1) % 3
+        hits = rng.choice(362, count, replace=False)
+        pred[hits] = y[hits]
+        return pred
+
+    baseline, lucky, skilled = right_on(177), right_on(183), right_on(225)  # 0.489, 0.5055, 0.622
+    assert bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5)[1] < 0
+    assert bootstrap_accuracy_difference(y, skilled, baseline, 500, 1, block=5)[1] > 0
+    wide = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.99)
+    narrow = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.80)
+    assert wide[1] < narrow[1] < narrow[2] < wide[2]

@@ -78,22 +78,29 @@ def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: in
     return out
 
 
+def baseline_predictions(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+    """What each naive baseline predicts on `rows`: the majority class of the rows the model was fitted on, and
+    persistence of the last known label (bar t - horizon)."""
+    majority = int(np.bincount(y[fit_rows], minlength=3).argmax())
+    return {"majority": np.full(len(rows), majority), "persistence": y[np.maximum(rows - horizon, 0)]}
+
+
 def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray,
                      horizon: int) -> dict[str, Any]:
-    """`evaluate_with_baselines` on `rows` of a series: the majority class of the rows the model was fitted on,
-    persistence of the last known label (bar t - horizon), forward and next-bar returns from the closes (0 where the
-    future is unknown)."""
+    """`evaluate_with_baselines` on `rows` of a series (the baselines of `baseline_predictions`), forward and
+    next-bar returns from the closes (0 where the future is unknown)."""
     forward = np.zeros(len(close))
     forward[:-horizon] = close[horizon:] / close[:-horizon] - 1
     next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
-    majority = int(np.bincount(y[fit_rows], minlength=3).argmax())
-    persistence = y[np.maximum(rows - horizon, 0)]
-    return evaluate_with_baselines(y[rows], proba, majority, persistence, forward[rows], next_bar[rows])
+    baselines = baseline_predictions(y, rows, fit_rows, horizon)
+    return evaluate_with_baselines(y[rows], proba, int(baselines["majority"][0]) if len(rows) else 0,
+                                   baselines["persistence"], forward[rows], next_bar[rows])
 
 
 def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, seed: int,
-                                  block: int = 1) -> tuple[float, float, float]:
-    """Mean and 90% CI of accuracy(a) - accuracy(b), resampling rows in blocks (labels overlap in time)."""
+                                  block: int = 1, confidence: float = 0.90) -> tuple[float, float, float]:
+    """Mean and two-sided `confidence` interval of accuracy(a) - accuracy(b), resampling rows in blocks (labels
+    overlap in time, so rows are not independent)."""
     rng = np.random.default_rng(seed)
     correct_diff = (pred_a == y).astype(float) - (pred_b == y).astype(float)
     n = len(y)
@@ -104,4 +111,5 @@ def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.
         starts = rng.integers(0, n - block + 1, size=starts_per_sample)
         idx = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
         diffs[i] = correct_diff[idx].mean()
-    return float(correct_diff.mean()), float(np.quantile(diffs, 0.05)), float(np.quantile(diffs, 0.95))
+    tail = (1 - confidence) / 2
+    return float(correct_diff.mean()), float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))

@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
-                      challenger_proba: np.ndarray, evaluation: dict[str, Any], force: bool = False,
-                      cfg: PipelineConfig | None = None) -> GateSummary:
-    """Run the gate for a freshly registered version; returns the decision and its numbers."""
+                      challenger_proba: np.ndarray, evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray],
+                      horizon: int, force: bool = False, cfg: PipelineConfig | None = None) -> GateSummary:
+    """Run the gate for a freshly registered version; returns the decision and its numbers. `baseline_preds`:
+    each baseline's predictions on the holdout rows (`model.evaluation.baseline_predictions`)."""
     cfg = cfg or get_config()
     aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
     accuracy = float(evaluation["model_accuracy"])
@@ -35,6 +36,9 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
     numbers: GateSummary = {"challenger_accuracy": round(accuracy, 4),
                             "majority_accuracy": round(baselines["majority"], 4),
                             "persistence_accuracy": round(baselines["persistence"], 4)}
+    vs_baseline, better = _compare_with_baseline(y_holdout, challenger_proba, baselines, baseline_preds, horizon, cfg)
+    numbers.update({"baseline_compared": better, "baseline_diff_mean": round(vs_baseline.mean, 4),
+                    "baseline_diff_ci_low": round(vs_baseline.low, 4), "baseline_diff_ci_high": round(vs_baseline.high, 4)})
     champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
     vs_champion = None
     if champion is not None and champion != version:
@@ -43,7 +47,7 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
         numbers.update({"champion_accuracy": round(champion_accuracy, 4), "diff_mean": round(vs_champion.mean, 4),
                         "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
     decision = decide_promotion(version, accuracy, baselines, champion, vs_champion,
-                                cfg.training.promotion_tolerance, force)
+                                cfg.training.promotion_tolerance, force, vs_baseline)
     if decision.outcome == "already champion":
         return {**numbers, "decision": decision.outcome, "champion_version": version}
     summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason, "previous_champion": champion,
@@ -56,6 +60,19 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
     return summary
 
 
+def _compare_with_baseline(y_holdout: np.ndarray, challenger_proba: np.ndarray, baselines: dict[str, float],
+                           baseline_preds: dict[str, np.ndarray], horizon: int,
+                           cfg: PipelineConfig) -> tuple[Interval, str]:
+    """Bootstrap interval of accuracy(challenger) - accuracy(the better baseline) on the same rows."""
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
+    better = max(baselines, key=lambda b: baselines[b])
+    mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), baseline_preds[better],
+                                                    cfg.training.bootstrap_samples, cfg.training.seed, block=horizon,
+                                                    confidence=cfg.training.promotion_confidence)
+    return Interval(mean, low, high), better
+
+
 def _compare_with_champion(name: str, champion: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
                            challenger_proba: np.ndarray, cfg: PipelineConfig) -> tuple[Interval, float]:
     """Bootstrap interval of accuracy(challenger) - accuracy(champion) on the same rows, in blocks of the horizon."""
@@ -65,7 +82,8 @@ def _compare_with_champion(name: str, champion: str, X_holdout: pd.DataFrame, y_
     champion_pred = loaded.predict_proba(X_holdout).argmax(axis=1)
     mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), champion_pred,
                                                     cfg.training.bootstrap_samples, cfg.training.seed,
-                                                    block=int(loaded.base.meta.get("horizon", 1)))
+                                                    block=int(loaded.base.meta.get("horizon", 1)),
+                                                    confidence=cfg.training.promotion_confidence)
     return Interval(mean, low, high), float((champion_pred == y_holdout).mean())
 
 

@@ -63,7 +63,7 @@ def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, int
 def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
                     cfg: PipelineConfig | None = None) -> TrainingSummary:
     from market_mlops.model.ensemble import fit_weights
-    from market_mlops.model.evaluation import evaluate_holdout
+    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.tasks.promotion import promote_if_better
 
     cfg = cfg or get_config()
@@ -100,7 +100,8 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
 
     mv = versions.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
     decision = promote_if_better(name, str(mv.version), win.features.iloc[win.eval_rows], win.y[win.eval_rows], proba,
-                                 evaluation, cfg=cfg)
+                                 evaluation, baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon),
+                                 spec.horizon, cfg=cfg)
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
         "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],

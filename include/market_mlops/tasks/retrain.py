@@ -131,7 +131,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                   force_promotion: bool = False, search_trials: int | None = None,
                   cfg: PipelineConfig | None = None) -> TrainingSummary:
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
-    from market_mlops.model.evaluation import evaluate_holdout
+    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
     from market_mlops.tasks.promotion import promote_if_better
@@ -165,6 +165,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
 
     mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
     decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
+                                 baseline_predictions(y, hold, trained.train_index, spec.horizon), spec.horizon,
                                  force=force_promotion, cfg=cfg)
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
