@@ -155,6 +155,10 @@ class Training(_Strict):
     rf_estimators: int = Field(default=200, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+    weight_prior_rows: float = Field(default=250, ge=0, description="the weekly refresh shrinks the fitted weights "
+                                     "toward the current ones as if they came from this many rows (0 = no shrinkage)")
+    refresh_min_rows: int = Field(default=100, ge=10, description="fewer resolved bars in the refresh's fit window: "
+                                  "the current weights are kept")
     promotion_confidence: float = Field(default=0.90, ge=0.5, lt=1, description="two-sided confidence of the "
                                         "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)

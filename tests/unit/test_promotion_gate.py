@@ -77,3 +77,11 @@ def test_the_bootstrap_interval_of_a_small_edge_on_few_rows_spans_zero_and_of_a_
     wide = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.99)
     narrow = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.80)
     assert wide[1] < narrow[1] < narrow[2] < wide[2]
+
+
+def test_the_drift_reference_pools_folds_and_holdout_so_a_lucky_holdout_is_not_the_bar():
+    from market_mlops.model.training import reference_accuracy
+
+    # Promoted on a lucky 0.58 holdout of 300 rows; 900 fold rows say 0.50: live accuracy is held to 0.52.
+    assert reference_accuracy(0.50, 900, 0.58, 300) == pytest.approx(0.52)
+    assert reference_accuracy(float("nan"), 0, 0.58, 300) == 0.58  # no folds recorded (an older version)

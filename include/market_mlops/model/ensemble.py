@@ -16,22 +16,32 @@ def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y.astype(int)], eps, 1))))
 
 
-def fit_weights(probas: list[np.ndarray], y: np.ndarray, min_rows: int = 30) -> tuple[np.ndarray, str]:
-    """Weights on the simplex minimizing out-of-fold log-loss; equal weights when that is not possible."""
+def fit_weights(probas: list[np.ndarray], y: np.ndarray, min_rows: int = 30, prior: np.ndarray | None = None,
+                prior_rows: float = 0.0) -> tuple[np.ndarray, str]:
+    """Weights on the simplex minimizing log-loss; equal weights (or `prior`) when that is not possible.
+
+    With `prior` (the weights in use), the fit is shrunk toward it: the objective adds
+    (prior_rows / rows) * ||w - prior||^2 / 2, so a short window, where log-loss differences between blends are
+    noise, barely moves the weights, and a long one follows the data (a window of pure noise used to swing the
+    weights to a corner)."""
     k = len(probas)
-    equal = np.full(k, 1.0 / k)
+    start = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=float) / np.sum(prior)
+    fallback = "the current weights" if prior is not None else "equal"
     if len(y) < min_rows:
-        return equal, "equal (too few out-of-fold rows)"
+        return start, f"{fallback} (too few rows: {len(y)} < {min_rows})"
+    strength = prior_rows / len(y) if prior is not None else 0.0
 
     def loss(w: np.ndarray) -> float:
-        return log_loss(y, blend(probas, np.clip(w, 0, None) + 1e-12))
+        return log_loss(y, blend(probas, np.clip(w, 0, None) + 1e-12)) + 0.5 * strength * float(np.sum((w - start) ** 2))
 
-    result = minimize(loss, equal, method="SLSQP", bounds=[(0.0, 1.0)] * k,
+    result = minimize(loss, start, method="SLSQP", bounds=[(0.0, 1.0)] * k,
                       constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}])
     if not result.success or not np.all(np.isfinite(result.x)):
-        return equal, f"equal (optimizer: {result.message})"
+        return start, f"{fallback} (optimizer: {result.message})"
     weights = np.clip(result.x, 0, None)
     weights = weights / weights.sum()
-    if loss(weights) > loss(equal):
-        return equal, "equal (optimum not better than equal weights)"
+    if loss(weights) > loss(start):
+        return start, f"{fallback} (optimum not better than {fallback} weights)"
+    if prior is not None:
+        return np.round(weights, 6), f"min log-loss shrunk toward the current weights ({prior_rows:g} prior rows, {len(y)} rows)"
     return np.round(weights, 6), "min log-loss on out-of-fold probabilities"

@@ -121,6 +121,8 @@ class TrainedEnsemble:
     holdout_base_proba: dict[str, np.ndarray]
     train_index: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    oof_accuracy: float = float("nan")  # the weighted ensemble on the walk-forward folds' test rows
+    oof_rows: int = 0
 
 
 def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) -> TrainedEnsemble:
@@ -154,6 +156,7 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) 
                      "ensemble_equal_accuracy": metrics["accuracy"], "ensemble_equal_log_loss": metrics["log_loss"]})
     oof_y = y[np.concatenate(oof_idx)]
     weights, method = fit_weights([np.vstack(oof_proba[m]) for m in BASE_MODELS], oof_y)
+    oof_pred = blend([np.vstack(oof_proba[m]) for m in BASE_MODELS], weights).argmax(axis=1)
     log.info("ensemble weights %s (%s) from %d out-of-fold rows", dict(zip(BASE_MODELS, weights.round(3), strict=True)), method, len(oof_y))
 
     models, holdout_base = {}, {}
@@ -165,4 +168,14 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) 
     holdout_proba = blend([holdout_base[m] for m in BASE_MODELS], weights)
     return TrainedEnsemble(models=models, weights=weights, weights_method=method, params=params, feature_names=names,
                            fold_table=pd.DataFrame(rows), holdout_index=holdout.test, holdout_proba=holdout_proba,
-                           holdout_base_proba=holdout_base, train_index=holdout.train, timings=timings)
+                           holdout_base_proba=holdout_base, train_index=holdout.train, timings=timings,
+                           oof_accuracy=float((oof_pred == oof_y).mean()), oof_rows=int(len(oof_y)))
+
+
+def reference_accuracy(oof_accuracy: float, oof_rows: int, holdout_accuracy: float, holdout_rows: int) -> float:
+    """The accuracy live forecasts are held to: every out-of-sample row pooled (walk-forward folds and holdout). The
+    holdout alone is what the gate selected on, so a promoted model's holdout accuracy is biased up (winner's curse)
+    and drift alarms would be regression to the mean; the folds were not selected on."""
+    if not oof_rows or not np.isfinite(oof_accuracy):
+        return holdout_accuracy
+    return (oof_accuracy * oof_rows + holdout_accuracy * holdout_rows) / (oof_rows + holdout_rows)

@@ -123,7 +123,8 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
 
     # Forecasts for every bar after the training cutoff up to this interval (upsert: reruns change nothing).
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg)
-    accuracy = measure_accuracy(model, symbol, timeframe, float(run.data.metrics["holdout.model_accuracy"]),
+    reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
+    accuracy = measure_accuracy(model, symbol, timeframe, float(reference),
                                 interval_end, cfg)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions)

@@ -80,7 +80,9 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     win = recent_window(parent, symbol, timeframe, interval_end, cfg)
     base = parent.base.base_probas(win.features)
     order = parent.base.meta["order"]
-    weights, method = fit_weights([base[m][win.fit_rows] for m in order], win.y[win.fit_rows])
+    weights, method = fit_weights([base[m][win.fit_rows] for m in order], win.y[win.fit_rows],
+                                  min_rows=cfg.training.refresh_min_rows, prior=np.asarray(parent.base.meta["weights"]),
+                                  prior_rows=cfg.training.weight_prior_rows)
     proba = parent.predict_proba(win.features.iloc[win.eval_rows], weights)
     evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon)
 
@@ -126,6 +128,9 @@ def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], par
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         mlflow.log_params(params)
         mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
+        parent_metrics = store.client(cfg).get_run(parent.run_id).data.metrics  # same base models: same reference
+        mlflow.log_metric("drift.reference_accuracy", float(parent_metrics.get(
+            "drift.reference_accuracy", parent_metrics.get("holdout.model_accuracy", evaluation["model_accuracy"]))))
         mlflow.log_dict(json.loads(json.dumps(evaluation, default=float)), "evaluation/holdout_metrics.json")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

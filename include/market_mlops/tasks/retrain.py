@@ -203,6 +203,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     import mlflow
 
     from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.model.training import reference_accuracy
     from market_mlops.registry import store, versions
 
     hold = trained.holdout_index
@@ -219,6 +220,10 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             mlflow.log_metrics({f"fold.{k}": float(v) for k, v in row.items() if str(k).endswith(("accuracy", "log_loss"))},
                                step=int(str(step)))
         mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
+        reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]),
+                                       len(trained.holdout_index))
+        mlflow.log_metrics({"oof.model_accuracy": trained.oof_accuracy, "drift.reference_accuracy": reference})
+        mlflow.set_tag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")
         importances = pd.Series(trained.models["rf"].feature_importances_, index=X.columns).sort_values(ascending=False)
         _log_evaluation(trained, evaluation, importances)
         with tempfile.TemporaryDirectory() as tmp:
