@@ -147,7 +147,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     record_drift_check({k: v for k, v in report.items() if k != "features"} |
                        {"top_features": [d.feature for d in drifted[:5]], "airflow_run_id": airflow_ctx.get("run_id", "")},
                        cfg)
-    log.info("drift %s v%s: band %s, realized %.3f vs holdout %.3f (%s pts, %d resolved), %d/%d features drifted, "
+    log.info("drift %s v%s: band %s, realized %.3f vs reference %.3f (%s pts, %d resolved), %d/%d features drifted, "
              "prediction PSI %s", name, model.version, accuracy.band, accuracy.realized, accuracy.holdout,
              report["delta_points"], accuracy.resolved, len(drifted), len(drifts), report["prediction_psi"])
     _alert_if_needed(report, drifted, len(drifts), emergency.reason, airflow_ctx, cfg)

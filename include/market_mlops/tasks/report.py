@@ -67,7 +67,7 @@ def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
         action = "EMERGENCY RETRAIN TRIGGERED" if r.get("emergency_retrain_triggered") else (
             "retrain skipped (cooldown)" if r.get("in_cooldown") else "")
         lines.append(f"  {r['interval_end'][:10]} {r['model']:<20} v{r['version']:<3} {r['band']:<9} "
-                     f"realized {r['realized_accuracy']} vs holdout {r['holdout_accuracy']} ({r['delta_points']} pts, "
+                     f"realized {r['realized_accuracy']} vs reference {r['holdout_accuracy']} ({r['delta_points']} pts, "
                      f"{r['resolved']} resolved), {r['features_drifted']}/{r['features_checked']} features drifted {action}")
     return lines
 
