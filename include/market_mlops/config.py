@@ -159,6 +159,8 @@ class Training(_Strict):
                                      "toward the current ones as if they came from this many rows (0 = no shrinkage)")
     refresh_min_rows: int = Field(default=100, ge=10, description="fewer resolved bars in the refresh's fit window: "
                                   "the current weights are kept")
+    gate_requires: Literal["ic", "rank_ic", "long_short_sharpe"] | None = Field(
+        default=None, description="a finance metric the challenger's holdout value must have above 0 to be promoted")
     promotion_confidence: float = Field(default=0.90, ge=0.5, lt=1, description="two-sided confidence of the "
                                         "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)

@@ -85,3 +85,28 @@ def test_the_drift_reference_pools_folds_and_holdout_so_a_lucky_holdout_is_not_t
     # Promoted on a lucky 0.58 holdout of 300 rows; 900 fold rows say 0.50: live accuracy is held to 0.52.
     assert reference_accuracy(0.50, 900, 0.58, 300) == pytest.approx(0.52)
     assert reference_accuracy(float("nan"), 0, 0.58, 300) == 0.58  # no folds recorded (an older version)
+
+
+def test_finance_metrics_read_the_score_against_the_returns():
+    import numpy as np
+
+    from market_mlops.model.evaluation import finance_metrics
+
+    rng = np.random.default_rng(3)
+    forward = rng.normal(0, 0.01, 500)
+    informed = np.column_stack([(forward < 0) * 0.6 + 0.2, np.full(500, 0.2), (forward > 0) * 0.6 + 0.2])
+    noise = rng.dirichlet([2, 2, 2], 500)
+    good, blind = (finance_metrics(p, forward, forward, 252) for p in (informed, noise))
+    assert good["ic"] > 0.5 and good["rank_ic"] > 0.5 and abs(blind["ic"]) < 0.15
+    assert good["long_short_sharpe"] > 5 > blind["long_short_sharpe"] and good["long_short_max_drawdown"] < 0.05
+    assert 0 < good["turnover"] <= 2 and good["long_short_return"] > blind["long_short_return"]
+    flat = finance_metrics(np.tile([0.1, 0.8, 0.1], (500, 1)), forward, forward, 252)
+    assert np.isnan(flat["ic"]) and flat["turnover"] == 0 and flat["long_short_return"] == 0
+
+
+@pytest.mark.parametrize(("value", "promoted"), [(0.03, True), (0.0, False), (-0.02, False), (float("nan"), False)])
+def test_the_gate_can_require_a_finance_metric_above_zero(value, promoted):
+    decision = decide_promotion("1", 0.60, BASELINES, None, None, tolerance=0.02,
+                                vs_baseline=Interval(0.15, 0.1, 0.2), required=("ic", value))
+    assert decision.promote is promoted
+    assert ("holdout ic" in decision.reason) is (not promoted)

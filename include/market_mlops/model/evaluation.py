@@ -57,6 +57,30 @@ def long_flat_return(pred: np.ndarray, next_bar_return: np.ndarray, cost_bps: fl
     return float(np.prod(1 + pnl) - 1)
 
 
+def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_return: np.ndarray, bars_per_year: int,
+                    cost_bps: float = COST_BPS) -> dict[str, float]:
+    """What a trader asks beside accuracy. The score is P(bullish) - P(bearish): its information coefficient (Pearson)
+    and rank IC (Spearman) against the forward return; a long/short book (+1 after a BULLISH call, -1 after BEARISH,
+    flat after NEUTRAL, held one bar) after `cost_bps` per unit of position change: total return, annualised Sharpe,
+    maximum drawdown, and turnover (mean position change per bar)."""
+    from scipy.stats import spearmanr
+
+    score = proba[:, 2] - proba[:, 0]
+    varied = len(score) > 2 and np.std(score) > 0 and np.std(forward_return) > 0
+    ic = float(np.corrcoef(score, forward_return)[0, 1]) if varied else float("nan")
+    rank_ic = float(spearmanr(score, forward_return).statistic) if varied else float("nan")
+    pred = proba.argmax(axis=1)
+    position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
+    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+    pnl = position * next_bar_return - changes * cost_bps / 1e4
+    equity = np.cumprod(1 + pnl)
+    drawdown = float(np.max(1 - equity / np.maximum.accumulate(equity))) if len(equity) else 0.0
+    sd = float(np.std(pnl))
+    return {"ic": ic, "rank_ic": rank_ic, "long_short_return": float(equity[-1] - 1) if len(equity) else 0.0,
+            "long_short_sharpe": float(np.mean(pnl) / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0,
+            "long_short_max_drawdown": drawdown, "turnover": float(np.mean(changes)) if len(changes) else 0.0}
+
+
 def one_hot(labels: np.ndarray) -> np.ndarray:
     proba = np.full((len(labels), 3), 0.01)
     proba[np.arange(len(labels)), labels.astype(int)] = 0.98
@@ -64,7 +88,8 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: int, persistence_labels: np.ndarray,
-                            forward_return: np.ndarray, next_bar_return: np.ndarray) -> dict[str, Any]:
+                            forward_return: np.ndarray, next_bar_return: np.ndarray,
+                            bars_per_year: int = 252) -> dict[str, Any]:
     """Model metrics and both baselines on the same rows (keys prefixed model_, majority_, persistence_)."""
     out: dict[str, Any] = {"rows": int(len(y))}
     candidates = {"model": proba, "majority": one_hot(np.full(len(y), majority_class)), "persistence": one_hot(persistence_labels)}
@@ -73,6 +98,7 @@ def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: in
         pred = p.argmax(axis=1)
         metrics["direction_hit_rate"] = direction_hit_rate(pred, forward_return)
         metrics["long_flat_return"] = long_flat_return(pred, next_bar_return)
+        metrics.update(finance_metrics(p, forward_return, next_bar_return, bars_per_year))
         out.update({f"{name}_{k}": v for k, v in metrics.items()})
     out["buy_and_hold_return"] = float(np.prod(1 + next_bar_return) - 1)
     return out
@@ -86,7 +112,7 @@ def baseline_predictions(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, 
 
 
 def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray,
-                     horizon: int) -> dict[str, Any]:
+                     horizon: int, bars_per_year: int = 252) -> dict[str, Any]:
     """`evaluate_with_baselines` on `rows` of a series (the baselines of `baseline_predictions`), forward and
     next-bar returns from the closes (0 where the future is unknown)."""
     forward = np.zeros(len(close))
@@ -94,7 +120,7 @@ def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: 
     next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
     baselines = baseline_predictions(y, rows, fit_rows, horizon)
     return evaluate_with_baselines(y[rows], proba, int(baselines["majority"][0]) if len(rows) else 0,
-                                   baselines["persistence"], forward[rows], next_bar[rows])
+                                   baselines["persistence"], forward[rows], next_bar[rows], bars_per_year)
 
 
 def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, seed: int,

@@ -35,9 +35,10 @@ class Decision:
 
 def decide_promotion(version: str, accuracy: float, baselines: dict[str, float], champion: str | None,
                      vs_champion: Interval | None, tolerance: float, force: bool = False,
-                     vs_baseline: Interval | None = None) -> Decision:
+                     vs_baseline: Interval | None = None, required: tuple[str, float] | None = None) -> Decision:
     """Whether `version` (holdout `accuracy`) replaces `champion`; `vs_champion` is None when there is none;
-    `vs_baseline`: the interval of the difference with the better baseline (None: point estimates only)."""
+    `vs_baseline`: the interval of the difference with the better baseline (None: point estimates only);
+    `required`: a finance metric (name, holdout value) that must be above 0 (`training.gate_requires`)."""
     if champion == version:
         return Decision("already champion", f"v{version} is the champion already")
     if force:
@@ -49,6 +50,9 @@ def decide_promotion(version: str, accuracy: float, baselines: dict[str, float],
         better = max(baselines, key=lambda name: baselines[name])
         return Decision("kept as challenger", f"not significantly better than the {better} baseline "
                         f"({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")
+    if required is not None and not required[1] > 0:
+        return Decision("kept as challenger", f"its holdout {required[0]} {required[1]:+.3f} is not above 0 "
+                        "(training.gate_requires)")
     if champion is not None and vs_champion is not None and not vs_champion.low > -tolerance:
         return Decision("kept as challenger", f"worse than champion v{champion} beyond tolerance {tolerance}")
     if champion is None:

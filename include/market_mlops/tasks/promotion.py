@@ -46,8 +46,10 @@ def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdou
                                                                 challenger_proba, cfg)
         numbers.update({"champion_accuracy": round(champion_accuracy, 4), "diff_mean": round(vs_champion.mean, 4),
                         "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
+    need = cfg.training.gate_requires
+    required = (need, float(evaluation[f"model_{need}"])) if need else None
     decision = decide_promotion(version, accuracy, baselines, champion, vs_champion,
-                                cfg.training.promotion_tolerance, force, vs_baseline)
+                                cfg.training.promotion_tolerance, force, vs_baseline, required)
     if decision.outcome == "already champion":
         return {**numbers, "decision": decision.outcome, "champion_version": version}
     summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason, "previous_champion": champion,

@@ -84,7 +84,8 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                                   min_rows=cfg.training.refresh_min_rows, prior=np.asarray(parent.base.meta["weights"]),
                                   prior_rows=cfg.training.weight_prior_rows)
     proba = parent.predict_proba(win.features.iloc[win.eval_rows], weights)
-    evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon)
+    evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon,
+                                  spec.bars_per_year)
 
     parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "refresh.parent_version": parent.version,

@@ -67,7 +67,7 @@ def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, c
     split = json.loads((model_dir / "split.json").read_text())
     hold = np.arange(split["holdout"][0], split["holdout"][1] + 1)
     metrics = evaluate_holdout(y, models.predict_proba(X.iloc[hold]), table["close"].to_numpy(dtype=float), hold,
-                               np.arange(split["train_end"] + 1), horizon)
+                               np.arange(split["train_end"] + 1), horizon, cfg.spec(timeframe).bars_per_year)
     flat = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
     out.write_text(json.dumps(flat, indent=2, sort_keys=True))
     return flat

@@ -155,7 +155,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     hold = trained.holdout_index
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
-                                  trained.train_index, spec.horizon)
+                                  trained.train_index, spec.horizon, spec.bars_per_year)
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
             "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
             "code.git_commit": git_commit(), **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
