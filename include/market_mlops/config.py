@@ -198,7 +198,6 @@ class Schedule(_Strict):
 
 class Alerts(_Strict):
     slack_conn_id: str = "slack_alerts"
-    outbox: str = "alerts/outbox.jsonl"
 
 
 class PipelineConfig(_Strict):
@@ -262,10 +261,6 @@ class PipelineConfig(_Strict):
     def mlflow_artifact_root(self) -> str:
         root = self.storage.mlflow_artifact_root
         return root if "://" in root else self.path(root).as_uri()
-
-    @property
-    def outbox_path(self) -> Path:
-        return self.path(self.alerts.outbox)
 
     @property
     def bar_minutes(self) -> dict[str, int]:

@@ -5,7 +5,6 @@ stored bars is refused unless the restatement is allowed (then counted and alert
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 
@@ -102,7 +101,9 @@ def test_a_restated_history_is_refused_then_counted_and_alerted_when_allowed(sto
     record = version_history()[-1]
     assert record["rows_changed"] == {"AAPL": 40} and record["rows_unchanged"] == len(aapl) - 40
     assert record["rows_added"] == {"AAPL": 0}
-    alerts = [json.loads(line) for line in cfg.outbox_path.read_text().splitlines()]
+    from market_mlops.monitoring.alerts import Outbox
+
+    alerts = Outbox(cfg).records()
     assert any(a["alert"]["title"] == "Stored market history changed" for a in alerts), alerts
 
     again = market_mlops("import", str(history))  # the restated history is now the stored one

@@ -51,7 +51,7 @@ def _alert(n: int = 1) -> Alert:
 
 
 def test_alert_reaches_slack_through_the_airflow_connection(slack, mlops_home):
-    assert send_alert(_alert(), outbox_path=mlops_home / "outbox.jsonl") == "delivered"
+    assert send_alert(_alert()) == "delivered"
     assert len(slack.requests) == 1
     body = slack.requests[0]["body"]
     assert slack.requests[0]["path"] == "/services/T000/B000/XXXX"
@@ -60,19 +60,19 @@ def test_alert_reaches_slack_through_the_airflow_connection(slack, mlops_home):
     assert kinds[:2] == ["header", "context"] and "section" in kinds and "actions" in kinds
     fields = json.dumps(body["blocks"])
     assert "emergency" in fields and "rsi14" in fields and "MLflow model" in fields
-    assert Outbox(mlops_home / "outbox.jsonl").latest()[_alert().key]["status"] == "delivered"
+    assert Outbox().latest()[_alert().key]["status"] == "delivered"
 
 
 def test_slack_error_keeps_the_alert_and_a_later_send_delivers_it(slack, mlops_home):
-    outbox = Outbox(mlops_home / "outbox.jsonl")
+    outbox = Outbox()
     slack.status = 500
-    status = send_alert(_alert(1), outbox_path=outbox.path, attempts=2, backoff_s=0)  # must not raise
+    status = send_alert(_alert(1), attempts=2, backoff_s=0)  # must not raise
     assert status == "pending"
     assert len(slack.requests) == 2  # retried
     assert [r["key"] for r in outbox.pending()] == [_alert(1).key]
 
     slack.status = 200
-    assert send_alert(_alert(2), outbox_path=outbox.path, backoff_s=0) == "delivered"
+    assert send_alert(_alert(2), backoff_s=0) == "delivered"
     assert outbox.pending() == []  # the earlier alert went out first
     titles = [r["body"]["text"] for r in slack.requests[2:]]
     assert any("v1" in t for t in titles) and any("v2" in t for t in titles)
@@ -80,5 +80,5 @@ def test_slack_error_keeps_the_alert_and_a_later_send_delivers_it(slack, mlops_h
 
 def test_no_connection_means_log_and_outbox(mlops_home, monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_SLACK_ALERTS", raising=False)
-    assert send_alert(_alert(), outbox_path=mlops_home / "outbox.jsonl") == "no_connection"
-    assert Outbox(mlops_home / "outbox.jsonl").records()[0]["status"] == "no_connection"
+    assert send_alert(_alert()) == "no_connection"
+    assert Outbox().records()[0]["status"] == "no_connection"

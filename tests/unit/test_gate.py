@@ -169,7 +169,7 @@ def test_bad_batch_is_rejected_naming_the_check_and_quarantined(versioned_landin
     assert [p.read_bytes() for p in quarantined] == [before]
     assert _state(cfg) == state_before  # dataset, its md5 and the DVC remote unchanged
     assert not (cfg.data_root / "staging").exists()
-    alerts = Outbox(cfg.outbox_path).records()
+    alerts = Outbox(cfg).records()
     assert alerts and alerts[-1]["alert"]["kind"] == "validation"
 
 

@@ -1,26 +1,27 @@
-"""Alerts: Slack through an Airflow connection, with a local JSONL outbox that never loses a message.
+"""Alerts: Slack through an Airflow connection, with an outbox in the suite's SQL store that never loses a message.
 
-Every alert is written to the outbox first (status `pending`), then delivered through the Slack connection named
+Every alert is written to the outbox first (table `alerts`, one row per alert, status `pending`), then delivered through the Slack connection named
 in config (`alerts.slack_conn_id`: an incoming webhook `slackwebhook` or a bot token `slack` connection). With no
 connection configured the alert stays in the task log and the outbox (status `no_connection`). Slack answering an
 error is retried a few times; if it keeps failing the alert stays `pending` in the outbox, is retried on the next
-send, and the caller does not fail: an alert must never break the pipeline it reports on.
+send (by whichever host sends next), and the caller does not fail: an alert must never break the pipeline it
+reports on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from market_mlops.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,30 +74,33 @@ class Alert:
 
 
 class Outbox:
-    """Append-only JSONL of every alert and its delivery status (the last record of a key wins)."""
+    """Every alert and its delivery status: one row per alert key in the SQL store, updated in place (a transactional
+    outbox: `pending` until Slack took it, then `delivered`; `no_connection` when none is configured)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, cfg: PipelineConfig | None = None) -> None:
+        self.cfg = cfg
 
     def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+        from market_mlops.state import store, tables
+
+        alert = record.get("alert", {})
+        store.upsert(tables.alerts, [{
+            "key": record["key"], "kind": str(alert.get("kind", "generic")), "title": str(alert.get("title", ""))[:500],
+            "created": record["created"], "status": record["status"], "attempts": int(record.get("attempts", 0)),
+            "record": json.loads(json.dumps(record, default=str))}], self.cfg)
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from market_mlops.state import store, tables
+
+        return store.records(tables.alerts, self.cfg)
 
     def latest(self) -> dict[str, dict[str, Any]]:
-        state: dict[str, dict[str, Any]] = {}
-        for record in self.records():
-            state[record["key"]] = record
-        return state
+        return {record["key"]: record for record in self.records()}
 
     def pending(self) -> list[dict[str, Any]]:
-        return [r for r in self.latest().values() if r["status"] == "pending"]
+        from market_mlops.state import store, tables
+
+        return store.records(tables.alerts, self.cfg, status="pending")
 
 
 def _slack_connection(conn_id: str) -> Connection | None:
@@ -142,16 +146,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def send_alert(alert: Alert, *, conn_id: str | None = None, outbox_path: Path | None = None,
+def send_alert(alert: Alert, *, conn_id: str | None = None, cfg: PipelineConfig | None = None,
                attempts: int = 3, backoff_s: float = 0.5) -> str:
     """Record and deliver an alert; returns its final status (delivered | pending | no_connection)."""
-    if conn_id is None or outbox_path is None:
-        from market_mlops.config import get_config
+    from market_mlops.config import get_config
 
-        cfg = get_config()
-        conn_id = conn_id or cfg.alerts.slack_conn_id
-        outbox_path = outbox_path or cfg.outbox_path
-    outbox = Outbox(outbox_path)
+    cfg = cfg or get_config()
+    conn_id = conn_id or cfg.alerts.slack_conn_id
+    outbox = Outbox(cfg)
     record = {"key": alert.key, "created": _now(), "alert": asdict(alert), "text": alert.text(), "blocks": alert.blocks(), "attempts": 0}
     log.warning("ALERT %s", alert.text())
     conn = _slack_connection(conn_id)

@@ -43,3 +43,16 @@ alias_moves = Table(
     Column("why", String(2000), nullable=False),
     UniqueConstraint("model", "alias", "moved_at", "to_version", name="uq_alias_moves_key"),
 )
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | delivered | no_connection
+    Column("attempts", Integer, nullable=False),
+    Column("record", JSON, nullable=False),
+    UniqueConstraint("key", name="uq_alerts_key"),
+)

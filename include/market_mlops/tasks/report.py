@@ -76,11 +76,12 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     from collections import Counter
 
     from market_mlops.monitoring.alerts import Outbox
+    from market_mlops.state.store import describe
 
     cfg = cfg or get_config()
-    records = list(Outbox(cfg.outbox_path).latest().values())
+    records = list(Outbox(cfg).latest().values())
     kinds = Counter(r["alert"]["kind"] for r in records)
-    lines = [f"Alerts ({len(records)} in {cfg.outbox_path}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + "):"]
+    lines = [f"Alerts ({len(records)} in table alerts of {describe(cfg)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + "):"]
     for r in [r for r in records if r["alert"]["kind"] in ("drift", "validation", "failure")][-5:]:
         lines.append(f"  [{r['status']}] {r['text'][:150]}")
     return lines
