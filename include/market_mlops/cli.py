@@ -12,6 +12,8 @@
                                        move `champion` back to the version it replaced (or to N)
   market-mlops models                  champion and challenger of every registered model
   market-mlops pools                   create or resize the suite's Airflow pools (dvc, training)
+  market-mlops secrets check [--require VAR...]
+                                       refuse empty, short or placeholder secrets (airflow-init and mlflow run it)
   market-mlops features|train|evaluate the retrain as file-to-file steps (the stages of dvc.yaml)
 """
 
@@ -78,6 +80,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets(args: argparse.Namespace) -> int:
+    import os
+
+    from market_mlops.secrets_check import check
+
+    bad = check(os.environ, tuple(args.require))
+    for line in bad:
+        print(f"error: {line}", file=sys.stderr)
+    if not bad:
+        print("secrets ok")
+    return 1 if bad else 0
+
+
 def _pools(args: argparse.Namespace) -> int:
     from market_mlops.orchestration import ensure_pools
 
@@ -135,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--accept-gaps", action="store_true", help="a price jump between the stored bars and the "
                      "files' first bar is a warning, not a rejection")
     imp.set_defaults(func=_import)
+    sec = sub.add_parser("secrets", help="refuse missing, short or placeholder secrets (compose services run it first)")
+    sec.add_argument("action", choices=["check"])
+    sec.add_argument("--require", nargs="*", default=[], help="variables that must be set (others are checked if set)")
+    sec.set_defaults(func=_secrets)
     run = sub.add_parser("run", help="one run of a suite DAG on the embedded stack, dated like a backfill")
     run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback")
     run.add_argument("--date", required=True, help="YYYY-MM-DD: a session date, or the day a monthly/weekly interval ends")

@@ -122,7 +122,7 @@ def test_the_mlflow_service_answers_the_host_name_the_airflow_services_use(compo
     import urllib.request
 
     service = compose["services"]["mlflow"]
-    script = shlex.split(service["command"])[-1]  # bash -c "<script>"
+    script = shlex.split(service["command"])[-1].split("&&")[-1]  # bash -c "<secrets check> && <mlflow server>"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -170,3 +170,69 @@ def test_connections_are_encrypted_with_one_fernet_key(compose):
     env = _env(compose["x-airflow-common"])
     assert env["AIRFLOW__CORE__FERNET_KEY"] == "${AIRFLOW_FERNET_KEY:?set in .env}"
     assert "AIRFLOW_FERNET_KEY=" in (REPO / ".env.example").read_text()
+
+
+@pytest.mark.parametrize(("service", "required"), [
+    ("airflow-init", {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                      "AWS_SECRET_ACCESS_KEY", "AIRFLOW_ADMIN_PASSWORD"}),
+    ("mlflow", {"MLFLOW_BACKEND_STORE_URI", "AWS_SECRET_ACCESS_KEY"}),
+])
+def test_services_holding_secrets_check_them_before_anything_else(compose, service, required):
+    import shlex
+
+    script = shlex.split(compose["services"][service]["command"])[-1]
+    first = shlex.split(script.split("&&")[0])
+    assert first[:3] == ["market-mlops", "secrets", "check"] and set(first[4:]) == required
+
+
+def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
+    """The refusal itself: every value `.env.example` ships is refused with a line naming the variable and how to
+    make a good one; values made the way those lines say pass."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    from market_mlops.secrets_check import check
+
+    example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#") and "=" in line)
+    shipped = {
+        "AIRFLOW__CORE__FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": example["AIRFLOW_JWT_SECRET"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://mlops:{example['POSTGRES_PASSWORD']}@postgres:5432/airflow",
+        "AWS_SECRET_ACCESS_KEY": example["MINIO_ROOT_PASSWORD"],
+        "AIRFLOW_ADMIN_PASSWORD": example["AIRFLOW_ADMIN_PASSWORD"],
+    }
+    lines = check(shipped)
+    assert len(lines) == len(shipped)
+    assert all("placeholder" in line and "in .env" in line for line in lines), lines
+    assert any("Fernet.generate_key()" in line for line in lines)
+    good = {
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://mlops:{secrets.token_urlsafe(18)}@postgres:5432/airflow",
+        "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+    }
+    assert check(good) == []
+    assert check({}, ("AIRFLOW__CORE__FERNET_KEY",)) == [check({"AIRFLOW__CORE__FERNET_KEY": ""})[0]]  # missing = empty
+    assert "not a Fernet key" in check({**good, "AIRFLOW__CORE__FERNET_KEY": secrets.token_hex(22)})[0]
+    assert "fewer than 16" in check({**good, "AWS_SECRET_ACCESS_KEY": "k7Qz9Lm2"})[0]
+
+
+def test_the_command_stops_the_service_in_one_line_per_secret(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "MLFLOW"))}
+    env["AWS_SECRET_ACCESS_KEY"] = "change-me-too"
+    cli = Path(sys.executable).parent / "market-mlops"
+    out = subprocess.run([str(cli), "secrets", "check", "--require", "AIRFLOW__CORE__FERNET_KEY"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        "error: AIRFLOW__CORE__FERNET_KEY is empty: set AIRFLOW_FERNET_KEY: python -c \"from cryptography.fernet import "
+        "Fernet; print(Fernet.generate_key().decode())\" in .env",
+        "error: AWS_SECRET_ACCESS_KEY is a placeholder ('change-me-to'...): set MINIO_ROOT_PASSWORD: openssl rand -base64 "
+        "24 | tr -d '/+=' in .env"]
