@@ -34,7 +34,7 @@ RULES = (
     Rule("AIRFLOW__API_AUTH__JWT_SECRET", 32, "AIRFLOW_JWT_SECRET: openssl rand -hex 32"),
     Rule("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", 16, "POSTGRES_PASSWORD: openssl rand -base64 24 | tr -d '/+='", in_url=True),
     Rule("MLFLOW_BACKEND_STORE_URI", 16, "POSTGRES_PASSWORD: openssl rand -base64 24 | tr -d '/+='", in_url=True),
-    Rule("AWS_SECRET_ACCESS_KEY", 16, "MINIO_ROOT_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
+    Rule("AWS_SECRET_ACCESS_KEY", 16, "MINIO_PIPELINE_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
     Rule("AIRFLOW_ADMIN_PASSWORD", 12, "AIRFLOW_ADMIN_PASSWORD: a password of 12 characters or more"),
 )
 

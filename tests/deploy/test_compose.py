@@ -200,7 +200,7 @@ def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
         "AIRFLOW__CORE__FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
         "AIRFLOW__API_AUTH__JWT_SECRET": example["AIRFLOW_JWT_SECRET"],
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://mlops:{example['POSTGRES_PASSWORD']}@postgres:5432/airflow",
-        "AWS_SECRET_ACCESS_KEY": example["MINIO_ROOT_PASSWORD"],
+        "AWS_SECRET_ACCESS_KEY": example["MINIO_PIPELINE_PASSWORD"],
         "AIRFLOW_ADMIN_PASSWORD": example["AIRFLOW_ADMIN_PASSWORD"],
     }
     lines = check(shipped)
@@ -234,5 +234,42 @@ def test_the_command_stops_the_service_in_one_line_per_secret(tmp_path):
     assert out.stderr.splitlines() == [
         "error: AIRFLOW__CORE__FERNET_KEY is empty: set AIRFLOW_FERNET_KEY: python -c \"from cryptography.fernet import "
         "Fernet; print(Fernet.generate_key().decode())\" in .env",
-        "error: AWS_SECRET_ACCESS_KEY is a placeholder ('change-me-to'...): set MINIO_ROOT_PASSWORD: openssl rand -base64 "
-        "24 | tr -d '/+=' in .env"]
+        "error: AWS_SECRET_ACCESS_KEY is a placeholder ('change-me-to'...): set MINIO_PIPELINE_PASSWORD: openssl rand "
+        "-base64 24 | tr -d '/+=' in .env"]
+
+
+def test_only_minio_init_holds_the_storage_root_credentials(compose):
+    """Least privilege: the Airflow services and MLflow get the pipeline user; the root user creates the buckets,
+    the users and their policies, and nothing else sees it."""
+    text = yaml.safe_dump(compose)
+    for name, service in compose["services"].items():
+        holds_root = "MINIO_ROOT" in yaml.safe_dump(service)
+        assert holds_root is (name in {"minio", "minio-init"}), f"{name} references the MinIO root credentials"
+    assert "MINIO_ROOT" not in yaml.safe_dump(compose["x-airflow-common"])
+    assert _env(compose["x-airflow-common"])["AWS_ACCESS_KEY_ID"] == "${MINIO_PIPELINE_USER:?set in .env}"
+    assert _env(compose["services"]["mlflow"])["AWS_ACCESS_KEY_ID"] == "${MINIO_PIPELINE_USER:?set in .env}"
+    init = compose["services"]["minio-init"]["entrypoint"]
+    assert "policy attach local pipeline --user" in init and "policy attach local uploader --user" in init
+    assert "./docker/minio:/policies:ro" in compose["services"]["minio-init"]["volumes"]
+    assert text  # the whole file parsed
+
+
+def _grants(policy: dict) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for resource in statement["Resource"]:
+            out.setdefault(resource.removeprefix("arn:aws:s3:::"), set()).update(statement["Action"])
+    return out
+
+
+def test_each_role_can_do_what_it_needs_and_no_more():
+    import json
+
+    pipeline = _grants(json.loads((REPO / "docker" / "minio" / "pipeline-policy.json").read_text()))
+    uploader = _grants(json.loads((REPO / "docker" / "minio" / "uploader-policy.json").read_text()))
+    for bucket in ("mlops-data", "mlflow"):
+        assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= pipeline[f"{bucket}/*"]
+    assert pipeline["mlops-landing/*"] == {"s3:GetObject"}  # drops are read, never changed or deleted
+    assert not any("*" in action for actions in pipeline.values() for action in actions)
+    assert uploader == {"mlops-landing/drops/*": {"s3:PutObject"}}
