@@ -185,6 +185,10 @@ def test_services_holding_secrets_check_them_before_anything_else(compose, servi
     assert first[:3] == ["market-mlops", "secrets", "check"] and set(first[4:]) == required
 
 
+def _airflow_db_url(password: str) -> str:
+    return "postgresql+psycopg2://mlops:" + password + "@postgres:5432/airflow"
+
+
 def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
     """The refusal itself: every value `.env.example` ships is refused with a line naming the variable and how to
     make a good one; values made the way those lines say pass."""
@@ -199,7 +203,7 @@ def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
     shipped = {
         "AIRFLOW__CORE__FERNET_KEY": example["AIRFLOW_FERNET_KEY"],
         "AIRFLOW__API_AUTH__JWT_SECRET": example["AIRFLOW_JWT_SECRET"],
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://mlops:{example['POSTGRES_PASSWORD']}@postgres:5432/airflow",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _airflow_db_url(example["POSTGRES_PASSWORD"]),
         "AWS_SECRET_ACCESS_KEY": example["MINIO_PIPELINE_PASSWORD"],
         "AIRFLOW_ADMIN_PASSWORD": example["AIRFLOW_ADMIN_PASSWORD"],
     }
@@ -210,7 +214,7 @@ def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
     good = {
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://mlops:{secrets.token_urlsafe(18)}@postgres:5432/airflow",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _airflow_db_url(secrets.token_urlsafe(18)),
         "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
     }

@@ -146,9 +146,9 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     suffix = uuid.uuid4().hex[:8]
-    airflow_db, mlflow_db = f"sched_airflow_{suffix}", f"sched_mlflow_{suffix}"
-    psql(f"CREATE DATABASE {airflow_db}")
-    psql(f"CREATE DATABASE {mlflow_db}")
+    airflow_db, mlflow_db, state_db = f"sched_airflow_{suffix}", f"sched_mlflow_{suffix}", f"sched_state_{suffix}"
+    for db in (airflow_db, mlflow_db, state_db):
+        psql(f"CREATE DATABASE {db}")
     home = tmp_path_factory.mktemp("scheduler")
     (home / "passwords.json").write_text(json.dumps({"admin": "test-pw"}))
     port = _free_port()
@@ -168,6 +168,7 @@ def stack(tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex, "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "MLOPS__STORAGE__MLFLOW_TRACKING_URI": f"postgresql+psycopg2://{PG}/{mlflow_db}",
+        "MLOPS__STORAGE__STATE_URL": f"postgresql+psycopg2://{PG}/{state_db}",  # the suite's SQL store, as in production
         "GX_ANALYTICS_ENABLED": "False", "GIT_PYTHON_REFRESH": "quiet",
     })
     s = Stack(home, env, port)
@@ -183,8 +184,8 @@ def stack(tmp_path_factory):
     leftovers = s.stop()
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
-    psql(f"DROP DATABASE IF EXISTS {airflow_db} WITH (FORCE)")
-    psql(f"DROP DATABASE IF EXISTS {mlflow_db} WITH (FORCE)")
+    for db in (airflow_db, mlflow_db, state_db):
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     print(f"scheduler tier logs kept in {home}")
 
 
@@ -241,7 +242,10 @@ def test_rest_trigger_and_the_asset_event_start_the_retrain(stack):
     assert len(mine) == 1
     tags = client.get_run(mine[0].run_id).data.tags
     assert tags["airflow.dag_id"] == "model_retrain" and tags["data.interval_end"].startswith("2025-10-01")
-    history = [json.loads(line) for line in (stack.home / "data" / "versions.jsonl").read_text().splitlines()]
+    from market_mlops.config import load_config
+    from market_mlops.data.versioning import version_history
+
+    history = version_history(load_config(environ=stack.env))
     september = [r for r in history if r["interval_end"].startswith("2025-09-30")]
     assert tags["data.version"] == september[-1]["md5"]  # the exact version the Asset event carried
 
