@@ -35,7 +35,8 @@ class Split:
 
     def describe(self, symbol: str, timeframe: str) -> str:
         new, old = (self.ratio, 1.0) if self.ratio >= 1 else (1.0, 1 / self.ratio)
-        return f"{symbol} {timeframe}: {_fmt(new)}:{_fmt(old)} split on {self.ts:%Y-%m-%d %H:%M} ({self.evidence})"
+        found = f" ({self.evidence})" if self.evidence else ""
+        return f"{symbol} {timeframe}: {_fmt(new)}:{_fmt(old)} split on {self.ts:%Y-%m-%d %H:%M}{found}"
 
 
 def _fmt(value: float) -> str:

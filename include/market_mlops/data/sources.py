@@ -292,13 +292,12 @@ def symbol_in_name(name: str, known_timeframes: Collection[str]) -> str | None:
 def named_for(name: str, symbols: list[str], timeframes: list[str], known_timeframes: Collection[str]) -> bool:
     """Whether a file's name leaves it in a run narrowed to `symbols` and `timeframes`. A name that names neither
     (`bars.csv` with a symbol column) stays: the gate checks its rows."""
-    stem = Path(name).stem
-    match = _NAME_PATTERN.match(stem)
-    if match and match.group("timeframe").lower() in known_timeframes:
-        return match.group("symbol").upper() in symbols and match.group("timeframe").lower() in timeframes
-    if stem.isupper() and _TICKER_NAME.match(stem):  # SYMBOL.csv
-        return stem in symbols
-    return True
+    symbol = symbol_in_name(name, known_timeframes)
+    if symbol is None:
+        return True
+    match = _NAME_PATTERN.match(Path(name).stem)
+    named_tf = match.group("timeframe").lower() if match else None
+    return symbol in symbols and (named_tf not in known_timeframes or named_tf in timeframes)
 
 
 class SyntheticSource:

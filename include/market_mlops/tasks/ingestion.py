@@ -234,7 +234,7 @@ def corporate_action_findings(frame: pd.DataFrame, price_basis: str) -> list[Fin
     rows = frame[frame["split_ratio"] != 1.0]
     if rows.empty:
         return []
-    lines = [Split(row.ts, float(row.split_ratio), "").describe(str(row.symbol), str(row.timeframe)).removesuffix(" ()")
+    lines = [Split(row.ts, float(row.split_ratio), "").describe(str(row.symbol), str(row.timeframe))
              for row in rows.itertuples()]
     done = "prices before it adjusted" if price_basis == "adjusted" else "raw prices kept"
     return [Finding(check="corporate_action", expectation="split_detection", severity="warning", success=False,
