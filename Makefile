@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): requirements-dev.lock pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(PY) || $(UV) venv --quiet --python 3.11 $(VENV)
-	$(UV) pip sync --quiet --python $(PY) requirements-dev.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements-dev.lock  # .pyc now: PYTHONDONTWRITEBYTECODE=1 would make every process compile GX and Airflow again (3 s each)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 

@@ -9,10 +9,12 @@ sessions)**, and the run's logical date is the session date.
 1. `fetch_bars`: raw files of the session from the source (landing folder/S3 prefix of CSV/Parquet drops, or the
    synthetic generator). Raw files are never modified or deleted.
 2. `validate_bars`: the Great Expectations gate (`great_expectations/expectations/`). A failing batch is copied to
-   `data/quarantine/<interval>/<result id>/` with its report, Slack is told, and the run stops: nothing is merged.
-3. `merge_bars`: upsert into Parquet partitions (per symbol, timeframe, period), atomically.
-4. `version_dataset` (pool `dvc`, one slot): `dvc add` + `dvc push`; the DVC md5 is the data version. It goes to
-   XCom, to the SQL store's `data_versions` table, and to an event on the `market_dataset` Asset.
+   `<batches>/quarantine/<interval>/<result id>/` with its report (`storage.batches_url`: the data root, or S3),
+   Slack is told, and the run stops: nothing is merged. A passing batch is staged there for the next task.
+3. `version_dataset` (pool `dvc`, one slot): the one writer, on any worker: under a lock in the SQL store, bring the
+   worker's dataset copy to the head version, upsert the batch into its Parquet partitions, `dvc add` + `dvc push`
+   (the DVC md5 is the data version), log it in `data_versions` and move the head, in one transaction. The md5
+   goes to XCom and to an event on the `market_dataset` Asset.
 
 **Params** (trigger form): `symbols` and `timeframes` narrow the configured universe (empty = all); `source`
 overrides `source.kind` from config; `history_start` (YYYY-MM-DD) turns the run into an initial load of every session
@@ -23,8 +25,8 @@ stored bars and the batch's first bar through as a warning.
 **When it fails**
 - `validate_bars`: read the one-line summary in the log (file and failed check), open the quarantine report,
   fix or replace the file in the landing folder, then clear the task. Retries do not help a bad file.
-- `version_dataset`: the DVC remote (S3/MinIO) is unreachable or refused the credentials; the dataset is
-  committed locally, fix the remote and clear the task (safe to rerun: same md5).
+- `version_dataset`: the DVC remote (S3/MinIO) or the SQL store is unreachable or refused the credentials; the
+  head did not move, fix the remote and clear the task (safe to rerun, on any worker: same md5).
 - Backfill: `airflow backfill create --dag-id market_data_ingestion --from-date A --to-date B` runs exactly the
   trading sessions in the range; any order gives the same dataset.
 """
@@ -47,7 +49,7 @@ from market_mlops.orchestration import (
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
-    from market_mlops.contracts import FetchedBatch, MergedBatch, ValidatedBatch, VersionRecord
+    from market_mlops.contracts import FetchedBatch, ValidatedBatch, VersionRecord
 
 
 @dag(
@@ -95,21 +97,15 @@ def market_data_ingestion():
         except BatchRejected as rejected:  # a bad file does not get better on retry
             raise AirflowFailException(str(rejected)) from None
 
-    @task
-    def merge_bars(validated: ValidatedBatch) -> MergedBatch:
-        from market_mlops.tasks.ingestion import merge_batch
-
-        return merge_batch(validated)
-
     @task(pool=DVC_POOL, outlets=[MARKET_DATASET])
-    def version_dataset(merged: MergedBatch, run_id=None, outlet_events=None) -> VersionRecord:
-        from market_mlops.tasks.ingestion import version_dataset as commit_version
+    def version_dataset(validated: ValidatedBatch, run_id=None, outlet_events=None) -> VersionRecord:
+        from market_mlops.tasks.ingestion import version_dataset as publish
 
-        record = commit_version(merged, run_id=run_id)
+        record = publish(validated, run_id=run_id)
         outlet_events[MARKET_DATASET].extra = {k: record[k] for k in ("md5", "interval_start", "interval_end", "gx_result_id")}
         return record
 
-    version_dataset(merge_bars(validate_bars(fetch_bars())))
+    version_dataset(validate_bars(fetch_bars()))
 
 
 market_data_ingestion()

@@ -129,6 +129,9 @@ class Storage(_Strict):
     mlflow_artifact_root: str = "mlflow/artifacts"
     state_url: str | None = Field(default=None, description="the suite's SQL store (SQLAlchemy URL): data versions, "
                                   "drift checks, alias moves; null = sqlite:///<MLOPS_HOME>/state.db")
+    batches_url: str | None = Field(default=None, description="gated batches on their way to the dataset, their "
+                                    "validation reports and quarantined batches: null = the data root; an s3:// URL "
+                                    "when workers share no disk (one worker gates, another merges)")
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -238,6 +241,11 @@ class PipelineConfig(_Strict):
     @property
     def data_root(self) -> Path:
         return self.path(self.storage.data_root)
+
+    @property
+    def batches_url(self) -> str:
+        url = self.storage.batches_url
+        return url.rstrip("/") if url and "://" in url else str(self.path(url) if url else self.data_root)
 
     @property
     def dvc_remote_url(self) -> str:

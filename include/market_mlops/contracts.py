@@ -49,10 +49,6 @@ class ValidatedBatch(TypedDict):
     rows_changed: NotRequired[dict[str, int]]  # stored bars a restatement changes, per symbol (allowed by the run)
 
 
-class MergedBatch(ValidatedBatch):
-    rows_added: dict[str, int]
-
-
 class VersionRecord(TypedDict):
     md5: str
     files: int
@@ -67,6 +63,7 @@ class VersionRecord(TypedDict):
     gx_result_id: str
     run_id: str
     remote: str
+    logged_at: NotRequired[str]
 
 
 class RetrainPlan(TypedDict):

@@ -85,5 +85,5 @@ def test_a_session_years_before_the_old_start_date_runs_its_tasks(dagbag, univer
     with create_session() as db:
         run = db.query(DagRun).filter(DagRun.dag_id == dag.dag_id).order_by(DagRun.id.desc()).first()
         states = {ti.task_id: ti.state for ti in db.query(TaskInstance).filter(TaskInstance.run_id == run.run_id)}
-    assert states == {t: "success" for t in ("fetch_bars", "validate_bars", "merge_bars", "version_dataset")}
+    assert states == {t: "success" for t in ("fetch_bars", "validate_bars", "version_dataset")}
     assert version_history()[-1]["sessions"] == ["2019-03-05"]

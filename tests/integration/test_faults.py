@@ -96,7 +96,7 @@ from market_mlops.tasks import ingestion
 day = dt.date.fromisoformat(sys.argv[1])
 s = calendar.session("XNYS", day)
 f = ingestion.fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime())
-print(ingestion.version_dataset(ingestion.merge_batch(ingestion.validate_batch(f)))["md5"])
+print(ingestion.version_dataset(ingestion.validate_batch(f))["md5"])
 """
 
 

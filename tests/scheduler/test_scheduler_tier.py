@@ -210,7 +210,7 @@ def test_backfill_runs_exactly_the_trading_sessions(stack, tmp_path, monkeypatch
     for day in [dt.date(2024, 7, 1), dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.date(2024, 7, 5)]:
         s = calendar.session("XNYS", day)
         fetched = ingestion.fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime(), cfg=cfg)
-        ingestion.merge_batch(ingestion.validate_batch(fetched, cfg=cfg), cfg=cfg)
+        ingestion.version_dataset(ingestion.validate_batch(fetched, cfg=cfg), cfg=cfg)
     expected = parquet_digests(tmp_path / "data" / "dataset", "2024.parquet")
     assert expected and parquet_digests(stack.home / "data" / "dataset", "2024.parquet") == expected
 

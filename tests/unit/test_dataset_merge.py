@@ -1,7 +1,7 @@
 """Upserts into the stores on disk: any order, any concurrency, same bytes.
 
 A backfill runs several runs at once (its max_active_runs is independent of the DAG's), and their upserts land in
-the same yearly dataset partition or monthly forecast file. The CI of an earlier submission caught two unlocked
+the same yearly dataset partition or the forecasts table. The CI of an earlier submission caught two unlocked
 merges each dropping the other's rows; these tests reproduce that with processes started at the same instant.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from market_mlops.config import load_config
 from market_mlops.data.dataset import load_bars, merge_bars
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
-from market_mlops.monitoring.forecasts import FORECAST_COLUMNS, upsert_forecasts
+from market_mlops.monitoring.forecasts import FORECAST_COLUMNS, load_forecasts, upsert_forecasts
 from tests.files import parquet_digests
 
 SESSIONS = [dt.date(2024, 7, d) for d in (1, 2, 3, 5, 8, 9, 10, 11)]
@@ -67,13 +68,27 @@ def test_concurrent_dataset_merges_lose_no_rows_and_match_a_sequential_merge(tmp
     assert not list(concurrent.rglob(".tmp-*"))
 
 
-def test_concurrent_forecast_upserts_lose_no_rows(tmp_path):
-    frames = [_day_forecasts(day) for day in SESSIONS]
-    sequential, concurrent = tmp_path / "sequential" / "forecasts", tmp_path / "concurrent" / "forecasts"
-    _one_by_one(upsert_forecasts, sequential, [_day_forecasts(dt.date(2024, 6, 28)), *frames])
-    upsert_forecasts(concurrent, _day_forecasts(dt.date(2024, 6, 28)))
-    _all_at_once(upsert_forecasts, concurrent, frames[::-1])
+def _store_at(home: Path):
+    return load_config(environ={"MLOPS_HOME": str(home)})
 
-    stored = pd.read_parquet(concurrent / "symbol=SPY" / "timeframe=d1" / "2024-07.parquet")
-    assert len(stored) == 2 * len(SESSIONS)
-    assert parquet_digests(concurrent) == parquet_digests(sequential)
+
+def _forecasts_into(home: Path, frame: pd.DataFrame) -> None:
+    upsert_forecasts(frame, _store_at(home))
+
+
+def test_concurrent_forecast_upserts_lose_no_rows(tmp_path):
+    """Forecasts live in the SQL store: processes writing at the same instant (and a retry of one of them) leave
+    exactly the rows one process writing in turn leaves."""
+    frames = [_day_forecasts(day) for day in SESSIONS]
+    sequential, concurrent = tmp_path / "sequential", tmp_path / "concurrent"
+    _one_by_one(_forecasts_into, sequential, [_day_forecasts(dt.date(2024, 6, 28)), *frames])
+    _forecasts_into(concurrent, _day_forecasts(dt.date(2024, 6, 28)))
+    _all_at_once(_forecasts_into, concurrent, frames[::-1])
+    _forecasts_into(concurrent, frames[3].assign(p_bullish=0.6))  # a rerun replaces its rows in place
+
+    stored = load_forecasts("SPY", "d1", _store_at(concurrent))
+    alone = load_forecasts("SPY", "d1", _store_at(sequential))
+    assert len(stored) == 2 * (len(SESSIONS) + 1)
+    changed = stored["ts"] == frames[3]["ts"].iloc[0]
+    assert stored.loc[changed, "p_bullish"].tolist() == [0.6, 0.6]
+    assert stored[~changed].reset_index(drop=True).equals(alone[~changed.to_numpy()].reset_index(drop=True))

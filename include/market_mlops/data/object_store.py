@@ -46,3 +46,36 @@ def list_s3(prefix_uri: str) -> list[str]:
     paginator = s3_client().get_paginator("list_objects_v2")
     return [f"s3://{bucket}/{obj['Key']}" for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
             for obj in page.get("Contents", [])]
+
+
+def read_bytes(uri: str) -> bytes:
+    """An object (s3://...) or a local file."""
+    if uri.startswith("s3://"):
+        bucket, key = split_s3_uri(uri)
+        return bytes(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    from pathlib import Path
+
+    return Path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """An object PUT (atomic by nature) or an atomic local write."""
+    if uri.startswith("s3://"):
+        bucket, key = split_s3_uri(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    from pathlib import Path
+
+    from market_mlops.data.storage import write_bytes_atomic
+
+    write_bytes_atomic(data, Path(uri))
+
+
+def list_under(prefix: str) -> list[str]:
+    """Every object or file below `prefix`, as URIs or paths."""
+    if prefix.startswith("s3://"):
+        return sorted(list_s3(prefix.rstrip("/") + "/"))
+    from pathlib import Path
+
+    root = Path(prefix)
+    return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.data.bars import COLUMNS, DTYPES, PRICE_COLUMNS
+from market_mlops.data.object_store import read_bytes
 
 if TYPE_CHECKING:
     from market_mlops.config import PipelineConfig
@@ -66,17 +67,8 @@ class Source(Protocol):
 
 
 # Reading ------------------------------------------------------------------------------------------------------
-def _read_bytes(uri: str) -> bytes:
-    if uri.startswith("s3://"):
-        from market_mlops.data.object_store import s3_client, split_s3_uri
-
-        bucket, key = split_s3_uri(uri)
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Path(uri).read_bytes()
-
-
 def _parse(raw: RawFile) -> pd.DataFrame:
-    data = _read_bytes(raw.uri)
+    data = read_bytes(raw.uri)
     if not data.strip():
         raise BadFile(raw.name, "file_not_empty", "the file is empty")
     suffix = Path(raw.name).suffix.lower()

@@ -39,13 +39,26 @@ def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None
         raise
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet with fixed settings (zstd, no index, one row group) so equal frames give equal bytes."""
+def _write_parquet(frame: pd.DataFrame, fh: BinaryIO) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    _replace_atomically(path, lambda fh: pq.write_table(table, fh, compression="zstd", row_group_size=max(len(frame), 1)))
+    pq.write_table(table, fh, compression="zstd", row_group_size=max(len(frame), 1))
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet with fixed settings (zstd, no index, one row group) so equal frames give equal bytes."""
+    _replace_atomically(path, lambda fh: _write_parquet(frame, fh))
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The bytes `write_parquet_atomic` writes (for an object store)."""
+    import io
+
+    buffer = io.BytesIO()
+    _write_parquet(frame, buffer)
+    return buffer.getvalue()
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:

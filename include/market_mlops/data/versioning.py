@@ -1,11 +1,16 @@
 """Dataset versions with DVC in a workspace that needs no git (`core.no_scm`).
 
-The data root is the DVC workspace; `dataset/` is one tracked output whose `.dir` md5 is the data version.
-DVC takes a repo lock, so every DVC step here also holds a host-level file lock, and the ingestion DAG runs its
-versioning task in an Airflow pool of one slot (`dvc`): concurrent runs queue instead of failing.
+The data root is the DVC workspace; `dataset/` is one tracked output whose `.dir` md5 is the data version. The
+workspace is a cache: the truth is the DVC remote plus the SQL store's `dataset_head` (the version every writer
+starts from) and `data_versions` (the log).
+
+One writer at a time on every host (`publish_version`): it holds a lock taken in the SQL store, brings its
+workspace to the head (pulling it from the remote when another host moved it, or when a writer died here mid-merge),
+merges, `dvc add` + push, and logs the version and moves the head in the transaction that holds the lock. A writer
+killed before that commit leaves the head where it was. Readers see the head the same way (`head_dataset`).
 A version is materialized for training by checking out its `.dvc` record in a scratch workspace that shares the
 cache and remote, so training reads exactly the bytes of that version whatever the live dataset holds now.
-The version log lives in the suite's SQL store (`state`), not in the workspace.
+Host file locks only keep processes of one host from changing the local cache under each other.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -24,6 +29,7 @@ from market_mlops.data.storage import directory_lock, file_lock
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+    from sqlalchemy import Connection
 
     from market_mlops.config import PipelineConfig
 
@@ -31,6 +37,9 @@ log = logging.getLogger(__name__)
 
 DATASET_DIR = "dataset"
 REMOTE_NAME = "store"
+HEAD = "market"  # the dataset's row in `dataset_head`
+MERGING = ".merge-in-progress"  # in the workspace root while a writer changes it; left behind by a killed writer
+T = TypeVar("T")
 
 
 class VersioningError(RuntimeError):
@@ -85,23 +94,115 @@ def read_version(root: Path) -> DataVersion | None:
 def commit_and_push(root: Path, remote_url: str, endpoint_url: str | None = None) -> tuple[DataVersion, int]:
     """`dvc add dataset` then `dvc push`; returns the version and how many objects were pushed."""
     with file_lock(root / ".dvc-host.lock"):
-        repo = open_workspace(root, remote_url, endpoint_url)
+        return _add_and_push(root, remote_url, endpoint_url)
+
+
+def _add_and_push(root: Path, remote_url: str, endpoint_url: str | None) -> tuple[DataVersion, int]:
+    repo = open_workspace(root, remote_url, endpoint_url)
+    try:
+        with directory_lock(root / DATASET_DIR):  # the snapshot is one state between merges, never half of one
+            repo.add(str(root / DATASET_DIR))
+            version = read_version(root)
+        if version is None:
+            raise VersioningError(f"dvc add of {root / DATASET_DIR} wrote no {DATASET_DIR}.dvc; check the workspace")
         try:
-            with directory_lock(root / DATASET_DIR):  # the snapshot is one state between merges, never half of one
-                repo.add(str(root / DATASET_DIR))
-                version = read_version(root)
-            assert version is not None
-            try:
-                pushed = repo.push()
-            except Exception as exc:
-                raise VersioningError(
-                    f"dvc push of data version {version.md5} to {remote_url} failed ({exc.__class__.__name__}: "
-                    f"{str(exc)[:200]}); the dataset is committed locally, check the remote and retry the task"
-                ) from exc
-        finally:
-            repo.close()
+            pushed = repo.push()
+        except Exception as exc:
+            raise VersioningError(
+                f"dvc push of data version {version.md5} to {remote_url} failed ({exc.__class__.__name__}: "
+                f"{str(exc)[:200]}); the dataset is committed locally, check the remote and retry the task"
+            ) from exc
+    finally:
+        repo.close()
     log.info("data version %s: %d files, %d bytes, %d objects pushed", version.md5, version.files, version.size, pushed)
     return version, int(pushed or 0)
+
+
+def head_md5(cfg: PipelineConfig, connection: Connection | None = None) -> str | None:
+    """The version every writer starts from: the `dataset_head` row, else (a store from before the head existed)
+    the last logged version; None before the first version."""
+    from sqlalchemy import select
+
+    from market_mlops.state import store, tables
+
+    head, log_table = tables.dataset_head, tables.data_versions
+    queries = (select(head.c.md5).where(head.c.name == HEAD), select(log_table.c.md5).order_by(log_table.c.id.desc()).limit(1))
+    for query in queries:
+        found = connection.execute(query).scalar() if connection is not None else next(
+            iter(store.frame(query, cfg)), {}).get("md5")
+        if found:
+            return str(found)
+    return None
+
+
+def sync_workspace(root: Path, md5: str | None, remote_url: str, endpoint_url: str | None = None) -> bool:
+    """Bring the workspace at `root` to data version `md5` (the head); returns whether it had to change. A workspace
+    already at `md5` and not left mid-merge is untouched (one file read); otherwise the version is checked out with
+    force from the cache, pulling what the cache lacks from the remote, so a partial merge of a killed writer and
+    another host's older copy both give way to the published bytes."""
+    merging = root / MERGING
+    local = read_version(root)
+    if local is not None and local.md5 == md5 and not merging.exists():
+        return False
+    if md5 is None:  # nothing published yet: an unpublished merge here is dropped, a fresh workspace is kept
+        if not merging.exists():
+            return False
+        shutil.rmtree(root / DATASET_DIR, ignore_errors=True)
+        (root / f"{DATASET_DIR}.dvc").unlink(missing_ok=True)
+        merging.unlink()
+        return True
+    repo = open_workspace(root, remote_url, endpoint_url)
+    (root / f"{DATASET_DIR}.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": DATASET_DIR, "hash": "md5"}]}))
+    try:
+        repo.pull(force=True)
+    except Exception as exc:
+        raise VersioningError(f"cannot bring the dataset workspace {root} to head version {md5} from {remote_url} "
+                              f"({exc.__class__.__name__}: {str(exc)[:200]}); check the remote and retry") from exc
+    finally:
+        repo.close()
+    merging.unlink(missing_ok=True)
+    log.info("dataset workspace %s moved from %s to head %s", root, local.md5 if local else "nothing", md5)
+    return True
+
+
+def head_dataset(cfg: PipelineConfig) -> Path:
+    """The local dataset directory at the head version (synced first when another host moved the head): what the
+    gate, forecasts and drift read."""
+    with file_lock(cfg.data_root / ".dvc-host.lock"):
+        sync_workspace(cfg.data_root, head_md5(cfg), cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+    return cfg.data_root / DATASET_DIR
+
+
+def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
+                    record_for: Callable[[DataVersion, int, T], dict[str, Any]],
+                    run_id: str) -> tuple[dict[str, Any], T]:
+    """The one writer: under the store's dataset lock, sync the workspace to the head, `change(dataset_dir)`, dvc
+    add + push, then log `record_for(version, objects_pushed, changed)` and move the head in the lock's transaction.
+    Returns the logged record and what `change` returned."""
+    from market_mlops.state import store, tables
+
+    root = cfg.data_root
+    with store.exclusive(f"dataset:{HEAD}", cfg) as connection:
+        with file_lock(root / ".dvc-host.lock"):  # readers on this host wait instead of syncing under the merge
+            sync_workspace(root, head_md5(cfg, connection), cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+            root.mkdir(parents=True, exist_ok=True)
+            (root / MERGING).write_text(run_id)
+            changed = change(root / DATASET_DIR)
+            version, pushed = _add_and_push(root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+            record = {"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                      **record_for(version, pushed, changed)}
+            store.upsert(tables.data_versions, [_version_row(record)], connection=connection)
+            store.upsert(tables.dataset_head, [{"name": HEAD, "md5": version.md5, "run_id": run_id,
+                                                "moved_at": record["logged_at"]}], connection=connection)
+        (root / MERGING).unlink(missing_ok=True)  # the commit follows; a crash before it leaves the head unmoved
+    log.info("data version %s is the head (run %s)", version.md5, run_id)
+    return record, changed
+
+
+def _version_row(logged: Mapping[str, Any]) -> dict[str, Any]:
+    return {"md5": logged["md5"], "run_id": str(logged.get("run_id", "manual")),
+            "interval_start": logged.get("interval_start", ""), "interval_end": logged["interval_end"],
+            "logged_at": logged["logged_at"], "record": dict(logged)}
 
 
 def materialize(root: Path, md5: str, remote_url: str, endpoint_url: str | None = None) -> Path:
@@ -132,10 +233,7 @@ def log_version(record: Mapping[str, Any], cfg: PipelineConfig | None = None) ->
     from market_mlops.state import store, tables
 
     logged = {"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **record}
-    store.upsert(tables.data_versions, [{
-        "md5": logged["md5"], "run_id": str(logged.get("run_id", "manual")),
-        "interval_start": logged.get("interval_start", ""), "interval_end": logged["interval_end"],
-        "logged_at": logged["logged_at"], "record": logged}], cfg)
+    store.upsert(tables.data_versions, [_version_row(logged)], cfg)
 
 
 def version_history(cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:

@@ -148,8 +148,7 @@ def ingestion_cost() -> list[dict]:
             before = sum(p.stat().st_size for p in remote.rglob("*") if p.is_file()) if remote.exists() else 0
             started = time.perf_counter()
             fetched = ingestion.fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime(), cfg=cfg)
-            merged = ingestion.merge_batch(ingestion.validate_batch(fetched, cfg=cfg), cfg=cfg)
-            record = ingestion.version_dataset(merged, cfg=cfg)
+            record = ingestion.version_dataset(ingestion.validate_batch(fetched, cfg=cfg), cfg=cfg)
             seconds = time.perf_counter() - started
             pushed = sum(p.stat().st_size for p in remote.rglob("*") if p.is_file()) - before
             if label == "warm-up":

@@ -1,23 +1,21 @@
 """Batch forecasts: each champion scores the bars after its training cutoff, up to the run's interval end.
 
-Stored in `data/forecasts/symbol=S/timeframe=T/<YYYY-MM>.parquet`, one row per (bar ts, model version), upserted
-under a lock (a backfill of drift_check runs several days at once, whatever the DAG's max_active_runs): rerunning
-an interval rewrites the same rows. A forecast resolves once `horizon` later bars exist; its realized
-label comes from the dataset with the same threshold the model was trained on.
+Stored in the SQL store's `forecasts` table, one row per (model version, bar ts), upserted (a backfill of drift_check
+runs several days at once, on any worker): rerunning an interval rewrites the same rows, and users query them with
+SQL. A forecast resolves once `horizon` later bars exist; its realized label comes from the dataset with the same
+threshold the model was trained on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.data.storage import directory_lock, write_parquet_atomic
 from market_mlops.model.labels import CLASSES, direction_labels
 
 log = logging.getLogger(__name__)
@@ -25,21 +23,18 @@ FORECAST_COLUMNS = ["symbol", "timeframe", "ts", "horizon", "model_name", "model
                     "p_bullish", "predicted"]
 
 
-def forecast_root(cfg: PipelineConfig) -> Path:
-    return cfg.data_root / "forecasts"
-
-
 def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime,
                    until: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bars and features since..until, computed with the timeframe's warm-up of earlier history, so every trailing
     window is full."""
     from market_mlops.data.dataset import load_bars
+    from market_mlops.data.versioning import head_dataset
     from market_mlops.model.features import build_features
 
     spec = cfg.spec(timeframe)
     warmup = dt.timedelta(days=spec.warmup_days)
     benchmark = cfg.universe.benchmark
-    bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol, *([benchmark] if benchmark else [])], until=until,
+    bars = load_bars(head_dataset(cfg), timeframe, [symbol, *([benchmark] if benchmark else [])], until=until,
                      since=since - warmup)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
     feats = build_features(own, spec.bars_per_year, bars[bars["symbol"] == benchmark] if benchmark else None)
@@ -73,27 +68,34 @@ def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt
                         "model_version": str(model.version), "p_bearish": proba[:, 0], "p_neutral": proba[:, 1],
                         "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)]})
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    upsert_forecasts(forecast_root(cfg), out)
+    upsert_forecasts(out, cfg)
     return out
 
 
-def upsert_forecasts(root: Path, frame: pd.DataFrame) -> None:
-    """Insert or replace rows by (ts, model version) in the monthly files the frame touches."""
-    months = frame["ts"].dt.strftime("%Y-%m")
-    with directory_lock(root):
-        for (symbol, timeframe, month), part in frame.groupby(["symbol", "timeframe", months]):
-            path = root / f"symbol={symbol}" / f"timeframe={timeframe}" / f"{month}.parquet"
-            merged = pd.concat([pd.read_parquet(path), part], ignore_index=True) if path.exists() else part
-            merged = merged.drop_duplicates(["ts", "model_version"], keep="last").sort_values(["ts", "model_version"])
-            write_parquet_atomic(merged[FORECAST_COLUMNS].reset_index(drop=True), path)
+def upsert_forecasts(frame: pd.DataFrame, cfg: PipelineConfig | None = None) -> None:
+    """Insert or replace rows by (model, version, ts)."""
+    from market_mlops.state import store, tables
+
+    rows = frame[FORECAST_COLUMNS].assign(ts=pd.to_datetime(frame["ts"], utc=True), model_version=frame["model_version"].astype(str))
+    store.upsert(tables.forecasts, rows.to_dict("records"), cfg)
+    log.info("stored %d forecast(s) of %s", len(frame), sorted(set(frame["model_name"] + " v" + frame["model_version"])))
 
 
-def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None) -> pd.DataFrame:
-    cfg = cfg or get_config()
-    files = sorted((forecast_root(cfg) / f"symbol={symbol}" / f"timeframe={timeframe}").glob("*.parquet"))
-    if not files:
-        return pd.DataFrame(columns=FORECAST_COLUMNS)
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None,
+                   model_version: str | None = None) -> pd.DataFrame:
+    """The stored forecasts of a pair (of one model version, if given), by ts."""
+    from sqlalchemy import select
+
+    from market_mlops.state import store, tables
+
+    t = tables.forecasts
+    query = select(*(t.c[c] for c in FORECAST_COLUMNS)).where(t.c.symbol == symbol, t.c.timeframe == timeframe)
+    if model_version is not None:
+        query = query.where(t.c.model_version == str(model_version))
+    rows = store.frame(query.order_by(t.c.ts, t.c.model_version), cfg)
+    out = pd.DataFrame(rows, columns=FORECAST_COLUMNS)
+    out["ts"] = pd.to_datetime(out["ts"], utc=True)  # SQLite returns naive UTC, PostgreSQL aware
+    return out
 
 
 def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int, threshold: float) -> pd.DataFrame:

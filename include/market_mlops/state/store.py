@@ -8,15 +8,17 @@ as "no history".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, UniqueConstraint, create_engine, select
+from sqlalchemy import Connection, Engine, Select, Table, UniqueConstraint, create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from market_mlops.config import PipelineConfig, get_config
@@ -87,11 +89,13 @@ def engine(cfg: PipelineConfig | None = None) -> Engine:
     return _engine((cfg or get_config()).state_url)
 
 
-def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None) -> None:
-    """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write)."""
+def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None,
+           connection: Connection | None = None) -> None:
+    """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write).
+    With `connection`, inside that transaction (the caller commits)."""
     if not rows:
         return
-    eng = engine(cfg)
+    eng = connection.engine if connection is not None else engine(cfg)
     key = next(c for c in table.constraints if isinstance(c, UniqueConstraint))
     key_columns = [c.name for c in key.columns]
     if eng.dialect.name == "postgresql":
@@ -100,10 +104,13 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig 
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     statement = dialect_insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in (*key_columns, "id")}
+    statement = statement.on_conflict_do_update(index_elements=key_columns, set_=updates)
     try:
-        with eng.begin() as connection:
-            connection.execute(statement.on_conflict_do_update(index_elements=key_columns, set_=updates),
-                               [dict(r) for r in rows])
+        if connection is not None:
+            connection.execute(statement, [dict(r) for r in rows])
+            return
+        with eng.begin() as own:
+            own.execute(statement, [dict(r) for r in rows])
     except OperationalError as exc:
         raise StateStoreError(f"state store write to {table.name} failed: {str(exc.orig)[:200]}") from None
 
@@ -121,6 +128,33 @@ def rows(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id",
         raise StateStoreError(f"state store read of {table.name} failed: {str(exc.orig)[:200]}") from None
 
 
+def frame(query: Select[Any], cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
+    """The rows of an arbitrary select (a range of forecasts, a fleet's latest checks)."""
+    try:
+        with engine(cfg).connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(query)]
+    except OperationalError as exc:
+        raise StateStoreError(f"state store read failed: {str(exc.orig)[:200]}") from None
+
+
+@contextlib.contextmanager
+def exclusive(name: str, cfg: PipelineConfig | None = None) -> Iterator[Connection]:
+    """A transaction that holds the store-wide lock `name` until it commits: one holder at a time on every host.
+    PostgreSQL: a transaction-scoped advisory lock (released by commit, rollback or a dead connection, so a worker
+    killed with SIGKILL frees it). SQLite (one host): the database's write lock, taken by a first write."""
+    eng = engine(cfg)
+    try:
+        with eng.begin() as connection:
+            if eng.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+            else:
+                # any write statement, even one matching no row, begins the write transaction
+                connection.execute(text("UPDATE dataset_head SET name = name WHERE name = :n"), {"n": name})
+            yield connection
+    except OperationalError as exc:
+        raise StateStoreError(f"state store lock {name!r} failed: {str(exc.orig)[:200]}") from None
+
+
 def records(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id", **equals: Any) -> list[dict[str, Any]]:
     """The JSON records of the matching rows (what the suite logged, as it logged it)."""
     out = []
@@ -130,4 +164,4 @@ def records(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id
     return out
 
 
-__all__ = ["StateStoreError", "engine", "records", "rows", "tables", "upsert"]
+__all__ = ["StateStoreError", "engine", "exclusive", "frame", "records", "rows", "tables", "upsert"]

@@ -3,7 +3,19 @@ retried after a crash writes the same row again), key columns users can query, a
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -55,4 +67,31 @@ alerts = Table(
     Column("attempts", Integer, nullable=False),
     Column("record", JSON, nullable=False),
     UniqueConstraint("key", name="uq_alerts_key"),
+)
+
+forecasts = Table(
+    "forecasts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(40), nullable=False),
+    Column("timeframe", String(10), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),  # the bar scored (UTC)
+    Column("horizon", Integer, nullable=False),
+    Column("model_name", String(250), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("p_bearish", Float, nullable=False),
+    Column("p_neutral", Float, nullable=False),
+    Column("p_bullish", Float, nullable=False),
+    Column("predicted", String(10), nullable=False),
+    UniqueConstraint("model_name", "model_version", "ts", name="uq_forecasts_key"),
+    Index("ix_forecasts_symbol_timeframe_ts", "symbol", "timeframe", "ts"),
+)
+
+dataset_head = Table(  # one row per dataset ("market"): the version every writer starts from
+    "dataset_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(40), nullable=False),
+    Column("md5", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("moved_at", String(40), nullable=False),
+    UniqueConstraint("name", name="uq_dataset_head_key"),
 )

@@ -45,13 +45,14 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     import pandas as pd
 
     from market_mlops.data.dataset import load_bars
+    from market_mlops.data.versioning import head_dataset
     from market_mlops.monitoring.bands import accuracy_band
     from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
 
     spec = cfg.spec(timeframe)
-    bars = load_bars(cfg.data_root / "dataset", timeframe, [symbol], until=interval_end)
-    forecasts = load_forecasts(symbol, timeframe, cfg)
-    mine = forecasts[(forecasts["model_version"] == model.version) & (forecasts["ts"] < pd.Timestamp(interval_end))]
+    bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end)
+    forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version)
+    mine = forecasts[forecasts["ts"] < pd.Timestamp(interval_end)]
     resolved = resolved_forecasts(mine, bars, spec.horizon, spec.threshold).tail(cfg.drift.window)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")

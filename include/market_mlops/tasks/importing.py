@@ -18,11 +18,12 @@ import pandas as pd
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import FetchedBatch, RawFileRef, VersionRecord
 from market_mlops.data import calendar
+from market_mlops.data.object_store import read_bytes
 from market_mlops.data.sources import BadFile, RawFile, list_files, read_raw_file
 from market_mlops.tasks.ingestion import (
-    merge_batch,
+    staged_bars,
     validate_batch,
-    validation_report_path,
+    validation_report_uri,
     version_dataset,
     with_sessions,
 )
@@ -142,24 +143,24 @@ def import_files(locations: list[str], symbol: str | None = None, timeframe: str
     run_id = run_id or f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     validated = validate_batch(fetched, run_id=run_id, cfg=cfg, allow_restatement=allow_restatement,
                                accept_gaps=accept_gaps)
-    merged = merge_batch(validated, cfg=cfg)
-    record = version_dataset(merged, run_id=run_id, cfg=cfg)
-    report = json.loads(validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]).read_text())
-    return ImportResult(record, _pair_summaries(Path(validated["staged"]), fetched, cfg), merged["rows_added"],
+    record = version_dataset(validated, run_id=run_id, cfg=cfg)
+    report = json.loads(read_bytes(validation_report_uri(cfg, fetched["interval_start"], fetched["interval_end"])))
+    return ImportResult(record, _pair_summaries(staged_bars(validated), fetched, cfg), record["rows_added"],
                         list(report["warnings"]), validated.get("rows_changed", {}))
 
 
-def _pair_summaries(staged: Path, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:
+def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:
     from market_mlops.data.coverage import coverage_table
     from market_mlops.data.dataset import first_bar
+    from market_mlops.data.versioning import head_dataset
 
-    bars = with_sessions(pd.read_parquet(staged), cfg)
+    bars = with_sessions(staged, cfg)
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     out = []
     for (symbol, tf), part in bars.groupby(["symbol", "timeframe"], sort=True):
         pair = (str(symbol), str(tf))
         coverage = coverage_table(part, {pair[0]: cfg.universe.calendar_of(pair[0])}, cfg.bar_minutes,
-                                  start, end, [pair], {pair: first_bar(cfg.data_root / "dataset", *pair)})
+                                  start, end, [pair], {pair: first_bar(head_dataset(cfg), *pair)})
         out.append(PairSummary(pair[0], pair[1], f"{part['ts'].min():%Y-%m-%d %H:%M}", f"{part['ts'].max():%Y-%m-%d %H:%M}",
                                len(part), int(coverage["session_missing"].sum())))
     return out

@@ -1,7 +1,8 @@
 """Ingestion and versioning: the task bodies of the `market_data_ingestion` DAG, runnable without Airflow.
 
-fetch_batch -> validate_batch (the gate; a failing batch is quarantined, alerted and stops here) -> merge_batch
-(upsert into partitions) -> version_dataset (DVC add + push, version log). Every step is keyed on the run's data
+fetch_batch -> validate_batch (the gate; a failing batch is quarantined, alerted and stops here; a passing one is
+staged where every worker reads it, `storage.batches_url`) -> version_dataset (the one writer: merge into the head
+version's partitions, DVC add + push, version log and head in the SQL store). Every step is keyed on the run's data
 interval and safe to rerun: raw files are never modified, outputs are replaced atomically, merges are upserts.
 """
 
@@ -11,22 +12,23 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.contracts import FetchedBatch, MergedBatch, RawFileRef, ValidatedBatch, VersionRecord
+from market_mlops.contracts import FetchedBatch, RawFileRef, ValidatedBatch, VersionRecord
 from market_mlops.data import calendar
 from market_mlops.data.bars import COLUMNS
 from market_mlops.data.coverage import assign_sessions, coverage_table, missing_summary
 from market_mlops.data.dataset import first_bar
+from market_mlops.data.object_store import read_bytes, write_bytes
 from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file, symbol_in_name
-from market_mlops.data.storage import write_json_atomic, write_parquet_atomic
+from market_mlops.data.storage import parquet_bytes
 from market_mlops.data.validation import FileResult, Finding, summarize, validate_files, validate_frame
+from market_mlops.data.versioning import head_dataset
 from market_mlops.monitoring.alerts import Alert, send_alert
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,14 @@ class BatchRejected(ValueError):
     """The batch failed the gate; it is quarantined and nothing was merged or published."""
 
 
-def validation_report_path(cfg: PipelineConfig, interval_start: str, interval_end: str) -> Path:
+def validation_report_uri(cfg: PipelineConfig, interval_start: str, interval_end: str) -> str:
     """Where a passing batch's validation report is kept (one per interval; a rerun replaces it)."""
     key = _interval_key(dt.datetime.fromisoformat(interval_start), dt.datetime.fromisoformat(interval_end))
-    return cfg.data_root / "validation" / f"{key}.json"
+    return f"{cfg.batches_url}/validation/{key}.json"
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
 
 
 def _interval_key(start: dt.datetime, end: dt.datetime) -> str:
@@ -89,20 +95,13 @@ def _file_level_failure(error: BadFile) -> FileResult:
         Finding(check=error.check, expectation="normalization", severity="critical", success=False, sample=[error.detail])])
 
 
-def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: dict[str, Any]) -> Path:
-    """Copy the raw batch and its report aside (the originals stay where they are)."""
-    folder = cfg.data_root / "quarantine" / key / report["result_id"]
+def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: dict[str, Any]) -> str:
+    """Copy the raw batch and its report aside, under `storage.batches_url` (the originals stay where they are)."""
+    folder = f"{cfg.batches_url}/quarantine/{key}/{report['result_id']}"
     for f in files:
-        src = Path(f["uri"])
-        dest = folder / "files" / f["name"].replace("/", "__")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.exists():
-            shutil.copy2(src, dest)
-        elif f["uri"].startswith("s3://"):
-            from market_mlops.data.sources import _read_bytes
-
-            dest.write_bytes(_read_bytes(f["uri"]))
-    write_json_atomic(report, folder / "report.json")
+        if f["uri"].startswith("s3://") or Path(f["uri"]).exists():
+            write_bytes(f"{folder}/files/{f['name'].replace('/', '__')}", read_bytes(f["uri"]))
+    write_bytes(f"{folder}/report.json", _json_bytes(report))
     return folder
 
 
@@ -124,9 +123,9 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
     if not report["success"]:
         _reject(cfg, key, fetched, results, report)
 
-    staged = cfg.data_root / "staging" / f"{key}.parquet"
-    write_parquet_atomic(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True), staged)
-    write_json_atomic(report, validation_report_path(cfg, fetched["interval_start"], fetched["interval_end"]))
+    staged = f"{cfg.batches_url}/staging/{key}.parquet"
+    write_bytes(staged, parquet_bytes(bars[COLUMNS].sort_values(["symbol", "timeframe", "ts"]).reset_index(drop=True)))
+    write_bytes(validation_report_uri(cfg, fetched["interval_start"], fetched["interval_end"]), _json_bytes(report))
     log.info("validation passed: %d file(s), %d rows, %d warning(s), %d stored bar(s) restated, result %s",
              len(fetched["files"]), len(bars), len(report["warnings"]), sum(changed.values()), report["result_id"])
     if changed:
@@ -135,7 +134,7 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
                          lines=[w for w in report["warnings"] if "restatement" in w][:5]
                          + ["models trained on earlier data versions keep their lineage to them"]))
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
-            "sessions": fetched["sessions"], "staged": str(staged), "rows": len(bars), "result_id": report["result_id"],
+            "sessions": fetched["sessions"], "staged": staged, "rows": len(bars), "result_id": report["result_id"],
             "rows_changed": changed}
 
 
@@ -182,7 +181,7 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
     from market_mlops.data.continuity import Break, Restatement, continuity_break, restatement
     from market_mlops.data.dataset import load_bars
 
-    root = cfg.data_root / "dataset"
+    root = head_dataset(cfg)
     limit = float(np.log1p(cfg.validation.max_abs_return))
     breaks: list[Break] = []
     restated: list[Restatement] = []
@@ -256,7 +255,7 @@ def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCon
     `excused`: symbols whose file already failed (their gaps follow from it)."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     pairs = [(s, t) for s in fetched["symbols"] for t in fetched["timeframes"]]
-    root = cfg.data_root / "dataset"
+    root = head_dataset(cfg)
     listed = {(s, t): first_bar(root, s, t) for s, t in pairs}
     calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}
     on_session = bars[bars["on_session"]] if len(bars) else bars
@@ -295,33 +294,33 @@ def _reject(cfg: PipelineConfig, key: str, fetched: FetchedBatch, results: list[
     raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)")
 
 
-def merge_batch(validated: ValidatedBatch, cfg: PipelineConfig | None = None) -> MergedBatch:
-    """Upsert the validated bars into the partitioned dataset."""
+def staged_bars(validated: ValidatedBatch) -> pd.DataFrame:
+    """The gated bars of a batch, from wherever the gate staged them."""
+    import io
+
+    return pd.read_parquet(io.BytesIO(read_bytes(validated["staged"])))
+
+
+def version_dataset(validated: ValidatedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None) -> VersionRecord:
+    """Merge the gated bars into the head version and publish the result (DVC add + push, version log, new head),
+    one writer at a time on every host. Returns the lineage record (md5 is the data version)."""
     from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.versioning import DataVersion, publish_version
 
     cfg = cfg or get_config()
-    bars = pd.read_parquet(validated["staged"])
-    added = merge_bars(cfg.data_root / "dataset", bars)
+    bars = staged_bars(validated)
     changed = validated.get("rows_changed", {})
-    log.info("merged %d rows: %d new, %d changed, per symbol %s", len(bars), sum(added.values()),
-             sum(changed.values()), added)
-    return {**validated, "rows_added": added}
 
+    def record_for(version: DataVersion, pushed: int, added: dict[str, int]) -> dict[str, Any]:
+        return {
+            "md5": version.md5, "files": version.files, "size": version.size, "objects_pushed": pushed,
+            "interval_start": validated["interval_start"], "interval_end": validated["interval_end"],
+            "sessions": validated["sessions"], "rows_added": added, "rows_changed": changed,
+            "rows_unchanged": validated["rows"] - sum(added.values()) - sum(changed.values()),
+            "gx_result_id": validated["result_id"], "run_id": run_id, "remote": cfg.dvc_remote_url,
+        }
 
-def version_dataset(merged: MergedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None) -> VersionRecord:
-    """DVC add + push of the dataset; log the version. Returns the lineage record (md5 is the data version)."""
-    from market_mlops.data.versioning import commit_and_push, log_version
-
-    cfg = cfg or get_config()
-    version, pushed = commit_and_push(cfg.data_root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
-    record: VersionRecord = {
-        "md5": version.md5, "files": version.files, "size": version.size, "objects_pushed": pushed,
-        "interval_start": merged["interval_start"], "interval_end": merged["interval_end"],
-        "sessions": merged["sessions"], "rows_added": merged["rows_added"],
-        "rows_changed": merged.get("rows_changed", {}),
-        "rows_unchanged": merged["rows"] - sum(merged["rows_added"].values()) - sum(merged.get("rows_changed", {}).values()),
-        "gx_result_id": merged["result_id"],
-        "run_id": run_id, "remote": cfg.dvc_remote_url,
-    }
-    log_version(record, cfg)
-    return record
+    record, added = publish_version(cfg, lambda dataset: merge_bars(dataset, bars), record_for, run_id)
+    log.info("merged %d rows: %d new, %d changed, per symbol %s; data version %s", len(bars), sum(added.values()),
+             sum(changed.values()), added, record["md5"])
+    return cast(VersionRecord, record)

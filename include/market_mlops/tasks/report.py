@@ -17,8 +17,10 @@ def _data_section(cfg: PipelineConfig) -> list[str]:
         added = sum(record.get("rows_added", {}).values())
         lines.append(f"  {record['interval_end'][:16]}  md5 {record['md5'][:12]}  +{added:>6} rows  "
                      f"{len(record.get('sessions', []))} session(s)  pushed {record.get('objects_pushed', 0)} objects")
-    quarantined = sorted((cfg.data_root / "quarantine").glob("*/*/report.json"))
-    lines.append(f"  quarantined batches: {len(quarantined)}")
+    from market_mlops.data.object_store import list_under
+
+    quarantined = [u for u in list_under(f"{cfg.batches_url}/quarantine") if u.endswith("/report.json")]
+    lines.append(f"  quarantined batches: {len(quarantined)} (in {cfg.batches_url}/quarantine)")
     return lines
 
 
