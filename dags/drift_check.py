@@ -5,7 +5,7 @@ Runs after every trading session of the configured calendar (`universe.schedule_
 trading-session timetable as ingestion, holidays skipped). For each champion (`check_model_drift`, mapped):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
-   `data/forecasts/` (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted class);
+   the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
 2. realized accuracy of the last `drift.window` resolved forecasts against the model's holdout accuracy: band
    normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), only after `drift.min_resolved` resolutions;
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted

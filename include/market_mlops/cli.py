@@ -125,6 +125,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _state(args: argparse.Namespace) -> int:
+    from market_mlops.state import store
+
+    store.engine()  # brings the schema to head (Alembic), once, before any worker starts
+    print(f"state store {store.describe()} at schema head")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="market-mlops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("action", choices=["check"])
     sec.add_argument("--require", nargs="*", default=[], help="variables that must be set (others are checked if set)")
     sec.set_defaults(func=_secrets)
+    st = sub.add_parser("state", help="bring the suite's SQL store to the current schema (airflow-init runs it)")
+    st.add_argument("action", choices=["upgrade"])
+    st.set_defaults(func=_state)
     run = sub.add_parser("run", help="one run of a suite DAG on the embedded stack, dated like a backfill")
     run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback")
     run.add_argument("--date", required=True, help="YYYY-MM-DD: a session date, or the day a monthly/weekly interval ends")

@@ -176,6 +176,7 @@ def test_connections_are_encrypted_with_one_fernet_key(compose):
     ("airflow-init", {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
                       "AWS_SECRET_ACCESS_KEY", "AIRFLOW_ADMIN_PASSWORD"}),
     ("mlflow", {"MLFLOW_BACKEND_STORE_URI", "AWS_SECRET_ACCESS_KEY"}),
+    ("airflow-apiserver", {"AIRFLOW_ADMIN_PASSWORD"}),
 ])
 def test_services_holding_secrets_check_them_before_anything_else(compose, service, required):
     import shlex
@@ -277,3 +278,19 @@ def test_each_role_can_do_what_it_needs_and_no_more():
     assert pipeline["mlops-landing/*"] == {"s3:GetObject"}  # drops are read, never changed or deleted
     assert not any("*" in action for actions in pipeline.values() for action in actions)
     assert uploader == {"mlops-landing/drops/*": {"s3:PutObject"}}
+
+
+def test_workers_share_no_state_volume_and_state_lives_in_servers(compose):
+    """A worker on another host needs the image, the environment and the network, no volume: MLOPS_HOME is a cache
+    in each container; what the suite remembers is in PostgreSQL (a database postgres-init creates), batches on
+    their way to the dataset and the DVC remote on S3."""
+    home = _env(compose["services"]["airflow-worker"])["MLOPS_HOME"]
+    for name in AIRFLOW_SERVICES:
+        mounts = [str(v).split(":")[1] for v in compose["services"][name].get("volumes", [])]
+        assert not any(m.startswith(home) for m in mounts), (name, mounts)
+    env = _env(compose["services"]["airflow-worker"])
+    database = env["MLOPS__STORAGE__STATE_URL"].rsplit("/", 1)[1]
+    assert env["MLOPS__STORAGE__STATE_URL"].startswith("postgresql+psycopg2://") and "@postgres:5432/" in env["MLOPS__STORAGE__STATE_URL"]
+    assert f"CREATE DATABASE {database};" in (REPO / "docker" / "postgres-init.sql").read_text()
+    assert env["MLOPS__STORAGE__BATCHES_URL"].startswith("s3://") and env["MLOPS__STORAGE__DVC_REMOTE_URL"].startswith("s3://")
+    assert "market-mlops state upgrade" in compose["services"]["airflow-init"]["command"]
