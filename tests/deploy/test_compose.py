@@ -294,3 +294,13 @@ def test_workers_share_no_state_volume_and_state_lives_in_servers(compose):
     assert f"CREATE DATABASE {database};" in (REPO / "docker" / "postgres-init.sql").read_text()
     assert env["MLOPS__STORAGE__BATCHES_URL"].startswith("s3://") and env["MLOPS__STORAGE__DVC_REMOTE_URL"].startswith("s3://")
     assert "market-mlops state upgrade" in compose["services"]["airflow-init"]["command"]
+
+
+def test_the_compose_executor_and_its_worker_load(compose):
+    """The lock must hold a Celery the provider works with (celery 5.7 dropped an import the provider needs, and
+    every worker and the scheduler died at start); the cluster tier runs them, this says it in a second."""
+    import importlib
+
+    assert _env(compose["x-airflow-common"])["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    module = importlib.import_module("airflow.providers.celery.executors.celery_executor")
+    assert module.CeleryExecutor.__name__ == "CeleryExecutor"
