@@ -79,3 +79,16 @@ def test_an_unreachable_store_fails_instead_of_reading_as_no_history(tmp_path):
     with pytest.raises(StateStoreError, match=r"unreachable") as err:
         version_history(cfg)
     assert "secret" not in str(err.value)  # the one line names the server, never the password
+
+
+def test_a_check_with_nothing_resolved_is_stored_on_every_database(state_cfg):
+    """A drift check before any forecast resolved has NaN accuracies: PostgreSQL refuses JSON's NaN token (SQLite
+    takes it), so the record is stored with nulls on both, and reads back the same on both."""
+    from market_mlops.monitoring.history import drift_history, record_drift_check
+
+    record_drift_check({"model": "QQQ-d1-direction", "version": "1", "interval_end": "2025-07-07T20:00:00+00:00",
+                        "band": "normal", "emergency_retrain_triggered": False, "realized_accuracy": float("nan"),
+                        "delta_points": float("nan"), "features": [{"name": "rsi_14", "psi": float("inf")}]}, state_cfg)
+    stored = drift_history(state_cfg)[-1]
+    assert stored["realized_accuracy"] is None and stored["delta_points"] is None
+    assert stored["features"] == [{"name": "rsi_14", "psi": None}] and stored["band"] == "normal"

@@ -14,8 +14,18 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def connection_settings(login: str | None, password: str | None, extra: dict[str, Any]) -> dict[str, str]:
+    """DVC's S3 remote settings from an Airflow AWS connection (login/password = key id/secret; extra as the Amazon
+    provider reads it: endpoint_url, region_name, aws_session_token)."""
+    settings = {"access_key_id": login or "", "secret_access_key": password or "",
+                "session_token": extra.get("aws_session_token", ""), "region": extra.get("region_name", ""),
+                "endpointurl": extra.get("endpoint_url", "")}
+    return {k: v for k, v in settings.items() if v}
+
+
 def s3_credentials() -> dict[str, str]:
-    """Credentials for boto3 and DVC: AWS_* environment variables, else the Airflow connection MLOPS_S3_CONN_ID."""
+    """Credentials for boto3 and DVC: AWS_* environment variables, else the Airflow connection MLOPS_S3_CONN_ID
+    (an `aws` connection: key id, secret, and from its extra the endpoint, region and session token)."""
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         return {}
     conn_id = os.environ.get("MLOPS_S3_CONN_ID")
@@ -24,7 +34,7 @@ def s3_credentials() -> dict[str, str]:
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
-    return {"access_key_id": conn.login or "", "secret_access_key": conn.password or ""}
+    return connection_settings(conn.login, conn.password, conn.extra_dejson)
 
 
 def s3_client() -> S3Client:
@@ -35,9 +45,11 @@ def s3_client() -> S3Client:
     creds = s3_credentials()
     return boto3.client(
         "s3",
-        endpoint_url=get_config().storage.s3_endpoint_url,
+        endpoint_url=get_config().storage.s3_endpoint_url or creds.get("endpointurl"),
         aws_access_key_id=creds.get("access_key_id"),
         aws_secret_access_key=creds.get("secret_access_key"),
+        aws_session_token=creds.get("session_token"),
+        region_name=creds.get("region"),
     )
 
 

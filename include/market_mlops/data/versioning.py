@@ -61,7 +61,7 @@ def _remote_config(remote_url: str, endpoint_url: str | None) -> dict[str, Any]:
         from market_mlops.data.object_store import s3_credentials
 
         creds = s3_credentials()  # from an Airflow connection when AWS_* are not in the environment
-        remote.update(creds)
+        remote.update({k: v for k, v in creds.items() if k != "endpointurl" or not endpoint_url})
     return remote
 
 

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,13 +39,30 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """JSON as every database takes it: a NaN (no forecast resolved yet) is null. PostgreSQL refuses the NaN token
+    that SQLite stores without a word, so without this a record that passes locally fails in production."""
+    return json.dumps(_finite(value), default=str, allow_nan=False)
+
+
 @functools.cache
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})  # writers from several processes wait their turn
+        # writers from several processes wait their turn
+        engine = create_engine(url, connect_args={"timeout": 60}, json_serializer=json_text)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2, json_serializer=json_text)
     try:
         _upgrade(engine)
     except OperationalError as exc:

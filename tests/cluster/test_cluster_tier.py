@@ -1,0 +1,314 @@
+"""The production column on one machine: CeleryExecutor with two workers that share no disk.
+
+PostgreSQL (Airflow metadata, MLflow backend, the suite's store), Redis (Celery broker), an S3 endpoint (moto's
+server: DVC remote, MLflow artifacts, landing drops, batches), an `mlflow server --serve-artifacts`, and Airflow's
+api-server, scheduler, dag-processor and triggerer; their environment and the MLflow command come from
+docker-compose.yaml (`native.py`). Each Celery worker runs in its own network namespace and UTS namespace
+(hostname worker-1 / worker-2) with its own MLOPS_HOME, and reaches every server through the host end of its veth
+pair, never 127.0.0.1.
+
+Scenario: vendor history imported on worker-1 (`market-mlops import s3://...`); a backfill of the ingestion across
+4 July; a retrain mapped over four models; a drift check. Asserted: both workers ran tasks of each DAG; the dataset
+md5 equals a single-host run; one registered version per model; forecasts and drift rows in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.native import REPO, Forwarder, Namespace, service_command, service_environment
+from tests.postgres import psql
+
+pytestmark = pytest.mark.cluster
+VENV_BIN = Path(sys.executable).parent
+SYMBOLS = ["SPY", "AAPL", "MSFT", "QQQ"]
+FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "30", "MLOPS__TRAINING__BOOST_ROUNDS": "40", "MLOPS__TRAINING__FOLDS": "2",
+        "MLOPS__TRAINING__HISTORY_YEARS": "3", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
+        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "100", "MLOPS__UNIVERSE__SYMBOLS": ",".join(SYMBOLS),
+        "MLOPS__UNIVERSE__TIMEFRAMES": "d1"}
+HISTORY = (dt.date(2021, 1, 4), dt.date(2025, 6, 30))
+BACKFILL = (dt.date(2025, 7, 1), dt.date(2025, 7, 7))  # 4 July: exchange holiday
+BUCKETS = ("mlops-data", "mlflow", "mlops-landing")
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {seconds} s:\n{log.read_text(errors='replace')[-2000:]}")
+
+
+class Cluster:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.token = ""
+        self.base = self.mlflow_url = ""
+        self.server_env: dict[str, str] = {}
+        self.workers: dict[str, tuple[Namespace, dict[str, str]]] = {}
+        self.vendor = (home, home)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(self.home / f"{name}.log", "wb")
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.home)
+        self.procs.append((name, proc))
+        return proc
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        if not self.token:
+            req = urllib.request.Request(f"{self.base}/auth/token", method="POST",
+                                         data=json.dumps({"username": "admin", "password": "tier-admin-pw"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            self.token = json.loads(urllib.request.urlopen(req, timeout=10).read())["access_token"]
+        req = urllib.request.Request(f"{self.base}/api/v2{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=30).read() or b"{}")
+
+    def task_instances(self, dag_id: str) -> list[dict]:
+        out = []
+        for run in self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]:
+            quoted = urllib.parse.quote(run["dag_run_id"])
+            out += self.api("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=500")["task_instances"]
+        return out
+
+    def wait_runs(self, dag_id: str, mine, count: int, seconds: float) -> list[dict]:
+        """Wait until `count` of the runs `mine(run)` selects succeeded (a cron run the unpause creates for today,
+        far past the test's data, is not the test's business)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            runs = [r for r in self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"] if mine(r)]
+            failed = [r for r in runs if r["state"] == "failed"]
+            assert not failed, f"{dag_id} run {failed[0]['dag_run_id']} failed:\n{self.describe(dag_id)}"
+            if len([r for r in runs if r["state"] == "success"]) >= count:
+                return runs
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id}: fewer than {count} successful runs in {seconds} s:\n{self.describe(dag_id)}")
+
+    def describe(self, dag_id: str) -> str:
+        lines = [f"{t['dag_run_id']} {t['task_id']}[{t.get('map_index', -1)}] {t['state']} on {t.get('hostname')} "
+                 f"try={t.get('try_number')}" for t in self.task_instances(dag_id)]
+        for name in ("scheduler", "worker-1", "worker-2"):
+            tail = (self.home / f"{name}.log").read_text(errors="replace").splitlines()[-25:]
+            lines += [f"--- {name}.log ---", *tail]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for _name, proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _write_vendor_files(folder: Path) -> tuple[Path, Path]:
+    """A vendor history up to 30 June 2025 and the landing drops of the backfilled sessions."""
+    from market_mlops.config import load_config
+    from market_mlops.data.synthetic import spec_from_config
+    from market_mlops.dev.vendor_files import VendorHistory, write_history, write_session_drops
+
+    spec = spec_from_config(load_config(environ={**FAST, "MLOPS_HOME": str(folder)}))
+    write_history(VendorHistory(spec, *HISTORY), SYMBOLS, {"d1": 1440}, folder / "history")
+    write_session_drops(spec, SYMBOLS, {"d1": 1440}, *BACKFILL, folder / "drops")
+    return folder / "history", folder / "drops"
+
+
+def _upload(s3, local: Path, bucket: str, prefix: str) -> None:
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(local)}", Body=path.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    import boto3
+    from cryptography.fernet import Fernet
+    from moto.server import ThreadedMotoServer
+
+    home = tmp_path_factory.mktemp("cluster")
+    suffix = uuid.uuid4().hex[:8]
+    dbs = {"airflow": f"tier_airflow_{suffix}", "mlflow": f"tier_mlflow_{suffix}", "mlops_state": f"tier_state_{suffix}"}
+    for db in dbs.values():
+        psql(f"CREATE DATABASE {db}")
+    c = Cluster(home)
+    spaces: list[Namespace] = []
+    forwarders: list[Forwarder] = []
+    s3_port, mlflow_port, api_port = _free_port(), _free_port(), _free_port()
+    moto = ThreadedMotoServer(ip_address="0.0.0.0", port=s3_port, verbose=False)
+    try:
+        moto.start()
+        forwarders = [Forwarder(("0.0.0.0", 0), ("127.0.0.1", 5432)), Forwarder(("0.0.0.0", 0), ("127.0.0.1", 6379))]
+        pg_port, redis_port = forwarders[0].port, forwarders[1].port
+        Namespace.remove_stale("mlw")
+        subnet = 100 + 2 * (os.getpid() % 60)  # a pair of /30s of its own, so a leftover never shadows them
+        spaces = [Namespace(f"mlw{os.getpid() % 1000}x{i}", subnet + i) for i in (0, 1)]
+        values = {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "trust-auth-ignores-it",
+                  "AIRFLOW_JWT_SECRET": uuid.uuid4().hex * 2, "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
+                  "MINIO_PIPELINE_USER": "testing", "MINIO_PIPELINE_PASSWORD": "testing",
+                  "AIRFLOW_CONN_SLACK_ALERTS": "", "AIRFLOW_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+                  "MLOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLOPS_MLFLOW_UI_HOST": f"127.0.0.1:{mlflow_port}",
+                  "AIRFLOW_ADMIN_PASSWORD": "tier-admin-pw"}
+
+        def addresses(host: str, pg: int, redis: int) -> dict[str, str]:
+            return {**{f"postgres:5432/{name}": f"{host}:{pg}/{db}" for name, db in dbs.items()},
+                    "redis:6379/0": f"{host}:{redis}/7", "minio:9000": f"{host}:{s3_port}",
+                    "mlflow:5000": f"{host}:{mlflow_port}", "airflow-apiserver:8080": f"{host}:{api_port}"}
+
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "AWS"))}
+        base.update(FAST)
+        base.update({"PATH": f"{VENV_BIN}{os.pathsep}{base['PATH']}", "PYTHONPATH": str(REPO / "plugins"),
+                     "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                     "AIRFLOW__API__PORT": str(api_port), "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1", "GX_ANALYTICS_ENABLED": "False",
+                     # no cron runs for today's sessions (the test's data ends in 2025): only its own runs
+                     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                     "GIT_PYTHON_REFRESH": "quiet"})
+        (home / "passwords.json").write_text(json.dumps({"admin": values["AIRFLOW_ADMIN_PASSWORD"]}))
+
+        def airflow_env(name: str, host_addresses: dict[str, str], mlops_home: Path) -> dict[str, str]:
+            env = {**base, **service_environment(name, values, host_addresses)}
+            env.update({"MLOPS_HOME": str(mlops_home), "AIRFLOW_HOME": str(mlops_home / "airflow"),
+                        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")})
+            return env
+
+        local = addresses("127.0.0.1", 5432, 6379)
+        server_env = airflow_env("airflow-scheduler", local, home / "servers")
+        c.base, c.mlflow_url, c.server_env = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mlflow_port}", server_env
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+        for bucket in BUCKETS:
+            s3.create_bucket(Bucket=bucket)
+        history, drops = _write_vendor_files(home / "vendor")
+        _upload(s3, history, "mlops-landing", "history")
+        _upload(s3, drops, "mlops-landing", "drops")
+        c.vendor = (history, drops)
+
+        # airflow-init's steps, then the servers (root namespace), then the workers (their own namespaces)
+        for step in (["airflow", "db", "migrate"], ["market-mlops", "state", "upgrade"], ["market-mlops", "pools"]):
+            done = subprocess.run(step, env=server_env, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-2000:]
+        mlflow_env = {**base, **service_environment("mlflow", values, local)}
+        argv = service_command("mlflow", {**values, **mlflow_env})
+        argv = [str(VENV_BIN / "mlflow"), *argv[1:]]
+        argv[argv.index("--port") + 1] = str(mlflow_port)
+        hosts = argv.index("--allowed-hosts") + 1
+        argv[hosts] += "," + ",".join(f"{ns.host_ip}:{mlflow_port}" for ns in spaces)
+        c.spawn("mlflow", [*argv, "--workers", "2"], mlflow_env)
+        for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            c.spawn(component, [str(VENV_BIN / "airflow"), component], server_env)
+        _wait_http(f"http://127.0.0.1:{mlflow_port}/health", c.procs[0][1], home / "mlflow.log")
+        _wait_http(f"{c.base}/api/v2/monitor/health", c.procs[1][1], home / "api-server.log")
+        for i, ns in enumerate(spaces, start=1):
+            env = airflow_env("airflow-worker", addresses(ns.host_ip, pg_port, redis_port), home / f"worker-{i}")
+            c.workers[f"worker-{i}"] = (ns, env)
+            c.spawn(f"worker-{i}", ns.wrap([str(VENV_BIN / "airflow"), "celery", "worker"], f"worker-{i}"), env)
+        yield c
+    finally:
+        c.stop()
+        for f in forwarders:
+            f.close()
+        for ns in spaces:
+            ns.delete()
+        moto.stop()
+        for db in dbs.values():
+            psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        print(f"cluster tier logs kept in {home}")
+
+
+def _hosts(tis: list[dict], task_ids: set[str] | None = None) -> set[str]:
+    return {t["hostname"] for t in tis if t["state"] == "success" and (task_ids is None or t["task_id"] in task_ids)}
+
+
+def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
+    from mlflow import MlflowClient
+    from sqlalchemy import create_engine, text
+
+    from market_mlops.config import load_config
+    from market_mlops.tasks.importing import import_files
+    from market_mlops.tasks.ingestion import fetch_batch, validate_batch, version_dataset
+
+    ns, worker_env = cluster.workers["worker-1"]
+    imported = subprocess.run(ns.wrap(["market-mlops", "import", "s3://mlops-landing/history"], "worker-1"),
+                              env=worker_env, capture_output=True, text=True, timeout=900)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+
+    cluster.api("PATCH", "/dags/market_data_ingestion", {"is_paused": False})
+    done = subprocess.run(["airflow", "backfill", "create", "--dag-id", "market_data_ingestion", "--from-date",
+                           BACKFILL[0].isoformat(), "--to-date", BACKFILL[1].isoformat()],
+                          env=cluster.server_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = cluster.wait_runs("market_data_ingestion", lambda r: r["run_type"] == "backfill", 4, 900)
+    assert sorted(r["logical_date"][:10] for r in runs if r["run_type"] == "backfill") == [
+        "2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07"]
+    assert _hosts(cluster.task_instances("market_data_ingestion")) == {"worker-1", "worker-2"}
+
+    state = create_engine(cluster.server_env["MLOPS__STORAGE__STATE_URL"])
+    with state.connect() as conn:
+        head = conn.execute(text("SELECT md5 FROM dataset_head")).scalar()
+    # One host, the same files, one session after the other: the same data version.
+    alone = load_config(environ={**FAST, "MLOPS_HOME": str(tmp_path), "MLOPS__SOURCE__KIND": "landing",
+                                 "MLOPS__SOURCE__LANDING_URI": str(cluster.vendor[1])})
+    import_files([str(cluster.vendor[0])], cfg=alone)
+    from market_mlops.data import calendar
+
+    for day in calendar.sessions_between("XNYS", *BACKFILL):
+        s = calendar.session("XNYS", day)
+        expected = version_dataset(validate_batch(fetch_batch(s.interval_start.to_pydatetime(), s.close.to_pydatetime(),
+                                                              cfg=alone), cfg=alone), cfg=alone)
+    assert head == expected["md5"]
+
+    cluster.api("POST", "/dags/model_retrain/dagRuns", {
+        "dag_run_id": "tier_retrain", "logical_date": "2025-07-08T00:00:00Z",
+        "conf": {"until": None, "reason": "cluster tier", "force_promotion": True, "search_trials": 0}})
+    try:
+        cluster.api("DELETE", "/dags/model_retrain/assets/queuedEvents")  # the import's and backfill's Asset events
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404  # none queued
+    cluster.api("PATCH", "/dags/model_retrain", {"is_paused": False})
+    cluster.wait_runs("model_retrain", lambda r: r["dag_run_id"] == "tier_retrain", 1, 1500)
+    assert _hosts(cluster.task_instances("model_retrain")) == {"worker-1", "worker-2"}
+    client = MlflowClient(tracking_uri=cluster.mlflow_url)
+    names = sorted(m.name for m in client.search_registered_models())
+    assert names == sorted(f"{s}-d1-direction" for s in SYMBOLS)
+    for name in names:  # one version per model from this run (however many retries its tasks took)
+        mine = [v for v in client.search_model_versions(f"name = '{name}'")
+                if client.get_run(v.run_id).data.tags.get("airflow.run_id") == "tier_retrain"]
+        assert len(mine) == 1, name
+
+    cluster.api("POST", "/dags/drift_check/dagRuns", {"dag_run_id": "tier_drift", "logical_date": "2025-07-07T21:00:00Z",
+                                                      "conf": {}})
+    cluster.api("PATCH", "/dags/drift_check", {"is_paused": False})
+    cluster.wait_runs("drift_check", lambda r: r["dag_run_id"] == "tier_drift", 1, 900)
+    assert _hosts(cluster.task_instances("drift_check")) == {"worker-1", "worker-2"}
+    with state.connect() as conn:
+        checked = conn.execute(text("SELECT model FROM drift_checks")).scalars().all()
+        forecasts = dict(conn.execute(text("SELECT model_name, count(*) FROM forecasts GROUP BY model_name")).all())
+    assert sorted(checked) == names
+    assert set(forecasts) == set(names) and min(forecasts.values()) >= 1
