@@ -168,6 +168,11 @@ class Training(_Strict):
                                         "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)
     bootstrap_samples: int = Field(default=500, ge=50)
+    pool_slots: int = Field(default=2, ge=1, description="slots of the Airflow pool `training` (market-mlops pools "
+                            "sets it): model fits that run at once in the deployment")
+    fits_per_worker: int | None = Field(default=None, ge=1, description="fits one worker runs at once: null = the "
+                                        "pool's slots, or the Celery worker's concurrency when that is lower; each "
+                                        "fit gets cores / this many threads, never more threads than cores")
 
 
 class Drift(_Strict):

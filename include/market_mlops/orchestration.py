@@ -21,7 +21,7 @@ TRAINING_POOL = "training"
 # name -> (slots, description): created by `market-mlops pools` (airflow-init, the demo, the test tiers)
 POOLS: dict[str, tuple[int, str]] = {
     DVC_POOL: (1, "DVC steps take a repo lock: one at a time"),
-    TRAINING_POOL: (2, "concurrent model fits"),
+    TRAINING_POOL: (2, "concurrent model fits (slots: training.pool_slots, which also sets threads per fit)"),
 }
 
 
@@ -62,9 +62,12 @@ def ensure_pools() -> dict[str, int]:
     """Create or resize the suite's pools in Airflow's metadata DB (idempotent); returns {name: slots}."""
     from airflow.models.pool import Pool
 
-    for name, (slots, description) in POOLS.items():
-        Pool.create_or_update_pool(name=name, slots=slots, description=description, include_deferred=False)
-    return {name: slots for name, (slots, _) in POOLS.items()}
+    from market_mlops.config import get_config
+
+    configured = {**{name: slots for name, (slots, _) in POOLS.items()}, TRAINING_POOL: get_config().training.pool_slots}
+    for name, (_, description) in POOLS.items():
+        Pool.create_or_update_pool(name=name, slots=configured[name], description=description, include_deferred=False)
+    return configured
 
 
 def list_param(value: Any) -> list[str] | None:

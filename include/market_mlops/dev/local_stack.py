@@ -37,6 +37,7 @@ def stack_environment(home: Path) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "GIT_PYTHON_REFRESH": "quiet",
+        "MLOPS__TRAINING__FITS_PER_WORKER": "1",  # dag.test runs one task at a time: each fit may use every core
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
     }
 

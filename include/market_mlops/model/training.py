@@ -47,7 +47,31 @@ def default_params(cfg: Training) -> dict[str, dict[str, Any]]:
     }
 
 
-def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, horizon: int) -> Any:
+def threads_per_fit(cores: int, fits_at_once: int) -> int:
+    """Threads for one fit so that every fit running at once on a worker fits in its cores: OpenMP boosters given
+    more threads than cores spin and slow down (seen: 5x per symbol with a second job on a 2-core machine)."""
+    return max(1, cores // max(1, fits_at_once))
+
+
+def worker_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def fit_threads(cfg: Training) -> int:
+    """`threads_per_fit` for this worker: its cores, and the fits it runs at once (`training.fits_per_worker`, else
+    the training pool's slots capped by the Celery worker's concurrency)."""
+    import os
+
+    at_once = cfg.fits_per_worker or cfg.pool_slots
+    if cfg.fits_per_worker is None and os.environ.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "").isdigit():
+        at_once = min(at_once, int(os.environ["AIRFLOW__CELERY__WORKER_CONCURRENCY"]))
+    return threads_per_fit(worker_cores(), at_once)
+
+
+def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, horizon: int,
+                   threads: int = 1) -> Any:
     if len(np.unique(y)) < N_CLASSES:
         raise ValueError(f"training window holds only classes {sorted(np.unique(y).astype(int))}; widen the history "
                          "or lower the label threshold")
@@ -55,7 +79,7 @@ def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, An
     if name == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
-        model = RandomForestClassifier(**params, random_state=seed, n_jobs=2)
+        model = RandomForestClassifier(**params, random_state=seed, n_jobs=threads)
         model.fit(X, y, sample_weight=weights)
         # Threaded predict_proba adds tree outputs in arbitrary order: predict on one thread so floats repeat.
         return model.set_params(n_jobs=1)
@@ -64,13 +88,13 @@ def fit_base_model(name: str, X: np.ndarray, y: np.ndarray, params: dict[str, An
         from xgboost import XGBClassifier
 
         model = XGBClassifier(**params, objective="multi:softprob", eval_metric="mlogloss", early_stopping_rounds=30,
-                              random_state=seed, n_jobs=2, tree_method="hist")
+                              random_state=seed, n_jobs=threads, tree_method="hist")
         return model.fit(X[fit_idx], y[fit_idx], sample_weight=weights[fit_idx],
                          eval_set=[(X[val_idx], y[val_idx])], sample_weight_eval_set=[weights[val_idx]], verbose=False)
     if name == "lgbm":
         import lightgbm as lgb
 
-        model = lgb.LGBMClassifier(**params, objective="multiclass", random_state=seed, n_jobs=2, verbose=-1,
+        model = lgb.LGBMClassifier(**params, objective="multiclass", random_state=seed, n_jobs=threads, verbose=-1,
                                    deterministic=True, force_row_wise=True)
         return model.fit(X[fit_idx], y[fit_idx], sample_weight=weights[fit_idx],
                          eval_X=(X[val_idx],), eval_y=(y[val_idx],), eval_sample_weight=[weights[val_idx]],
@@ -100,7 +124,7 @@ def search_params(name: str, X: np.ndarray, y: np.ndarray, base: dict[str, Any],
             params["max_depth"] = trial.suggest_int("max_depth", 2, 6)
         else:
             params["num_leaves"] = trial.suggest_int("num_leaves", 7, 63)
-        model = fit_base_model(name, X[fit_idx], y[fit_idx], params, cfg.seed, horizon)
+        model = fit_base_model(name, X[fit_idx], y[fit_idx], params, cfg.seed, horizon, fit_threads(cfg))
         return log_loss(y[val_idx], predict_proba(model, X[val_idx]))
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed))
@@ -143,7 +167,7 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) 
         fold_probas = {}
         for m in BASE_MODELS:
             started = time.perf_counter()
-            model = fit_base_model(m, Xv[split.train], y[split.train], params[m], cfg.seed, horizon)
+            model = fit_base_model(m, Xv[split.train], y[split.train], params[m], cfg.seed, horizon, fit_threads(cfg))
             fold_probas[m] = predict_proba(model, Xv[split.test])
             timings[m] += time.perf_counter() - started
             oof_proba[m].append(fold_probas[m])
@@ -162,7 +186,7 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int) 
     models, holdout_base = {}, {}
     for m in BASE_MODELS:
         started = time.perf_counter()
-        models[m] = fit_base_model(m, Xv[holdout.train], y[holdout.train], params[m], cfg.seed, horizon)
+        models[m] = fit_base_model(m, Xv[holdout.train], y[holdout.train], params[m], cfg.seed, horizon, fit_threads(cfg))
         holdout_base[m] = predict_proba(models[m], Xv[holdout.test])
         timings[m] += time.perf_counter() - started
     holdout_proba = blend([holdout_base[m] for m in BASE_MODELS], weights)
