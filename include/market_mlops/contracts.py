@@ -134,6 +134,7 @@ class DriftResult(TypedDict):
     delta_points: float | None
     resolved: int
     forecasts_scored: int
+    finance: dict[str, float | None]  # ic, rank_ic, long_short_return/_sharpe/_max_drawdown, turnover (live)
     features_drifted: int
     features_checked: int
     feature_drift: str  # "measured", or why not ("not enough data: ...")

@@ -61,6 +61,8 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert {r["model"] for r in history} == set(parents)
     assert all(r["band"] in BANDS and r["features_checked"] > 90 for r in history)
     assert all(r["resolved"] >= 10 for r in history)
+    assert all({"ic", "rank_ic", "long_short_sharpe", "turnover"} <= set(r["finance"]) for r in history)
+    assert all(r["finance"]["ic"] is None or -1 <= r["finance"]["ic"] <= 1 for r in history)
     forecasts = load_forecasts("SPY", "d1", cfg)
     assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
     assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"

@@ -38,6 +38,22 @@ class AccuracyCheck:
     resolved: int
     band: Band
     recent_predictions: pd.Series
+    finance: dict[str, float]  # IC, rank IC, long/short after costs of the same resolved forecasts
+
+
+def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: int, bars_per_year: int) -> dict[str, float]:
+    """The holdout's finance metrics on resolved live forecasts: the score P(bull) - P(bear) against the forward
+    return over `horizon` bars, and a long/short book on the calls held one bar (pure: frames in, numbers out)."""
+    import numpy as np
+
+    from market_mlops.model.evaluation import finance_metrics
+
+    close = bars.sort_values("ts").set_index("ts")["close"]
+    forward = (close.shift(-horizon) / close - 1).reindex(resolved["ts"]).to_numpy()
+    next_bar = (close.shift(-1) / close - 1).reindex(resolved["ts"]).to_numpy()
+    usable = np.isfinite(forward) & np.isfinite(next_bar)
+    proba = resolved[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(dtype=float)[usable]
+    return finance_metrics(proba, forward[usable], next_bar[usable], bars_per_year)
 
 
 def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, holdout_accuracy: float,
@@ -58,7 +74,7 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
     recent = mine.sort_values("ts").tail(cfg.drift.window)["predicted"]
     return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), accuracy_band(delta, len(resolved), cfg.drift),
-                         recent)
+                         recent, live_finance_metrics(resolved, bars, spec.horizon, spec.bars_per_year))
 
 
 def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
@@ -138,6 +154,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "band": accuracy.band, "realized_accuracy": _rounded(accuracy.realized, 4),
         "holdout_accuracy": round(accuracy.holdout, 4), "delta_points": _rounded(accuracy.delta_points, 2),
         "resolved": accuracy.resolved, "forecasts_scored": int(len(scored)),
+        "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
         "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
         "max_psi": max((d.psi for d in drifts if np.isfinite(d.psi)), default=0.0),
         "prediction_psi": _rounded(prediction_psi, 4),
