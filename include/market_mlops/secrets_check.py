@@ -26,6 +26,7 @@ class Rule:
     how: str  # how to make a good value
     fernet: bool = False
     in_url: bool = False  # the secret is the password of a database URL
+    listed: bool = False  # comma-separated secrets: each is checked (the first is the one in use)
 
 
 RULES = (
@@ -36,6 +37,8 @@ RULES = (
     Rule("MLFLOW_BACKEND_STORE_URI", 16, "POSTGRES_PASSWORD: openssl rand -base64 24 | tr -d '/+='", in_url=True),
     Rule("AWS_SECRET_ACCESS_KEY", 16, "MINIO_PIPELINE_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
     Rule("AIRFLOW_ADMIN_PASSWORD", 12, "AIRFLOW_ADMIN_PASSWORD: a password of 12 characters or more"),
+    Rule("MLOPS_SIGNING_KEYS", 32, "MLOPS_SIGNING_KEYS: openssl rand -hex 32 (comma-separated when rotating: the new "
+         "key first)", listed=True),
 )
 
 
@@ -53,6 +56,9 @@ def _fernet_ok(value: str) -> bool:
 
 def problem(rule: Rule, value: str | None) -> str | None:
     """What is wrong with one secret, in words, or None."""
+    if value is not None and rule.listed:
+        found = [problem(Rule(rule.variable, rule.min_length, rule.how), v.strip()) for v in value.split(",")]
+        return next((f for f in found if f), None)
     if value is not None and rule.in_url:
         value = urlsplit(value.split("+", 1)[-1] if "://" in value else value).password
         if value is None:

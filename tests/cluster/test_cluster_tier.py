@@ -8,8 +8,9 @@ docker-compose.yaml (`native.py`). Each Celery worker runs in its own network na
 pair, never 127.0.0.1.
 
 Scenario: vendor history imported on worker-1 (`market-mlops import s3://...`); a backfill of the ingestion across
-4 July; a retrain mapped over four models; a drift check. Asserted: both workers ran tasks of each DAG; the dataset
-md5 equals a single-host run; one registered version per model; forecasts and drift rows in PostgreSQL.
+4 July; a retrain mapped over four models (signed with the compose file's MLOPS_SIGNING_KEYS, verified by the drift
+check on either worker); a drift check. Asserted: both workers ran tasks of each DAG; the dataset md5 equals a
+single-host run; one registered, signed version per model; forecasts and drift rows in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def cluster(tmp_path_factory):
                   "MINIO_PIPELINE_USER": "testing", "MINIO_PIPELINE_PASSWORD": "testing",
                   "AIRFLOW_CONN_SLACK_ALERTS": "", "AIRFLOW_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
                   "MLOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLOPS_MLFLOW_UI_HOST": f"127.0.0.1:{mlflow_port}",
-                  "AIRFLOW_ADMIN_PASSWORD": "tier-admin-pw"}
+                  "AIRFLOW_ADMIN_PASSWORD": "tier-admin-pw", "MLOPS_SIGNING_KEYS": uuid.uuid4().hex * 2}
 
         def addresses(host: str, pg: int, redis: int) -> dict[str, str]:
             return {**{f"postgres:5432/{name}": f"{host}:{pg}/{db}" for name, db in dbs.items()},
@@ -300,7 +301,7 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
     for name in names:  # one version per model from this run (however many retries its tasks took)
         mine = [v for v in client.search_model_versions(f"name = '{name}'")
                 if client.get_run(v.run_id).data.tags.get("airflow.run_id") == "tier_retrain"]
-        assert len(mine) == 1, name
+        assert len(mine) == 1 and mine[0].tags.get("signature.hmac_sha256"), name
 
     cluster.api("POST", "/dags/drift_check/dagRuns", {"dag_run_id": "tier_drift", "logical_date": "2025-07-07T21:00:00Z",
                                                       "conf": {}})

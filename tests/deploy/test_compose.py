@@ -174,7 +174,7 @@ def test_connections_are_encrypted_with_one_fernet_key(compose):
 
 @pytest.mark.parametrize(("service", "required"), [
     ("airflow-init", {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                      "AWS_SECRET_ACCESS_KEY", "AIRFLOW_ADMIN_PASSWORD"}),
+                      "AWS_SECRET_ACCESS_KEY", "AIRFLOW_ADMIN_PASSWORD", "MLOPS_SIGNING_KEYS"}),
     ("mlflow", {"MLFLOW_BACKEND_STORE_URI", "AWS_SECRET_ACCESS_KEY"}),
     ("airflow-apiserver", {"AIRFLOW_ADMIN_PASSWORD"}),
 ])
@@ -207,6 +207,7 @@ def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _airflow_db_url(example["POSTGRES_PASSWORD"]),
         "AWS_SECRET_ACCESS_KEY": example["MINIO_PIPELINE_PASSWORD"],
         "AIRFLOW_ADMIN_PASSWORD": example["AIRFLOW_ADMIN_PASSWORD"],
+        "MLOPS_SIGNING_KEYS": example["MLOPS_SIGNING_KEYS"],
     }
     lines = check(shipped)
     assert len(lines) == len(shipped)
@@ -218,8 +219,10 @@ def test_the_env_example_placeholders_are_refused_and_generated_values_pass():
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _airflow_db_url(secrets.token_urlsafe(18)),
         "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "MLOPS_SIGNING_KEYS": f"{secrets.token_hex(32)},{secrets.token_hex(32)}",  # rotating: new key first
     }
     assert check(good) == []
+    assert "fewer than 32" in check({**good, "MLOPS_SIGNING_KEYS": f"{secrets.token_hex(32)},short"})[0]
     assert check({}, ("AIRFLOW__CORE__FERNET_KEY",)) == [check({"AIRFLOW__CORE__FERNET_KEY": ""})[0]]  # missing = empty
     assert "not a Fernet key" in check({**good, "AIRFLOW__CORE__FERNET_KEY": secrets.token_hex(22)})[0]
     assert "fewer than 16" in check({**good, "AWS_SECRET_ACCESS_KEY": "k7Qz9Lm2"})[0]

@@ -141,14 +141,15 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
 
 
 @pytest.mark.training
-def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
+def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monkeypatch):
     from market_mlops.model.ensemble_model import ModelIntegrityError
-    from market_mlops.registry import aliases, store, versions
+    from market_mlops.registry import aliases, signing, store, versions
     from market_mlops.tasks.promotion import rollback
     from market_mlops.tasks.retrain import retrain_model
 
     # Hourly bars: a holdout of ~2,000 rows resolves the planted signal's edge over persistence, which the gate now
     # asks to be significant (on ~340 daily rows a 1.5-point edge is a coin flip and is kept as challenger).
+    monkeypatch.setenv("MLOPS_SIGNING_KEYS", "first-key-of-the-pipeline-0123456789")
     good = _dataset(training_env / "good", _hourly(0.4))
     first = retrain_model("AAA", "h1", good)
     assert first["decision"] == "promoted" and first["version"] == "1", {k: first.get(k) for k in ("reason", "challenger_accuracy", "majority_accuracy", "persistence_accuracy", "baseline_diff_mean", "baseline_diff_ci_low", "baseline_diff_ci_high")}
@@ -192,6 +193,26 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env):
     assert set(Path(tempfile.gettempdir()).glob("model-*")) == leftovers  # a load keeps nothing on disk
     np.testing.assert_allclose(served[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(), direct)
     assert not list(Path(local).rglob("python_model.pkl"))  # defined by code, nothing cloudpickled
+
+    # Signed versions: a rotated key keeps its versions loadable while it is listed; a version someone else
+    # registered on the same run (checksums consistent with its files) is refused; so is a key no longer listed.
+    monkeypatch.setenv("MLOPS_SIGNING_KEYS", "second-key-of-the-pipeline-987654321,first-key-of-the-pipeline-0123456789")
+    assert versions.load_verified("AAA-h1-direction", version="1").version == "1"
+    v1 = c.get_model_version("AAA-h1-direction", "1")
+    intruder = c.create_model_version("AAA-h1-direction", v1.source, run_id=v1.run_id,
+                                      tags={"data.version": v1.tags["data.version"]},
+                                      model_id=v1.source.removeprefix("models:/"))
+    with pytest.raises(signing.UnsignedVersion, match="not signed by the pipeline"):
+        versions.load_verified("AAA-h1-direction", version=intruder.version)
+    forged = c.create_model_version("AAA-h1-direction", v1.source, run_id=v1.run_id,
+                                    tags={**v1.tags, "data.version": "another-data-version"},
+                                    model_id=v1.source.removeprefix("models:/"))
+    with pytest.raises(signing.UnsignedVersion, match="does not verify"):
+        versions.load_verified("AAA-h1-direction", version=forged.version)  # lineage changed after signing
+    monkeypatch.setenv("MLOPS_SIGNING_KEYS", "second-key-of-the-pipeline-987654321")
+    with pytest.raises(signing.UnsignedVersion, match="not among the accepted keys"):
+        versions.load_verified("AAA-h1-direction", version="1")
+    monkeypatch.setenv("MLOPS_SIGNING_KEYS", "second-key-of-the-pipeline-987654321,first-key-of-the-pipeline-0123456789")
 
     # Tampering with a stored artifact: the model is refused before anything is deserialized.
     source = c.get_model_version("AAA-h1-direction", "1").source  # models:/m-<id> in MLflow 3

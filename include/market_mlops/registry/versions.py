@@ -2,7 +2,8 @@
 
 Registration is idempotent: a version is found by its run id, so a retried task never creates a second version.
 Loading goes through the version's `models:/<name>/<version>` URI (never the `runs:/` fallback, which pages through
-every logged model of the experiment), checks every file's sha256 against the run's tags, and keeps nothing on disk.
+every logged model of the experiment), checks the pipeline's signature (`signing`) and every file's sha256 against
+the run's tags, and keeps nothing on disk.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from market_mlops.config import PipelineConfig
-from market_mlops.registry import store
+from market_mlops.registry import signing, store
 from market_mlops.registry.aliases import CHAMPION
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
     if not expected:
         raise store.RegistryError(f"{name} v{mv.version} has no recorded checksums: refusing to load it")
+    signing.verify(signing.configured_keys(), name, str(mv.version), mv.run_id, expected, dict(mv.tags or {}))
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         local = download_model_files(name, str(mv.version), Path(tmp))
         paths = {k: str(local / f) for k, f in ARTIFACT_FILES.items()}
@@ -118,7 +120,10 @@ def register_version(name: str, run_id: str, tags: dict[str, str], cfg: Pipeline
     except mlflow.exceptions.MlflowException as error:
         if not store.already_exists(error):  # another run of this model created it first: that is fine
             raise
-    logged_model = c.get_run(run_id).data.tags.get(MODEL_URI_TAG)  # absent: a model kept in the run's artifacts
+    run_tags = c.get_run(run_id).data.tags
+    logged_model = run_tags.get(MODEL_URI_TAG)  # absent: a model kept in the run's artifacts
+    checksums = {k.removeprefix("sha256."): v for k, v in run_tags.items() if k.startswith("sha256.")}
+    tags = {**tags, **signing.signature_tags(signing.configured_keys(), name, run_id, checksums, tags)}
     return c.create_model_version(name, logged_model or f"runs:/{run_id}/model", run_id=run_id, tags=tags,
                                   model_id=logged_model.removeprefix("models:/") if logged_model else None)
 

@@ -131,6 +131,7 @@ def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | Non
             raise store.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
         to_version = str(moves[-1]["from"])
     store.client(cfg).get_model_version(name, str(to_version))  # fails clearly if the version does not exist
+    versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
     aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
     store.client(cfg).set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
     send_alert(Alert(title=f"Rolled back {name} to v{to_version}", severity="warning", kind="rollback",
