@@ -150,10 +150,11 @@ def test_a_drift_result_without_resolved_forecasts_fits_in_an_xcom():
     from market_mlops.tasks.drift_check import xcom_safe
 
     result = xcom_safe({"model": "AAA-d1-direction", "band": "normal", "realized_accuracy": float("nan"),
-                        "delta_points": float("inf"), "resolved": 0, "holdout_accuracy": 0.48})
+                        "delta_points": float("inf"), "resolved": 0, "holdout_accuracy": 0.48,
+                        "finance": {"ic": float("nan"), "turnover": 0.0}})  # the live finance metrics, nested
     assert json.loads(json.dumps(result, allow_nan=False)) == {
         "model": "AAA-d1-direction", "band": "normal", "realized_accuracy": None, "delta_points": None, "resolved": 0,
-        "holdout_accuracy": 0.48}
+        "holdout_accuracy": 0.48, "finance": {"ic": None, "turnover": 0.0}}
 
 
 def test_feature_drift_over_too_few_bars_is_not_enough_data_never_a_psi():

@@ -39,20 +39,21 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity, however deeply nested, as None (strict JSON: PostgreSQL, XCom)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
 def json_text(value: Any) -> str:
     """JSON as every database takes it: a NaN (no forecast resolved yet) is null. PostgreSQL refuses the NaN token
     that SQLite stores without a word, so without this a record that passes locally fails in production."""
-    return json.dumps(_finite(value), default=str, allow_nan=False)
+    return json.dumps(finite(value), default=str, allow_nan=False)
 
 
 @functools.cache

@@ -223,8 +223,11 @@ def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checke
 
 
 def xcom_safe(result: dict[str, Any]) -> dict[str, Any]:
-    """NaN (no resolved forecast yet, e.g. right after a new champion) as None: XCom is strict JSON and refuses it."""
-    return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in result.items()}
+    """NaN (no resolved forecast yet, e.g. right after a new champion) as None, nested ones too (the finance
+    metrics): XCom is strict JSON and refuses it."""
+    from market_mlops.state.store import finite
+
+    return dict(finite(result))
 
 
 def emergency_retrain_confs(results: list[DriftResult]) -> list[RetrainConf]:
