@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,29 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, wait_for_http
+
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "build" / "browser"
 VENV_BIN = Path(sys.executable).parent
 DAGS = ["market_data_ingestion", "model_retrain", "weekly_weight_refresh", "drift_check", "model_rollback"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, seconds: float, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            assert process.poll() is None, log.read_text()[-3000:]
-            time.sleep(2)
-    raise TimeoutError(f"{url} did not answer in {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 def _stop(process: subprocess.Popen, grace: float = 60) -> None:
@@ -87,7 +70,7 @@ def ui(demo_home: Path) -> Iterator[UI]:
     forms create stay queued."""
     from market_mlops.dev.local_stack import stack_environment
 
-    airflow_port, mlflow_port = _free_port(), _free_port()
+    airflow_port, mlflow_port = free_port(), free_port()
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
     env.update(stack_environment(demo_home))
@@ -108,8 +91,8 @@ def ui(demo_home: Path) -> Iterator[UI]:
     airflow = subprocess.Popen([str(VENV_BIN / "airflow"), "standalone"], env=env, stdout=airflow_log.open("wb"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for(f"{mlflow_url}/health", 120, mlflow, mlflow_log)
-        _wait_for(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", 240, airflow, airflow_log)
+        wait_for_http(f"{mlflow_url}/health", 120, mlflow, mlflow_log)
+        wait_for_http(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", 240, airflow, airflow_log)
         yield UI(f"http://127.0.0.1:{airflow_port}", mlflow_url)
     finally:
         _stop(airflow)

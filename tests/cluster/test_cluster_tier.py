@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import pytest
 
 from tests.cluster.native import REPO, Forwarder, Namespace, service_command, service_environment
 from tests.postgres import psql
+from tests.servers import AirflowRest, free_port, wait_for_http
 
 pytestmark = pytest.mark.cluster
 VENV_BIN = Path(sys.executable).parent
@@ -46,30 +46,12 @@ BACKFILL = (dt.date(2025, 7, 1), dt.date(2025, 7, 7))  # 4 July: exchange holida
 BUCKETS = ("mlops-data", "mlflow", "mlops-landing")
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            time.sleep(1)
-    raise TimeoutError(f"{url} did not answer in {seconds} s:\n{log.read_text(errors='replace')[-2000:]}")
-
-
 class Cluster:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.token = ""
         self.base = self.mlflow_url = ""
+        self.rest = AirflowRest("", "")
         self.server_env: dict[str, str] = {}
         self.workers: dict[str, tuple[Namespace, dict[str, str]]] = {}
         self.vendor = (home, home)
@@ -81,15 +63,7 @@ class Cluster:
         return proc
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        if not self.token:
-            req = urllib.request.Request(f"{self.base}/auth/token", method="POST",
-                                         data=json.dumps({"username": "admin", "password": "tier-admin-pw"}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            self.token = json.loads(urllib.request.urlopen(req, timeout=10).read())["access_token"]
-        req = urllib.request.Request(f"{self.base}/api/v2{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        return json.loads(urllib.request.urlopen(req, timeout=30).read() or b"{}")
+        return self.rest(method, path, body)
 
     def task_instances(self, dag_id: str) -> list[dict]:
         out = []
@@ -161,7 +135,7 @@ def cluster(tmp_path_factory):
     c = Cluster(home)
     spaces: list[Namespace] = []
     forwarders: list[Forwarder] = []
-    s3_port, mlflow_port, api_port = _free_port(), _free_port(), _free_port()
+    s3_port, mlflow_port, api_port = free_port(), free_port(), free_port()
     moto = ThreadedMotoServer(ip_address="0.0.0.0", port=s3_port, verbose=False)
     try:
         moto.start()
@@ -202,6 +176,7 @@ def cluster(tmp_path_factory):
         local = addresses("127.0.0.1", 5432, 6379)
         server_env = airflow_env("airflow-scheduler", local, home / "servers")
         c.base, c.mlflow_url, c.server_env = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mlflow_port}", server_env
+        c.rest = AirflowRest(c.base, values["AIRFLOW_ADMIN_PASSWORD"])
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", aws_access_key_id="testing",
                           aws_secret_access_key="testing", region_name="us-east-1")
         for bucket in BUCKETS:
@@ -224,8 +199,8 @@ def cluster(tmp_path_factory):
         c.spawn("mlflow", [*argv, "--workers", "2"], mlflow_env)
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             c.spawn(component, [str(VENV_BIN / "airflow"), component], server_env)
-        _wait_http(f"http://127.0.0.1:{mlflow_port}/health", c.procs[0][1], home / "mlflow.log")
-        _wait_http(f"{c.base}/api/v2/monitor/health", c.procs[1][1], home / "api-server.log")
+        wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", 180, c.procs[0][1], home / "mlflow.log")
+        wait_for_http(f"{c.base}/api/v2/monitor/health", 180, c.procs[1][1], home / "api-server.log")
         for i, ns in enumerate(spaces, start=1):
             env = airflow_env("airflow-worker", addresses(ns.host_ip, pg_port, redis_port), home / f"worker-{i}")
             c.workers[f"worker-{i}"] = (ns, env)

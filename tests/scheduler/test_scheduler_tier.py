@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 
 from tests.files import parquet_digests
 from tests.postgres import PG, psql
+from tests.servers import AirflowRest, free_port
 
 pytestmark = pytest.mark.scheduler
 REPO = Path(__file__).resolve().parents[2]
@@ -38,12 +38,6 @@ FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS":
         "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
         "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "200", "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL",
         "MLOPS__UNIVERSE__TIMEFRAMES": "d1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _session_members(sid: int) -> list[int]:
@@ -65,7 +59,7 @@ class Stack:
         self.base = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
         self.stopping = False
-        self._token = ""
+        self.rest = AirflowRest(self.base, "test-pw")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         out = subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=self.env, capture_output=True,
@@ -91,15 +85,7 @@ class Stack:
         raise TimeoutError("airflow standalone did not become healthy in 180 s")
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        if not self._token:
-            req = urllib.request.Request(f"{self.base}/auth/token", method="POST",
-                                         data=json.dumps({"username": "admin", "password": "test-pw"}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            self._token = json.loads(urllib.request.urlopen(req, timeout=10).read())["access_token"]
-        req = urllib.request.Request(f"{self.base}/api/v2{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"})
-        return json.loads(urllib.request.urlopen(req, timeout=30).read() or b"{}")
+        return self.rest(method, path, body)
 
     def runs(self, dag_id: str) -> list[dict]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
@@ -151,7 +137,7 @@ def stack(tmp_path_factory):
         psql(f"CREATE DATABASE {db}")
     home = tmp_path_factory.mktemp("scheduler")
     (home / "passwords.json").write_text(json.dumps({"admin": "test-pw"}))
-    port = _free_port()
+    port = free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
     env.update(FAST)
