@@ -1,4 +1,5 @@
--- One server, three databases: Airflow's metadata, MLflow's backend store and the suite's SQL store
--- (data versions and head, forecasts, drift checks, alias moves, alerts).
+-- One server, four databases: Airflow's metadata, MLflow's backend store, the suite's SQL store
+-- (data versions and head, forecasts, drift checks, alias moves, alerts) and MLflow's users.
 CREATE DATABASE mlflow;
 CREATE DATABASE mlops_state;
+CREATE DATABASE mlflow_auth;  -- MLflow's basic-auth users and permissions

@@ -125,6 +125,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mlflow_auth(args: argparse.Namespace) -> int:
+    """The MLflow service's auth config (from MLFLOW_AUTH_DATABASE_URI), or the pipeline's account (mlflow-init)."""
+    import os
+
+    from market_mlops.registry import accounts
+
+    if args.action == "config":
+        path = accounts.write_auth_config(Path(args.path), os.environ["MLFLOW_AUTH_DATABASE_URI"])
+        print(f"MLflow auth config -> {path} (people: READ unless granted more)")
+        return 0
+    from market_mlops.config import get_config
+
+    done = accounts.ensure_user(get_config().mlflow_tracking_uri, os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"],
+                                os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
+    print(f"MLflow user {os.environ['MLFLOW_TRACKING_USERNAME']} {done}")
+    return 0
+
+
 def _state(args: argparse.Namespace) -> int:
     from market_mlops.state import store
 
@@ -162,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     sec.add_argument("action", choices=["check"])
     sec.add_argument("--require", nargs="*", default=[], help="variables that must be set (others are checked if set)")
     sec.set_defaults(func=_secrets)
+    auth = sub.add_parser("mlflow-auth", help="MLflow basic-auth: write the server's config, or create the "
+                          "pipeline's account (compose runs both)")
+    auth.add_argument("action", choices=["config", "pipeline-user"])
+    auth.add_argument("path", nargs="?", default="/tmp/mlflow-auth.ini", help="where `config` writes the ini")
+    auth.set_defaults(func=_mlflow_auth)
     st = sub.add_parser("state", help="bring the suite's SQL store to the current schema (airflow-init runs it)")
     st.add_argument("action", choices=["upgrade"])
     st.set_defaults(func=_state)

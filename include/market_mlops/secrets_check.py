@@ -37,6 +37,9 @@ RULES = (
     Rule("MLFLOW_BACKEND_STORE_URI", 16, "POSTGRES_PASSWORD: openssl rand -base64 24 | tr -d '/+='", in_url=True),
     Rule("AWS_SECRET_ACCESS_KEY", 16, "MINIO_PIPELINE_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
     Rule("AIRFLOW_ADMIN_PASSWORD", 12, "AIRFLOW_ADMIN_PASSWORD: a password of 12 characters or more"),
+    Rule("MLFLOW_AUTH_ADMIN_PASSWORD", 16, "MLFLOW_ADMIN_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
+    Rule("MLFLOW_FLASK_SERVER_SECRET_KEY", 32, "MLFLOW_FLASK_SECRET_KEY: openssl rand -hex 32"),
+    Rule("MLFLOW_TRACKING_PASSWORD", 16, "MLOPS_MLFLOW_PASSWORD: openssl rand -base64 24 | tr -d '/+='"),
     Rule("MLOPS_SIGNING_KEYS", 32, "MLOPS_SIGNING_KEYS: openssl rand -hex 32 (comma-separated when rotating: the new "
          "key first)", listed=True),
 )

@@ -33,11 +33,13 @@ def service_environment(name: str, values: dict[str, str], addresses: dict[str, 
     return out
 
 
-def service_command(name: str, values: dict[str, str]) -> list[str]:
-    """The last command of the service's `bash -c "a && b"` (its long-running program), with `$${VAR}` filled in."""
+def service_steps(name: str, values: dict[str, str]) -> list[list[str]]:
+    """The commands of the service's `bash -c "a && b && c"` after its secrets check (the last is its long-running
+    program), with `$${VAR}` filled in from `values`."""
     command = compose()["services"][name]["command"]
-    script = shlex.split(command)[-1].split("&&")[-1] if command.strip().startswith("bash") else command
-    return shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], script))
+    steps = shlex.split(command)[-1].split("&&") if command.strip().startswith("bash") else [command]
+    filled = [shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], step)) for step in steps]
+    return [step for step in filled if step[:3] != ["market-mlops", "secrets", "check"]]
 
 
 class Forwarder:

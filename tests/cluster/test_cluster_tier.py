@@ -9,7 +9,7 @@ pair, never 127.0.0.1.
 
 Scenario: vendor history imported on worker-1 (`market-mlops import s3://...`); a backfill of the ingestion across
 4 July; a retrain mapped over four models (signed with the compose file's MLOPS_SIGNING_KEYS, verified by the drift
-check on either worker); a drift check. Asserted: both workers ran tasks of each DAG; the dataset md5 equals a
+check on either worker); a drift check; a forced retrain of one model and the rollback DAG moving it back. Asserted: both workers ran tasks of each DAG; the dataset md5 equals a
 single-host run; one registered, signed version per model; forecasts and drift rows in PostgreSQL.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.native import REPO, Forwarder, Namespace, service_command, service_environment
+from tests.cluster.native import REPO, Forwarder, Namespace, service_environment, service_steps
 from tests.postgres import psql
 from tests.servers import AirflowRest, free_port, wait_for_http
 
@@ -129,7 +129,8 @@ def cluster(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("cluster")
     suffix = uuid.uuid4().hex[:8]
-    dbs = {"airflow": f"tier_airflow_{suffix}", "mlflow": f"tier_mlflow_{suffix}", "mlops_state": f"tier_state_{suffix}"}
+    dbs = {"airflow": f"tier_airflow_{suffix}", "mlflow": f"tier_mlflow_{suffix}", "mlops_state": f"tier_state_{suffix}",
+           "mlflow_auth": f"tier_mlflow_auth_{suffix}"}
     for db in dbs.values():
         psql(f"CREATE DATABASE {db}")
     c = Cluster(home)
@@ -149,7 +150,9 @@ def cluster(tmp_path_factory):
                   "MINIO_PIPELINE_USER": "testing", "MINIO_PIPELINE_PASSWORD": "testing",
                   "AIRFLOW_CONN_SLACK_ALERTS": "", "AIRFLOW_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
                   "MLOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLOPS_MLFLOW_UI_HOST": f"127.0.0.1:{mlflow_port}",
-                  "AIRFLOW_ADMIN_PASSWORD": "tier-admin-pw", "MLOPS_SIGNING_KEYS": uuid.uuid4().hex * 2}
+                  "AIRFLOW_ADMIN_PASSWORD": "tier-admin-pw", "MLOPS_SIGNING_KEYS": uuid.uuid4().hex * 2,
+                  "MLFLOW_ADMIN_PASSWORD": uuid.uuid4().hex, "MLOPS_MLFLOW_USER": "mlops-pipeline",
+                  "MLOPS_MLFLOW_PASSWORD": uuid.uuid4().hex, "MLFLOW_FLASK_SECRET_KEY": uuid.uuid4().hex * 2}
 
         def addresses(host: str, pg: int, redis: int) -> dict[str, str]:
             return {**{f"postgres:5432/{name}": f"{host}:{pg}/{db}" for name, db in dbs.items()},
@@ -191,15 +194,25 @@ def cluster(tmp_path_factory):
             done = subprocess.run(step, env=server_env, capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, done.stderr[-2000:]
         mlflow_env = {**base, **service_environment("mlflow", values, local)}
-        argv = service_command("mlflow", {**values, **mlflow_env})
+        mlflow_env["MLFLOW_AUTH_CONFIG_PATH"] = str(home / "mlflow-auth.ini")
+        *setup, argv = service_steps("mlflow", {**values, **mlflow_env})
+        for step in setup:  # the auth app's config, written from the environment
+            done = subprocess.run(step, env=mlflow_env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
         argv = [str(VENV_BIN / "mlflow"), *argv[1:]]
         argv[argv.index("--port") + 1] = str(mlflow_port)
         hosts = argv.index("--allowed-hosts") + 1
-        argv[hosts] += "," + ",".join(f"{ns.host_ip}:{mlflow_port}" for ns in spaces)
+        argv[hosts] += "," + ",".join(f"{ip}:{mlflow_port}" for ip in ["127.0.0.1", *(ns.host_ip for ns in spaces)])
         c.spawn("mlflow", [*argv, "--workers", "2"], mlflow_env)
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             c.spawn(component, [str(VENV_BIN / "airflow"), component], server_env)
         wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", 180, c.procs[0][1], home / "mlflow.log")
+        init_env = {**base, **service_environment("mlflow-init", values, local)}
+        for step in service_steps("mlflow-init", values):  # the pipeline's MLflow account
+            done = subprocess.run(step, env=init_env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+        os.environ["MLFLOW_TRACKING_USERNAME"] = server_env["MLFLOW_TRACKING_USERNAME"]  # this test reads as the pipeline
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = server_env["MLFLOW_TRACKING_PASSWORD"]
         wait_for_http(f"{c.base}/api/v2/monitor/health", 180, c.procs[1][1], home / "api-server.log")
         for i, ns in enumerate(spaces, start=1):
             env = airflow_env("airflow-worker", addresses(ns.host_ip, pg_port, redis_port), home / f"worker-{i}")
@@ -207,6 +220,8 @@ def cluster(tmp_path_factory):
             c.spawn(f"worker-{i}", ns.wrap([str(VENV_BIN / "airflow"), "celery", "worker"], f"worker-{i}"), env)
         yield c
     finally:
+        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
         c.stop()
         for f in forwarders:
             f.close()
@@ -288,3 +303,22 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
         forecasts = dict(conn.execute(text("SELECT model_name, count(*) FROM forecasts GROUP BY model_name")).all())
     assert sorted(checked) == names
     assert set(forecasts) == set(names) and min(forecasts.values()) >= 1
+
+    # A forced retrain of SPY on data to 3 July (v2, champion), then the rollback DAG moves SPY back to v1: the
+    # worker that runs it verifies v1's signature and files first; the move is in the audit trail in PostgreSQL.
+    cluster.api("POST", "/dags/model_retrain/dagRuns", {
+        "dag_run_id": "tier_retrain_spy", "logical_date": "2025-07-08T01:00:00Z",
+        "conf": {"symbols": ["SPY"], "timeframes": ["d1"], "until": "2025-07-03T17:00:00+00:00",
+                 "reason": "cluster tier", "force_promotion": True, "search_trials": 0}})
+    cluster.wait_runs("model_retrain", lambda r: r["dag_run_id"] == "tier_retrain_spy", 1, 900)
+    assert str(client.get_model_version_by_alias("SPY-d1-direction", "champion").version) == "2"
+    cluster.api("PATCH", "/dags/model_rollback", {"is_paused": False})
+    cluster.api("POST", "/dags/model_rollback/dagRuns", {
+        "dag_run_id": "tier_rollback", "logical_date": "2025-07-08T02:00:00Z",
+        "conf": {"symbol": "SPY", "timeframe": "d1", "to_version": None}})
+    cluster.wait_runs("model_rollback", lambda r: r["dag_run_id"] == "tier_rollback", 1, 600)
+    assert str(client.get_model_version_by_alias("SPY-d1-direction", "champion").version) == "1"
+    with state.connect() as conn:
+        moves = conn.execute(text("SELECT from_version, to_version FROM alias_moves WHERE model = 'SPY-d1-direction' "
+                                  "AND alias = 'champion' ORDER BY id")).all()
+    assert [tuple(m) for m in moves] == [(None, "1"), ("1", "2"), ("2", "1")]

@@ -10,7 +10,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"]
-ONE_SHOT = {"airflow-init", "minio-init"}
+ONE_SHOT = {"airflow-init", "minio-init", "mlflow-init"}
 SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY|_KEY_ID|CONN_)", re.IGNORECASE)
 
 
@@ -25,7 +25,7 @@ def _env(service: dict) -> dict[str, str]:
 
 
 def test_every_required_service_exists(compose):
-    required = {"postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", *AIRFLOW_SERVICES}
+    required = {"postgres", "redis", "minio", "minio-init", "mlflow", "mlflow-init", "airflow-init", *AIRFLOW_SERVICES}
     assert required <= set(compose["services"])
 
 
@@ -43,6 +43,8 @@ def test_airflow_services_wait_for_what_they_need(compose):
         assert deps["mlflow"]["condition"] == "service_healthy"
         assert deps["minio-init"]["condition"] == "service_completed_successfully"
         assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+        assert deps["mlflow-init"]["condition"] == "service_completed_successfully"  # its account exists
+    assert compose["services"]["mlflow-init"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
     assert compose["services"]["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert compose["services"]["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
 
@@ -108,10 +110,14 @@ def test_pools_and_dags_wiring(compose):
 
 
 @pytest.mark.integration
-def test_the_mlflow_service_answers_the_host_name_the_airflow_services_use(compose, tmp_path):
-    """The compose `mlflow` command, run natively (SQLite and a folder standing in for Postgres and MinIO): the
-    Airflow services call it as mlflow:5000, which MLflow 3 refuses (403 "Invalid Host header") without
-    --allowed-hosts; /health is exempt, so the compose healthcheck must ask a real API with that Host header."""
+def test_the_mlflow_service_answers_its_host_names_and_only_its_accounts_write(compose, tmp_path):
+    """The compose `mlflow` command, run natively (SQLite and a folder standing in for Postgres and MinIO):
+    - the Airflow services call it as mlflow:5000, which MLflow 3 refuses (403 "Invalid Host header") without
+      --allowed-hosts; /health is exempt, so the healthcheck asks a real API with that Host header (and the admin);
+    - MLflow's basic-auth app: without credentials nothing is read or written (401); the pipeline's account that
+      `mlflow-init` creates registers a model and moves an alias; a person's account is read-only (403)."""
+    import base64
+    import json
     import os
     import shlex
     import socket
@@ -122,45 +128,93 @@ def test_the_mlflow_service_answers_the_host_name_the_airflow_services_use(compo
     import urllib.request
 
     service = compose["services"]["mlflow"]
-    script = shlex.split(service["command"])[-1].split("&&")[-1]  # bash -c "<secrets check> && <mlflow server>"
+    steps = [s.strip() for s in shlex.split(service["command"])[-1].split("&&")][1:]  # after the secrets check
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    values = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLOPS_MLFLOW_UI_HOST": "mlflow.example.org"}
-    args = shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], script))
-    assert args[:2] == ["mlflow", "server"] and "--allowed-hosts" in args
+    admin_password = "an-admin-password-of-the-test"
+    values = {"MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLOPS_MLFLOW_UI_HOST": "mlflow.example.org",
+              "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "mlflow-auth.ini")}
+    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": "", "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-flask-secret-key-of-the-test-0123456789",
+           "MLFLOW_AUTH_DATABASE_URI": f"sqlite:///{tmp_path / 'auth.db'}", **values}
+    venv = Path(sys.executable).parent
+    config = shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], steps[0]))
+    assert config[:3] == ["market-mlops", "mlflow-auth", "config"]
+    subprocess.run([str(venv / "market-mlops"), *config[1:]], env=env, check=True, capture_output=True, timeout=120)
+    args = shlex.split(re.sub(r"\$\$\{(\w+)\}", lambda m: values[m.group(1)], steps[-1]))
+    assert args[:4] == ["mlflow", "server", "--app-name", "basic-auth"] and "--allowed-hosts" in args
     swap = {"--artifacts-destination": (tmp_path / "artifacts").as_uri(), "--host": "127.0.0.1", "--port": str(port)}
     args = [swap.get(args[i - 1], a) if i else a for i, a in enumerate(args)]
-    mlflow = Path(sys.executable).parent / "mlflow"
+    args = [a.replace("localhost:5000", f"localhost:{port}") for a in args]  # the service's port, moved here
     log = (tmp_path / "mlflow.log").open("wb")
-    proc = subprocess.Popen([str(mlflow), *args[1:], "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": ""})
+    proc = subprocess.Popen([str(venv / "mlflow"), *args[1:], "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=env)
+    base = f"http://127.0.0.1:{port}"
 
-    def status(host: str) -> int:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
-                                     headers={"Host": host})
+    def call(path: str, host: str = "localhost", user: tuple[str, str] | None = ("admin", admin_password),
+             body: dict | None = None, method: str = "GET") -> int:
+        headers = {"Host": host, "Content-Type": "application/json"}
+        if user:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
         try:
-            return urllib.request.urlopen(req, timeout=5).status
+            return urllib.request.urlopen(req, timeout=10).status
         except urllib.error.HTTPError as exc:
             return exc.code
+
+    def fetch(path: str, user: tuple[str, str], body: dict) -> dict:
+        headers = {"Content-Type": "application/json",
+                   "Authorization": "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()}
+        req = urllib.request.Request(f"http://localhost:{port}/api/2.0/mlflow/{path}", method="POST", headers=headers,
+                                     data=json.dumps(body).encode())
+        return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                urllib.request.urlopen(f"{base}/health", timeout=5)
                 break
             except OSError:
                 assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
                 time.sleep(1)
-        assert status("mlflow:5000") == 200 and status("mlflow.example.org") == 200
-        assert status("evil.example.com") == 403  # the flag is what lets the service names through
+        search = "experiments/search?max_results=1"
+        assert call(search, "mlflow:5000") == 200 and call(search, "mlflow.example.org") == 200
+        assert call(search, "evil.example.com") == 403  # the flag is what lets the service names through
         check = service["healthcheck"]["test"]
-        assert check[0] == "CMD" and "Host" in check[-1] and "/health" not in check[-1]
-        assert check[1:3] == ["python", "-c"]
+        assert check[0] == "CMD" and "Host" in check[-1] and "/health" not in check[-1] and check[1:3] == ["python", "-c"]
         probe = subprocess.run([sys.executable, "-c", check[-1].replace("localhost:5000", f"localhost:{port}")],
-                               capture_output=True, text=True, timeout=30)
+                               env=env, capture_output=True, text=True, timeout=30)
         assert probe.returncode == 0, probe.stderr
+
+        # mlflow-init's command makes the pipeline's account; people get accounts that can only read.
+        init = compose["services"]["mlflow-init"]
+        assert shlex.split(init["command"])[-1].split("&&")[-1].split() == ["market-mlops", "mlflow-auth", "pipeline-user"]
+        pipeline = ("mlops-pipeline", "a-pipeline-password-of-the-test")
+        account = {**env, "MLOPS__STORAGE__MLFLOW_TRACKING_URI": f"http://localhost:{port}",  # a host it allows
+                   "MLFLOW_TRACKING_USERNAME": pipeline[0], "MLFLOW_TRACKING_PASSWORD": pipeline[1]}
+        for _ in range(2):  # a rerun of mlflow-init is safe
+            done = subprocess.run([str(venv / "market-mlops"), "mlflow-auth", "pipeline-user"], env=account,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-1500:]
+        assert call("users/create", body={"username": "analyst", "password": "an-analyst-password"}, method="POST") == 200
+        analyst = ("analyst", "an-analyst-password")
+        model = {"name": "SPY-d1-direction"}
+        assert call("registered-models/create", user=None, body=model, method="POST") == 401
+        assert call(search, user=None) == 401
+        assert call("registered-models/create", user=pipeline, body=model, method="POST") == 200
+        experiment = fetch("experiments/create", pipeline, {"name": "market-direction"})["experiment_id"]
+        run_id = fetch("runs/create", pipeline, {"experiment_id": experiment})["run"]["info"]["run_id"]
+        version = {"name": "SPY-d1-direction", "source": f"runs:/{run_id}/model", "run_id": run_id}
+        alias = {"name": "SPY-d1-direction", "alias": "champion", "version": "1"}
+        assert call("model-versions/create", user=pipeline, body=version, method="POST") == 200
+        assert call("registered-models/alias", user=pipeline, body=alias, method="POST") == 200
+        assert call("registered-models/get?name=SPY-d1-direction", user=analyst) == 200  # people read
+        assert call("model-versions/create", user=analyst, body=version, method="POST") == 403
+        assert call("registered-models/alias", user=analyst, body={**alias, "version": "2"}, method="POST") == 403
+        assert call("registered-models/alias", user=None, body=alias, method="POST") == 401
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
@@ -175,7 +229,9 @@ def test_connections_are_encrypted_with_one_fernet_key(compose):
 @pytest.mark.parametrize(("service", "required"), [
     ("airflow-init", {"AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
                       "AWS_SECRET_ACCESS_KEY", "AIRFLOW_ADMIN_PASSWORD", "MLOPS_SIGNING_KEYS"}),
-    ("mlflow", {"MLFLOW_BACKEND_STORE_URI", "AWS_SECRET_ACCESS_KEY"}),
+    ("mlflow", {"MLFLOW_BACKEND_STORE_URI", "AWS_SECRET_ACCESS_KEY", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                "MLFLOW_FLASK_SERVER_SECRET_KEY"}),
+    ("mlflow-init", {"MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_TRACKING_PASSWORD"}),
     ("airflow-apiserver", {"AIRFLOW_ADMIN_PASSWORD"}),
 ])
 def test_services_holding_secrets_check_them_before_anything_else(compose, service, required):
