@@ -9,12 +9,14 @@ pair, never 127.0.0.1.
 
 Scenario: vendor history imported on worker-1 (`market-mlops import s3://...`); a backfill of the ingestion across
 4 July; a retrain mapped over four models (signed with the compose file's MLOPS_SIGNING_KEYS, verified by the drift
-check on either worker); a drift check; a forced retrain of one model and the rollback DAG moving it back. Asserted: both workers ran tasks of each DAG; the dataset md5 equals a
+check on either worker); a drift check; a forced retrain of one model and the rollback DAG moving it back; MLflow's
+basic-auth as compose runs it (an anonymous client and a read-only person cannot create a version or move an alias). Asserted: both workers ran tasks of each DAG; the dataset md5 equals a
 single-host run; one registered, signed version per model; forecasts and drift rows in PostgreSQL.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -50,7 +52,7 @@ class Cluster:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.base = self.mlflow_url = ""
+        self.base = self.mlflow_url = self.mlflow_admin_password = ""
         self.rest = AirflowRest("", "")
         self.server_env: dict[str, str] = {}
         self.workers: dict[str, tuple[Namespace, dict[str, str]]] = {}
@@ -180,6 +182,7 @@ def cluster(tmp_path_factory):
         server_env = airflow_env("airflow-scheduler", local, home / "servers")
         c.base, c.mlflow_url, c.server_env = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{mlflow_port}", server_env
         c.rest = AirflowRest(c.base, values["AIRFLOW_ADMIN_PASSWORD"])
+        c.mlflow_admin_password = values["MLFLOW_ADMIN_PASSWORD"]
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}", aws_access_key_id="testing",
                           aws_secret_access_key="testing", region_name="us-east-1")
         for bucket in BUCKETS:
@@ -322,3 +325,25 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
         moves = conn.execute(text("SELECT from_version, to_version FROM alias_moves WHERE model = 'SPY-d1-direction' "
                                   "AND alias = 'champion' ORDER BY id")).all()
     assert [tuple(m) for m in moves] == [(None, "1"), ("1", "2"), ("2", "1")]
+
+    # MLflow's basic-auth, as compose runs it: the pipeline did all of the above; nobody else may move a champion.
+    def status(path: str, body: dict, user: tuple[str, str] | None) -> int:
+        headers = {"Content-Type": "application/json"}
+        if user:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+        req = urllib.request.Request(f"{cluster.mlflow_url}/api/2.0/mlflow/{path}", method="POST", headers=headers,
+                                     data=json.dumps(body).encode())
+        try:
+            return urllib.request.urlopen(req, timeout=10).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    admin = ("admin", cluster.mlflow_admin_password)
+    assert status("users/create", {"username": "analyst", "password": "an-analyst-password"}, admin) == 200
+    v1 = client.get_model_version("SPY-d1-direction", "1")
+    version = {"name": "SPY-d1-direction", "source": v1.source, "run_id": v1.run_id}
+    move = {"name": "SPY-d1-direction", "alias": "champion", "version": "2"}
+    for user, refused in ((None, 401), (("analyst", "an-analyst-password"), 403)):
+        assert status("model-versions/create", version, user) == refused
+        assert status("registered-models/alias", move, user) == refused
+    assert str(client.get_model_version_by_alias("SPY-d1-direction", "champion").version) == "1"
