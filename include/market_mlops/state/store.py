@@ -140,20 +140,16 @@ def rows(table: Table, cfg: PipelineConfig | None = None, order_by: str = "id",
     query = select(table).order_by(table.c[order_by], table.c.id)
     for column, value in equals.items():
         query = query.where(table.c[column] == value)
-    try:
-        with engine(cfg).connect() as connection:
-            return [dict(r._mapping) for r in connection.execute(query)]
-    except OperationalError as exc:
-        raise StateStoreError(f"state store read of {table.name} failed: {str(exc.orig)[:200]}") from None
+    return frame(query, cfg, what=f" of {table.name}")
 
 
-def frame(query: Select[Any], cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
+def frame(query: Select[Any], cfg: PipelineConfig | None = None, what: str = "") -> list[dict[str, Any]]:
     """The rows of an arbitrary select (a range of forecasts, a fleet's latest checks)."""
     try:
         with engine(cfg).connect() as connection:
             return [dict(r._mapping) for r in connection.execute(query)]
     except OperationalError as exc:
-        raise StateStoreError(f"state store read failed: {str(exc.orig)[:200]}") from None
+        raise StateStoreError(f"state store read{what} failed: {str(exc.orig)[:200]}") from None
 
 
 @contextlib.contextmanager

@@ -155,12 +155,13 @@ def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCo
     from market_mlops.data.versioning import head_dataset
 
     bars = with_sessions(staged, cfg)
+    dataset = head_dataset(cfg)  # once: every pair reads the same head
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     out = []
     for (symbol, tf), part in bars.groupby(["symbol", "timeframe"], sort=True):
         pair = (str(symbol), str(tf))
         coverage = coverage_table(part, {pair[0]: cfg.universe.calendar_of(pair[0])}, cfg.bar_minutes,
-                                  start, end, [pair], {pair: first_bar(head_dataset(cfg), *pair)})
+                                  start, end, [pair], {pair: first_bar(dataset, *pair)})
         out.append(PairSummary(pair[0], pair[1], f"{part['ts'].min():%Y-%m-%d %H:%M}", f"{part['ts'].max():%Y-%m-%d %H:%M}",
                                len(part), int(coverage["session_missing"].sum())))
     return out
