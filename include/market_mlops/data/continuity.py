@@ -4,7 +4,9 @@ are already stored? Pure functions of two frames (the gate loads the stored bars
 - Continuity: the first new bar of each (symbol, timeframe) against the last stored bar before it. A price jump
   beyond `validation.max_abs_return` cannot be told from a wrong file at a boundary (cents for dollars, another
   ticker's file, an unadjusted split), so it is rejected unless the run accepts gaps; a split ratio with volume
-  moving the other way is named as a split; a volume scale change by 100x or more is rejected.
+  moving the other way is named as a split; a volume scale change by 100x or more is rejected. When sessions lie
+  between the two bars (a backfill whose runs gate in parallel, a vendor late by days) the limit grows with the
+  square root of their number, as a random walk's range does; a unit change stays a unit change.
 - Restatements: bars whose timestamp is stored but whose OHLCV differ. Rejected unless the run allows them; then
   counted (rows changed per symbol) for the version record and an alert.
 """
@@ -53,8 +55,9 @@ def _where(row: pd.Series) -> str:
 
 
 def continuity_break(symbol: str, timeframe: str, new: pd.DataFrame, stored: pd.DataFrame,
-                     max_abs_log_return: float) -> Break | None:
-    """Whether the first bar of `new` (sorted, bars after the stored ones) continues `stored` (sorted, before it)."""
+                     max_abs_log_return: float, sessions_apart: int = 1) -> Break | None:
+    """Whether the first bar of `new` (sorted, bars after the stored ones) continues `stored` (sorted, before it);
+    `sessions_apart`: sessions after the stored bar's up to the new bar's (1 for the next session or the same one)."""
     if new.empty or stored.empty:
         return None
     first, last = new.iloc[0], stored.iloc[-1]
@@ -73,9 +76,11 @@ def continuity_break(symbol: str, timeframe: str, new: pd.DataFrame, stored: pd.
     if ratio is not None and before > 0 and after > 0 and np.log(after / before) * np.sign(np.log(ratio)) >= abs(np.log(ratio)) / 4:
         return Break(symbol, timeframe, "split", f"{symbol} {timeframe}: {evidence} (x{move:.4g}, volume x{after / before:.3g}): "
                      f"a {_ratio_text(ratio)} split between the stored history and this batch")
-    if abs(np.log(move)) > max_abs_log_return:
+    apart = max(1, sessions_apart)
+    if abs(np.log(move)) > max_abs_log_return * np.sqrt(apart):
+        scaled = f" x sqrt({apart} sessions since the stored bar)" if apart > 1 else ""
         return Break(symbol, timeframe, "price_gap", f"{symbol} {timeframe}: {evidence} ({(move - 1) * 100:+.1f}%, "
-                     f"beyond validation.max_abs_return at a batch boundary): another instrument's file or a gap")
+                     f"beyond validation.max_abs_return{scaled} at a batch boundary): another instrument's file or a gap")
     if before > 0 and after > 0 and not (1 / VOLUME_SCALE_LIMIT < after / before < VOLUME_SCALE_LIMIT):
         return Break(symbol, timeframe, "volume_scale", f"{symbol} {timeframe}: median volume {after:g} from "
                      f"{_where(first)} against stored {before:g} (x{after / before:.3g}): volume in other units "

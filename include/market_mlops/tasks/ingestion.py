@@ -174,6 +174,16 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     return results, bars
 
 
+def _sessions_apart(exchange: str, stored: pd.DataFrame, new: pd.DataFrame) -> int:
+    """Sessions after the last stored bar's date up to the first new bar's (UTC dates; 1 at least)."""
+    from market_mlops.data import calendar
+
+    if stored.empty:
+        return 1
+    last, first = stored["ts"].iloc[-1].date(), new["ts"].iloc[0].date()
+    return max(1, len(calendar.sessions_between(exchange, last + dt.timedelta(days=1), first)))
+
+
 def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: bool,
                    accept_gaps: bool) -> tuple[FileResult | None, dict[str, int]]:
     """The batch against the stored bars of each (symbol, timeframe): continuity at its first bar and the stored bars
@@ -197,7 +207,8 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
         before = stored[stored["ts"] < part["ts"].iloc[0]]
         if before.empty:
             before = load_bars(root, str(tf), [str(symbol)], until=first).tail(40)
-        found = continuity_break(str(symbol), str(tf), part, before, limit)
+        found = continuity_break(str(symbol), str(tf), part, before, limit,
+                                 _sessions_apart(cfg.universe.calendar_of(str(symbol)), before, part))
         if found is not None:
             breaks.append(found)
         change = restatement(str(symbol), str(tf), part, stored[stored["ts"] >= part["ts"].iloc[0]])
