@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo import test test-scheduler test-cluster test-browser browser-deps test-fast lint typecheck bench lock clean
+.PHONY: setup demo import test test-scheduler test-cluster test-browser browser-deps test-fast lint typecheck bench bench-cluster lock clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,9 @@ import: setup  ## load vendor history: make import FILES="path/or/folder s3://bu
 
 bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
 	$(PY) -m market_mlops.dev.bench
+
+bench-cluster: setup  ## the cluster tier, then the same retrain on one Celery worker: prints 1 vs 2 workers (~9 min, root)
+	MLOPS_TIER_BENCH=1 $(PY) -m pytest -m cluster -s -q -p no:logging
 
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:  ## re-resolve both lock files, keeping current pins (needs the package index); the runtime set is a subset

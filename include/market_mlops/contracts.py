@@ -113,6 +113,7 @@ class TrainingSummary(GateSummary, total=False):
     parent_version: str
     previous_weights: list[float]
     eval_rows: int
+    seconds: dict[str, float]  # a retrain's phases: features, fit, evaluate, mlflow_log, register, gate
 
 
 class RetrainReport(TypedDict):

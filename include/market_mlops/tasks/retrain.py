@@ -12,6 +12,7 @@ import json
 import logging
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -150,12 +151,16 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         log.info("run %s already registered as %s v%s; not training again", run_key, name, done.get("version"))
         return done
 
+    marks = [("start", time.perf_counter())]  # phase timings: what a mapped task spends beside the fit
     X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end, training_cfg.history_years,
                                 fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg))
+    marks.append(("features", time.perf_counter()))
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
+    marks.append(("fit", time.perf_counter()))
     hold = trained.holdout_index
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
                                   trained.train_index, spec.horizon, spec.bars_per_year)
+    marks.append(("evaluate", time.perf_counter()))
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
             "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
             "code.git_commit": git_commit(), **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
@@ -163,10 +168,13 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
                                trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
 
+    marks.append(("mlflow_log", time.perf_counter()))
     mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
+    marks.append(("register", time.perf_counter()))
     decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
                                  baseline_predictions(y, hold, trained.train_index, spec.horizon), spec.horizon,
                                  force=force_promotion, cfg=cfg)
+    marks.append(("gate", time.perf_counter()))
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
         "data_version": data["md5"], "holdout_rows": int(len(hold)), "accuracy": round(evaluation["model_accuracy"], 4),
@@ -175,10 +183,12 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "balanced_accuracy": round(evaluation["model_balanced_accuracy"], 4),
         "log_loss": round(evaluation["model_log_loss"], 4),
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
-        "weights": [round(float(w), 3) for w in trained.weights], **decision}
+        "weights": [round(float(w), 3) for w in trained.weights], **decision,
+        "seconds": {phase: round(t - marks[i][1], 3) for i, (phase, t) in enumerate(marks[1:])}}
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
-    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s", name, mv.version,
-             summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"], decision["decision"])
+    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s; seconds %s", name,
+             mv.version, summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"],
+             decision["decision"], summary["seconds"])
     return summary
 
 
