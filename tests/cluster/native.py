@@ -44,19 +44,29 @@ def service_steps(name: str, values: dict[str, str]) -> list[list[str]]:
 
 class Forwarder:
     """A TCP forwarder: the machine's PostgreSQL and Redis listen on 127.0.0.1 only, so workers in their own
-    network namespace reach them through this, on the host side of their veth pair."""
+    network namespace reach them through this, on the host side of their veth pair; every Celery client reaches
+    Redis through one, so the tier can take the broker down and up."""
 
     def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
         self.target = target
         self.server = socket.create_server(listen, reuse_port=False)
-        self.port = self.server.getsockname()[1]
+        self.host, self.port = listen[0], self.server.getsockname()[1]
         self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
 
-    def _accept(self) -> None:
+    def down(self) -> None:
+        """An outage of the server behind: open connections drop, new ones are refused."""
+        self.close()
+        self.open = []
+
+    def up(self) -> None:
+        self.server = socket.create_server((self.host, self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
         while True:
             try:
-                client, _ = self.server.accept()
+                client, _ = server.accept()
             except OSError:
                 return
             try:
