@@ -187,3 +187,44 @@ def test_the_mlflow_menu_entry_opens_mlflow(ui: UI, page):
     mlflow_page.wait_for_url(f"{ui.mlflow}**")
     mlflow_page.get_by_text("Experiments").first.wait_for()
     mlflow_page.screenshot(path=str(SHOTS / "mlflow-home.png"))
+
+
+def _demo_drift_bands(demo_home: Path) -> dict[str, str]:
+    """The last drift band of each model, from the demo's SQL store (what the Models page must show)."""
+    import sqlite3
+
+    with sqlite3.connect(demo_home / "state.db") as db:
+        rows = db.execute("SELECT model, band FROM drift_checks ORDER BY interval_end").fetchall()
+    return dict(rows)
+
+
+def test_models_page_lists_every_model_with_its_last_band(ui: UI, page, demo_home: Path):
+    from mlflow import MlflowClient
+
+    page.goto(f"{ui.base}/", wait_until="networkidle")
+    entry = page.get_by_role("link", name="Models").or_(page.get_by_role("button", name="Models")).first
+    entry.click()
+    page.wait_for_url("**/plugin/models")
+    frame = page.frame_locator("iframe").first
+    frame.locator("#models").wait_for()
+    page.screenshot(path=str(SHOTS / "models-page.png"), full_page=True)
+    shown = {row.get_attribute("data-model"): row.get_attribute("data-band")
+             for row in frame.locator("#models tr[data-model]").all()}
+    registered = {m.name for m in MlflowClient(tracking_uri=ui.mlflow).search_registered_models()}
+    assert registered and registered <= set(shown), (registered, shown)
+    bands = _demo_drift_bands(demo_home)
+    assert bands and {m: shown[m] for m in bands} == bands
+
+
+def test_a_model_page_draws_its_charts(ui: UI, page, demo_home: Path):
+    import sqlite3
+
+    with sqlite3.connect(demo_home / "state.db") as db:
+        model = db.execute("SELECT model FROM drift_checks GROUP BY model ORDER BY count(*) DESC, model").fetchone()[0]
+    page.goto(f"{ui.base}/mlops-models/model/{model}", wait_until="networkidle")
+    page.locator("#accuracy-chart svg").wait_for()
+    page.screenshot(path=str(SHOTS / "model-page.png"), full_page=True)
+    assert page.locator("#accuracy-chart svg circle").count() >= 1
+    assert page.locator("#psi-chart svg rect").count() >= 10
+    assert page.locator("#timeline tr").count() >= 2  # the header and at least the first promotion
+    assert "Could not read" not in page.content()

@@ -1,18 +1,64 @@
-"""The drift report a person reads: an HTML page logged to MLflow beside its JSON."""
+"""The drift report a person reads: a self-contained HTML page (inline SVG, no script, no CDN: it opens offline from
+MLflow's artifact view or a download) logged to MLflow beside its JSON. A banner says the band and what was decided
+(retrain, cooldown, nothing) and why; features are listed drifted first, each against its own limit."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
+from market_mlops.monitoring import links
+from market_mlops.monitoring.charts import BAND_COLOURS, bar_chart
+
+BAND_MEANING = {
+    "normal": "realized accuracy is within the monitor band of the reference (or too few forecasts resolved yet)",
+    "monitor": "realized accuracy is below the reference by more than the monitor band: watch it",
+    "drift": "realized accuracy is below the reference by more than the drift band: a retrain is advised",
+    "emergency": "realized accuracy is below the reference by more than the emergency band",
+}
+
+
+def _number(value: Any, fmt: str) -> str:
+    try:
+        return fmt.format(float(value))
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def banner(report: dict[str, Any]) -> str:
+    band = str(report.get("band", "normal"))
+    accuracy = (f"realized {_number(report.get('realized_accuracy'), '{:.1%}')} against the reference "
+                f"{_number(report.get('holdout_accuracy'), '{:.1%}')} ({_number(report.get('delta_points'), '{:+.1f}')} "
+                f"pts over {report.get('resolved', 0)} resolved forecasts)")
+    decision = str(report.get("emergency_reason") or "")
+    if band == "emergency" and report.get("in_cooldown"):
+        decision = decision or "emergency retrain skipped: one was triggered within the cooldown"
+    text = f"Band {band}: {BAND_MEANING.get(band, '')}; {accuracy}." + (f" {decision}." if decision else "")
+    return (f'<div class="banner" style="background:{BAND_COLOURS.get(band, "#777")}">'
+            f"{html.escape(text)}</div>")
+
 
 def render_html(report: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(f['feature'])}</td><td>{f['psi']}</td><td>{f['psi_limit']}</td><td>{f['ks']}</td>"
-                   f"<td>{'yes' if f['drifted'] else ''}</td></tr>"
-                   for f in report["features"][:30])
+    features = sorted(report.get("features", []), key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0.0)))
+    shown = features[:30]
+    chart = bar_chart([f["feature"] for f in shown], [float(f.get("psi") or 0.0) for f in shown],
+                      [f.get("psi_limit") for f in shown], [bool(f.get("drifted")) for f in shown],
+                      title=f"PSI per feature against its limit: {report.get('features_drifted', 0)} of "
+                            f"{report.get('features_checked', 0)} drifted (red, first)")
+    rows = "".join(f"<tr><td>{html.escape(f['feature'])}</td><td>{f['psi']}</td><td>{f['psi_limit']}</td>"
+                   f"<td>{f['ks']}</td><td>{'yes' if f['drifted'] else ''}</td></tr>" for f in shown)
     facts = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in report.items() if not isinstance(v, list | dict))
-    return (f"<html><head><meta charset='utf-8'><title>Drift {html.escape(report['model'])}</title></head><body>"
-            f"<h1>Drift report: {html.escape(report['model'])} v{report['version']}</h1><table>{facts}</table>"
-            f"<h2>Features (PSI, KS)</h2><table><tr><th>feature</th><th>PSI</th><th>PSI limit</th><th>KS</th><th>drifted</th></tr>{rows}</table>"
-            "</body></html>")
+    urls = {"MLflow model": links.mlflow_model_url(report["model"], str(report["version"]))}
+    page = links.model_page_url(report["model"])
+    if page:
+        urls["Model page in Airflow"] = page
+    nav = " · ".join(f'<a href="{html.escape(u)}">{html.escape(k)}</a>' for k, u in urls.items())
+    style = ("body{font-family:sans-serif;margin:16px}table{border-collapse:collapse}th,td{border-bottom:1px solid #ddd;"
+             "padding:3px 8px;text-align:left;font-size:13px}.banner{padding:10px 14px;border-radius:6px;color:#fff}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Drift {html.escape(report['model'])}</title>"
+            f"<style>{style}</style></head><body>"
+            f"<h1>Drift report: {html.escape(report['model'])} v{report['version']}</h1>{banner(report)}<p>{nav}</p>"
+            f"<h2>Features</h2><p>{html.escape(str(report.get('feature_drift_rule', '')))}</p>{chart}"
+            "<table><tr><th>feature</th><th>PSI</th><th>PSI limit</th><th>KS</th><th>drifted</th></tr>"
+            f"{rows}</table><h2>All figures</h2><table>{facts}</table></body></html>")

@@ -45,3 +45,14 @@ def mlflow_urls(result: Any, base: str | None = None) -> dict[str, str]:
     if model and version:
         urls["model"] = mlflow_model_url(model, str(version), base)
     return urls
+
+
+MODELS_PAGE_PREFIX = "/mlops-models"  # where the `models_page` plugin mounts the Models pages in the api-server
+
+
+def model_page_url(model: str) -> str | None:
+    """The model's page in the Airflow UI; None unless the Airflow base URL is configured (a Slack message needs an
+    absolute link)."""
+    if not os.environ.get("AIRFLOW__API__BASE_URL"):
+        return None
+    return f"{airflow_ui_url()}{MODELS_PAGE_PREFIX}/model/{model}"

@@ -159,6 +159,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "max_psi": max((d.psi for d in drifts if np.isfinite(d.psi)), default=0.0),
         "prediction_psi": _rounded(prediction_psi, 4),
         "emergency_retrain_triggered": emergency.retrain, "in_cooldown": emergency.in_cooldown,
+        "emergency_reason": emergency.reason, "feature_drift_rule": _feature_rule(cfg),
         "features": [asdict(d) for d in drifts],
     }
     report["mlflow_run_id"] = _log_report(cfg, report)
@@ -170,6 +171,12 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
              report["delta_points"], accuracy.resolved, len(drifted), len(drifts), report["prediction_psi"])
     _alert_if_needed(report, drifted, len(drifts), emergency.reason, airflow_ctx, cfg)
     return xcom_safe({k: v for k, v in report.items() if k != "features"})  # type: ignore[return-value]
+
+
+def _feature_rule(cfg: PipelineConfig) -> str:
+    return (f"a feature has drifted when its PSI over the last {cfg.drift.window} bars exceeds its own limit: the "
+            f"{cfg.drift.null_quantile:.0%} quantile of the PSI between stretches of that length of its training "
+            f"history and the rest (a noisy feature gets a higher limit), never below {cfg.drift.psi_alert}")
 
 
 def _rounded(value: float, digits: int) -> float:
@@ -214,6 +221,9 @@ def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checke
     if airflow_ctx.get("dag_id") and airflow_ctx.get("run_id"):
         urls["Airflow run"] = links.airflow_run_url(airflow_ctx["dag_id"], airflow_ctx["run_id"])
     urls["MLflow model"] = links.mlflow_model_url(name, version, links.mlflow_ui_url(cfg.mlflow_tracking_uri))
+    page = links.model_page_url(name)
+    if page:
+        urls["Model page"] = page
     send_alert(Alert(
         title=title, severity="critical" if band == "emergency" else "warning", kind="drift",
         facts={"symbol": report["symbol"], "timeframe": report["timeframe"], "band": band,

@@ -1,0 +1,130 @@
+"""Small static SVG charts for the drift report and the Models pages: no script and no CDN, so a page opens offline
+and a saved report stays readable. Pure functions: numbers in, an SVG string out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+WIDTH, HEIGHT, PAD = 640, 220, 40
+BAND_COLOURS = {"normal": "#2e7d32", "monitor": "#f9a825", "drift": "#ef6c00", "emergency": "#c62828"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """A horizontal reference line (a band's edge, the reference accuracy)."""
+
+    y: float
+    label: str
+    colour: str
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _scale(low: float, high: float, size: float, flip: bool) -> tuple[float, float]:
+    span = (high - low) or 1.0
+    return (-size / span, size + low * size / span) if flip else (size / span, -low * size / span)
+
+
+def line_chart(labels: Sequence[str], values: Sequence[float | None], lines: Sequence[Line] = (),
+               title: str = "", y_format: str = "{:.0%}") -> str:
+    """Points joined in order (gaps where a value is missing), with labelled horizontal lines; x labels at the ends."""
+    known = _finite(values) + [line.y for line in lines]
+    if not known:
+        return _empty(title or "no data yet")
+    low, high = min(known), max(known)
+    pad = (high - low) * 0.08 or 0.05
+    low, high = low - pad, high + pad
+    inner_w, inner_h = WIDTH - 2 * PAD - 60, HEIGHT - 2 * PAD
+    ky, by = _scale(low, high, inner_h, flip=True)
+    step = inner_w / max(1, len(values) - 1)
+
+    def y_of(v: float) -> float:
+        return PAD + by + ky * v
+
+    parts = [_frame(title)]
+    for line in lines:
+        y = y_of(line.y)
+        parts.append(f'<line x1="{PAD}" x2="{PAD + inner_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{line.colour}" '
+                     f'stroke-dasharray="4 3"/><text x="{PAD + inner_w + 4}" y="{y + 4:.1f}" font-size="11" '
+                     f'fill="{line.colour}">{escape(line.label)}</text>')
+    segment: list[str] = []
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(float(v)):
+            parts.append(_polyline(segment))
+            segment = []
+            continue
+        x, y = PAD + i * step, y_of(float(v))
+        segment.append(f"{x:.1f},{y:.1f}")
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1565c0"><title>{escape(labels[i])}: '
+                     f'{escape(y_format.format(float(v)))}</title></circle>')
+    parts.append(_polyline(segment))
+    for tick in (high - pad, low + pad):
+        parts.append(f'<text x="{PAD - 4}" y="{y_of(tick) + 4:.1f}" font-size="11" text-anchor="end">'
+                     f'{escape(y_format.format(tick))}</text>')
+    if labels:
+        parts.append(f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{escape(labels[0])}</text>')
+        parts.append(f'<text x="{PAD + inner_w}" y="{HEIGHT - 12}" font-size="11" text-anchor="end">'
+                     f'{escape(labels[-1])}</text>')
+    return _svg(WIDTH, HEIGHT, "".join(parts), title)
+
+
+def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:
+    """A trend in a table cell (the last realized accuracies); empty when fewer than two are known."""
+    known = _finite(values)
+    if len(known) < 2:
+        return ""
+    low, high = min(known), max(known)
+    ky, by = _scale(low, high, height - 6, flip=True)
+    step = (width - 6) / (len(known) - 1)
+    points = " ".join(f"{3 + i * step:.1f},{3 + by + ky * v:.1f}" for i, v in enumerate(known))
+    body = f'<polyline points="{points}" fill="none" stroke="#1565c0" stroke-width="1.5"/>'
+    return _svg(width, height, body, f"realized accuracy, last {len(known)} checks: {known[-1]:.1%}")
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], limits: Sequence[float | None] | None = None,
+              highlight: Sequence[bool] | None = None, title: str = "", value_format: str = "{:.3f}") -> str:
+    """Horizontal bars, one per label, with an optional limit tick on each (a feature's PSI and its limit)."""
+    if not labels:
+        return _empty(title or "no data yet")
+    row, label_w = 18, 170
+    height = PAD + row * len(labels) + 10
+    top = max(_finite(list(values)) + _finite(list(limits or [])) + [1e-9])
+    scale = (WIDTH - label_w - 80) / top
+    parts = [_frame(title)]
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = PAD + i * row
+        colour = "#c62828" if highlight and highlight[i] else "#1565c0"
+        shown = max(0.0, float(value)) if math.isfinite(float(value)) else 0.0
+        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" text-anchor="end">{escape(label)}</text>'
+                     f'<rect x="{label_w}" y="{y + 2}" width="{shown * scale:.1f}" height="{row - 5}" fill="{colour}">'
+                     f'<title>{escape(label)}: {escape(value_format.format(float(value)))}</title></rect>'
+                     f'<text x="{label_w + shown * scale + 4:.1f}" y="{y + 12}" font-size="10">'
+                     f'{escape(value_format.format(float(value)))}</text>')
+        limit = (limits or [None] * len(labels))[i]
+        if limit is not None and math.isfinite(float(limit)):
+            x = label_w + float(limit) * scale
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row - 2}" stroke="#000" stroke-width="2">'
+                         f'<title>limit {escape(value_format.format(float(limit)))}</title></line>')
+    return _svg(WIDTH, height, "".join(parts), title)
+
+
+def _polyline(points: list[str]) -> str:
+    return f'<polyline points="{" ".join(points)}" fill="none" stroke="#1565c0" stroke-width="2"/>' if len(points) > 1 else ""
+
+
+def _frame(title: str) -> str:
+    return f'<text x="{PAD}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>' if title else ""
+
+
+def _empty(text: str) -> str:
+    return _svg(WIDTH, 60, f'<text x="{PAD}" y="35" font-size="13" fill="#666">{escape(text)}</text>', text)
+
+
+def _svg(width: int, height: int, body: str, title: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{escape(title)}" font-family="sans-serif">{body}</svg>')

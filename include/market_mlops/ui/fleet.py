@@ -1,0 +1,152 @@
+"""What the Models pages show, gathered with fleet-sized reads: paged registry searches for every model's aliases and
+every version's gate tags and creation time, one query of the SQL store for the drift history; the rows are built by
+pure functions from those."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from market_mlops.config import PipelineConfig
+from market_mlops.registry.aliases import CHALLENGER, CHAMPION
+
+BAND_ORDER = {"emergency": 0, "drift": 1, "monitor": 2, "normal": 3, None: 4}
+SORT_KEYS = ("attention", "model", "accuracy", "age")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    created: dt.datetime
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    model: str
+    symbol: str
+    timeframe: str
+    champion: VersionInfo | None
+    challenger: VersionInfo | None
+    latest: VersionInfo | None  # the last version registered (a retrain or a refresh) and its gate decision
+    versions: int
+    band: str | None  # the last drift check's band
+    delta_points: float | None
+    realized_trend: list[float] = field(default_factory=list)
+    features_drifted: int | None = None
+    in_cooldown: bool = False
+    last_check: str | None = None
+    drift_run_id: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """What needs a person: no model, a challenger waiting without a champion, or no champion at all."""
+        if self.versions == 0:
+            return "not trained"
+        if self.champion is None:
+            return "no champion" + (" (challenger waiting)" if self.challenger is not None else "")
+        return ""
+
+    def gate(self, key: str, version: VersionInfo | None = None) -> float | None:
+        value = (version or self.champion or self.latest or _NO_VERSION).tags.get(f"gate.{key}")
+        try:
+            return float(value) if value not in (None, "", "None") else None
+        except ValueError:
+            return None
+
+
+_NO_VERSION = VersionInfo("", "", dt.datetime.min.replace(tzinfo=dt.UTC), (), {}, "")
+
+
+def model_rows(pairs: Iterable[tuple[str, str]], versions: Iterable[VersionInfo], checks: Iterable[dict[str, Any]],
+               trend: int = 12) -> list[ModelRow]:
+    """One row per (symbol, timeframe): the configured pairs, and any other model the registry holds."""
+    by_model: dict[str, list[VersionInfo]] = {}
+    for v in versions:
+        by_model.setdefault(v.model, []).append(v)
+    history: dict[str, list[dict[str, Any]]] = {}
+    for record in sorted(checks, key=lambda r: str(r.get("interval_end", ""))):
+        history.setdefault(str(record.get("model")), []).append(record)
+    names = {f"{s}-{t}-direction": (s, t) for s, t in pairs}
+    for name in by_model:
+        if name not in names and name.endswith("-direction") and name.count("-") >= 2:
+            symbol, timeframe = name.removesuffix("-direction").rsplit("-", 1)
+            names[name] = (symbol, timeframe)
+    rows = []
+    for name, (symbol, timeframe) in names.items():
+        mine = sorted(by_model.get(name, []), key=lambda v: int(v.version))
+        checked = history.get(name, [])
+        last = checked[-1] if checked else {}
+        rows.append(ModelRow(
+            model=name, symbol=symbol, timeframe=timeframe,
+            champion=next((v for v in mine if CHAMPION in v.aliases), None),
+            challenger=next((v for v in mine if CHALLENGER in v.aliases), None),
+            latest=mine[-1] if mine else None, versions=len(mine),
+            band=last.get("band"), delta_points=_number(last.get("delta_points")),
+            realized_trend=[x for x in (_number(r.get("realized_accuracy")) for r in checked[-trend:]) if x is not None],
+            features_drifted=last.get("features_drifted"), in_cooldown=bool(last.get("in_cooldown")),
+            last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id")))
+    return rows
+
+
+def sort_and_filter(rows: list[ModelRow], sort: str = "attention", band: str | None = None) -> list[ModelRow]:
+    """`attention`: flagged models first, then the worst band, then the largest accuracy drop."""
+    if band:
+        rows = [r for r in rows if (r.band or "none") == band]
+    keys = {
+        "attention": lambda r: (r.flag == "", BAND_ORDER.get(r.band, 4), r.delta_points or 0.0, r.model),
+        "model": lambda r: (r.model,),
+        "accuracy": lambda r: (-(r.gate("challenger_accuracy") or 0.0), r.model),
+        "age": lambda r: (r.champion.created if r.champion else dt.datetime.max.replace(tzinfo=dt.UTC), r.model),
+    }
+    return sorted(rows, key=keys.get(sort, keys["attention"]))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out else None  # NaN: not measured
+
+
+def registry_versions(cfg: PipelineConfig, model: str | None = None) -> list[VersionInfo]:
+    """Every version of the suite's models (or of one), with aliases and tags: one paged search of the registered
+    models (a version found by search carries no aliases) and one of the versions, 1,000 per page."""
+    from market_mlops.registry import store
+
+    c = store.client(cfg)
+    query = f"name = '{model}'" if model else "name LIKE '%-direction'"
+    aliases: dict[tuple[str, str], list[str]] = {}
+    token = None
+    while True:
+        models = c.search_registered_models(filter_string=query, max_results=1000, page_token=token)
+        for m in models:
+            for alias, version in (m.aliases or {}).items():
+                aliases.setdefault((m.name, str(version)), []).append(alias)
+        token = models.token
+        if not token:
+            break
+    out: list[VersionInfo] = []
+    while True:
+        page = c.search_model_versions(filter_string=query, max_results=1000, page_token=token)
+        out += [VersionInfo(model=v.name, version=str(v.version),
+                            created=dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC),
+                            aliases=tuple(sorted(aliases.get((v.name, str(v.version)), []))), tags=dict(v.tags or {}),
+                            run_id=str(v.run_id))
+                for v in page]
+        token = page.token
+        if not token:
+            return out
+
+
+def fleet(cfg: PipelineConfig, model: str | None = None) -> list[ModelRow]:
+    """The rows of the Models page (or of one model): the registry and the SQL store, one read each."""
+    from market_mlops.monitoring.history import drift_history
+
+    return model_rows(cfg.pairs() if model is None else [], registry_versions(cfg, model), drift_history(cfg, model))

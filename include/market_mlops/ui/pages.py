@@ -1,0 +1,168 @@
+"""The Models page and a page per model as self-contained HTML (inline CSS and SVG, no script, no CDN). Pure: the
+gathered facts in, a page out; `ui.app` does the reading."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from market_mlops.config import Drift
+from market_mlops.monitoring.charts import BAND_COLOURS, Line, bar_chart, line_chart, sparkline
+from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url
+from market_mlops.ui.fleet import SORT_KEYS, ModelRow, VersionInfo
+
+STYLE = """
+body{font-family:sans-serif;margin:16px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}
+th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:middle;font-size:13px}
+th{background:#f4f4f4}.band{padding:2px 8px;border-radius:10px;color:#fff;font-size:12px}
+.flag{color:#c62828;font-weight:bold}.muted{color:#777}nav a{margin-right:10px}
+.banner{padding:10px 14px;border-radius:6px;color:#fff;margin:8px 0 16px;font-size:15px}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def band_badge(band: str | None) -> str:
+    if not band:
+        return '<span class="muted">not checked</span>'
+    return f'<span class="band" style="background:{BAND_COLOURS.get(band, "#777")}">{escape(band)}</span>'
+
+
+def _age(created: dt.datetime | None, now: dt.datetime) -> str:
+    if created is None:
+        return ""
+    days = (now - created).total_seconds() / 86400
+    return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _version(v: VersionInfo | None, now: dt.datetime) -> str:
+    if v is None:
+        return '<span class="muted">none</span>'
+    return f'<a href="{escape(mlflow_model_url(v.model, v.version))}" target="_blank">v{escape(v.version)}</a> ' \
+           f'<span class="muted">{_age(v.created, now)}</span>'
+
+
+def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention", band: str | None = None,
+                airflow_base: str = "") -> str:
+    """One row per model: champion and challenger with age, the holdout against both baselines, the last band and
+    the realized-accuracy trend, features drifted, cooldown, the last registration and its gate decision."""
+    bands = ["", "emergency", "drift", "monitor", "normal", "none"]
+    filters = " ".join(f'<a href="?sort={s}&band={b}">{escape(b or "all")}</a>' if b != (band or "") else
+                       f"<b>{escape(b or 'all')}</b>" for b, s in ((b, sort) for b in bands))
+    sorts = " ".join(f'<a href="?sort={s}&band={escape(band or "")}">{s}</a>' if s != sort else f"<b>{s}</b>"
+                     for s in SORT_KEYS)
+    body = []
+    for r in rows:
+        latest = r.latest
+        decision = latest.tags.get("gate.decision", "") if latest else ""
+        body.append(
+            f'<tr data-model="{escape(r.model)}" data-band="{escape(r.band or "none")}">'
+            f'<td><a href="model/{quote(r.model)}">{escape(r.symbol)} {escape(r.timeframe)}</a>'
+            f'{f" <span class=flag>{escape(r.flag)}</span>" if r.flag else ""}</td>'
+            f"<td>{_version(r.champion, now)}</td><td>{_version(r.challenger, now)}</td>"
+            f"<td>{_pct(r.gate('challenger_accuracy', r.champion))}</td>"
+            f"<td>{_pct(r.gate('majority_accuracy', r.champion))}</td>"
+            f"<td>{_pct(r.gate('persistence_accuracy', r.champion))}</td>"
+            f"<td>{band_badge(r.band)}"
+            f"{'' if r.delta_points is None else f' <span class=muted>{r.delta_points:+.1f} pts</span>'}</td>"
+            f"<td>{sparkline(r.realized_trend)}</td>"
+            f"<td>{'' if r.features_drifted is None else r.features_drifted}</td>"
+            f"<td>{'yes' if r.in_cooldown else ''}</td>"
+            f"<td>{'' if latest is None else f'v{escape(latest.version)} {_age(latest.created, now)} ago'}</td>"
+            f"<td>{escape(decision)}</td>"
+            f'<td><a href="{escape(airflow_base)}/dags/model_retrain/runs" target="_top">runs</a></td></tr>')
+    head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th><th>holdout accuracy</th>"
+            "<th>majority</th><th>persistence</th><th>last drift band</th><th>realized accuracy</th>"
+            "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
+    flagged = sum(1 for r in rows if r.flag)
+    summary = (f"<p>{len(rows)} model(s); {flagged} flagged; "
+               + ", ".join(f"{sum(1 for r in rows if r.band == b)} {b}" for b in ("emergency", "drift", "monitor"))
+               + "</p>")
+    return _page("Models", f"<h1>Models</h1>{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
+                           f'<table id="models">{head}{"".join(body)}</table>')
+
+
+@dataclass
+class ModelDetail:
+    """What one model's page shows, read by `ui.app`."""
+
+    row: ModelRow
+    checks: list[dict[str, Any]]  # drift history, oldest first
+    moves: list[dict[str, Any]]  # alias moves (champion and challenger), oldest first: `aliases.alias_history`
+    features: list[dict[str, Any]] = field(default_factory=list)  # the last drift report's PSI per feature
+    forecasts: list[dict[str, Any]] = field(default_factory=list)  # recent forecasts with their outcome when known
+    confusion: list[list[int]] | None = None  # champion's holdout: rows true class, columns predicted
+    importance: list[tuple[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be read, said on the page
+    all_versions: list[VersionInfo] = field(default_factory=list)
+
+
+def accuracy_lines(reference: float | None, drift: Drift) -> list[Line]:
+    if reference is None:
+        return []
+    return [Line(reference, "reference", "#555")] + [
+        Line(reference + points / 100, f"{name} {points:+g}", BAND_COLOURS[name])
+        for name, points in (("monitor", drift.monitor_below), ("drift", drift.drift_below),
+                             ("emergency", drift.emergency_below))]
+
+
+def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base: str = "") -> str:
+    r = detail.row
+    reference = next((float(c["holdout_accuracy"]) for c in reversed(detail.checks)
+                      if c.get("holdout_accuracy") is not None), None)
+    chart = line_chart([str(c["interval_end"])[:10] for c in detail.checks],
+                       [c.get("realized_accuracy") for c in detail.checks], accuracy_lines(reference, drift),
+                       title="Realized accuracy of the champion's resolved forecasts, with the drift bands")
+    links = ['<a href="../">all models</a>']
+    if r.champion:
+        links += [f'<a href="{escape(mlflow_model_url(r.model, r.champion.version))}" target="_blank">MLflow model</a>',
+                  f'<a href="{escape(mlflow_run_url(r.champion.run_id))}" target="_blank">MLflow run</a>']
+    if r.drift_run_id:
+        links.append(f'<a href="{escape(mlflow_run_url(r.drift_run_id))}" target="_blank">last drift report</a>')
+    links += [f'<a href="{escape(airflow_base)}/dags/model_retrain/runs" target="_top">retrain runs</a>',
+              f'<a href="{escape(airflow_base)}/dags/model_rollback" target="_top">roll back (trigger model_rollback '
+              f'with symbol {escape(r.symbol)}, timeframe {escape(r.timeframe)})</a>']
+    moves = "".join(
+        f"<tr><td>{escape(str(m['when'])[:19])}</td><td>{escape(m['alias'])}</td>"
+        f"<td>{escape(str(m.get('from') or '-'))}</td><td>{escape(str(m['to']))}</td>"
+        f"<td>{escape(str(m['why']))}</td><td>{escape(str(m['who']))}</td></tr>" for m in detail.moves)
+    ordered = sorted(detail.features, key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0.0)))[:25]
+    psi = bar_chart([f["feature"] for f in ordered], [float(f.get("psi") or 0.0) for f in ordered],
+                    [f.get("psi_limit") for f in ordered], [bool(f.get("drifted")) for f in ordered],
+                    title="PSI per feature against its limit (drifted first, red)")
+    forecasts = "".join(
+        f"<tr><td>{escape(str(f['ts'])[:16])}</td><td>v{escape(str(f['model_version']))}</td>"
+        f"<td>{escape(str(f['predicted']))}</td><td>{f['p_bearish']:.2f} / {f['p_neutral']:.2f} / {f['p_bullish']:.2f}</td>"
+        f"<td>{escape(str(f.get('realized') or 'not yet'))}</td>"
+        f"<td>{'' if f.get('correct') is None else ('right' if f['correct'] else 'wrong')}</td></tr>"
+        for f in detail.forecasts)
+    classes = ["bearish", "neutral", "bullish"]
+    confusion = "" if not detail.confusion else (
+        "<table><tr><th>true \\ predicted</th>" + "".join(f"<th>{c}</th>" for c in classes) + "</tr>"
+        + "".join(f"<tr><th>{classes[i]}</th>" + "".join(f"<td>{n}</td>" for n in row) + "</tr>"
+                  for i, row in enumerate(detail.confusion)) + "</table>")
+    importance = bar_chart([n for n, _ in detail.importance[:15]], [v for _, v in detail.importance[:15]],
+                           title="Feature importance (random forest)") if detail.importance else ""
+    facts = (f"<p>champion {_version(r.champion, now)} · challenger {_version(r.challenger, now)} · "
+             f"{r.versions} version(s) · last band {band_badge(r.band)}"
+             f"{' · in emergency cooldown' if r.in_cooldown else ''}"
+             f"{f' · <span class=flag>{escape(r.flag)}</span>' if r.flag else ''}</p>")
+    notes = "".join(f'<p class="muted">{escape(n)}</p>' for n in detail.notes)
+    return _page(r.model, f"<h1>{escape(r.model)}</h1><nav>{' '.join(links)}</nav>{facts}{notes}"
+                          f'<h2>Realized accuracy</h2><div id="accuracy-chart">{chart}</div>'
+                          "<h2>Champion timeline</h2><table id='timeline'><tr><th>when (UTC)</th><th>alias</th>"
+                          f"<th>from</th><th>to</th><th>why</th><th>who</th></tr>{moves}</table>"
+                          f'<h2>Feature drift (last check)</h2><div id="psi-chart">{psi}</div>'
+                          "<h2>Recent forecasts and outcomes</h2><table id='forecasts'><tr><th>bar</th><th>model</th>"
+                          f"<th>predicted</th><th>P(bear / neutral / bull)</th><th>outcome</th><th></th></tr>{forecasts}"
+                          f"</table><h2>Champion's holdout</h2>{confusion}{importance}")

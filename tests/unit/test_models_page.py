@@ -1,0 +1,94 @@
+"""The Models pages and the drift report from known facts: which model is flagged, the order people read them in,
+and what the charts and the banner say (pure functions; the browser tier opens the real pages)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from market_mlops.config import Drift
+from market_mlops.monitoring.drift_report import render_html
+from market_mlops.ui.fleet import VersionInfo, model_rows, sort_and_filter
+from market_mlops.ui.pages import ModelDetail, model_page, models_page
+
+NOW = dt.datetime(2025, 7, 10, tzinfo=dt.UTC)
+
+
+def _version(model: str, n: int, aliases: tuple[str, ...] = (), decision: str = "promoted", accuracy: str = "0.55"):
+    return VersionInfo(model, str(n), NOW - dt.timedelta(days=10 - n), aliases,
+                       {"gate.decision": decision, "gate.challenger_accuracy": accuracy, "gate.majority_accuracy": "0.4",
+                        "gate.persistence_accuracy": "0.45"}, f"run{n}")
+
+
+def _check(model: str, day: int, band: str, realized: float, delta: float) -> dict:
+    return {"model": model, "interval_end": f"2025-07-{day:02d}T20:00:00+00:00", "band": band,
+            "realized_accuracy": realized, "holdout_accuracy": 0.55, "delta_points": delta, "features_drifted": 2,
+            "in_cooldown": band == "emergency" and day > 7, "mlflow_run_id": f"drift{day}"}
+
+
+VERSIONS = [_version("SPY-d1-direction", 1, ("champion",)), _version("AAPL-d1-direction", 1),
+            _version("AAPL-d1-direction", 2, ("challenger",), "kept as challenger"),
+            _version("QQQ-h1-direction", 1, ("champion",))]
+CHECKS = [_check("SPY-d1-direction", 7, "normal", 0.56, 1.0), _check("SPY-d1-direction", 8, "emergency", 0.20, -35.0),
+          _check("QQQ-h1-direction", 8, "monitor", 0.49, -6.0)]
+PAIRS = [("SPY", "d1"), ("AAPL", "d1"), ("MSFT", "d1")]
+
+
+def test_rows_flag_what_needs_a_person_and_carry_the_last_check():
+    rows = {r.model: r for r in model_rows(PAIRS, VERSIONS, CHECKS)}
+    assert set(rows) == {"SPY-d1-direction", "AAPL-d1-direction", "MSFT-d1-direction", "QQQ-h1-direction"}
+    assert rows["AAPL-d1-direction"].flag == "no champion (challenger waiting)"
+    assert rows["MSFT-d1-direction"].flag == "not trained" and rows["MSFT-d1-direction"].band is None
+    spy = rows["SPY-d1-direction"]
+    assert spy.flag == "" and spy.champion is not None and spy.champion.version == "1"
+    assert spy.band == "emergency" and spy.realized_trend == [0.56, 0.20] and spy.in_cooldown
+    assert rows["QQQ-h1-direction"].timeframe == "h1"  # registered, outside the configured universe
+
+
+def test_attention_order_puts_flags_then_the_worst_band_first_and_the_filter_keeps_one_band():
+    rows = model_rows(PAIRS, VERSIONS, CHECKS)
+    order = [r.model for r in sort_and_filter(rows)]
+    assert order[:2] == ["AAPL-d1-direction", "MSFT-d1-direction"]  # flagged
+    assert order[2:] == ["SPY-d1-direction", "QQQ-h1-direction"]  # emergency before monitor
+    assert [r.model for r in sort_and_filter(rows, band="monitor")] == ["QQQ-h1-direction"]
+    assert [r.model for r in sort_and_filter(rows, band="none")] == ["AAPL-d1-direction", "MSFT-d1-direction"]
+
+
+def test_models_page_has_a_row_per_model_with_its_band_and_trend():
+    page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW)
+    bands = dict(re.findall(r'data-model="([^"]+)" data-band="([^"]+)"', page))
+    assert bands == {"AAPL-d1-direction": "none", "MSFT-d1-direction": "none", "SPY-d1-direction": "emergency",
+                     "QQQ-h1-direction": "monitor"}
+    spy_row = page[page.index('data-model="SPY-d1-direction"'):].split("</tr>")[0]
+    assert "<polyline" in spy_row and "-35.0 pts" in spy_row and "55.0%" in spy_row and "40.0%" in spy_row
+    assert 'href="model/SPY-d1-direction"' in spy_row
+
+
+def test_model_page_draws_accuracy_against_the_bands_and_drifted_features_first():
+    row = next(r for r in model_rows(PAIRS, VERSIONS, CHECKS) if r.model == "SPY-d1-direction")
+    features = [{"feature": "calm", "psi": 0.9, "psi_limit": 1.2, "drifted": False},
+                {"feature": "moved", "psi": 0.3, "psi_limit": 0.25, "drifted": True}]
+    moves = [{"when": "2025-07-01T00:00:00", "alias": "champion", "from": None, "to": "1", "why": "promoted",
+              "who": "model_retrain"}]
+    page = model_page(ModelDetail(row, [c for c in CHECKS if c["model"] == row.model], moves, features,
+                                  confusion=[[5, 1, 0], [2, 3, 1], [0, 1, 6]], importance=[("ret_1", 0.2)]), NOW, Drift())
+    chart = page[page.index('id="accuracy-chart"'):page.index("Champion timeline")]
+    assert chart.count("<circle") == 2 and "emergency -25" in chart and "reference" in chart
+    psi = page[page.index('id="psi-chart"'):]
+    assert psi.index(">moved<") < psi.index(">calm<")
+    assert "promoted" in page[page.index("id='timeline'"):] and "<th>bullish</th>" in page
+
+
+def test_drift_report_banner_says_why_an_emergency_did_not_retrain_and_lists_drifted_features_first():
+    report = {"model": "SPY-d1-direction", "version": "3", "band": "emergency", "realized_accuracy": 0.2,
+              "holdout_accuracy": 0.55, "delta_points": -35.0, "resolved": 40, "in_cooldown": True,
+              "emergency_retrain_triggered": False, "features_drifted": 1, "features_checked": 2,
+              "emergency_reason": "emergency retrain skipped: one was triggered 2025-07-07 20:00 UTC, within the "
+                                  "7-day cooldown", "feature_drift_rule": "own limits",
+              "features": [{"feature": "calm", "psi": 0.9, "psi_limit": 1.2, "ks": 0.1, "drifted": False},
+                           {"feature": "moved", "psi": 0.3, "psi_limit": 0.25, "ks": 0.2, "drifted": True}]}
+    page = render_html(report)
+    banner = page[page.index('class="banner"'):page.index("</div>")]
+    assert "Band emergency" in banner and "-35.0 pts over 40 resolved" in banner and "within the 7-day cooldown" in banner
+    assert "<svg" in page and page.index("<td>moved</td>") < page.index("<td>calm</td>")
+    assert "cdn" not in page.lower() and "<script" not in page
