@@ -80,15 +80,30 @@ def test_model_page_draws_accuracy_against_the_bands_and_drifted_features_first(
 
 
 def test_drift_report_banner_says_why_an_emergency_did_not_retrain_and_lists_drifted_features_first():
-    report = {"model": "SPY-d1-direction", "version": "3", "band": "emergency", "realized_accuracy": 0.2,
+    report = {"model": "SPY-d1-direction", "version": "3", "band": "emergency",
+              "interval_end": "2025-07-08T20:00:00+00:00", "realized_accuracy": 0.2,
               "holdout_accuracy": 0.55, "delta_points": -35.0, "resolved": 40, "in_cooldown": True,
               "emergency_retrain_triggered": False, "features_drifted": 1, "features_checked": 2,
               "emergency_reason": "emergency retrain skipped: one was triggered 2025-07-07 20:00 UTC, within the "
                                   "7-day cooldown", "feature_drift_rule": "own limits",
               "features": [{"feature": "calm", "psi": 0.9, "psi_limit": 1.2, "ks": 0.1, "drifted": False},
                            {"feature": "moved", "psi": 0.3, "psi_limit": 0.25, "ks": 0.2, "drifted": True}]}
-    page = render_html(report)
+    page = render_html(report, [_check("SPY-d1-direction", 7, "normal", 0.56, 1.0)], Drift())
+    chart = page[page.index("<h2>Accuracy</h2>"):page.index("<h2>Features</h2>")]
+    assert chart.count("<circle") == 2 and "emergency -25" in chart  # the earlier check and this one
     banner = page[page.index('class="banner"'):page.index("</div>")]
     assert "Band emergency" in banner and "-35.0 pts over 40 resolved" in banner and "within the 7-day cooldown" in banner
     assert "<svg" in page and page.index("<td>moved</td>") < page.index("<td>calm</td>")
     assert "cdn" not in page.lower() and "<script" not in page
+
+
+def test_links_to_the_model_page_only_with_an_airflow_base_url(monkeypatch):
+    from market_mlops.monitoring.links import model_page_url
+
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    assert model_page_url("SPY-d1-direction") is None  # a Slack message needs an absolute link
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    assert model_page_url("SPY-d1-direction") == "https://airflow.example.com/mlops-models/model/SPY-d1-direction"
+    page = render_html({"model": "SPY-d1-direction", "version": "1", "band": "normal", "features": [],
+                        "interval_end": "2025-07-08T20:00:00+00:00"})
+    assert 'href="https://airflow.example.com/mlops-models/model/SPY-d1-direction"' in page

@@ -5,10 +5,12 @@ MLflow's artifact view or a download) logged to MLflow beside its JSON. A banner
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
+from market_mlops.config import Drift
 from market_mlops.monitoring import links
-from market_mlops.monitoring.charts import BAND_COLOURS, bar_chart
+from market_mlops.monitoring.charts import BAND_COLOURS, Line, bar_chart, line_chart
 
 BAND_MEANING = {
     "normal": "realized accuracy is within the monitor band of the reference (or too few forecasts resolved yet)",
@@ -16,6 +18,25 @@ BAND_MEANING = {
     "drift": "realized accuracy is below the reference by more than the drift band: a retrain is advised",
     "emergency": "realized accuracy is below the reference by more than the emergency band",
 }
+
+
+def accuracy_lines(reference: float | None, drift: Drift) -> list[Line]:
+    """The reference accuracy and the three band edges below it, as chart lines."""
+    if reference is None:
+        return []
+    return [Line(reference, "reference", "#555")] + [
+        Line(reference + points / 100, f"{name} {points:+g}", BAND_COLOURS[name])
+        for name, points in (("monitor", drift.monitor_below), ("drift", drift.drift_below),
+                             ("emergency", drift.emergency_below))]
+
+
+def accuracy_chart(checks: Sequence[dict[str, Any]], drift: Drift) -> str:
+    """Realized accuracy check by check (oldest first) against the latest reference and its bands."""
+    reference = next((float(c["holdout_accuracy"]) for c in reversed(checks) if c.get("holdout_accuracy") is not None),
+                     None)
+    return line_chart([str(c["interval_end"])[:10] for c in checks], [c.get("realized_accuracy") for c in checks],
+                      accuracy_lines(reference, drift),
+                      title="Realized accuracy of the champion's resolved forecasts, with the drift bands")
 
 
 def _number(value: Any, fmt: str) -> str:
@@ -38,7 +59,10 @@ def banner(report: dict[str, Any]) -> str:
             f"{html.escape(text)}</div>")
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: dict[str, Any], history: Sequence[dict[str, Any]] = (), drift: Drift | None = None) -> str:
+    """The page; `history`: the model's earlier checks (this one is added), for the accuracy chart."""
+    earlier = [c for c in history if c.get("interval_end") != report.get("interval_end")]
+    accuracy = accuracy_chart([*earlier, report], drift or Drift())
     features = sorted(report.get("features", []), key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0.0)))
     shown = features[:30]
     chart = bar_chart([f["feature"] for f in shown], [float(f.get("psi") or 0.0) for f in shown],
@@ -59,6 +83,6 @@ def render_html(report: dict[str, Any]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Drift {html.escape(report['model'])}</title>"
             f"<style>{style}</style></head><body>"
             f"<h1>Drift report: {html.escape(report['model'])} v{report['version']}</h1>{banner(report)}<p>{nav}</p>"
-            f"<h2>Features</h2><p>{html.escape(str(report.get('feature_drift_rule', '')))}</p>{chart}"
+            f"<h2>Accuracy</h2>{accuracy}<h2>Features</h2><p>{html.escape(str(report.get('feature_drift_rule', '')))}</p>{chart}"
             "<table><tr><th>feature</th><th>PSI</th><th>PSI limit</th><th>KS</th><th>drifted</th></tr>"
             f"{rows}</table><h2>All figures</h2><table>{facts}</table></body></html>")

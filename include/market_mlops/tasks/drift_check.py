@@ -188,6 +188,7 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
     import mlflow
 
     from market_mlops.monitoring.drift_report import render_html
+    from market_mlops.monitoring.history import drift_history
 
     key = f"drift-{report['model']}-{report['interval_end'][:16]}"
     existing = store.find_run(key, cfg, store.DRIFT_EXPERIMENT)
@@ -198,7 +199,7 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
         mlflow.log_metrics({k: float(v) for k, v in report.items()
                             if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)})
         mlflow.log_text(json.dumps(report, indent=2, default=str), "drift/drift_report.json")
-        mlflow.log_text(render_html(report), "drift/drift_report.html")
+        mlflow.log_text(render_html(report, drift_history(cfg, report["model"]), cfg.drift), "drift/drift_report.html")
         return str(run.info.run_id)
 
 

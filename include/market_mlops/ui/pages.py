@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from market_mlops.config import Drift
-from market_mlops.monitoring.charts import BAND_COLOURS, Line, bar_chart, line_chart, sparkline
+from market_mlops.monitoring.charts import BAND_COLOURS, bar_chart, sparkline
+from market_mlops.monitoring.drift_report import accuracy_chart
 from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url
 from market_mlops.ui.fleet import SORT_KEYS, ModelRow, VersionInfo
 
@@ -107,22 +108,9 @@ class ModelDetail:
     all_versions: list[VersionInfo] = field(default_factory=list)
 
 
-def accuracy_lines(reference: float | None, drift: Drift) -> list[Line]:
-    if reference is None:
-        return []
-    return [Line(reference, "reference", "#555")] + [
-        Line(reference + points / 100, f"{name} {points:+g}", BAND_COLOURS[name])
-        for name, points in (("monitor", drift.monitor_below), ("drift", drift.drift_below),
-                             ("emergency", drift.emergency_below))]
-
-
 def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base: str = "") -> str:
     r = detail.row
-    reference = next((float(c["holdout_accuracy"]) for c in reversed(detail.checks)
-                      if c.get("holdout_accuracy") is not None), None)
-    chart = line_chart([str(c["interval_end"])[:10] for c in detail.checks],
-                       [c.get("realized_accuracy") for c in detail.checks], accuracy_lines(reference, drift),
-                       title="Realized accuracy of the champion's resolved forecasts, with the drift bands")
+    chart = accuracy_chart(detail.checks, drift)
     links = ['<a href="../">all models</a>']
     if r.champion:
         links += [f'<a href="{escape(mlflow_model_url(r.model, r.champion.version))}" target="_blank">MLflow model</a>',
