@@ -51,6 +51,12 @@ class UI:
     def runs(self, dag_id: str) -> list[dict]:
         return self.api(f"/dags/{dag_id}/dagRuns?limit=200")["dag_runs"]
 
+    def patch(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(f"{self.base}/api/v2{path}", method="PATCH", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {self._token}",
+                                              "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -228,3 +234,48 @@ def test_a_model_page_draws_its_charts(ui: UI, page, demo_home: Path):
     assert page.locator("#psi-chart svg rect").count() >= 10
     assert page.locator("#timeline tr").count() >= 2  # the header and at least the first promotion
     assert "Could not read" not in page.content()
+
+
+def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, demo_home: Path):
+    """The model_rollback form, its conf typed into the form's "Configuration JSON" editor, run by the scheduler; the
+    model page's champion timeline then shows the move back."""
+    import sqlite3
+
+    with sqlite3.connect(demo_home / "state.db") as db:  # a model whose champion replaced an earlier one
+        model, current, previous = db.execute(
+            "SELECT model, to_version, from_version FROM alias_moves WHERE alias = 'champion' AND from_version IS NOT "
+            "NULL ORDER BY id DESC").fetchone()
+    symbol, timeframe = model.removesuffix("-direction").rsplit("-", 1)
+    before = {r["dag_run_id"] for r in ui.runs("model_rollback")}
+    page.goto(f"{ui.base}/dags/model_rollback", wait_until="networkidle")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    dialog.wait_for()
+    dialog.get_by_text("Advanced Options").click()
+    editor = dialog.locator(".monaco-editor").last  # "Configuration JSON"
+    editor.wait_for()
+    page.screenshot(path=str(SHOTS / "rollback-form-advanced.png"), full_page=True)
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "to_version": None}))
+    page.screenshot(path=str(SHOTS / "rollback-form.png"), full_page=True)
+    dialog.get_by_role("button", name="Trigger").click()
+    deadline = time.monotonic() + 60
+    while not (created := [r for r in ui.runs("model_rollback") if r["dag_run_id"] not in before]):
+        assert time.monotonic() < deadline, "the rollback form created no run"
+        time.sleep(2)
+    assert created[0]["conf"]["symbol"] == symbol and created[0]["conf"]["timeframe"] == timeframe, created[0]["conf"]
+    ui.patch("/dags/model_rollback", {"is_paused": False})
+    deadline = time.monotonic() + 300
+    while (state := next(r for r in ui.runs("model_rollback") if r["dag_run_id"] == created[0]["dag_run_id"])["state"]
+           ) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the rollback run is still {state}"
+        time.sleep(3)
+    assert state == "success"
+
+    page.goto(f"{ui.base}/mlops-models/model/{model}", wait_until="networkidle")
+    last = page.locator("#timeline tr").last
+    page.screenshot(path=str(SHOTS / "model-page-after-rollback.png"), full_page=True)
+    cells = [c.inner_text() for c in last.locator("td").all()]
+    assert cells[1:5] == ["champion", current, previous, f"rollback from v{current}"], cells
