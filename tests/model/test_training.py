@@ -132,7 +132,7 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
         summary = retrain_model("AAA", "d1", _dataset(training_env / f"home{i}" / "ds", bars))
         run = store.client().get_run(summary["run_id"])
         checksums.append({k: v for k, v in run.data.tags.items() if k.startswith("sha256.")})
-        summary = {k: v for k, v in summary.items() if k not in {"run_id", "data_version"}}
+        summary = {k: v for k, v in summary.items() if k not in {"run_id", "data_version", "seconds"}}  # timings vary
         if i == 0:
             first = summary
         assert summary == first
