@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from market_mlops.monitoring.drift import FeatureDrift
 
 log = logging.getLogger(__name__)
+REPORT_ONLY = ("features", "feature_drift_rule")  # in the MLflow report, not in the SQL record or the XCom
 
 
 @dataclass
@@ -163,14 +164,14 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "features": [asdict(d) for d in drifts],
     }
     report["mlflow_run_id"] = _log_report(cfg, report)
-    record_drift_check({k: v for k, v in report.items() if k != "features"} |
+    record_drift_check({k: v for k, v in report.items() if k not in REPORT_ONLY} |
                        {"top_features": [d.feature for d in drifted[:5]], "airflow_run_id": airflow_ctx.get("run_id", "")},
                        cfg)
     log.info("drift %s v%s: band %s, realized %.3f vs reference %.3f (%s pts, %d resolved), %d/%d features drifted, "
              "prediction PSI %s", name, model.version, accuracy.band, accuracy.realized, accuracy.holdout,
              report["delta_points"], accuracy.resolved, len(drifted), len(drifts), report["prediction_psi"])
     _alert_if_needed(report, drifted, len(drifts), emergency.reason, airflow_ctx, cfg)
-    return xcom_safe({k: v for k, v in report.items() if k != "features"})  # type: ignore[return-value]
+    return xcom_safe({k: v for k, v in report.items() if k not in REPORT_ONLY})  # type: ignore[return-value]
 
 
 def _feature_rule(cfg: PipelineConfig) -> str:
