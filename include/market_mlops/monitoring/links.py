@@ -18,7 +18,13 @@ def mlflow_ui_url(tracking_uri: str | None = None) -> str:
 
 
 def airflow_ui_url() -> str:
-    return os.environ.get("AIRFLOW__API__BASE_URL", DEFAULT_AIRFLOW_UI).rstrip("/")
+    return configured_airflow_ui_url() or DEFAULT_AIRFLOW_UI
+
+
+def configured_airflow_ui_url() -> str | None:
+    """`AIRFLOW__API__BASE_URL` when set: where people open Airflow (None: no absolute link can be made)."""
+    base = os.environ.get("AIRFLOW__API__BASE_URL")
+    return base.rstrip("/") if base else None
 
 
 def mlflow_run_url(run_id: str, base: str | None = None) -> str:
@@ -53,6 +59,5 @@ MODELS_PAGE_PREFIX = "/mlops-models"  # where the `models_page` plugin mounts th
 def model_page_url(model: str) -> str | None:
     """The model's page in the Airflow UI; None unless the Airflow base URL is configured (a Slack message needs an
     absolute link)."""
-    if not os.environ.get("AIRFLOW__API__BASE_URL"):
-        return None
-    return f"{airflow_ui_url()}{MODELS_PAGE_PREFIX}/model/{model}"
+    base = configured_airflow_ui_url()
+    return f"{base}{MODELS_PAGE_PREFIX}/model/{model}" if base else None

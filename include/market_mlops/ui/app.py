@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.monitoring.links import airflow_ui_url
+from market_mlops.monitoring.links import configured_airflow_ui_url
 from market_mlops.ui import fleet, pages
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,7 @@ def _signed_in() -> Any:
 
 def _public_base() -> str:
     """Links back into Airflow: relative to the api-server the page is served by, unless a base URL is set."""
-    import os
-
-    return airflow_ui_url() if os.environ.get("AIRFLOW__API__BASE_URL") else ""
+    return configured_airflow_ui_url() or ""
 
 
 def create_app() -> FastAPI:

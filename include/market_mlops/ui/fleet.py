@@ -11,6 +11,7 @@ from typing import Any
 
 from market_mlops.config import PipelineConfig
 from market_mlops.registry.aliases import CHALLENGER, CHAMPION
+from market_mlops.registry.store import model_name
 
 BAND_ORDER = {"emergency": 0, "drift": 1, "monitor": 2, "normal": 3, None: 4}
 SORT_KEYS = ("attention", "model", "accuracy", "age")
@@ -72,7 +73,7 @@ def model_rows(pairs: Iterable[tuple[str, str]], versions: Iterable[VersionInfo]
     history: dict[str, list[dict[str, Any]]] = {}
     for record in sorted(checks, key=lambda r: str(r.get("interval_end", ""))):
         history.setdefault(str(record.get("model")), []).append(record)
-    names = {f"{s}-{t}-direction": (s, t) for s, t in pairs}
+    names = {model_name(s, t): (s, t) for s, t in pairs}
     for name in by_model:
         if name not in names and name.endswith("-direction") and name.count("-") >= 2:
             symbol, timeframe = name.removesuffix("-direction").rsplit("-", 1)

@@ -58,8 +58,8 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
     """One row per model: champion and challenger with age, the holdout against both baselines, the last band and
     the realized-accuracy trend, features drifted, cooldown, the last registration and its gate decision."""
     bands = ["", "emergency", "drift", "monitor", "normal", "none"]
-    filters = " ".join(f'<a href="?sort={s}&band={b}">{escape(b or "all")}</a>' if b != (band or "") else
-                       f"<b>{escape(b or 'all')}</b>" for b, s in ((b, sort) for b in bands))
+    filters = " ".join(f'<a href="?sort={sort}&band={b}">{escape(b or "all")}</a>' if b != (band or "") else
+                       f"<b>{escape(b or 'all')}</b>" for b in bands)
     sorts = " ".join(f'<a href="?sort={s}&band={escape(band or "")}">{s}</a>' if s != sort else f"<b>{s}</b>"
                      for s in SORT_KEYS)
     body = []
