@@ -155,7 +155,7 @@ class Training(_Strict):
     history_years: int = Field(default=8, ge=1, le=40)
     search_trials: int = Field(default=0, ge=0, le=500)
     search_timeout_s: int = Field(default=120, ge=1)
-    rf_estimators: int = Field(default=200, ge=10)
+    rf_estimators: int = Field(default=60, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
     weight_prior_rows: float = Field(default=250, ge=0, description="the weekly refresh shrinks the fitted weights "

@@ -136,7 +136,7 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
         if i == 0:
             first = summary
         assert summary == first
-    assert checksums[0] == checksums[1] == checksums[2]  # identical model bytes, RF (skops) included
+    assert checksums[0] == checksums[1] == checksums[2]  # identical model bytes, the forest included
     assert set(checksums[0]) == {"sha256.rf", "sha256.xgb", "sha256.lgbm", "sha256.meta"}
 
 

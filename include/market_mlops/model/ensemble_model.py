@@ -1,6 +1,8 @@
-"""The production model: an MLflow pyfunc ensemble of RandomForest (skops), XGBoost (JSON) and LightGBM (text).
+"""The production model: an MLflow pyfunc ensemble of a random forest and LightGBM (both LightGBM text) and XGBoost
+(JSON).
 
-Base models are stored in their safe native formats, never pickled. Every artifact's sha256 is recorded in
+Base models are stored in their safe native formats, never pickled (versions registered before the forest became
+LightGBM's `rf` mode keep a scikit-learn forest in skops, which still loads). Every artifact's sha256 is recorded in
 `checksums.json` and as tags on the run; both are checked before anything is deserialized, and a mismatch
 refuses to load (`ModelIntegrityError`).
 """
@@ -18,7 +20,8 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 RF_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.tree._classes.DecisionTreeClassifier",
                     "sklearn.ensemble._forest.RandomForestClassifier", "numpy.dtype"]
-ARTIFACT_FILES = {"rf": "rf.skops", "xgb": "xgb.json", "lgbm": "lgbm.txt", "meta": "ensemble.json"}
+ARTIFACT_FILES = {"rf": "rf.txt", "xgb": "xgb.json", "lgbm": "lgbm.txt", "meta": "ensemble.json"}
+LEGACY_RF_FILE = "rf.skops"  # a scikit-learn RandomForest, in versions registered before LightGBM's rf mode
 
 
 class ModelIntegrityError(RuntimeError):
@@ -33,39 +36,32 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_reproducible_zip(data: bytes, path: Path) -> None:
-    """skops names array files after Python object ids and stamps the current time; renumber the files in order
-    of appearance in schema.json and use a fixed time, so the same model always gives the same bytes."""
-    import io
-    import re
-    import zipfile
+def artifact_files(folder: Path) -> dict[str, str]:
+    """{artifact key: file name} of the model files in `folder` (a legacy version keeps its forest in skops)."""
+    return {**ARTIFACT_FILES, **({"rf": LEGACY_RF_FILE} if (folder / LEGACY_RF_FILE).exists() else {})}
 
-    with zipfile.ZipFile(io.BytesIO(data)) as src:
-        contents = {name: src.read(name) for name in src.namelist()}
-    schema = contents.pop("schema.json").decode()
-    ids: dict[str, str] = {}
-    pattern = re.compile(r'(?<="__id__": )\d+|\d+(?=\.npy")')
-    for token in pattern.findall(schema):
-        ids.setdefault(token, str(len(ids)))
-    schema = pattern.sub(lambda m: ids[m.group(0)], schema)
-    files = {"schema.json": schema.encode(),
-             **{(f"{ids[n[:-4]]}.npy" if n.endswith(".npy") and n[:-4] in ids else n): b for n, b in contents.items()}}
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(info, files[name])
+
+def booster_proba(model: Any, X: np.ndarray) -> np.ndarray:
+    """Class probabilities of a base model: a LightGBM or XGBoost booster (up to its early-stopped best iteration)
+    or a legacy scikit-learn forest."""
+    import xgboost as xgb
+
+    if isinstance(model, xgb.Booster):
+        best = model.attr("best_iteration")
+        return np.asarray(model.predict(xgb.DMatrix(X), iteration_range=(0, int(best) + 1) if best else (0, 0)),
+                          dtype=float)
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(X), dtype=float)
+    return np.asarray(model.predict(X, num_iteration=model.best_iteration or None), dtype=float)
 
 
 def save_base_models(models: dict[str, Any], weights: np.ndarray, feature_names: list[str], folder: Path,
                      extra_meta: dict[str, Any] | None = None) -> dict[str, str]:
     """Write base models and metadata; returns {artifact key: sha256}."""
-    import skops.io
-
     folder.mkdir(parents=True, exist_ok=True)
-    _write_reproducible_zip(skops.io.dumps(models["rf"]), folder / ARTIFACT_FILES["rf"])
-    models["xgb"].get_booster().save_model(str(folder / ARTIFACT_FILES["xgb"]))
-    models["lgbm"].booster_.save_model(str(folder / ARTIFACT_FILES["lgbm"]))
+    models["rf"].save_model(str(folder / ARTIFACT_FILES["rf"]))
+    models["xgb"].save_model(str(folder / ARTIFACT_FILES["xgb"]))
+    models["lgbm"].save_model(str(folder / ARTIFACT_FILES["lgbm"]))  # up to its best iteration
     meta = {"weights": [float(w) for w in weights], "order": ["rf", "xgb", "lgbm"], "features": feature_names,
             "classes": ["BEARISH", "NEUTRAL", "BULLISH"], **(extra_meta or {})}
     (folder / ARTIFACT_FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -93,7 +89,8 @@ class BaseModels:
         import xgboost as xgb
 
         self.meta = json.loads(Path(paths["meta"]).read_text())
-        self.rf = skops.io.load(paths["rf"], trusted=RF_TRUSTED_TYPES)
+        self.rf: Any = (skops.io.load(paths["rf"], trusted=RF_TRUSTED_TYPES) if paths["rf"].endswith(LEGACY_RF_FILE)
+                        else lgb.Booster(model_file=paths["rf"]))
         self.xgb = xgb.Booster()
         self.xgb.load_model(paths["xgb"])
         self.lgbm = lgb.Booster(model_file=paths["lgbm"])
@@ -103,22 +100,8 @@ class BaseModels:
         return self.meta["features"]
 
     def base_probas(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        import xgboost as xgb
-
         X = frame[self.features].to_numpy(dtype=np.float32)
-        return {
-            "rf": np.asarray(self.rf.predict_proba(X), dtype=float),
-            "xgb": np.asarray(self.xgb.predict(xgb.DMatrix(X), iteration_range=(0, self.xgb.best_iteration + 1)
-                                               if self._has_best(self.xgb) else (0, 0)), dtype=float),
-            "lgbm": np.asarray(self.lgbm.predict(X, num_iteration=self.lgbm.best_iteration or None), dtype=float),
-        }
-
-    @staticmethod
-    def _has_best(booster: Any) -> bool:
-        try:
-            return booster.best_iteration is not None
-        except AttributeError:
-            return False
+        return {"rf": booster_proba(self.rf, X), "xgb": booster_proba(self.xgb, X), "lgbm": booster_proba(self.lgbm, X)}
 
     def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
         from market_mlops.model.ensemble import blend

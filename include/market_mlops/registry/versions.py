@@ -66,7 +66,7 @@ def download_model_files(name: str, version: str, dst: Path) -> Path:
 def load_verified(name: str, version: str | None = None, alias: str | None = None,
                   cfg: PipelineConfig | None = None) -> LoadedModel:
     """Download a version's files, check every sha256 against the run's tags, then load the base models."""
-    from market_mlops.model.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
+    from market_mlops.model.ensemble_model import BaseModels, artifact_files, verify_checksums
 
     c = store.client(cfg)
     mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
@@ -79,7 +79,7 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     signing.verify(signing.configured_keys(), name, str(mv.version), mv.run_id, expected, dict(mv.tags or {}))
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         local = download_model_files(name, str(mv.version), Path(tmp))
-        paths = {k: str(local / f) for k, f in ARTIFACT_FILES.items()}
+        paths = {k: str(local / f) for k, f in artifact_files(local).items()}
         verify_checksums(paths, expected)
         base = BaseModels(paths)  # reads every file into memory: the folder can go
     return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
@@ -91,14 +91,14 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> None:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from market_mlops.model.ensemble_model import ARTIFACT_FILES
+    from market_mlops.model.ensemble_model import artifact_files
 
     checksums = json.loads((model_dir / "checksums.json").read_text())
     mlflow.set_tags({f"sha256.{k}": v for k, v in checksums.items()})
     output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
     info = mlflow.pyfunc.log_model(
         name="model", python_model=str(PACKAGE_ROOT / "model" / "pyfunc_model_code.py"),
-        artifacts={**{k: str(model_dir / f) for k, f in ARTIFACT_FILES.items()}, "checksums": str(model_dir / "checksums.json")},
+        artifacts={**{k: str(model_dir / f) for k, f in artifact_files(model_dir).items()}, "checksums": str(model_dir / "checksums.json")},
         signature=infer_signature(example, output), input_example=example, pip_requirements=PIP_REQUIREMENTS,
         code_paths=[str(PACKAGE_ROOT)],
     )

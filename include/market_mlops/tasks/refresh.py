@@ -124,7 +124,7 @@ def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], par
     """One MLflow run: the parent's base-model files byte for byte with the new weights, its drift reference."""
     import mlflow
 
-    from market_mlops.model.ensemble_model import ARTIFACT_FILES, sha256_file
+    from market_mlops.model.ensemble_model import ARTIFACT_FILES, artifact_files, sha256_file
 
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         mlflow.log_params(params)
@@ -138,11 +138,12 @@ def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], par
             source = versions.download_model_files(parent.name, parent.version, folder / "parent")
             model_dir = folder / "model_files"
             model_dir.mkdir()
+            files = artifact_files(source)
             for key in ("rf", "xgb", "lgbm"):  # the base models, byte for byte
-                shutil.copy2(source / ARTIFACT_FILES[key], model_dir / ARTIFACT_FILES[key])
+                shutil.copy2(source / files[key], model_dir / files[key])
             meta = {**parent.base.meta, "weights": [float(w) for w in weights], "parent_version": parent.version}
             (model_dir / ARTIFACT_FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            checksums = {k: sha256_file(model_dir / f) for k, f in ARTIFACT_FILES.items()}
+            checksums = {k: sha256_file(model_dir / f) for k, f in files.items()}
             (model_dir / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
             reference = mlflow.artifacts.download_artifacts(run_id=parent.run_id, artifact_path="reference",
                                                             dst_path=str(folder / "reference"))

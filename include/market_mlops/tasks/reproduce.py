@@ -54,14 +54,14 @@ def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineCon
 
 
 def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
-    from market_mlops.model.ensemble_model import ARTIFACT_FILES, BaseModels, verify_checksums
+    from market_mlops.model.ensemble_model import BaseModels, artifact_files, verify_checksums
     from market_mlops.model.evaluation import evaluate_holdout
 
     cfg = cfg or get_config()
     horizon = cfg.spec(timeframe).horizon
     table = pd.read_parquet(features)
     X, y = _split(table)
-    paths = {k: str(model_dir / f) for k, f in ARTIFACT_FILES.items()}
+    paths = {k: str(model_dir / f) for k, f in artifact_files(model_dir).items()}
     verify_checksums(paths, json.loads((model_dir / "checksums.json").read_text()))
     models = BaseModels(paths)
     split = json.loads((model_dir / "split.json").read_text())

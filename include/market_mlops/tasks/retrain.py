@@ -213,7 +213,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     import mlflow
 
     from market_mlops.model.ensemble_model import save_base_models
-    from market_mlops.model.training import reference_accuracy
+    from market_mlops.model.training import feature_importance, reference_accuracy
     from market_mlops.registry import store, versions
 
     hold = trained.holdout_index
@@ -234,7 +234,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
                                        len(trained.holdout_index))
         mlflow.log_metrics({"oof.model_accuracy": trained.oof_accuracy, "drift.reference_accuracy": reference})
         mlflow.set_tag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")
-        importances = pd.Series(trained.models["rf"].feature_importances_, index=X.columns).sort_values(ascending=False)
+        importances = feature_importance(trained.models["rf"], list(X.columns))
         _log_evaluation(trained, evaluation, importances)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -1,0 +1,1 @@
+"""`make bench`: measured figures next to their targets (`run.py`), and the pipelines they are compared with."""

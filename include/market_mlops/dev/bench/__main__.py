@@ -1,0 +1,5 @@
+import sys
+
+from market_mlops.dev.bench.run import main
+
+sys.exit(main())
