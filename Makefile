@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo import test test-scheduler test-cluster test-browser browser-deps test-fast lint typecheck bench bench-cluster lock clean
+.PHONY: setup demo import test test-scheduler test-cluster test-browser test-scale browser-deps test-fast lint typecheck bench bench-cluster lock clean
 
 setup: $(STAMP)
 
@@ -20,14 +20,18 @@ $(STAMP): requirements-dev.lock pyproject.toml
 demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 	$(PY) -m market_mlops.dev.demo
 
-test: setup browser-deps  ## every tier (what CI runs): the default suite, the scheduler, cluster and browser tiers
-	$(PY) -m pytest -m "not scheduler and not cluster and not browser and not bench"
+test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers
+	$(PY) -m pytest -m "not scheduler and not cluster and not browser and not scale and not bench"
+	$(PY) -m pytest -m scale -s
 	$(PY) -m pytest -m scheduler
 	$(PY) -m pytest -m cluster
 	$(PY) -m pytest -m browser
 
 test-cluster: setup  ## only the cluster tier (Celery, two workers in network namespaces; needs root)
 	$(PY) -m pytest -m cluster
+
+test-scale: setup  ## only the scale tier: 1,100 models through the retrain DAG (prints its timings)
+	$(PY) -m pytest -m scale -s
 
 test-browser: setup browser-deps  ## the Airflow UI in Debian's Chromium on the demo's state (~6 min)
 	$(PY) -m pytest -m browser
@@ -41,7 +45,7 @@ test-scheduler: setup  ## only the scheduler tier (airflow standalone on Postgre
 	$(PY) -m pytest -m scheduler
 
 test-fast: setup  ## unit and DAG integrity tests only
-	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not cluster and not browser and not training"
+	$(PY) -m pytest -m "not e2e and not integration and not scheduler and not cluster and not browser and not scale and not training"
 
 lint: setup  ## ruff (with Airflow's AIR rules) and the type checker
 	$(VENV)/bin/ruff check .

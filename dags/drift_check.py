@@ -2,7 +2,9 @@
 ### Weekday drift check (with batch forecasts)
 
 Runs after every trading session of the configured calendar (`universe.schedule_calendar`, +45 min; the same
-trading-session timetable as ingestion, holidays skipped). For each champion (`check_model_drift`, mapped):
+trading-session timetable as ingestion, holidays skipped). `list_champions` reads every champion in one registry
+search and every cooldown in one query of the SQL store. For each champion (`check_model_drift`, mapped one task per
+champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tasks`):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
@@ -18,8 +20,10 @@ at most once per `drift.cooldown_days`.
 **Params**: `symbols`, `timeframes` narrow the champions checked (empty = all).
 
 **When it fails**
-- `check_model_drift` for one model: usually no champion artifacts (checksum refused: do not override, retrain)
-  or no bars for the session (ingestion did not run: run it, then clear this task).
+- `check_model_drift`: its error names each champion that failed (the others of its shard are checked): usually no
+  champion artifacts (checksum refused: do not override, retrain) or no bars for the session (ingestion did not
+  run: run it, then clear this task). The retry checks only the failed ones: a champion this run checked already
+  keeps its result and is not alerted twice.
 - Alerts never fail the run: with Slack down they wait in the outbox and are retried on the next alert.
 """
 
@@ -40,7 +44,7 @@ from market_mlops.orchestration import (
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
-    from market_mlops.contracts import ChampionRef, DriftResult, RetrainConf
+    from market_mlops.contracts import ChampionShard, DriftResult, RetrainConf
 
 
 @dag(
@@ -58,18 +62,24 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def drift_check():
     @task
-    def list_champions(params=None) -> list[ChampionRef]:
-        from market_mlops.tasks.universe import champions
+    def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
+        from market_mlops.tasks.universe import champion_shards
 
-        return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
+        return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]),
+                               cooldown_until=data_interval_end)
 
-    @task(map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
-    def check_model_drift(champion: ChampionRef, data_interval_start=None, data_interval_end=None, dag_run=None,
-                          ti=None) -> DriftResult:
-        from market_mlops.tasks.drift_check import check_model_drift as check
+    @task(map_index_template="{{ shard['label'] }}")
+    def check_model_drift(shard: ChampionShard, data_interval_start=None, data_interval_end=None, dag_run=None,
+                          ti=None) -> list[DriftResult]:
+        from market_mlops.orchestration import shard_failure
+        from market_mlops.tasks.drift_check import check_shard
+        from market_mlops.tasks.shards import ShardFailed
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
-        return check(champion["symbol"], champion["timeframe"], data_interval_start, data_interval_end, ctx)
+        try:
+            return check_shard(shard, data_interval_start, data_interval_end, ctx)
+        except ShardFailed as failed:
+            raise shard_failure(failed) from None
 
     @task
     def plan_emergency_retrains(results) -> list[RetrainConf]:
@@ -77,7 +87,7 @@ def drift_check():
 
         return emergency_retrain_confs(list(results))
 
-    confs = plan_emergency_retrains(check_model_drift.expand(champion=list_champions()))
+    confs = plan_emergency_retrains(check_model_drift.expand(shard=list_champions()))
     TriggerDagRunOperator.partial(task_id="trigger_emergency_retrain", trigger_dag_id="model_retrain",
                                   wait_for_completion=False).expand(conf=confs)
 

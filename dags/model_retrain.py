@@ -7,7 +7,8 @@ month). Both paths train on bars before the 1st (point in time), from the data v
 md5, else the version log), and share one MLflow run key per model and month, so the second one finds the work
 done. Asset events for other sessions start a run whose `plan_retrain` skips everything.
 
-One mapped `retrain_model` task per (symbol, timeframe), in pool `training`: features, labels, purged and
+One mapped `retrain_model` task per (symbol, timeframe), or per shard of models in a universe larger than
+`fleet.max_mapped_tasks` (the map index names its first and last model), in pool `training`: features, labels, purged and
 embargoed walk-forward folds, RandomForest + XGBoost + LightGBM, ensemble weights fitted out of fold, holdout
 metrics next to the majority and persistence baselines, an MLflow run and a registered model version
 (`<SYMBOL>-<tf>-direction`). The promotion gate moves the `champion` alias only if the new version beats both
@@ -24,8 +25,9 @@ retrain), `reason` (recorded).
 - `resolve_data_version`: no data version covers the interval, or the newest one ends more than
   `training.max_data_lag_days` before the cutoff's last session (a late ingestion; a fresh deployment whose first
   cron run finds only old data): run or backfill `market_data_ingestion` up to the date in the message first.
-- one `retrain_model` map index: only that model failed (the others finished); read its log, fix, clear that
-  map index. Rerunning is safe: a finished run is found by its key and not registered twice.
+- one `retrain_model` map index: only the models its error names failed (the others of its shard and every other
+  shard finished); read its log, fix, clear that map index: the retry trains only the failed models (a finished one
+  is found by its run key and not registered twice). Bad data in every failed model fails it without retries.
 - A bad champion in production: `market-mlops rollback --symbol S --timeframe TF` or trigger `model_rollback`.
 """
 
@@ -45,7 +47,7 @@ from market_mlops.orchestration import (
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
-    from market_mlops.contracts import ModelKey, RetrainPlan, RetrainReport, TrainingData, TrainingSummary
+    from market_mlops.contracts import ModelShard, RetrainPlan, RetrainReport, TrainingData, TrainingSummary
 
 
 @dag(
@@ -95,37 +97,37 @@ def model_retrain():
             raise AirflowFailException(str(missing)) from None
 
     @task
-    def list_models(params=None) -> list[ModelKey]:
-        from market_mlops.tasks.universe import models
+    def list_models(params=None) -> list[ModelShard]:
+        from market_mlops.tasks.universe import model_shards
 
-        return models(list_param(params["symbols"]), list_param(params["timeframes"]))
+        return model_shards(list_param(params["symbols"]), list_param(params["timeframes"]))
 
-    @task(pool=TRAINING_POOL, map_index_template="{{ pair['symbol'] }} {{ pair['timeframe'] }}")
-    def retrain_model(pair: ModelKey, data: TrainingData, params=None, dag_run=None, ti=None) -> TrainingSummary:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from market_mlops.tasks.retrain import retrain_model as retrain
+    @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
+    def retrain_model(shard: ModelShard, data: TrainingData, params=None, dag_run=None, ti=None) -> list[TrainingSummary]:
+        from market_mlops.orchestration import shard_failure
+        from market_mlops.tasks.retrain import retrain_shard
+        from market_mlops.tasks.shards import ShardFailed
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index)}
         try:
-            return retrain(pair["symbol"], pair["timeframe"], data, ctx, params["force_promotion"], params["search_trials"])
-        except ValueError as bad_data:  # too little history, a missing class: a retry cannot fix the data
-            raise AirflowFailException(f"{pair['symbol']} {pair['timeframe']}: {bad_data}") from None
+            return retrain_shard(shard, data, ctx, params["force_promotion"], params["search_trials"])
+        except ShardFailed as failed:
+            raise shard_failure(failed) from None
 
-    @task(trigger_rule="none_failed_min_one_success")  # a failed model fails the run (and alerted on its own)
-    def report_retrain(results, models: list[ModelKey], data: TrainingData | None) -> RetrainReport:
+    @task(trigger_rule="none_failed_min_one_success")  # a failed shard fails the run (and alerted on its own)
+    def report_retrain(results, shards: list[ModelShard], data: TrainingData | None) -> RetrainReport:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from market_mlops.tasks.retrain import report_retrain as report
 
         if data is None:  # plan_retrain skipped: nothing was due
             raise AirflowSkipException("no retrain was planned for this run")
-        return report(list(results), models)
+        return report(list(results), shards)
 
     data = resolve_data_version(plan_retrain())
-    models = list_models()
-    results = retrain_model.partial(data=data).expand(pair=models)
-    report_retrain(results, models, data)
+    shards = list_models()
+    results = retrain_model.partial(data=data).expand(shard=shards)
+    report_retrain(results, shards, data)
 
 
 model_retrain()

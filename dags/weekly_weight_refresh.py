@@ -10,9 +10,12 @@ gate of the retrain decides on the later part of the window (bars not used to fi
 **Params**: `symbols`, `timeframes` narrow the champions refreshed (empty = every champion).
 
 **When it fails**
-- `refresh_weights` for one model: "need more history" means fewer resolved bars than the window; ingest more
-  sessions. A checksum error means a stored artifact changed: investigate before anything else, then retrain.
-- Rerunning is safe: a finished refresh is found by its key and not registered twice.
+- `refresh_weights` (one map index per champion, or per shard of champions in a large fleet, `fleet.*`): its error
+  names each model that failed; the others finished. "need more history" means fewer resolved bars than the window;
+  ingest more sessions. A checksum error means a stored artifact changed: investigate before anything else, then
+  retrain.
+- Rerunning is safe: a finished refresh is found by its key and not registered twice (a retry redoes only the
+  failed models).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from market_mlops.orchestration import (
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
-    from market_mlops.contracts import ChampionRef, TrainingSummary
+    from market_mlops.contracts import ChampionShard, TrainingSummary
 
 
 @dag(
@@ -48,19 +51,24 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def weekly_weight_refresh():
     @task
-    def list_champions(params=None) -> list[ChampionRef]:
-        from market_mlops.tasks.universe import champions
+    def list_champions(params=None) -> list[ChampionShard]:
+        from market_mlops.tasks.universe import champion_shards
 
-        return champions(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
+        return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
 
-    @task(pool=TRAINING_POOL, map_index_template="{{ champion['symbol'] }} {{ champion['timeframe'] }}")
-    def refresh_weights(champion: ChampionRef, data_interval_end=None, dag_run=None, ti=None) -> TrainingSummary:
-        from market_mlops.tasks.refresh import refresh_weights as refresh
+    @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
+    def refresh_weights(shard: ChampionShard, data_interval_end=None, dag_run=None, ti=None) -> list[TrainingSummary]:
+        from market_mlops.orchestration import shard_failure
+        from market_mlops.tasks.refresh import refresh_shard
+        from market_mlops.tasks.shards import ShardFailed
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id}
-        return refresh(champion["symbol"], champion["timeframe"], data_interval_end, ctx)
+        try:
+            return refresh_shard(shard, data_interval_end, ctx)
+        except ShardFailed as failed:
+            raise shard_failure(failed) from None
 
-    refresh_weights.expand(champion=list_champions())
+    refresh_weights.expand(shard=list_champions())
 
 
 weekly_weight_refresh()

@@ -151,6 +151,18 @@ def _state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from market_mlops.tasks.replay import DEFAULT_POLICIES, replay, table
+
+    report = replay(dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end), args.policy or DEFAULT_POLICIES,
+                    args.data_version, args.symbol or None, args.timeframe or None)
+    print(table(report))
+    print(f"report and chart -> {report['artifacts']['folder']} (MLflow run {report['artifacts']['mlflow_run_id']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="market-mlops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", required=True, help="YYYY-MM-DD: a session date, or the day a monthly/weekly interval ends")
     run.add_argument("--conf", default="{}", help="the run's params as JSON, as in the trigger form")
     run.set_defaults(func=_run)
+    rp = sub.add_parser("replay", help="replay retrain policies over history in process and compare them with a "
+                                       "static model (report, chart, MLflow run)")
+    rp.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD: the first session replayed")
+    rp.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD: replay sessions before this date")
+    rp.add_argument("--policy", action="append", help="a policy: monthly, weekly, emergency joined by '+' "
+                    "(repeatable; default: monthly, monthly+weekly, monthly+weekly+emergency); static is always in")
+    rp.add_argument("--data-version", default="latest", help="a DVC md5 or its prefix (default: the latest logged)")
+    rp.add_argument("--symbol", action="append", help="narrow to these symbols (repeatable)")
+    rp.add_argument("--timeframe", action="append", help="narrow to these timeframes (repeatable)")
+    rp.set_defaults(func=_replay)
     feat = sub.add_parser("features", help="dvc stage: feature table of one model from a data version")
     for arg in ("--symbol", "--timeframe", "--until", "--out"):
         feat.add_argument(arg, required=True)

@@ -168,6 +168,11 @@ class Training(_Strict):
                                         "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)
     bootstrap_samples: int = Field(default=500, ge=50)
+    model_artifacts: Literal["full", "lean"] = Field(
+        default="full", description="what a version carries. full: an MLflow pyfunc model (servable with `mlflow "
+        "models serve`) with its input example, which MLflow checks by loading it (~0.7 s a version). lean: the "
+        "native model files and what the suite reads (drift reference, holdout metrics, evaluation files), no pyfunc "
+        "wrapper: for fleets of thousands scored in batch by the suite itself")
     pool_slots: int = Field(default=2, ge=1, description="slots of the Airflow pool `training` (market-mlops pools "
                             "sets it): model fits that run at once in the deployment")
     fits_per_worker: int | None = Field(default=None, ge=1, description="fits one worker runs at once: null = the "
@@ -198,6 +203,20 @@ class Drift(_Strict):
         return self
 
 
+class Fleet(_Strict):
+    """How the per-model DAGs map over a large universe: one mapped task per shard of models."""
+
+    max_mapped_tasks: int = Field(default=256, ge=1, le=1024, description="mapped tasks a per-model DAG run makes "
+                                  "at most: models are grouped into shards beyond it (Airflow refuses a list longer "
+                                  "than [core] max_map_length, 1,024 by default, and its grid slows near a thousand)")
+    shard_size: int | None = Field(default=None, ge=1, description="models per shard; null = one model per task up "
+                                   "to max_mapped_tasks models, then as few per shard as fit in max_mapped_tasks")
+
+    def size_for(self, models: int) -> int:
+        """Models per shard for a universe of `models`."""
+        return self.shard_size or max(1, -(-models // self.max_mapped_tasks))
+
+
 class Schedule(_Strict):
     start_date: dt.date = Field(default=dt.date(1990, 1, 2), ge=dt.date(1990, 1, 2),
                                 description="DAG start date: runs and backfills may go back to it (calendars start "
@@ -218,6 +237,7 @@ class PipelineConfig(_Strict):
     drift: Drift = Drift()
     alerts: Alerts = Alerts()
     schedule: Schedule = Schedule()
+    fleet: Fleet = Fleet()
     home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
 
     @field_validator("timeframes")

@@ -20,6 +20,19 @@ class ModelKey(TypedDict):
 
 class ChampionRef(ModelKey):
     version: str
+    emergency_triggers: NotRequired[list[str]]  # drift check: emergency retrains within the cooldown (ISO times)
+
+
+class ModelShard(TypedDict):
+    """What one mapped task of a per-model DAG works on: models one after another (`fleet` in config)."""
+
+    label: str  # the first and last model, the map index's name in the UI
+    models: list[ModelKey]
+
+
+class ChampionShard(TypedDict):
+    label: str
+    champions: list[ChampionRef]
 
 
 class RawFileRef(TypedDict):
@@ -113,7 +126,7 @@ class TrainingSummary(GateSummary, total=False):
     parent_version: str
     previous_weights: list[float]
     eval_rows: int
-    seconds: dict[str, float]  # a retrain's phases: features, fit, evaluate, mlflow_log, register, gate
+    seconds: dict[str, float]  # a retrain's phases: features, fit, evaluate, mlflow_log, gate, register, promote
 
 
 class RetrainReport(TypedDict):

@@ -42,6 +42,15 @@ def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5)
     }
 
 
+def shard_failure(failed: Exception) -> BaseException:
+    """What a shard task raises when some of its models failed: Airflow's fail-now when every failure is bad data
+    (no retry can fix it), the error itself otherwise, so Airflow retries and the retry redoes only those models."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    retryable = getattr(failed, "retryable", True)
+    return failed if retryable else AirflowFailException(str(failed))
+
+
 def configured_start_date() -> pendulum.DateTime:
     """The DAGs' start date (`schedule.start_date`): early, so that backfills of old history plan their runs."""
     from market_mlops.config import get_config

@@ -122,7 +122,11 @@ def test_emergency_decision_and_its_cooldown(band, days_ago, retrain, cooling):
 
 
 def test_cooldown_reads_the_drift_history_of_that_model_only(mlops_home):
-    from market_mlops.monitoring.history import emergency_triggers, record_drift_check
+    from market_mlops.monitoring.history import (
+        emergency_triggers,
+        emergency_triggers_of_fleet,
+        record_drift_check,
+    )
     from market_mlops.tasks.drift_check import emergency_retrain_confs
 
     cfg = load_config()
@@ -136,11 +140,15 @@ def test_cooldown_reads_the_drift_history_of_that_model_only(mlops_home):
     assert emergency_triggers("AAA-d1-direction", cfg) == [end - dt.timedelta(days=2)]
     assert emergency_triggers("BBB-d1-direction", cfg) == []
     assert decide_emergency("emergency", end, emergency_triggers("AAA-d1-direction", cfg), cfg.drift.cooldown_days).in_cooldown
+    # The drift DAG reads every model's cooldown in one query: the same answer.
+    week = dt.timedelta(days=cfg.drift.cooldown_days)
+    assert emergency_triggers_of_fleet(end - week, end, cfg) == {"AAA-d1-direction": [end - dt.timedelta(days=2)]}
+    assert emergency_triggers_of_fleet(end - week, end - dt.timedelta(days=3), cfg) == {}
     results = [{"model": "AAA-d1-direction", "version": "1", "symbol": "AAA", "timeframe": "d1", "delta_points": -30,
                 "interval_end": end.isoformat(), "emergency_retrain_triggered": False, "in_cooldown": True}]
-    assert emergency_retrain_confs(results) == []  # inside the cooldown: nothing is triggered
+    assert emergency_retrain_confs([results]) == []  # inside the cooldown: nothing is triggered (one shard)
     results[0]["emergency_retrain_triggered"] = True
-    assert emergency_retrain_confs(results)[0]["symbols"] == ["AAA"]
+    assert emergency_retrain_confs([results, []])[0]["symbols"] == ["AAA"]
 
 
 def test_a_drift_result_without_resolved_forecasts_fits_in_an_xcom():

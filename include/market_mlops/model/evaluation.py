@@ -9,13 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 from market_mlops.model.ensemble import log_loss
 from market_mlops.model.labels import CLASSES
@@ -24,15 +17,24 @@ COST_BPS = 10.0
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, macro F1, log-loss, the confusion matrix (rows true, columns predicted) and each
+    class's precision and recall, as scikit-learn defines them (zero where a class is never predicted or never true),
+    from one confusion matrix: scikit-learn's argument checks cost ~30 ms a call, and a retrain makes ~20."""
     y = y.astype(int)
     pred = proba.argmax(axis=1)
-    precision, recall, _f1, _support = precision_recall_fscore_support(y, pred, labels=[0, 1, 2], zero_division=0)
+    confusion = np.bincount(3 * y + pred, minlength=9).reshape(3, 3)
+    hits = np.diag(confusion).astype(float)
+    true_counts, pred_counts = confusion.sum(axis=1), confusion.sum(axis=0)
+    precision = np.divide(hits, pred_counts, out=np.zeros(3), where=pred_counts > 0)
+    recall = np.divide(hits, true_counts, out=np.zeros(3), where=true_counts > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(3), where=both > 0)
     out: dict[str, Any] = {
-        "accuracy": float(accuracy_score(y, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-        "macro_f1": float(f1_score(y, pred, average="macro", labels=[0, 1, 2], zero_division=0)),
+        "accuracy": float(hits.sum() / max(len(y), 1)),
+        "balanced_accuracy": float(recall[true_counts > 0].mean()) if (true_counts > 0).any() else 0.0,
+        "macro_f1": float(f1.mean()),
         "log_loss": log_loss(y, proba),
-        "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(),
+        "confusion": confusion.tolist(),
     }
     for i, name in enumerate(CLASSES):
         out[f"precision_{name.lower()}"] = float(precision[i])

@@ -73,6 +73,41 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], lines: Seq
     return _svg(WIDTH, HEIGHT, "".join(parts), title)
 
 
+SERIES_COLOURS = ("#616161", "#1565c0", "#2e7d32", "#c62828", "#6a1b9a", "#ef6c00")
+
+
+def multi_line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]], title: str = "",
+                     y_format: str = "{:.0%}") -> str:
+    """Several named series over the same x labels (one colour each, a legend), gaps where a value is missing."""
+    known = [v for values in series.values() for v in _finite(values)]
+    if not known or not labels:
+        return _empty(title or "no data yet")
+    low, high = min(known), max(known)
+    pad = (high - low) * 0.08 or 0.05
+    low, high = low - pad, high + pad
+    legend_h = 16 * len(series)
+    inner_w, inner_h = WIDTH - 2 * PAD - 60, HEIGHT - 2 * PAD
+    ky, by = _scale(low, high, inner_h, flip=True)
+    step = inner_w / max(1, len(labels) - 1)
+    parts = [_frame(title)]
+    for k, (name, values) in enumerate(series.items()):
+        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+        points = [f"{PAD + i * step:.1f},{PAD + by + ky * float(v):.1f}" for i, v in enumerate(values)
+                  if v is not None and math.isfinite(float(v))]
+        if len(points) > 1:
+            parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2">'
+                         f'<title>{escape(name)}</title></polyline>')
+        y = HEIGHT + 8 + 16 * k
+        parts.append(f'<rect x="{PAD}" y="{y - 9}" width="12" height="3" fill="{colour}"/>'
+                     f'<text x="{PAD + 18}" y="{y}" font-size="11">{escape(name)}</text>')
+    for tick in (high - pad, low + pad):
+        parts.append(f'<text x="{PAD - 4}" y="{PAD + by + ky * tick + 4:.1f}" font-size="11" text-anchor="end">'
+                     f'{escape(y_format.format(tick))}</text>')
+    parts.append(f'<text x="{PAD}" y="{HEIGHT - 12}" font-size="11">{escape(labels[0])}</text>'
+                 f'<text x="{PAD + inner_w}" y="{HEIGHT - 12}" font-size="11" text-anchor="end">{escape(labels[-1])}</text>')
+    return _svg(WIDTH, HEIGHT + legend_h + 4, "".join(parts), title)
+
+
 def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:
     """A trend in a table cell (the last realized accuracies); empty when fewer than two are known."""
     known = _finite(values)
@@ -111,6 +146,29 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], limits: Sequence[f
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row - 2}" stroke="#000" stroke-width="2">'
                          f'<title>limit {escape(value_format.format(float(limit)))}</title></line>')
     return _svg(WIDTH, height, "".join(parts), title)
+
+
+def matrix_chart(rows: Sequence[str], columns: Sequence[str], counts: Sequence[Sequence[int]], title: str = "",
+                 row_title: str = "actual", column_title: str = "predicted") -> str:
+    """A table of counts shaded by size (a confusion matrix: rows the true class, columns the predicted one)."""
+    cell, left, top = 56, 90, PAD + 18
+    peak = max([max(r) for r in counts if len(r)] + [1])
+    parts = [_frame(title), f'<text x="{left + cell * len(columns) / 2:.0f}" y="{top - 8}" font-size="11" '
+                            f'text-anchor="middle">{escape(column_title)}</text>']
+    for j, name in enumerate(columns):
+        parts.append(f'<text x="{left + j * cell + cell / 2:.0f}" y="{top + cell * len(rows) + 14}" font-size="11" '
+                     f'text-anchor="middle">{escape(name)}</text>')
+    for i, (name, row) in enumerate(zip(rows, counts, strict=True)):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4:.0f}" font-size="11" text-anchor="end">{escape(name)}</text>')
+        for j, count in enumerate(row):
+            shade = 0.1 + 0.8 * count / peak
+            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="#1565c0" '
+                         f'fill-opacity="{shade:.2f}"><title>{escape(name)} -> {escape(columns[j])}: {count}</title></rect>'
+                         f'<text x="{left + j * cell + cell / 2 - 1:.0f}" y="{y + cell / 2 + 4:.0f}" font-size="12" '
+                         f'text-anchor="middle">{count}</text>')
+    parts.append(f'<text x="12" y="{top + cell * len(rows) / 2:.0f}" font-size="11">{escape(row_title)}</text>')
+    return _svg(left + cell * len(columns) + 20, top + cell * len(rows) + 26, "".join(parts), title)
 
 
 def _polyline(points: list[str]) -> str:

@@ -72,8 +72,8 @@ def psi_null_thresholds(reference: pd.DataFrame, window: int, quantile: float, e
     """
     bins = psi_bins(window)
     out: dict[str, float] = {}
-    for col in reference.columns:
-        x = reference[col].to_numpy(float)
+    rows = np.ascontiguousarray(reference.to_numpy(float).T)  # one row per feature: no pandas per column
+    for col, x in zip(reference.columns, rows, strict=True):
         x = x[np.isfinite(x)]
         if len(x) < 2 * window:
             continue

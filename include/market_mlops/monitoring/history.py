@@ -30,3 +30,21 @@ def emergency_triggers(model: str, cfg: PipelineConfig) -> list[dt.datetime]:
     """When emergency retrains of `model` were triggered (the interval ends of those drift checks)."""
     return [dt.datetime.fromisoformat(r["interval_end"]) for r in drift_history(cfg, model)
             if r.get("emergency_retrain_triggered")]
+
+
+def emergency_triggers_of_fleet(after: dt.datetime, until: dt.datetime,
+                                cfg: PipelineConfig) -> dict[str, list[dt.datetime]]:
+    """{model: times its emergency retrains were triggered in (after, until]} for every model, in one query (a drift
+    check of thousands of champions reads its cooldowns once, not once per model)."""
+    from sqlalchemy import select
+
+    from market_mlops.state import store, tables
+
+    checks = tables.drift_checks
+    query = select(checks.c.model, checks.c.interval_end).where(checks.c.emergency_retrain_triggered.is_(True))
+    found: dict[str, list[dt.datetime]] = {}
+    for row in store.frame(query, cfg, what=" of drift_checks (emergency retrains)"):
+        when = dt.datetime.fromisoformat(row["interval_end"])
+        if after < when <= until:
+            found.setdefault(row["model"], []).append(when)
+    return found

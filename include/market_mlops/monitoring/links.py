@@ -40,7 +40,10 @@ def airflow_run_url(dag_id: str, run_id: str) -> str:
 
 
 def mlflow_urls(result: Any, base: str | None = None) -> dict[str, str]:
-    """MLflow UI URLs for a task result of this suite (a summary dict); empty when it names nothing."""
+    """MLflow UI URLs for a task result of this suite (a summary dict, or a shard's list of them: its first model);
+    empty when it names nothing."""
+    if isinstance(result, list) and result:
+        result = result[0]
     if not isinstance(result, dict):
         return {}
     urls = {}

@@ -85,8 +85,17 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
 
 
-def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> None:
-    """Log the pyfunc ensemble whose native files and checksums.json are in `model_dir` into the active run."""
+SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "model/ensemble_model.py")
+
+
+def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> str:
+    """Log the pyfunc ensemble whose native files and checksums.json are in `model_dir` into the active run; returns
+    the logged model's id.
+
+    The model carries only the modules it needs to load (`SERVING_MODULES`), not the whole suite: a fleet logs
+    thousands of versions. MLflow checks the logged model serves `example`, its input example (it loads it here)."""
+    import shutil
+
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
@@ -94,27 +103,59 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> None:
     from market_mlops.model.ensemble_model import artifact_files
 
     checksums = json.loads((model_dir / "checksums.json").read_text())
-    mlflow.set_tags({f"sha256.{k}": v for k, v in checksums.items()})
     output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=str(PACKAGE_ROOT / "model" / "pyfunc_model_code.py"),
-        artifacts={**{k: str(model_dir / f) for k, f in artifact_files(model_dir).items()}, "checksums": str(model_dir / "checksums.json")},
-        signature=infer_signature(example, output), input_example=example, pip_requirements=PIP_REQUIREMENTS,
-        code_paths=[str(PACKAGE_ROOT)],
-    )
+    with tempfile.TemporaryDirectory(prefix="serving-code-") as tmp:
+        code = Path(tmp) / PACKAGE_ROOT.name
+        for module in SERVING_MODULES:
+            (code / module).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PACKAGE_ROOT / module, code / module)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(PACKAGE_ROOT / "model" / "pyfunc_model_code.py"),
+            artifacts={**{k: str(model_dir / f) for k, f in artifact_files(model_dir).items()},
+                       "checksums": str(model_dir / "checksums.json")},
+            signature=infer_signature(example, output), input_example=example, pip_requirements=PIP_REQUIREMENTS,
+            code_paths=[str(code)],
+        )
     # MLflow 3 keeps a logged model apart from the run's artifacts: the version must point at `models:/m-<id>`,
     # or `models:/<name>@champion` resolves to an empty run folder.
-    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    mlflow.set_tags({**{f"sha256.{k}": v for k, v in checksums.items()}, MODEL_URI_TAG: info.model_uri})
+    return str(info.model_id)
+
+
+LEAN_MODEL_PATH = "model/artifacts"  # a lean version's native files in its run: where a pyfunc keeps them
+
+
+def log_lean_model(model_dir: Path) -> None:
+    """Log the native model files of `model_dir` as the run's `model/artifacts` (the layout a pyfunc model has, so
+    a version of either kind loads the same way) and their checksums as tags; no pyfunc wrapper."""
+    import mlflow
+
+    checksums = json.loads((model_dir / "checksums.json").read_text())
+    mlflow.log_artifacts(str(model_dir), LEAN_MODEL_PATH)
+    mlflow.set_tags({f"sha256.{k}": v for k, v in checksums.items()})
+
+
+def log_model_files(model_dir: Path, example: pd.DataFrame, artifacts: str) -> str | None:
+    """The version's model as `training.model_artifacts` says: a pyfunc model (returns its id) or lean files."""
+    if artifacts == "full":
+        return log_pyfunc_ensemble(model_dir, example)
+    log_lean_model(model_dir)
+    return None
 
 
 def register_version(name: str, run_id: str, tags: dict[str, str], cfg: PipelineConfig | None = None) -> ModelVersion:
     """The version of `run_id` (created once: a retried task finds it instead of registering again)."""
+    existing = version_of_run(name, run_id, cfg)
+    return existing if existing is not None else create_version(name, run_id, tags, cfg)
+
+
+def create_version(name: str, run_id: str, tags: dict[str, str], cfg: PipelineConfig | None = None,
+                   unsigned_tags: dict[str, str] | None = None) -> ModelVersion:
+    """A new version of `run_id`'s logged model (the caller checked none exists yet), signed over its lineage `tags`;
+    `unsigned_tags` (the gate's numbers) are set in the same call."""
     import mlflow.exceptions
 
     c = store.client(cfg)
-    existing = version_of_run(name, run_id, cfg)
-    if existing is not None:
-        return existing
     try:
         c.create_registered_model(name)
     except mlflow.exceptions.MlflowException as error:
@@ -123,7 +164,8 @@ def register_version(name: str, run_id: str, tags: dict[str, str], cfg: Pipeline
     run_tags = c.get_run(run_id).data.tags
     logged_model = run_tags.get(MODEL_URI_TAG)  # absent: a model kept in the run's artifacts
     checksums = {k.removeprefix("sha256."): v for k, v in run_tags.items() if k.startswith("sha256.")}
-    tags = {**tags, **signing.signature_tags(signing.configured_keys(), name, run_id, checksums, tags)}
+    tags = {**(unsigned_tags or {}), **tags, **signing.signature_tags(signing.configured_keys(), name, run_id, checksums,
+                                                                       tags)}
     return c.create_model_version(name, logged_model or f"runs:/{run_id}/model", run_id=run_id, tags=tags,
                                   model_id=logged_model.removeprefix("models:/") if logged_model else None)
 

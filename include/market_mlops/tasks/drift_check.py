@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.contracts import Band, DriftResult, RetrainConf
+from market_mlops.contracts import Band, ChampionShard, DriftResult, RetrainConf
 from market_mlops.registry import aliases, store, versions
 
 if TYPE_CHECKING:
@@ -125,9 +125,59 @@ def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series)
     return psi_from_shares(reference_shares, class_shares(recent_predictions))
 
 
+def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end: dt.datetime,
+                airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None) -> list[DriftResult]:
+    """`check_model_drift` for each champion of a shard, with the cooldowns its listing read for the whole fleet.
+    A champion an earlier try of this same Airflow run already checked is not checked (and alerted) again: its
+    stored result stands. Raises `ShardFailed` naming the failures, after the others are done."""
+    from market_mlops.tasks.shards import run_shard
+    from market_mlops.tasks.universe import model_label
+
+    cfg = cfg or get_config()
+    done = _checked_in_this_run(shard, interval_end, (airflow_ctx or {}).get("run_id", ""), cfg)
+
+    def check(champion: dict[str, Any]) -> DriftResult:
+        name = store.model_name(champion["symbol"], champion["timeframe"])
+        if (name, champion["version"]) in done:
+            log.info("%s v%s was checked by an earlier try of this run: its result stands", name, champion["version"])
+            return done[(name, champion["version"])]
+        triggers = champion.get("emergency_triggers")
+        return check_model_drift(champion["symbol"], champion["timeframe"], interval_start, interval_end, airflow_ctx,
+                                 cfg, None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers])
+
+    return run_shard(shard["champions"], model_label, check)  # type: ignore[arg-type]
+
+
+def _checked_in_this_run(shard: ChampionShard, interval_end: dt.datetime, run_id: str,
+                         cfg: PipelineConfig) -> dict[tuple[str, str], DriftResult]:
+    """{(model, version): result} of the shard's champions already checked for this interval by this Airflow run
+    (one query for the shard)."""
+    from sqlalchemy import select
+
+    from market_mlops.state import store as state
+    from market_mlops.state import tables
+
+    if not run_id:
+        return {}
+    names = [store.model_name(c["symbol"], c["timeframe"]) for c in shard["champions"]]
+    checks = tables.drift_checks
+    rows = state.frame(select(checks.c.model, checks.c.model_version, checks.c.record).where(
+        checks.c.interval_end == interval_end.isoformat(), checks.c.model.in_(names)), cfg, what=" of drift_checks")
+    found = {}
+    for row in rows:
+        record = json.loads(row["record"]) if isinstance(row["record"], str) else dict(row["record"])
+        if record.get("airflow_run_id") == run_id:
+            found[(row["model"], row["model_version"])] = xcom_safe(
+                {k: v for k, v in record.items() if k not in ("top_features", "airflow_run_id")})
+    return found  # type: ignore[return-value]
+
+
 def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
-                      airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None) -> DriftResult:
-    """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain)."""
+                      airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None,
+                      earlier_triggers: list[dt.datetime] | None = None) -> DriftResult:
+    """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain).
+    `earlier_triggers`: the model's emergency retrains within the cooldown, when the caller read them for the fleet
+    (else they are read here)."""
     from market_mlops.monitoring.bands import decide_emergency
     from market_mlops.monitoring.forecasts import score_and_store
     from market_mlops.monitoring.history import emergency_triggers, record_drift_check
@@ -146,7 +196,8 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
                                 interval_end, cfg)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions)
-    emergency = decide_emergency(accuracy.band, interval_end, emergency_triggers(name, cfg), cfg.drift.cooldown_days)
+    triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
+    emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)
 
     drifted = [d for d in drifts if d.drifted]
     report: dict[str, Any] = {
@@ -242,8 +293,9 @@ def xcom_safe(result: dict[str, Any]) -> dict[str, Any]:
     return dict(finite(result))
 
 
-def emergency_retrain_confs(results: list[DriftResult]) -> list[RetrainConf]:
-    """Conf of each retrain to trigger: one model, training data up to the drift check's interval end."""
+def emergency_retrain_confs(results: list[list[DriftResult]]) -> list[RetrainConf]:
+    """Conf of each retrain to trigger (the results of every shard): one model, training data up to the drift
+    check's interval end."""
     return [{"symbols": [r["symbol"]], "timeframes": [r["timeframe"]], "until": r["interval_end"],
              "reason": f"emergency: {r['model']} v{r['version']} {r['delta_points']} pts"}
-            for r in results if r and r.get("emergency_retrain_triggered")]
+            for shard in results for r in (shard or []) if r and r.get("emergency_retrain_triggered")]

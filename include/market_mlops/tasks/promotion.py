@@ -1,14 +1,17 @@
 """Applying the gate to the registry, and rollback.
 
-`promote_if_better` is a short list of named steps around the pure `registry.gate.decide_promotion`: mark the new
-version `challenger`, measure it against the champion on the same holdout rows, decide, record the decision as tags
-on both versions, move `champion` when promoted (the old version keeps its artifacts and a tag saying why it was
-replaced) and announce it.
+The gate is decided before the new version exists (`evaluate_gate`: measure the challenger against the better baseline
+and the champion on the same holdout rows, then the pure `registry.gate.decide_promotion`), so its numbers are
+written with the version in one registry call (`GateResult.version_tags`) instead of a call per number.
+`apply_gate` then marks the version `challenger`, moves `champion` when promoted (the old version keeps its artifacts
+and a tag saying why it was replaced) and announces it. Every step is idempotent: a retried task that finds its
+version registered evaluates again (the champion may now be that version: "already champion") and re-applies.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from market_mlops.config import PipelineConfig, get_config
@@ -23,83 +26,99 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def promote_if_better(name: str, version: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
-                      challenger_proba: np.ndarray, evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray],
-                      horizon: int, force: bool = False, cfg: PipelineConfig | None = None) -> GateSummary:
-    """Run the gate for a freshly registered version; returns the decision and its numbers. `baseline_preds`:
-    each baseline's predictions on the holdout rows (`model.evaluation.baseline_predictions`)."""
+@dataclass(frozen=True)
+class GateResult:
+    """What the gate decided for a challenger, with the numbers it decided on."""
+
+    decision: Decision
+    summary: GateSummary
+    champion: str | None
+
+    def version_tags(self) -> dict[str, str]:
+        """The decision as tags of the new version (`gate.<key>`), what the Models page and the audit read."""
+        if self.decision.outcome == "already champion":
+            return {}
+        return {f"gate.{key}": str(value) for key, value in self.summary.items() if key != "champion_version"}
+
+
+def evaluate_gate(name: str, version: str | None, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
+                  challenger_proba: np.ndarray, evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray],
+                  horizon: int, force: bool = False, cfg: PipelineConfig | None = None) -> GateResult:
+    """The gate for a challenger (`version`: its number when a retry finds it registered, else None). Reads the
+    champion and scores it on the same rows; writes nothing. `baseline_preds`: each baseline's predictions on the
+    holdout rows (`model.evaluation.baseline_predictions`)."""
     cfg = cfg or get_config()
-    aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
+    champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
+    champion_pred, champion_horizon = None, horizon
+    if champion is not None and champion != version:
+        loaded = versions.load_verified(name, champion, cfg=cfg)
+        champion_pred = loaded.predict_proba(X_holdout).argmax(axis=1)
+        champion_horizon = int(loaded.base.meta.get("horizon", horizon))
+    return gate_decision(version, y_holdout, challenger_proba, evaluation, baseline_preds, horizon, champion,
+                         champion_pred, champion_horizon, force, cfg)
+
+
+def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: np.ndarray,
+                  evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray], horizon: int,
+                  champion: str | None, champion_pred: np.ndarray | None, champion_horizon: int, force: bool,
+                  cfg: PipelineConfig) -> GateResult:
+    """The gate on numbers only: the challenger's holdout against the better baseline and (when `champion_pred`, the
+    champion's predictions on the same rows, is given) against the champion, then `decide_promotion`. The retrain,
+    the weight refresh and the replay of a retrain policy all decide here."""
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
     accuracy = float(evaluation["model_accuracy"])
     baselines = {"majority": float(evaluation["majority_accuracy"]),
                  "persistence": float(evaluation["persistence_accuracy"])}
     numbers: GateSummary = {"challenger_accuracy": round(accuracy, 4),
                             "majority_accuracy": round(baselines["majority"], 4),
                             "persistence_accuracy": round(baselines["persistence"], 4)}
-    vs_baseline, better = _compare_with_baseline(y_holdout, challenger_proba, baselines, baseline_preds, horizon, cfg)
+    training = cfg.training
+    better = max(baselines, key=lambda b: baselines[b])
+    vs_baseline = Interval(*bootstrap_accuracy_difference(
+        y_holdout, challenger_proba.argmax(axis=1), baseline_preds[better], training.bootstrap_samples, training.seed,
+        block=horizon, confidence=training.promotion_confidence))
     numbers.update({"baseline_compared": better, "baseline_diff_mean": round(vs_baseline.mean, 4),
                     "baseline_diff_ci_low": round(vs_baseline.low, 4), "baseline_diff_ci_high": round(vs_baseline.high, 4)})
-    champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
     vs_champion = None
-    if champion is not None and champion != version:
-        vs_champion, champion_accuracy = _compare_with_champion(name, champion, X_holdout, y_holdout,
-                                                                challenger_proba, cfg)
-        numbers.update({"champion_accuracy": round(champion_accuracy, 4), "diff_mean": round(vs_champion.mean, 4),
-                        "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
-    need = cfg.training.gate_requires
+    if champion_pred is not None:
+        vs_champion = Interval(*bootstrap_accuracy_difference(
+            y_holdout, challenger_proba.argmax(axis=1), champion_pred, training.bootstrap_samples, training.seed,
+            block=champion_horizon, confidence=training.promotion_confidence))
+        numbers.update({"champion_accuracy": round(float((champion_pred == y_holdout).mean()), 4),
+                        "diff_mean": round(vs_champion.mean, 4), "diff_ci_low": round(vs_champion.low, 4),
+                        "diff_ci_high": round(vs_champion.high, 4)})
+    need = training.gate_requires
     required = (need, float(evaluation[f"model_{need}"])) if need else None
-    decision = decide_promotion(version, accuracy, baselines, champion, vs_champion,
-                                cfg.training.promotion_tolerance, force, vs_baseline, required)
+    decision = decide_promotion(version or "new", accuracy, baselines, champion, vs_champion,
+                                training.promotion_tolerance, force, vs_baseline, required)
     if decision.outcome == "already champion":
-        return {**numbers, "decision": decision.outcome, "champion_version": version}
+        return GateResult(decision, {**numbers, "decision": decision.outcome, "champion_version": version}, champion)
     summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason, "previous_champion": champion,
                             **numbers}
-    _record_decision(name, version, champion, decision, summary, cfg)
-    if decision.promote:
-        _promote(name, version, champion, decision.reason, numbers, cfg)
-    log.info("gate for %s v%s: %s (%s) %s", name, version, decision.outcome, decision.reason, numbers)
-    summary["champion_version"] = version if decision.promote else champion
-    return summary
+    return GateResult(decision, summary, champion)
 
 
-def _compare_with_baseline(y_holdout: np.ndarray, challenger_proba: np.ndarray, baselines: dict[str, float],
-                           baseline_preds: dict[str, np.ndarray], horizon: int,
-                           cfg: PipelineConfig) -> tuple[Interval, str]:
-    """Bootstrap interval of accuracy(challenger) - accuracy(the better baseline) on the same rows."""
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
-
-    better = max(baselines, key=lambda b: baselines[b])
-    mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), baseline_preds[better],
-                                                    cfg.training.bootstrap_samples, cfg.training.seed, block=horizon,
-                                                    confidence=cfg.training.promotion_confidence)
-    return Interval(mean, low, high), better
-
-
-def _compare_with_champion(name: str, champion: str, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
-                           challenger_proba: np.ndarray, cfg: PipelineConfig) -> tuple[Interval, float]:
-    """Bootstrap interval of accuracy(challenger) - accuracy(champion) on the same rows, in blocks of the horizon."""
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
-
-    loaded = versions.load_verified(name, champion, cfg=cfg)
-    champion_pred = loaded.predict_proba(X_holdout).argmax(axis=1)
-    mean, low, high = bootstrap_accuracy_difference(y_holdout, challenger_proba.argmax(axis=1), champion_pred,
-                                                    cfg.training.bootstrap_samples, cfg.training.seed,
-                                                    block=int(loaded.base.meta.get("horizon", 1)),
-                                                    confidence=cfg.training.promotion_confidence)
-    return Interval(mean, low, high), float((champion_pred == y_holdout).mean())
-
-
-def _record_decision(name: str, version: str, champion: str | None, decision: Decision, summary: GateSummary,
-                     cfg: PipelineConfig) -> None:
-    c = store.client(cfg)
-    for key, value in summary.items():
-        c.set_model_version_tag(name, version, f"gate.{key}", str(value))
-    if champion is not None:
-        c.set_model_version_tag(name, champion, f"gate.vs_v{version}", f"{decision.outcome}: {decision.reason}")
+def apply_gate(name: str, version: str, gate: GateResult, cfg: PipelineConfig | None = None) -> GateSummary:
+    """Mark `version` challenger, move champion when the gate promoted it, tag the replaced champion, alert."""
+    cfg = cfg or get_config()
+    aliases.move_alias(name, aliases.CHALLENGER, version, "new version from training", cfg)
+    summary = dict(gate.summary)
+    if gate.decision.outcome == "already champion":
+        return summary  # type: ignore[return-value]
+    if gate.champion is not None and gate.champion != version:
+        store.client(cfg).set_model_version_tag(name, gate.champion, f"gate.vs_v{version}",
+                                                f"{gate.decision.outcome}: {gate.decision.reason}")
+    if gate.decision.promote:
+        _promote(name, version, gate.champion, gate.decision.reason, gate.summary, cfg)
+    log.info("gate for %s v%s: %s (%s) %s", name, version, gate.decision.outcome, gate.decision.reason, gate.summary)
+    summary["champion_version"] = version if gate.decision.promote else gate.champion
+    return summary  # type: ignore[return-value]
 
 
 def _promote(name: str, version: str, champion: str | None, reason: str, numbers: GateSummary,
              cfg: PipelineConfig) -> None:
+    """Move champion (idempotent: a retry finds it moved) and say so."""
     from market_mlops.monitoring.alerts import Alert, send_alert
 
     aliases.move_alias(name, aliases.CHAMPION, version, reason, cfg)

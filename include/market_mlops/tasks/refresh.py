@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.contracts import TrainingSummary
+from market_mlops.contracts import ChampionShard, TrainingSummary
 from market_mlops.registry import aliases, store, versions
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                     cfg: PipelineConfig | None = None) -> TrainingSummary:
     from market_mlops.model.ensemble import fit_weights
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
-    from market_mlops.tasks.promotion import promote_if_better
+    from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
     spec = cfg.spec(timeframe)
@@ -72,9 +72,10 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     parent = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
     run_key = f"refresh-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}-from-v{parent.version}"
     existing = store.find_run(run_key, cfg)
-    if existing is not None and existing.info.status == "FINISHED" and versions.version_of_run(name, existing.info.run_id, cfg):
+    recorded = existing.data.tags.get("mlops.summary") if existing is not None else None
+    if recorded:  # a retried task: registered and gated already
         log.info("refresh %s already registered; not refitting", run_key)
-        done: TrainingSummary = json.loads(existing.data.tags.get("mlops.summary", "{}"))
+        done: TrainingSummary = json.loads(recorded)
         return done
 
     win = recent_window(parent, symbol, timeframe, interval_end, cfg)
@@ -98,13 +99,19 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
               "eval_start": str(win.features["ts"].iloc[win.eval_rows[0]]),
               "eval_end": str(win.features["ts"].iloc[win.eval_rows[-1]]),
               **{f"weight.{m}": float(w) for m, w in zip(order, weights, strict=True)}}
-    run_id = _log_refresh_run(existing.info.run_id if existing else None, run_key, tags, params, evaluation, parent,
-                              weights, win, cfg)
+    if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
+        run_id = existing.info.run_id
+    else:
+        run_id = _log_refresh_run(existing.info.run_id if existing else None, run_key, tags, params, evaluation,
+                                  parent, weights, win, cfg)
 
-    mv = versions.register_version(name, run_id, {"refresh.parent_version": parent.version}, cfg)
-    decision = promote_if_better(name, str(mv.version), win.features.iloc[win.eval_rows], win.y[win.eval_rows], proba,
-                                 evaluation, baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon),
-                                 spec.horizon, cfg=cfg)
+    registered = versions.version_of_run(name, run_id, cfg)
+    gate = evaluate_gate(name, str(registered.version) if registered else None, win.features.iloc[win.eval_rows],
+                         win.y[win.eval_rows], proba, evaluation,
+                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon), spec.horizon, cfg=cfg)
+    mv = registered or versions.create_version(name, run_id, {"refresh.parent_version": parent.version}, cfg,
+                                               unsigned_tags=gate.version_tags())
+    decision = apply_gate(name, str(mv.version), gate, cfg)
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
         "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],
@@ -118,23 +125,42 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     return summary
 
 
+def refresh_shard(shard: ChampionShard, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
+                  cfg: PipelineConfig | None = None) -> list[TrainingSummary]:
+    """`refresh_weights` for each champion of a shard; raises `ShardFailed` naming the failures at the end."""
+    from market_mlops.tasks.shards import run_shard
+    from market_mlops.tasks.universe import model_label
+
+    return run_shard(shard["champions"], model_label,
+                     lambda c: refresh_weights(c["symbol"], c["timeframe"], interval_end, airflow_ctx, cfg))
+
+
 def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], params: dict[str, Any],
                      evaluation: dict[str, Any], parent: versions.LoadedModel, weights: np.ndarray, win: RecentWindow,
                      cfg: PipelineConfig) -> str:
-    """One MLflow run: the parent's base-model files byte for byte with the new weights, its drift reference."""
+    """One MLflow run: the parent's base-model files byte for byte with the new weights, its drift reference (in a
+    few batched calls, as the retrain's run)."""
+    import time
+
     import mlflow
+    from mlflow.entities import Metric, Param
 
     from market_mlops.model.ensemble_model import ARTIFACT_FILES, artifact_files, sha256_file
 
+    client = store.client(cfg)
+    parent_metrics = client.get_run(parent.run_id).data.metrics  # same base models: same drift reference
+    reference_accuracy = float(parent_metrics.get("drift.reference_accuracy", parent_metrics.get(
+        "holdout.model_accuracy", evaluation["model_accuracy"])))
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
-        parent_metrics = store.client(cfg).get_run(parent.run_id).data.metrics  # same base models: same reference
-        mlflow.log_metric("drift.reference_accuracy", float(parent_metrics.get(
-            "drift.reference_accuracy", parent_metrics.get("holdout.model_accuracy", evaluation["model_accuracy"]))))
-        mlflow.log_dict(json.loads(json.dumps(evaluation, default=float)), "evaluation/holdout_metrics.json")
+        run_id = str(run.info.run_id)
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
+            (folder / "run" / "evaluation").mkdir(parents=True)
+            (folder / "run" / "evaluation" / "holdout_metrics.json").write_text(json.dumps(evaluation, default=float))
+            mlflow.artifacts.download_artifacts(run_id=parent.run_id, artifact_path="reference",
+                                                dst_path=str(folder / "run"))
+            mlflow.log_artifacts(str(folder / "run"))
             source = versions.download_model_files(parent.name, parent.version, folder / "parent")
             model_dir = folder / "model_files"
             model_dir.mkdir()
@@ -145,8 +171,11 @@ def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], par
             (model_dir / ARTIFACT_FILES["meta"]).write_text(json.dumps(meta, indent=2, sort_keys=True))
             checksums = {k: sha256_file(model_dir / f) for k, f in files.items()}
             (model_dir / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
-            reference = mlflow.artifacts.download_artifacts(run_id=parent.run_id, artifact_path="reference",
-                                                            dst_path=str(folder / "reference"))
-            mlflow.log_artifacts(reference, "reference")
-            versions.log_pyfunc_ensemble(model_dir, win.features[parent.features].tail(3))
-        return str(run.info.run_id)
+            model_id = versions.log_model_files(model_dir, win.features[parent.features].tail(3),
+                                                cfg.training.model_artifacts)
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"holdout.{k}", float(v), now, 0, model_id=model_id) for k, v in evaluation.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)]
+        client.log_batch(run_id, metrics=[*metrics, Metric("drift.reference_accuracy", reference_accuracy, now, 0,
+                                                             model_id=model_id)])
+        return run_id

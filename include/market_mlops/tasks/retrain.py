@@ -8,6 +8,7 @@ never saw it), so the gate compares like with like.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import subprocess
@@ -22,12 +23,16 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import REPO_ROOT, PipelineConfig, TimeframeSpec, Training, get_config
-from market_mlops.contracts import ModelKey, RetrainPlan, RetrainReport, TrainingData, TrainingSummary
+from market_mlops.contracts import (
+    ModelShard,
+    RetrainPlan,
+    RetrainReport,
+    TrainingData,
+    TrainingSummary,
+)
 from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run
-
     from market_mlops.model.training import TrainedEnsemble
 
 log = logging.getLogger(__name__)
@@ -109,6 +114,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
             own.loc[usable].reset_index(drop=True))
 
 
+@functools.cache  # a worker's code does not change under it: one `git` process, not one per model
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -117,6 +123,7 @@ def git_commit() -> str:
         return "unknown"
 
 
+@functools.cache
 def _package_versions() -> dict[str, str]:
     names = ["apache-airflow", "mlflow", "scikit-learn", "xgboost", "lightgbm", "pandas", "great-expectations", "dvc"]
     out = {}
@@ -135,7 +142,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
-    from market_mlops.tasks.promotion import promote_if_better
+    from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
     spec = cfg.spec(timeframe)
@@ -144,10 +151,12 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     name = store.model_name(symbol, timeframe)
     run_key = f"retrain-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}"
 
-    # A retried task finds its finished, registered run and reports it again.
+    # A retried task finds its earlier work by the run key: done (summary recorded) is reported again; a run that
+    # finished logging is reused and only what is missing after it (registration, gate) is done.
     existing = store.find_run(run_key, cfg)
-    done = _finished_summary(existing, name, cfg)
-    if done is not None:
+    recorded = existing.data.tags.get("mlops.summary") if existing is not None else None
+    if recorded:
+        done: TrainingSummary = json.loads(recorded)
         log.info("run %s already registered as %s v%s; not training again", run_key, name, done.get("version"))
         return done
 
@@ -161,20 +170,28 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
                                   trained.train_index, spec.horizon, spec.bars_per_year)
     marks.append(("evaluate", time.perf_counter()))
-    tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
-            "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
-            "code.git_commit": git_commit(), **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
-            **_package_versions()}
-    run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
-                               trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
-
+    commit = git_commit()
+    if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
+        run_id = existing.info.run_id
+    else:
+        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
+                "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
+                "code.git_commit": commit, **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
+                **_package_versions()}
+        run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
+                                   trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
     marks.append(("mlflow_log", time.perf_counter()))
-    mv = versions.register_version(name, run_id, {"data.version": data["md5"], "code.git_commit": tags["code.git_commit"]}, cfg)
-    marks.append(("register", time.perf_counter()))
-    decision = promote_if_better(name, str(mv.version), X.iloc[hold], y[hold], trained.holdout_proba, evaluation,
-                                 baseline_predictions(y, hold, trained.train_index, spec.horizon), spec.horizon,
-                                 force=force_promotion, cfg=cfg)
+    registered = versions.version_of_run(name, run_id, cfg)
+    gate = evaluate_gate(name, str(registered.version) if registered else None, X.iloc[hold], y[hold],
+                         trained.holdout_proba, evaluation,
+                         baseline_predictions(y, hold, trained.train_index, spec.horizon), spec.horizon,
+                         force=force_promotion, cfg=cfg)
     marks.append(("gate", time.perf_counter()))
+    mv = registered or versions.create_version(name, run_id, {"data.version": data["md5"], "code.git_commit": commit},
+                                               cfg, unsigned_tags=gate.version_tags())
+    marks.append(("register", time.perf_counter()))
+    decision = apply_gate(name, str(mv.version), gate, cfg)
+    marks.append(("promote", time.perf_counter()))
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
         "data_version": data["md5"], "holdout_rows": int(len(hold)), "accuracy": round(evaluation["model_accuracy"], 4),
@@ -185,87 +202,101 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
         "weights": [round(float(w), 3) for w in trained.weights], **decision,
         "seconds": {phase: round(t - marks[i][1], 3) for i, (phase, t) in enumerate(marks[1:])}}
-    store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
+    store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))  # the mark of a finished model
     log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s; seconds %s", name,
              mv.version, summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"],
              decision["decision"], summary["seconds"])
     return summary
 
 
-def _finished_summary(run: Run | None, name: str, cfg: PipelineConfig) -> TrainingSummary | None:
-    """The summary of a run that finished and was registered (a retried task's earlier work), else None."""
-    from market_mlops.registry import versions
+def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
+                  force_promotion: bool = False, search_trials: int | None = None,
+                  cfg: PipelineConfig | None = None) -> list[TrainingSummary]:
+    """`retrain_model` for each model of a shard, one after another (each fit with the threads the worker gives
+    this task); raises `ShardFailed` naming the models that failed, after all the others are done."""
+    from market_mlops.tasks.shards import run_shard
+    from market_mlops.tasks.universe import model_label
 
-    if run is None or run.info.status != "FINISHED":
-        return None
-    mv = versions.version_of_run(name, run.info.run_id, cfg)
-    if mv is None:
-        return None
-    recorded = run.data.tags.get("mlops.summary")
-    summary: TrainingSummary = json.loads(recorded) if recorded else {"model": name, "version": str(mv.version)}
-    return summary
+    return run_shard(shard["models"], model_label,
+                     lambda m: retrain_model(m["symbol"], m["timeframe"], data, airflow_ctx, force_promotion,
+                                             search_trials, cfg))
 
 
 def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X: pd.DataFrame, y: np.ndarray,
                       bars: pd.DataFrame, trained: TrainedEnsemble, evaluation: dict[str, Any], spec: TimeframeSpec,
                       training_cfg: Training, symbol: str, timeframe: str, cfg: PipelineConfig) -> str:
-    """One MLflow run: parameters, fold and holdout metrics, plots, the drift reference and the pyfunc model."""
+    """One MLflow run: parameters, fold and holdout metrics, evaluation files and charts, the drift reference and
+    the pyfunc model, in a handful of calls (parameters, one folder of artifacts, the model, metrics): every call is a
+    round trip to the tracking server, and a fleet makes thousands of runs."""
     import mlflow
+    from mlflow.entities import Metric, Param, RunTag
 
     from market_mlops.model.ensemble_model import save_base_models
-    from market_mlops.model.training import feature_importance, reference_accuracy
+    from market_mlops.model.training import reference_accuracy
     from market_mlops.registry import store, versions
 
     hold = trained.holdout_index
+    client = store.client(cfg)
+    params = {"horizon": spec.horizon, "threshold": spec.threshold, "seed": training_cfg.seed,
+              "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
+              "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
+              "rows": len(y), "features": X.shape[1], "weights_method": trained.weights_method,
+              "train_start": str(bars["ts"].iloc[0]), "train_end": str(bars["ts"].iloc[trained.train_index[-1]]),
+              "holdout_start": str(bars["ts"].iloc[hold[0]]), "holdout_end": str(bars["ts"].iloc[hold[-1]]),
+              **{f"{m}.{k}": v for m, p in trained.params.items() for k, v in p.items()},
+              **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}}
+    reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]),
+                                   len(trained.holdout_index))
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
-        mlflow.log_params({"horizon": spec.horizon, "threshold": spec.threshold, "seed": training_cfg.seed,
-                           "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
-                           "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
-                           "rows": len(y), "features": X.shape[1], "weights_method": trained.weights_method,
-                           "train_start": str(bars["ts"].iloc[0]), "train_end": str(bars["ts"].iloc[trained.train_index[-1]]),
-                           "holdout_start": str(bars["ts"].iloc[hold[0]]), "holdout_end": str(bars["ts"].iloc[hold[-1]]),
-                           **{f"{m}.{k}": v for m, p in trained.params.items() for k, v in p.items()},
-                           **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}})
-        for step, row in trained.fold_table.iterrows():
-            mlflow.log_metrics({f"fold.{k}": float(v) for k, v in row.items() if str(k).endswith(("accuracy", "log_loss"))},
-                               step=int(str(step)))
-        mlflow.log_metrics({f"holdout.{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)})
-        reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]),
-                                       len(trained.holdout_index))
-        mlflow.log_metrics({"oof.model_accuracy": trained.oof_accuracy, "drift.reference_accuracy": reference})
-        mlflow.set_tag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")
-        importances = feature_importance(trained.models["rf"], list(X.columns))
-        _log_evaluation(trained, evaluation, importances)
+        run_id = str(run.info.run_id)
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], tags=[
+            RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")])
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            _log_drift_reference(X.iloc[trained.train_index].tail(2000), folder, cfg)
+            _write_evaluation(folder / "run", trained, evaluation, list(X.columns))
+            _write_drift_reference(folder / "run" / "reference", X.iloc[trained.train_index].tail(2000), cfg)
+            mlflow.log_artifacts(str(folder / "run"))
             model_dir = folder / "model_files"
             save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
                              {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
-            versions.log_pyfunc_ensemble(model_dir, X.tail(3))
-        return str(run.info.run_id)
+            model_id = versions.log_model_files(model_dir, X.tail(3), cfg.training.model_artifacts)
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"fold.{k}", float(v), now, int(str(step)), model_id=model_id)
+                   for step, row in trained.fold_table.iterrows() for k, v in row.items()
+                   if str(k).endswith(("accuracy", "log_loss"))]
+        metrics += [Metric(f"holdout.{k}", float(v), now, 0, model_id=model_id) for k, v in evaluation.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)]
+        metrics += [Metric("oof.model_accuracy", trained.oof_accuracy, now, 0, model_id=model_id),
+                    Metric("drift.reference_accuracy", reference, now, 0, model_id=model_id)]
+        client.log_batch(run_id, metrics=metrics)  # linked to the logged model, as MLflow's log_model would
+        return run_id
 
 
-def _log_evaluation(trained: TrainedEnsemble, evaluation: dict[str, Any], importances: pd.Series) -> None:
-    """Fold table, feature importance, holdout metrics and their plots, straight into the active run."""
-    import mlflow
+def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], names: list[str]) -> None:
+    """Fold table, feature importance, holdout metrics and their charts (SVG) as files of the run."""
+    from market_mlops.model.labels import CLASSES
+    from market_mlops.model.training import feature_importance
+    from market_mlops.monitoring.charts import bar_chart, matrix_chart
 
-    from market_mlops.model.plots import confusion_figure, importance_figure
+    importances = feature_importance(trained.models["rf"], names)
+    (folder / "evaluation").mkdir(parents=True)
+    (folder / "plots").mkdir()
+    (folder / "evaluation" / "fold_table.csv").write_text(trained.fold_table.to_csv(index=False))
+    (folder / "evaluation" / "feature_importance.csv").write_text(importances.to_csv())
+    (folder / "evaluation" / "holdout_metrics.json").write_text(json.dumps(evaluation, default=float))
+    (folder / "plots" / "confusion_matrix.svg").write_text(matrix_chart(
+        CLASSES, CLASSES, evaluation["model_confusion"], title="holdout confusion matrix"))
+    top = importances.head(25)
+    (folder / "plots" / "feature_importance.svg").write_text(bar_chart(
+        [str(k) for k in top.index], [float(v) for v in top], title="feature importance (forest, split gain, top 25)",
+        value_format="{:.3g}"))
 
-    mlflow.log_text(trained.fold_table.to_csv(index=False), "evaluation/fold_table.csv")
-    mlflow.log_text(importances.to_csv(), "evaluation/feature_importance.csv")
-    mlflow.log_dict(json.loads(json.dumps(evaluation, default=float)), "evaluation/holdout_metrics.json")
-    mlflow.log_figure(confusion_figure(evaluation["model_confusion"]), "plots/confusion_matrix.png")
-    mlflow.log_figure(importance_figure(importances), "plots/feature_importance.png")
 
-
-def _log_drift_reference(reference: pd.DataFrame, folder: Path, cfg: PipelineConfig) -> None:
+def _write_drift_reference(folder: Path, reference: pd.DataFrame, cfg: PipelineConfig) -> None:
     """The training reference for drift checks: a sample of training features and each feature's PSI limits."""
-    import mlflow
-
+    folder.mkdir(parents=True)
     reference.to_parquet(folder / "reference_features.parquet", index=False)
-    mlflow.log_artifact(str(folder / "reference_features.parquet"), "reference")
-    mlflow.log_dict(null_thresholds_record(reference, cfg.drift), f"reference/{NULL_THRESHOLDS_FILE}")
+    (folder / NULL_THRESHOLDS_FILE).write_text(json.dumps(null_thresholds_record(reference, cfg.drift)))
 
 
 def md5_from_asset_events(events: Sequence[Any], interval_end: dt.datetime, lookback: int = 100) -> str | None:
@@ -280,14 +311,15 @@ def md5_from_asset_events(events: Sequence[Any], interval_end: dt.datetime, look
     return eligible[-1]["md5"] if eligible else None
 
 
-def report_retrain(results: list[TrainingSummary], models: list[ModelKey]) -> RetrainReport:
-    """Summarize the mapped retrains (it runs only when none failed: a failed one fails the run and alerts itself)."""
-    for r in results:
+def report_retrain(results: list[list[TrainingSummary]], shards: list[ModelShard]) -> RetrainReport:
+    """Summarize the mapped retrains (it runs only when none failed: a failed shard fails the run and alerts itself)."""
+    done = [r for shard in results for r in shard]
+    for r in done:
         log.info("%s v%s: accuracy %.3f vs majority %.3f / persistence %.3f -> %s (%s)", r.get("model"), r.get("version"),
                  r.get("accuracy"), r.get("majority_accuracy"), r.get("persistence_accuracy"), r.get("decision"),
                  r.get("reason", ""))
-    return {"trained": len(results), "models": len(models),
-            "promoted": [r["model"] for r in results if r.get("decision") == "promoted"]}
+    return {"trained": len(done), "models": sum(len(s["models"]) for s in shards),
+            "promoted": [r["model"] for r in done if r.get("decision") == "promoted"]}
 
 
 def plan_retrain(until_param: str | None, interval_end: dt.datetime | None, triggering: list[dict[str, Any]],

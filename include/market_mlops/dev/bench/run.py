@@ -323,6 +323,8 @@ def demo_time() -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-w1", action="store_true")
+    parser.add_argument("--skip-fleet", action="store_true", help="leave out the retrain DAG run and the 2,000-model "
+                        "projection (about 5 minutes)")
     parser.add_argument("--reference", type=int, default=3, metavar="N",
                         help="symbols of W1 to run through the seed-style reference beside the suite (0 = skip; "
                              "about a minute each)")
@@ -340,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference:
         sections.append(("W1 vs reference", lambda: w1_against_reference(bars, max(3, args.reference))))
     sections += [("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh)]
+    if not args.skip_fleet:
+        from market_mlops.dev.bench.fleet import fleet_figures
+
+        sections.append(("retrain DAG and fleet", fleet_figures))
     if args.demo:
         sections.append(("demo", demo_time))
     for title, section in sections:

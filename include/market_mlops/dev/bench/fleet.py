@@ -1,0 +1,187 @@
+"""The monthly retrain as a user runs it, and what a fleet of 2,000 models costs (issues 16 and 18).
+
+`retrain_dag` ingests 15 symbols x {d1, h1} with the ingestion DAG, runs the `model_retrain` DAG itself (dag.test on
+the embedded stack, the suite's default training config) and the `drift_check` DAG after it, and reads back what
+each mapped task spent: the phases every retrain records (features, fit, evaluate, MLflow logging, gate,
+registration, promotion), the task's duration beside them, and each drift check. `slots` trains the same models with
+the training pool at 1 slot (one model at a time, every core for its fits) and at 2 (two at once, one thread per
+fit). `projection` turns the measured costs into the wall time of a 2,000-model retrain and drift check on 1, 4
+and 16 Celery workers of 2 cores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SYMBOLS = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "PG", "XLF", "XLE", "QQQ", "IWM"]
+TIMEFRAMES = ["d1", "h1"]
+HISTORY_UNTIL, CUTOFF, DRIFT_SESSION = dt.date(2025, 9, 30), dt.date(2025, 10, 1), dt.date(2025, 11, 14)
+FLEET, WORKERS, CORES = 2_000, (1, 4, 16), 2
+# Measured by the cluster tier (`make bench-cluster`, 2026-12-01): a mapped task's start and teardown under Celery
+# (queueing, the task process, its imports, the execution API), beside the work it does.
+CELERY_TASK_OVERHEAD_S = 3.7
+
+
+def _stack_env(home: Path) -> dict[str, str]:
+    from market_mlops.dev.local_stack import stack_environment
+
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW"))},
+            **stack_environment(home), "MLOPS__UNIVERSE__SYMBOLS": ",".join(SYMBOLS),
+            "MLOPS__UNIVERSE__TIMEFRAMES": ",".join(TIMEFRAMES), "MLOPS__UNIVERSE__BENCHMARK": "SPY",
+            "MLOPS__UNIVERSE__CALENDARS": "{}", "MLOPS__SOURCE__KIND": "synthetic"}
+
+
+def _market_mlops(env: dict[str, str], *args: str) -> float:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "market_mlops.cli", *args], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"market-mlops {' '.join(args)} failed: {out.stderr[-1500:]}")
+    return time.perf_counter() - started
+
+
+def _task_durations(home: Path, dag_id: str, task_id: str) -> list[float]:
+    import sqlite3
+
+    with sqlite3.connect(home / "airflow" / "airflow.db") as con:
+        rows = con.execute("SELECT duration FROM task_instance WHERE dag_id=? AND task_id=? AND state='success'",
+                           (dag_id, task_id)).fetchall()
+    return [float(d) for (d,) in rows if d is not None]
+
+
+def _summaries(home: Path) -> list[dict[str, Any]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("market-direction")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [json.loads(r.data.tags["mlops.summary"]) for r in runs if "mlops.summary" in r.data.tags]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def retrain_dag(home: Path) -> dict[str, Any]:
+    """Ingest, retrain (forced promotion, so every model has a champion for the drift check), drift check."""
+    env = _stack_env(home)
+    history = _market_mlops(env, "run", "market_data_ingestion", "--date", HISTORY_UNTIL.isoformat(),
+                            "--conf", json.dumps({"history_start": "2018-01-02"}))
+    retrain = _market_mlops(env, "run", "model_retrain", "--date", CUTOFF.isoformat(),
+                            "--conf", json.dumps({"force_promotion": True, "reason": "bench"}))
+    catch_up = _market_mlops(env, "run", "market_data_ingestion", "--date", DRIFT_SESSION.isoformat(),
+                             "--conf", json.dumps({"history_start": CUTOFF.isoformat()}))
+    drift = _market_mlops(env, "run", "drift_check", "--date", DRIFT_SESSION.isoformat())
+    summaries = _summaries(home)
+    tasks = _task_durations(home, "model_retrain", "retrain_model")
+    checks = _task_durations(home, "drift_check", "check_model_drift")
+    phases = {p: [s["seconds"][p] for s in summaries] for p in summaries[0]["seconds"]}
+    work = [sum(s["seconds"].values()) for s in summaries]
+    return {"models": len(summaries), "retrain_s": retrain, "ingest_s": history + catch_up, "drift_s": drift,
+            "phases": {p: _median(v) for p, v in phases.items()},
+            "fit_by_timeframe": {tf: _median([s["seconds"]["fit"] for s in summaries if s["timeframe"] == tf])
+                                 for tf in TIMEFRAMES},
+            "work_s": _median(work), "task_s": _median(tasks), "task_overhead_s": _median(tasks) - _median(work),
+            "drift_check_s": _median(checks)}
+
+
+def slots(home: Path, models: list[tuple[str, str]]) -> dict[str, float]:
+    """The same models trained with the training pool at 1 slot (one at a time, every core for its fits) and at 2
+    (two processes at once, one thread per fit), on the data `retrain_dag` versioned (later cutoffs: new run keys).
+    Each process times its own training after its imports; returns per-model latencies at 1 and 2 at once."""
+    env = _stack_env(home)
+    data = _training_data(env)
+    script = ("import json, sys, time; from market_mlops.tasks.retrain import retrain_model; "
+              "data, pairs = json.loads(sys.argv[1]), json.loads(sys.argv[2]); t = time.perf_counter(); "
+              "[retrain_model(s, tf, data) for s, tf in pairs]; print(json.dumps(time.perf_counter() - t))")
+
+    def run(groups: list[list[tuple[str, str]]], fits_at_once: int, day: int) -> float:
+        dated = data | {"interval_end": dt.datetime(2025, 10, day, tzinfo=dt.UTC).isoformat()}
+        procs = [subprocess.Popen([sys.executable, "-c", script, json.dumps(dated), json.dumps(g)],
+                                  env={**env, "MLOPS__TRAINING__FITS_PER_WORKER": str(fits_at_once)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for g in groups]
+        seconds = []
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"slot run failed: {err[-1500:]}")
+            seconds.append(float(out.strip().splitlines()[-1]))
+        return max(seconds)
+
+    one = run([models], 1, 2)
+    two = run([models[0::2], models[1::2]], 2, 3)
+    return {"one_slot_s": one, "two_slots_s": two, "per_model_one": one / len(models),
+            "per_model_two": two / (len(models) / 2), "models": len(models)}
+
+
+def _training_data(env: dict[str, str]) -> dict[str, str]:
+    """The data version of the retrain's cutoff, resolved (and materialized) in a process of the bench's stack."""
+    code = ("import json, datetime as dt; from market_mlops.tasks.retrain import resolve_data_version; "
+            "print(json.dumps(resolve_data_version(dt.datetime(2025, 10, 1, tzinfo=dt.UTC))))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def projection(work_s: float, slowdown: float, drift_s: float, per_shard: int) -> list[dict[str, Any]]:
+    """Wall time of a 2,000-model retrain and drift check on W workers of 2 cores, each running 2 tasks at once (the
+    training pool sized to 2 x W): waves of 2 x W shard tasks, each its Celery start/teardown plus its models one
+    after another. `work_s`: a model's retrain with every core (dag.test); `slowdown`: how much longer a model takes
+    when two share a worker (measured); `drift_s`: one champion's check. Assumes MLflow, PostgreSQL and S3 keep up:
+    the cluster tier measured MLflow logging as the largest phase through an authenticated server, so size that
+    server (workers, database) with the fleet."""
+    tasks = math.ceil(FLEET / per_shard)
+    rows = []
+    for workers in WORKERS:
+        waves = math.ceil(tasks / (workers * CORES))
+        rows.append({"workers": workers, "tasks": tasks,
+                     "retrain_s": waves * (CELERY_TASK_OVERHEAD_S + per_shard * work_s * slowdown),
+                     "drift_s": waves * (CELERY_TASK_OVERHEAD_S + per_shard * drift_s)})
+    return rows
+
+
+def fleet_figures() -> list[dict[str, Any]]:
+    """The rows `make bench` prints for issues 16 (the retrain DAG, slots) and 18 (the projection)."""
+    from market_mlops.config import Fleet
+    from market_mlops.dev.bench.run import _row
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        measured = retrain_dag(home)
+        slot = slots(home, [(s, "d1") for s in SYMBOLS[:6]])
+    slowdown = slot["per_model_two"] / slot["per_model_one"]
+    per_shard = Fleet().size_for(FLEET)
+    rows = [
+        _row("retrain DAG, 15 symbols x {d1, h1}", measured["retrain_s"], "s", "", None,
+             f"{measured['models']} models through model_retrain (dag.test, default config, forced promotion)"),
+        _row("  per mapped task (median)", measured["task_s"], "s", "", None,
+             "phases: " + ", ".join(f"{p} {v:.2f}" for p, v in measured["phases"].items())),
+        _row("  fit per model d1 / h1 (median)", measured["fit_by_timeframe"]["d1"], "s", "", None,
+             f"h1 {measured['fit_by_timeframe']['h1']:.2f} s"),
+        _row("  overhead per mapped task (median)", measured["task_overhead_s"], "s", "", None,
+             f"task duration minus its model's phases in dag.test; under Celery ~{CELERY_TASK_OVERHEAD_S} s of "
+             "start/teardown (cluster tier)"),
+        _row("drift check DAG, 30 champions", measured["drift_s"], "s", "", None,
+             f"per champion {measured['drift_check_s']:.2f} s (median mapped task)"),
+        _row("training pool 1 slot, 6 d1 models", slot["one_slot_s"], "s", "", None,
+             f"one at a time, 2 threads per fit: {slot['per_model_one']:.2f} s a model"),
+        _row("training pool 2 slots, same models", slot["two_slots_s"], "s", "", None,
+             f"two at once, 1 thread per fit: {slot['per_model_two']:.2f} s a model each, "
+             f"x{slot['one_slot_s'] / slot['two_slots_s']:.2f} throughput"),
+    ]
+    for p in projection(measured["work_s"], slowdown, measured["drift_check_s"], per_shard):
+        rows.append(_row(f"projected 2,000-model retrain, {p['workers']} worker(s)", p["retrain_s"] / 60, "min", "",
+                         None, f"{p['tasks']} shards of {per_shard}, 2 tasks per 2-core worker"))
+        rows.append(_row(f"projected 2,000-model drift check, {p['workers']} worker(s)", p["drift_s"] / 60, "min",
+                         "", None, "same shards"))
+    return rows

@@ -1,0 +1,53 @@
+"""Working through a shard of models one after another: one model's failure does not stop the others; the shard
+fails at the end naming every model that failed, and its retry redoes only those (the others are found done)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    model: str
+    error: Exception
+
+
+class ShardFailed(RuntimeError):
+    """Some models of a shard failed; the message names each with its error."""
+
+    def __init__(self, failures: list[ModelFailure], done: int) -> None:
+        self.failures = failures
+        named = "; ".join(f"{f.model}: {type(f.error).__name__}: {str(f.error)[:300]}" for f in failures)
+        super().__init__(f"{len(failures)} of {len(failures) + done} models failed: {named}")
+
+    @property
+    def retryable(self) -> bool:
+        """False when every failure is bad input (a ValueError: too little history, a missing class): a retry
+        cannot fix data, so the task should fail at once instead of waiting for its retries."""
+        return any(not isinstance(f.error, ValueError) for f in self.failures)
+
+
+def run_shard(items: Sequence[Item], name: Callable[[Item], str], work: Callable[[Item], Result]) -> list[Result]:
+    """`work` on each item in order; every failure is logged with its traceback and the rest go on."""
+    results: list[Result] = []
+    failures: list[ModelFailure] = []
+    started = time.perf_counter()
+    for item in items:
+        try:
+            results.append(work(item))
+        except Exception as error:  # noqa: BLE001 - one model's failure must not stop the others
+            log.exception("%s failed; the shard goes on with its other models", name(item))
+            failures.append(ModelFailure(name(item), error))
+    log.info("shard of %d models: %d done, %d failed in %.1f s", len(items), len(results), len(failures),
+             time.perf_counter() - started)
+    if failures:
+        raise ShardFailed(failures, len(results))
+    return results

@@ -1,0 +1,159 @@
+"""A fleet past Airflow's mapping limit, through the real retrain DAG on the embedded stack (issue 18).
+
+275 symbols x 4 timeframes = 1,100 models on tiny generated data and tiny models (2 folds, 10 trees, 10 rounds,
+`training.model_artifacts: lean`), imported with `market-mlops import` and trained with `market-mlops run
+model_retrain`, the commands a user runs:
+- mapped one model per task (`fleet.shard_size: 1`), `list_models` pushes 1,100 items and Airflow refuses it
+  (`[core] max_map_length` is 1,024): the limit is real;
+- with the default `fleet` settings the same run maps 220 shards of 5, each named by its first and last model, and
+  every model is registered once;
+- one model's vendor file stops two weeks early (a hole): only its shard fails, naming that model, every other
+  model is registered; once its missing sessions are imported, the same run again (the clear the UI's "Clear" does)
+  trains only that model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.scale
+REPO = Path(__file__).resolve().parents[2]
+SYMBOLS = [f"F{i:03d}" for i in range(275)]
+TIMEFRAMES = {"d1": (dt.date(2023, 3, 1), 1440), "h4": (dt.date(2024, 6, 3), 240), "h1": (dt.date(2025, 4, 1), 60),
+              "m15": (dt.date(2025, 8, 1), 15)}
+END = dt.date(2025, 9, 30)
+HOLE = ("F137", "d1", dt.date(2025, 9, 12))  # its vendor file ends here: the model's data has a hole at the cutoff
+TINY = {"MLOPS__TRAINING__RF_ESTIMATORS": "10", "MLOPS__TRAINING__BOOST_ROUNDS": "10", "MLOPS__TRAINING__FOLDS": "2",
+        "MLOPS__TRAINING__MIN_TRAIN_ROWS": "100", "MLOPS__TRAINING__HISTORY_YEARS": "3",
+        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "50", "MLOPS__TRAINING__MODEL_ARTIFACTS": "lean",
+        # tiny windows still need all three classes: thresholds fitted to the generator's volatility per timeframe
+        "MLOPS__TIMEFRAMES__D1__THRESHOLD": "0.006", "MLOPS__TIMEFRAMES__H4__THRESHOLD": "0.003",
+        "MLOPS__TIMEFRAMES__H1__THRESHOLD": "0.002", "MLOPS__TIMEFRAMES__M15__THRESHOLD": "0.001"}
+
+
+def _write_vendor_files(folder: Path, start_of: dict[str, dt.date], end: dt.date, symbols: list[str],
+                        timeframes: list[str]) -> int:
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.dev.vendor_files import write_daily_csv, write_intraday_csv
+
+    spec = GeneratorSpec(seed=11, origin=dt.date(2023, 1, 3), signal_strength=0.3)
+    written = 0
+    for tf in timeframes:
+        bars = generate_bars(spec, symbols, tf, start_of[tf], end)
+        for symbol, own in bars.groupby("symbol", sort=False):
+            own = own.reset_index(drop=True)
+            if TIMEFRAMES[tf][1] >= 1440:
+                write_daily_csv(own, folder / f"{symbol}.csv")
+            else:
+                write_intraday_csv(own, folder / f"{symbol}_{tf}.csv")
+            written += 1
+    return written
+
+
+def _market_mlops(env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "market-mlops"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def _retrain_tasks(env: dict[str, str]) -> list[dict]:
+    """The mapped retrain_model task instances of the October retrain, from Airflow's metadata DB."""
+    import sqlite3
+
+    db = Path(env["MLOPS_HOME"]) / "airflow" / "airflow.db"
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT map_index, state, rendered_map_index, try_number FROM task_instance "
+                           "WHERE dag_id='model_retrain' AND task_id='retrain_model' ORDER BY map_index").fetchall()
+    return [{"map_index": m, "state": s, "label": label, "try": t} for m, s, label, t in rows]
+
+
+def _client(env: dict[str, str]):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{env['MLOPS_HOME']}/mlflow/mlflow.db")
+
+
+def _runs_started_after(env: dict[str, str], moment: float) -> list[str]:
+    """Run keys of the training runs started after `moment` (epoch seconds)."""
+    client = _client(env)
+    experiment = client.get_experiment_by_name("market-direction")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.start_time > {int(moment * 1000)}",
+                              max_results=5000)
+    return sorted(r.data.tags.get("mlops.run_key", "") for r in runs)
+
+
+def _registry(env: dict[str, str]) -> dict[str, int]:
+    """{model: versions} of the registry, in one paged search."""
+    client = _client(env)
+    counts: dict[str, int] = {}
+    token = None
+    while True:
+        page = client.search_model_versions(max_results=1000, page_token=token)
+        for version in page:
+            counts[version.name] = counts.get(version.name, 0) + 1
+        token = page.token
+        if not token:
+            return counts
+
+
+def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW_"))}
+    env.update({"MLOPS_HOME": str(home), "MLOPS__UNIVERSE__SYMBOLS": ",".join(SYMBOLS), "MLOPS__UNIVERSE__BENCHMARK": "",
+                "MLOPS__UNIVERSE__TIMEFRAMES": ",".join(TIMEFRAMES), "MLOPS__UNIVERSE__CALENDARS": "{}", **TINY})
+    started = time.monotonic()
+    vendor, late = tmp_path / "vendor", tmp_path / "late"
+    start_of = {tf: start for tf, (start, _) in TIMEFRAMES.items()}
+    others = [s for s in SYMBOLS if s != HOLE[0]]
+    written = _write_vendor_files(vendor, start_of, END, others, list(TIMEFRAMES))
+    written += _write_vendor_files(vendor, start_of, END, [HOLE[0]], [tf for tf in TIMEFRAMES if tf != HOLE[1]])
+    written += _write_vendor_files(late, start_of, HOLE[2], [HOLE[0]], [HOLE[1]])
+    assert written == 1_100
+    out = _market_mlops(env, "import", str(vendor))
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = _market_mlops(env, "import", str(late / f"{HOLE[0]}.csv"))  # the pair on its own: it owes nothing more
+    assert out.returncode == 0, out.stderr[-3000:]
+    imported = time.monotonic()
+
+    # One model per mapped task: 1,100 > Airflow's max_map_length, the list is refused before anything trains.
+    unsharded = _market_mlops({**env, "MLOPS__FLEET__SHARD_SIZE": "1"}, "run", "model_retrain", "--date", "2025-10-01")
+    assert unsharded.returncode == 1, unsharded.stdout[-2000:]
+    log = (home / "runs.log").read_text()
+    assert "UnmappableXComLengthPushed" in log or "max_map_length" in log, log[-3000:]
+    assert _registry(env) == {}
+
+    # The defaults: 220 shards of 5; the shard holding the model with a hole fails and names it, nothing else does.
+    out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
+    first_pass = time.monotonic()
+    assert out.returncode == 1 and f"{HOLE[0]} {HOLE[1]}: ValueError" in out.stderr and "has a hole" in out.stderr, \
+        out.stderr[-3000:]
+    tasks = _retrain_tasks(env)
+    assert len(tasks) == 220 and {t["label"] for t in tasks[:1]} == {"F000 d1 .. F001 d1 (5 models)"}
+    failed = [t for t in tasks if t["state"] != "success"]
+    hole_shard = (SYMBOLS.index(HOLE[0]) * len(TIMEFRAMES) + list(TIMEFRAMES).index(HOLE[1])) // 5
+    assert [(t["map_index"], t["state"]) for t in failed] == [(hole_shard, "failed")], failed
+    assert failed[0]["label"].startswith(f"{HOLE[0]} {HOLE[1]}") or f"{HOLE[0]} {HOLE[1]}" in out.stderr
+    registered = _registry(env)
+    assert len(registered) == 1_099 and set(registered.values()) == {1}
+    assert f"{HOLE[0]}-{HOLE[1]}-direction" not in registered
+
+    # The fix is data: the missing sessions, then the same run again: only that model trains.
+    continuation = tmp_path / "continuation"
+    _write_vendor_files(continuation, {HOLE[1]: HOLE[2] + dt.timedelta(days=1)}, END, [HOLE[0]], [HOLE[1]])
+    out = _market_mlops(env, "import", str(continuation / f"{HOLE[0]}.csv"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    fixed = time.time()
+    out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
+    assert out.returncode == 0, out.stderr[-3000:]
+    registered = _registry(env)
+    assert len(registered) == 1_100 and set(registered.values()) == {1}  # every model registered once
+    assert _runs_started_after(env, fixed) == [f"retrain-{HOLE[0]}-{HOLE[1]}-20251001T0000"]  # only it trained
+    assert all(t["state"] == "success" and t["try"] == 2 for t in _retrain_tasks(env))
+    print(f"\nscale: {written} files, import {imported - started:.0f} s, first retrain {first_pass - imported:.0f} s "
+          f"(1,099 of 1,100 models), the rerun {time.monotonic() - first_pass:.0f} s, total {time.monotonic() - started:.0f} s")
