@@ -3,10 +3,10 @@
 275 symbols x 4 timeframes = 1,100 models on tiny generated data and tiny models (2 folds, 10 trees, 10 rounds,
 `training.model_artifacts: lean`), imported with `market-mlops import` and trained with `market-mlops run
 model_retrain`, the commands a user runs:
-- mapped one model per task (`fleet.shard_size: 1`), `list_models` pushes 1,100 items and Airflow refuses it
-  (`[core] max_map_length` is 1,024): the limit is real;
-- with the default `fleet` settings the same run maps 220 shards of 5, each named by its first and last model, and
-  every model is registered once;
+- one model per mapped task would push 1,100 items past `[core] max_map_length` (1,024): Airflow fails
+  `list_models` with "unmappable_return_value_length" (seen on this DAG with `fleet.shard_size: 1`, after its retry;
+  not repeated here, it costs the retry delay); with the default `fleet` settings the run maps 220 shards of 5,
+  each named by its first and last model, and every model is registered once;
 - one model's vendor file stops two weeks early (a hole): only its shard fails, naming that model, every other
   model is registered; once its missing sessions are imported, the same run again (the clear the UI's "Clear" does)
   trains only that model.
@@ -121,24 +121,20 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     imported = time.monotonic()
 
-    # One model per mapped task: 1,100 > Airflow's max_map_length, the list is refused before anything trains.
-    unsharded = _market_mlops({**env, "MLOPS__FLEET__SHARD_SIZE": "1"}, "run", "model_retrain", "--date", "2025-10-01")
-    assert unsharded.returncode == 1, unsharded.stdout[-2000:]
-    log = (home / "runs.log").read_text()
-    assert "UnmappableXComLengthPushed" in log or "max_map_length" in log, log[-3000:]
-    assert _registry(env) == {}
-
     # The defaults: 220 shards of 5; the shard holding the model with a hole fails and names it, nothing else does.
     out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
     first_pass = time.monotonic()
     assert out.returncode == 1 and f"{HOLE[0]} {HOLE[1]}: ValueError" in out.stderr and "has a hole" in out.stderr, \
         out.stderr[-3000:]
+    from airflow.configuration import conf
+
     tasks = _retrain_tasks(env)
-    assert len(tasks) == 220 and {t["label"] for t in tasks[:1]} == {"F000 d1 .. F001 d1 (5 models)"}
+    assert len(tasks) == 220 < conf.getint("core", "max_map_length")
+    assert tasks[0]["label"] == "F000 d1 .. F001 d1 (5 models)"
     failed = [t for t in tasks if t["state"] != "success"]
     hole_shard = (SYMBOLS.index(HOLE[0]) * len(TIMEFRAMES) + list(TIMEFRAMES).index(HOLE[1])) // 5
     assert [(t["map_index"], t["state"]) for t in failed] == [(hole_shard, "failed")], failed
-    assert failed[0]["label"].startswith(f"{HOLE[0]} {HOLE[1]}") or f"{HOLE[0]} {HOLE[1]}" in out.stderr
+    assert failed[0]["label"] == "F136 h4 .. F137 h4 (5 models)"  # pairs 545..549: F137 d1 is the fourth
     registered = _registry(env)
     assert len(registered) == 1_099 and set(registered.values()) == {1}
     assert f"{HOLE[0]}-{HOLE[1]}-direction" not in registered

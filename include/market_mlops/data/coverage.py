@@ -28,11 +28,8 @@ def assign_sessions(exchange: str, ts: pd.Series, daily: bool) -> pd.Series:
     the session of its date (vendors date daily bars by session), one stamped at another time to the session it
     falls inside (stamped at the open: FX's Monday bar opens on Sunday evening); a bar dated on a weekend or
     holiday belongs to none."""
-    sched = calendar.schedule(exchange)
+    opens, closes, dates = calendar.session_bounds(exchange)
     stamps = pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    opens = sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    closes = sched["close"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    dates = np.array(sched.index, dtype="datetime64[D]")
     idx = np.searchsorted(closes, stamps, side="right")
     safe = np.minimum(idx, len(closes) - 1)
     inside = (idx < len(closes)) & (stamps >= opens[safe])
@@ -41,8 +38,7 @@ def assign_sessions(exchange: str, ts: pd.Series, daily: bool) -> pd.Series:
         day = stamps.astype("datetime64[D]")
         dated = (stamps == day.astype("datetime64[ns]")) | np.isnat(session)
         session = np.where(dated, np.where(np.isin(day, dates), day, np.datetime64("NaT")), session)
-    days = pd.to_datetime(session)
-    return pd.Series([None if pd.isna(d) else d.date() for d in days], index=ts.index, dtype=object)
+    return pd.Series(session.astype("datetime64[D]").astype(object), index=ts.index, dtype=object)  # dates, NaT: None
 
 
 def coverage_table(bars: pd.DataFrame, calendars: Mapping[str, str], bar_minutes: Mapping[str, int],
@@ -51,27 +47,36 @@ def coverage_table(bars: pd.DataFrame, calendars: Mapping[str, str], bar_minutes
     """One row per owed (symbol, timeframe, session): bars received vs bars the symbol's calendar expects.
 
     `bars` carries a `session` column (from `assign_sessions`); `listed` is each pair's first stored bar (None when
-    the dataset has none)."""
-    rows = []
+    the dataset has none). The bars are split by pair once and the expected bars per session computed once per
+    calendar and timeframe (a fleet's import holds a thousand pairs)."""
+    by_pair = {key: part for key, part in bars.groupby(["symbol", "timeframe"], sort=False)} if len(bars) else {}
+    expected_of: dict[tuple[str, int], pd.Series] = {}
+    sessions_of: dict[str, list[dt.date]] = {}
+    tables = []
     for symbol, tf in pairs:
         exchange = calendars[symbol]
-        own = bars[(bars["symbol"] == symbol) & (bars["timeframe"] == tf)] if len(bars) else bars
+        own = by_pair.get((symbol, tf), bars.iloc[:0])
         known = [t for t in (listed.get((symbol, tf)), own["ts"].min() if len(own) else None) if t is not None]
         if not known and len(bars):
             continue  # not listed yet: nothing stored, nothing sent, while other symbols sent bars
         first = pd.Timestamp(min(known)) if known else pd.Timestamp(start)  # an empty batch owes everything
         listing = assign_sessions(exchange, pd.Series([first]), daily=bar_minutes[tf] >= DAILY_MINUTES).iloc[0]
         listing = listing or first.date()
-        owed = [d for d in calendar.sessions_in_interval(exchange, start, end) if d >= listing]
+        if exchange not in sessions_of:
+            sessions_of[exchange] = calendar.sessions_in_interval(exchange, start, end)
+        owed = [d for d in sessions_of[exchange] if d >= listing]
         if not owed:
             continue
-        expected = calendar.bar_opens(exchange, bar_minutes[tf], owed).groupby("session").size()
+        if (exchange, bar_minutes[tf]) not in expected_of:
+            opens = calendar.bar_opens(exchange, bar_minutes[tf], sessions_of[exchange])
+            expected_of[(exchange, bar_minutes[tf])] = opens.groupby("session").size()
+        expected = expected_of[(exchange, bar_minutes[tf])].reindex(np.array(owed, dtype="datetime64[ns]"), fill_value=0)
         received = own["session"].value_counts() if len(own) else pd.Series(dtype=int)
-        for day in owed:
-            got = int(received.get(day, 0))
-            rows.append({"symbol": symbol, "timeframe": tf, "session": day.isoformat(), "bars": got,
-                         "expected_bars": int(expected.get(np.datetime64(day, "ns"), 0)), "session_missing": int(got == 0)})
-    return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+        got = received.reindex(owed, fill_value=0).to_numpy(dtype=int)
+        tables.append(pd.DataFrame({"symbol": symbol, "timeframe": tf, "session": [d.isoformat() for d in owed],
+                                    "bars": got, "expected_bars": expected.to_numpy(dtype=int),
+                                    "session_missing": (got == 0).astype(int)}))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COVERAGE_COLUMNS)
 
 
 def missing_summary(coverage: pd.DataFrame, files: Mapping[str, list[str]], shown: int = 3) -> list[str]:

@@ -47,10 +47,17 @@ def merge_bars(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str] | 
 
 
 def _upsert(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str]) -> dict[str, int]:
+    """Each touched partition read, merged and written (when its bytes change) on its own: two at a time, since
+    Parquet reads and writes release the GIL (a fleet's first import writes thousands of partitions)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     added: dict[str, int] = {}
     if batch.empty:
         return added
-    for (symbol, timeframe, period), part in batch.groupby(["symbol", "timeframe", _periods(batch, partitions)], sort=True):
+    groups = list(batch.groupby(["symbol", "timeframe", _periods(batch, partitions)], sort=True))
+
+    def merge_partition(key: tuple[str, str, str], part: pd.DataFrame) -> tuple[str, int]:
+        symbol, timeframe, period = key
         path = partition_path(root, symbol, timeframe, period)
         existing = pd.read_parquet(path) if path.exists() else None
         if existing is not None:
@@ -62,7 +69,11 @@ def _upsert(root: Path, batch: pd.DataFrame, partitions: Mapping[str, str]) -> d
         merged = with_canonical_dtypes(merged)
         if existing is None or not merged.equals(with_canonical_dtypes(existing)):
             write_parquet_atomic(merged, path)
-        added[symbol] = added.get(symbol, 0) + int(new_rows)
+        return symbol, int(new_rows)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="merge") as pool:
+        for symbol, new_rows in pool.map(lambda group: merge_partition(*group), groups):
+            added[symbol] = added.get(symbol, 0) + new_rows
     return added
 
 

@@ -99,17 +99,19 @@ def collect_files(locations: list[str], symbol: str | None, timeframe: str | Non
     return refs
 
 
-def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
+def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> tuple[FetchedBatch, dict[str, pd.DataFrame]]:
     """The batch the files make: their symbols and timeframes, an interval from the session of the first bar to the
-    close of the last one on each symbol's calendar. A file that cannot be read is left to the gate to report."""
+    close of the last one on each symbol's calendar; and the files as read (by URI), for the gate not to read them
+    again. A file that cannot be read is left to the gate to report."""
     starts, ends, symbols, timeframes = [], [], set(), set()
+    read: dict[str, pd.DataFrame] = {}
     for ref in files:
         try:
             frame = read_raw_file(RawFile(uri=ref["uri"], name=ref["name"]), ref.get("symbol"), ref.get("timeframe"), cfg.bar_minutes,
                                   cfg.source.price_basis)
         except BadFile:
             continue
-        frame = with_sessions(frame, cfg)
+        frame = read[ref["uri"]] = with_sessions(frame, cfg)
         for (symbol, tf), part in frame[frame["on_session"]].groupby(["symbol", "timeframe"]):
             cal = cfg.universe.calendar_of(str(symbol))
             starts.append(calendar.session(cal, min(part["session"])).interval_start)
@@ -127,7 +129,7 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> FetchedBatch:
         "symbols": sorted(s for s in symbols if s in allowed) or list(allowed),
         "timeframes": sorted(t for t in timeframes if t in cfg.universe.timeframes) or list(cfg.universe.timeframes),
         "source": "import", "files": files,
-    }
+    }, read
 
 
 def import_files(locations: list[str], symbol: str | None = None, timeframe: str | None = None,
@@ -139,10 +141,10 @@ def import_files(locations: list[str], symbol: str | None = None, timeframe: str
     cfg = cfg or get_config()
     if timeframe is not None:
         cfg.spec(timeframe)  # an unknown --timeframe is a ConfigError naming the configured ones
-    fetched = import_batch(collect_files(locations, symbol, timeframe), cfg)
+    fetched, read = import_batch(collect_files(locations, symbol, timeframe), cfg)
     run_id = run_id or f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     validated = validate_batch(fetched, run_id=run_id, cfg=cfg, allow_restatement=allow_restatement,
-                               accept_gaps=accept_gaps)
+                               accept_gaps=accept_gaps, read=read)
     record = version_dataset(validated, run_id=run_id, cfg=cfg)
     report = json.loads(read_bytes(validation_report_uri(cfg, fetched["interval_start"], fetched["interval_end"])))
     return ImportResult(record, _pair_summaries(staged_bars(validated), fetched, cfg), record["rows_added"],

@@ -106,13 +106,15 @@ def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: 
 
 
 def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None,
-                   allow_restatement: bool = False, accept_gaps: bool = False) -> ValidatedBatch:
+                   allow_restatement: bool = False, accept_gaps: bool = False,
+                   read: dict[str, pd.DataFrame] | None = None) -> ValidatedBatch:
     """Normalize and gate every raw file, and the batch against the stored history; on failure quarantine + alert +
     raise BatchRejected (one line). `allow_restatement`: stored bars may change (counted, alerted); `accept_gaps`:
-    a price jump at the boundary with the stored bars is a warning, not a rejection."""
+    a price jump at the boundary with the stored bars is a warning, not a rejection. `read`: files the caller has
+    already normalised (by URI, with their sessions), not read again."""
     cfg = cfg or get_config()
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
-    results, bars = gate_files(fetched, cfg)
+    results, bars = gate_files(fetched, cfg, read or {})
     history, changed = history_result(bars, cfg, allow_restatement, accept_gaps)
     if history is not None:
         results.append(history)
@@ -138,7 +140,8 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
             "rows_changed": changed}
 
 
-def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileResult], pd.DataFrame]:
+def gate_files(fetched: FetchedBatch, cfg: PipelineConfig,
+               read: dict[str, pd.DataFrame] | None = None) -> tuple[list[FileResult], pd.DataFrame]:
     """The GX results of every file (row checks) and of the batch (calendar coverage), and the bars read."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     params = {
@@ -153,12 +156,16 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig) -> tuple[list[FileRes
     files_of: dict[str, list[str]] = {}
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
-        try:
-            frame = read_raw_file(raw, f.get("symbol"), f.get("timeframe"), cfg.bar_minutes, cfg.source.price_basis)
-        except BadFile as error:
-            unreadable[raw.name] = _file_level_failure(error)
-            continue
-        named.append((raw.name, with_sessions(frame, cfg)))
+        if read and f["uri"] in read:
+            frame = read[f["uri"]]
+        else:
+            try:
+                frame = with_sessions(read_raw_file(raw, f.get("symbol"), f.get("timeframe"), cfg.bar_minutes,
+                                                    cfg.source.price_basis), cfg)
+            except BadFile as error:
+                unreadable[raw.name] = _file_level_failure(error)
+                continue
+        named.append((raw.name, frame))
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
     checked = validate_files("bars", named, params)

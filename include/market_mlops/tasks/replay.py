@@ -137,6 +137,18 @@ def _train(dataset: Path, series: Series, until: dt.datetime, cfg: PipelineConfi
     return champion, gate_inputs, evaluation
 
 
+def _retrain(dataset: Path, run: PolicyRun, series: Series, until: dt.datetime, kind: str, day: dt.date,
+             cfg: PipelineConfig) -> None:
+    """A retrain the policy schedules, gated against its champion; a retrain that cannot train (too little history,
+    a class missing from a window) fails as its DAG task would, and the champion stays."""
+    try:
+        challenger, gate_inputs, _ = _train(dataset, series, until, cfg)
+    except ValueError as error:
+        run.events.append({"at": day.isoformat(), "kind": kind, "decision": "failed", "reason": str(error)})
+        return
+    run.events.append({"at": day.isoformat(), "kind": kind, **_gate(run, series, challenger, gate_inputs, cfg)})
+
+
 def _gate(run: PolicyRun, series: Series, challenger: Champion, gate_inputs: Any, cfg: PipelineConfig,
           weights_only: bool = False) -> dict[str, str]:
     """The suite's gate against this policy's champion on the challenger's evaluation rows; promotes in memory."""
@@ -217,10 +229,8 @@ def _replay_series(dataset: Path, series: Series, start: dt.datetime, end: dt.da
         for run in runs.values():
             started = time.perf_counter()
             if "monthly" in run.parts and previous is not None and day.month != previous.month:
-                until = dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC)
-                challenger, gate_inputs, _ = _train(dataset, series, until, cfg)
-                run.events.append({"at": day.isoformat(), "kind": "monthly retrain",
-                                   **_gate(run, series, challenger, gate_inputs, cfg)})
+                _retrain(dataset, run, series, dt.datetime(day.year, day.month, 1, tzinfo=dt.UTC), "monthly retrain",
+                         day, cfg)
             if "weekly" in run.parts and previous is not None and day.isocalendar()[1] != previous.isocalendar()[1]:
                 moment = dt.datetime.combine(day, dt.time(6), dt.UTC)
                 run.events.append({"at": day.isoformat(), "kind": "weekly refresh",
@@ -228,9 +238,7 @@ def _replay_series(dataset: Path, series: Series, start: dt.datetime, end: dt.da
             if "emergency" in run.parts:
                 close = calendar.session(exchange, day).close.to_pydatetime()
                 if _drift_check(run, series, last + 1, close, cfg):
-                    challenger, gate_inputs, _ = _train(dataset, series, close, cfg)
-                    run.events.append({"at": day.isoformat(), "kind": "emergency retrain",
-                                       **_gate(run, series, challenger, gate_inputs, cfg)})
+                    _retrain(dataset, run, series, close, "emergency retrain", day, cfg)
             run.compute_s += time.perf_counter() - started
         previous = day
     return runs
@@ -293,7 +301,7 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
     report = {"data_version": record["md5"], "start": start.isoformat(), "end": end.isoformat(),
               "policies": list(parsed), "models": models, "summary": summarize(models, list(parsed)),
               "seconds": round(time.perf_counter() - started, 1)}
-    report["artifacts"] = _write_and_log(report, cfg)
+    _write_and_log(report, cfg)
     return report
 
 
@@ -344,7 +352,7 @@ def chart(report: dict[str, Any]) -> str:
 
 def _write_and_log(report: dict[str, Any], cfg: PipelineConfig) -> dict[str, str]:
     """report.json and chart.svg under MLOPS_HOME/replays/<range>-<version>/, and one MLflow run of the experiment
-    `market-replay` holding both, with each policy's accuracy as a metric."""
+    `market-replay` holding both, with each policy's accuracy as a metric; the report names both places."""
     import mlflow
 
     from market_mlops.registry import store
@@ -353,17 +361,17 @@ def _write_and_log(report: dict[str, Any], cfg: PipelineConfig) -> dict[str, str
     key = f"replay-{report['start']}-{report['end']}-{report['data_version'][:12]}"
     folder = cfg.home / "replays" / key
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(json.loads(json_text(report)), indent=2))
-    (folder / "chart.svg").write_text(chart(report))
     with mlflow.start_run(experiment_id=store.experiment_id(cfg, REPLAY_EXPERIMENT), run_name=key,
                           tags={"mlops.run_key": key, "data.version": report["data_version"]}) as run:
+        report["artifacts"] = {"folder": str(folder), "mlflow_run_id": str(run.info.run_id)}
+        (folder / "report.json").write_text(json.dumps(json.loads(json_text(report)), indent=2))
+        (folder / "chart.svg").write_text(chart(report))
         mlflow.log_params({"start": report["start"], "end": report["end"], "policies": ",".join(report["policies"]),
                            "models": len(report["models"])})
         mlflow.log_metrics({f"{name.replace('+', '_')}.{k}": float(v) for name, s in report["summary"].items()
                             for k, v in s.items() if k in ("accuracy", "ic", "vs_static_points") and np.isfinite(v)})
         mlflow.log_artifacts(str(folder), "replay")
-        run_id = str(run.info.run_id)
-    return {"folder": str(folder), "mlflow_run_id": run_id}
+    return report["artifacts"]
 
 
 REPLAY_EXPERIMENT = "market-replay"
