@@ -60,6 +60,7 @@ class ValidatedBatch(TypedDict):
     rows: int
     result_id: str
     rows_changed: NotRequired[dict[str, int]]  # stored bars a restatement changes, per symbol (allowed by the run)
+    seconds: NotRequired[dict[str, float]]  # normalise (read every file), gate (Great Expectations, history)
 
 
 class VersionRecord(TypedDict):
@@ -77,6 +78,7 @@ class VersionRecord(TypedDict):
     run_id: str
     remote: str
     logged_at: NotRequired[str]
+    seconds: NotRequired[dict[str, float]]  # merge, dvc_add, push
 
 
 class RetrainPlan(TypedDict):

@@ -142,7 +142,7 @@ BAD_BATCHES = {
     "price_spike_50x": (_scale_prices(3, 50), "return_not_impossible", "at 2024-11-26 17:30"),
     "wrong_symbol": (lambda: to_csv(good_frame().assign(symbol="ZZZZ")), "symbol_in_universe", "symbol=ZZZZ at"),
     "mixed_timeframes": (lambda: to_csv(good_frame().assign(timeframe=["h1"] * 6 + ["d1"])), "one_timeframe_per_file",
-                         "observed 2"),
+                         "timeframe=d1, file_timeframe=h1 at"),
 }
 
 

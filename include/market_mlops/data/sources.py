@@ -189,6 +189,10 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     out["abs_log_return"] = log_ret.abs().replace([np.inf, -np.inf], np.nan).fillna(0.0)
     out["ts_epoch_s"] = (out["ts"].astype("int64") // 1_000_000_000).astype("int64")
     out["source_file"] = raw.name
+    # The file's timeframe (its most common one): a row of another timeframe is refused by a row check, which holds
+    # when many files are validated in one GX run.
+    known = out["timeframe"].dropna()
+    out["file_timeframe"] = known.mode().iloc[0] if len(known) else None
     return out
 
 

@@ -148,15 +148,16 @@ def validate_frame(suite: str, frame: pd.DataFrame, file: str, parameters: dict[
 
 
 def validate_files(suite: str, frames: list[tuple[str, pd.DataFrame]], parameters: dict[str, Any],
-                   by: str = "timeframe") -> dict[str, FileResult]:
+                   by: str | None = None) -> dict[str, FileResult]:
     """`suite` on each file's frame, in as few GX runs as the answer allows (a run costs ~0.5 s whatever its size):
-    the files that share a `by` value are validated together, and a row check that passes on the whole passes on
-    every file in it; the files a failing check points at (or all of them, when it cannot tell which) are then
-    validated on their own, so every finding still names its file. Frames carry `source_file` and `ts`."""
+    the files are validated together (all of them, or those sharing a `by` value), and a row check that passes on
+    the whole passes on every file in it; the files a failing check points at (or all of them, when it cannot tell
+    which) are then validated on their own, so every finding still names its file. Frames carry `source_file` and
+    `ts`; the suite's checks are row checks (or hold per file whenever they hold for the whole)."""
     results: dict[str, FileResult] = {}
     groups: dict[str, list[tuple[str, pd.DataFrame]]] = {}
     for name, frame in frames:
-        values = frame[by].dropna().unique() if by in frame.columns else []
+        values = frame[by].dropna().unique() if by is not None and by in frame.columns else ["all"]
         if len(values) == 1:
             groups.setdefault(str(values[0]), []).append((name, frame))
         else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,12 +98,16 @@ def commit_and_push(root: Path, remote_url: str, endpoint_url: str | None = None
         return _add_and_push(root, remote_url, endpoint_url)
 
 
-def _add_and_push(root: Path, remote_url: str, endpoint_url: str | None) -> tuple[DataVersion, int]:
+def _add_and_push(root: Path, remote_url: str, endpoint_url: str | None,
+                  seconds: dict[str, float] | None = None) -> tuple[DataVersion, int]:
+    """`dvc add` + `dvc push`; `seconds` gets how long each took (dvc_add includes opening the workspace)."""
+    started = time.perf_counter()
     repo = open_workspace(root, remote_url, endpoint_url)
     try:
         with directory_lock(root / DATASET_DIR):  # the snapshot is one state between merges, never half of one
             repo.add(str(root / DATASET_DIR))
             version = read_version(root)
+        added = time.perf_counter()
         if version is None:
             raise VersioningError(f"dvc add of {root / DATASET_DIR} wrote no {DATASET_DIR}.dvc; check the workspace")
         try:
@@ -114,7 +119,10 @@ def _add_and_push(root: Path, remote_url: str, endpoint_url: str | None) -> tupl
             ) from exc
     finally:
         repo.close()
-    log.info("data version %s: %d files, %d bytes, %d objects pushed", version.md5, version.files, version.size, pushed)
+    if seconds is not None:
+        seconds.update({"dvc_add": round(added - started, 3), "push": round(time.perf_counter() - added, 3)})
+    log.info("data version %s: %d files, %d bytes, %d objects pushed (%s)", version.md5, version.files, version.size,
+             pushed, seconds or "")
     return version, int(pushed or 0)
 
 
@@ -187,10 +195,12 @@ def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
             sync_workspace(root, head_md5(cfg, connection), cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
             root.mkdir(parents=True, exist_ok=True)
             (root / MERGING).write_text(run_id)
+            started = time.perf_counter()
             changed = change(root / DATASET_DIR)
-            version, pushed = _add_and_push(root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+            seconds = {"merge": round(time.perf_counter() - started, 3)}
+            version, pushed = _add_and_push(root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url, seconds)
             record = {"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                      **record_for(version, pushed, changed)}
+                      **record_for(version, pushed, changed), "seconds": seconds}
             store.upsert(tables.data_versions, [_version_row(record)], connection=connection)
             store.upsert(tables.dataset_head, [{"name": HEAD, "md5": version.md5, "run_id": run_id,
                                                 "moved_at": record["logged_at"]}], connection=connection)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -114,8 +115,11 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
     already normalised (by URI, with their sessions), not read again."""
     cfg = cfg or get_config()
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
-    results, bars = gate_files(fetched, cfg, read or {})
+    seconds: dict[str, float] = {}
+    results, bars = gate_files(fetched, cfg, read or {}, seconds)
+    started = time.perf_counter()
     history, changed = history_result(bars, cfg, allow_restatement, accept_gaps)
+    seconds["gate"] = round(seconds.get("gate", 0.0) + time.perf_counter() - started, 3)
     if history is not None:
         results.append(history)
     key = _interval_key(start, end)
@@ -137,11 +141,11 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
                          + ["models trained on earlier data versions keep their lineage to them"]))
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
             "sessions": fetched["sessions"], "staged": staged, "rows": len(bars), "result_id": report["result_id"],
-            "rows_changed": changed}
+            "rows_changed": changed, "seconds": seconds}
 
 
-def gate_files(fetched: FetchedBatch, cfg: PipelineConfig,
-               read: dict[str, pd.DataFrame] | None = None) -> tuple[list[FileResult], pd.DataFrame]:
+def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.DataFrame] | None = None,
+               seconds: dict[str, float] | None = None) -> tuple[list[FileResult], pd.DataFrame]:
     """The GX results of every file (row checks) and of the batch (calendar coverage), and the bars read."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     params = {
@@ -154,6 +158,7 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig,
     unreadable: dict[str, FileResult] = {}
     named: list[tuple[str, pd.DataFrame]] = []
     files_of: dict[str, list[str]] = {}
+    started = time.perf_counter()
     for f in fetched["files"]:
         raw = RawFile(uri=f["uri"], name=f["name"])
         if read and f["uri"] in read:
@@ -168,6 +173,7 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig,
         named.append((raw.name, frame))
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
+    read_at = time.perf_counter()
     checked = validate_files("bars", named, params)
     for name, frame in named:
         checked[name].findings += corporate_action_findings(frame, cfg.source.price_basis)
@@ -178,6 +184,9 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig,
     excused = {symbol_in_name(r.file, cfg.timeframes) for r in results if not r.success} - {None}
     if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
         results.append(_coverage_result(bars, fetched, cfg, params, files_of, {str(s) for s in excused}))
+    if seconds is not None:
+        seconds["normalise"] = round(read_at - started, 3)
+        seconds["gate"] = round(time.perf_counter() - read_at, 3)
     return results, bars
 
 

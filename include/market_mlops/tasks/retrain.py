@@ -247,19 +247,25 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
               **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}}
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]),
                                    len(trained.holdout_index))
+    lean = cfg.training.model_artifacts == "lean"  # no pyfunc to copy the run's params from: one batch at the end
+    batch_params = [Param(k, str(v)) for k, v in params.items()]
+    batch_tags = [RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")]
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         run_id = str(run.info.run_id)
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], tags=[
-            RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")])
+        if not lean:
+            client.log_batch(run_id, params=batch_params, tags=batch_tags)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _write_evaluation(folder / "run", trained, evaluation, list(X.columns))
             _write_drift_reference(folder / "run" / "reference", X.iloc[trained.train_index].tail(2000), cfg)
+            # A lean version's native files go up with the rest of the run's files, in the same call.
+            model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
+            checksums = save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
+                                         {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
             mlflow.log_artifacts(str(folder / "run"))
-            model_dir = folder / "model_files"
-            save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
-                             {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
-            model_id = versions.log_model_files(model_dir, X.tail(3), cfg.training.model_artifacts)
+            model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3))
+        if lean:
+            batch_tags += [RunTag(f"sha256.{k}", v) for k, v in checksums.items()]
         now = int(time.time() * 1000)
         metrics = [Metric(f"fold.{k}", float(v), now, int(str(step)), model_id=model_id)
                    for step, row in trained.fold_table.iterrows() for k, v in row.items()
@@ -268,7 +274,8 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
                     if isinstance(v, int | float) and not isinstance(v, bool)]
         metrics += [Metric("oof.model_accuracy", trained.oof_accuracy, now, 0, model_id=model_id),
                     Metric("drift.reference_accuracy", reference, now, 0, model_id=model_id)]
-        client.log_batch(run_id, metrics=metrics)  # linked to the logged model, as MLflow's log_model would
+        client.log_batch(run_id, metrics=metrics, params=batch_params if lean else [],
+                         tags=batch_tags if lean else [])  # linked to the logged model, as MLflow's log_model would
         return run_id
 
 
