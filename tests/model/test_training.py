@@ -224,3 +224,31 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
         versions.load_verified("AAA-h1-direction", alias="champion")
     _ = get_config()
+
+
+def test_a_version_from_before_the_binned_forest_still_loads(tmp_path):
+    """Versions registered before the forest became LightGBM's rf mode keep a scikit-learn forest in skops: the
+    loader reads either kind (the file name says which) and predicts the same way."""
+    import lightgbm as lgb
+    import skops.io
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    from market_mlops.model.ensemble_model import LEGACY_RF_FILE, BaseModels, artifact_files, save_base_models
+    from market_mlops.model.training import train_ensemble
+
+    X, y = _frame(_bars(0.3))
+    trained = train_ensemble(X, y, FAST, horizon=5)
+    folder = tmp_path / "legacy"
+    save_base_models(trained.models, trained.weights, list(X.columns), folder)
+    forest = RandomForestClassifier(20, max_depth=4, random_state=0).fit(X.to_numpy(np.float32), y)
+    skops.io.dump(forest, folder / LEGACY_RF_FILE)
+    (folder / "rf.txt").unlink()
+    files = artifact_files(folder)
+    assert files["rf"] == LEGACY_RF_FILE
+    loaded = BaseModels({k: str(folder / f) for k, f in files.items()})
+    assert isinstance(loaded.rf, RandomForestClassifier)
+    assert isinstance(loaded.xgb, xgb.Booster) and isinstance(loaded.lgbm, lgb.Booster)
+    proba = loaded.predict_proba(X.tail(50))
+    np.testing.assert_allclose(loaded.base_probas(X.tail(50))["rf"], forest.predict_proba(X.tail(50).to_numpy(np.float32)))
+    assert proba.shape == (50, 3) and np.allclose(proba.sum(axis=1), 1)

@@ -91,7 +91,12 @@ def _replay(market_mlops: Any) -> bool:
             "--policy", "monthly+weekly+emergency"]
     print(f"\n$ market-mlops {' '.join(args)}", flush=True)
     started = time.perf_counter()
-    ok = market_mlops(args) == 0
+    quiet = logging.getLogger("market_mlops")
+    level, quiet.level = quiet.level, logging.WARNING  # the command's own output, not Airflow's task logging
+    try:
+        ok = market_mlops(args) == 0
+    finally:
+        quiet.level = level
     print(f"{'ok ' if ok else 'BAD'} {'market-mlops replay':<28} {'SPY d1, ' + start.isoformat() + '..' + end.isoformat():<40} "
           f"{'success' if ok else 'failed':<8} {time.perf_counter() - started:6.1f}s", flush=True)
     return ok

@@ -65,12 +65,16 @@ def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_retu
     and rank IC (Spearman) against the forward return; a long/short book (+1 after a BULLISH call, -1 after BEARISH,
     flat after NEUTRAL, held one bar) after `cost_bps` per unit of position change: total return, annualised Sharpe,
     maximum drawdown, and turnover (mean position change per bar)."""
-    from scipy.stats import spearmanr
+    import warnings
+
+    from scipy.stats import ConstantInputWarning, spearmanr
 
     score = proba[:, 2] - proba[:, 0]
-    varied = len(score) > 2 and np.std(score) > 0 and np.std(forward_return) > 0
+    varied = len(score) > 2 and np.ptp(score) > 0 and np.ptp(forward_return) > 0  # a constant side has no correlation
     ic = float(np.corrcoef(score, forward_return)[0, 1]) if varied else float("nan")
-    rank_ic = float(spearmanr(score, forward_return).statistic) if varied else float("nan")
+    with warnings.catch_warnings():  # scores that differ by rounding only rank as ties: NaN, no warning per holdout
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        rank_ic = float(spearmanr(score, forward_return).statistic) if varied else float("nan")
     pred = proba.argmax(axis=1)
     position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
     changes = np.abs(np.diff(np.concatenate([[0.0], position])))
