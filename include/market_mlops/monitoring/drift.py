@@ -21,13 +21,20 @@ from market_mlops.config import Drift
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
     """Population stability index over quantile bins of the reference (edges open at both ends)."""
-    reference = reference[np.isfinite(reference)]
-    current = current[np.isfinite(current)]
+    return psi_sorted(np.sort(reference[np.isfinite(reference)]), np.sort(current[np.isfinite(current)]), bins, eps)
+
+
+def psi_sorted(reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
+    """`psi` of finite, sorted samples: the quantile edges are read off the sorted reference (numpy's linear
+    quantiles) and each bin's share is a difference of positions, no binning pass (a drift check makes 109 a model)."""
     if len(reference) == 0 or len(current) == 0:
         return float("nan")
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / len(reference)
-    cur_share = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1) / len(current)
+    at = np.linspace(0, 1, bins + 1)[1:-1] * (len(reference) - 1)
+    low = np.floor(at).astype(int)
+    high = np.minimum(low + 1, len(reference) - 1)
+    edges = np.unique(reference[low] + (reference[high] - reference[low]) * (at - low))
+    ref_share = np.diff(np.searchsorted(reference, edges, side="left"), prepend=0, append=len(reference)) / len(reference)
+    cur_share = np.diff(np.searchsorted(current, edges, side="left"), prepend=0, append=len(current)) / len(current)
     ref_share, cur_share = np.clip(ref_share, eps, None), np.clip(cur_share, eps, None)
     return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
 
@@ -39,15 +46,20 @@ def psi_from_shares(reference_share: np.ndarray, current_share: np.ndarray, eps:
 
 
 def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic (the largest gap between the two empirical CDFs). Its p-value is
-    not used: it assumes independent bars, and rolling features are not."""
-    from scipy.stats import ks_2samp
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs, evaluated at every
+    observed value (scipy's `ks_2samp` statistic; its p-value, which assumes independent bars, is not used and cost
+    most of a drift check's time)."""
+    return ks_sorted(np.sort(reference[np.isfinite(reference)]), np.sort(current[np.isfinite(current)]))
 
-    reference = reference[np.isfinite(reference)]
-    current = current[np.isfinite(current)]
+
+def ks_sorted(reference: np.ndarray, current: np.ndarray) -> float:
+    """`ks_distance` of finite, sorted samples."""
     if len(reference) == 0 or len(current) == 0:
         return float("nan")
-    return float(ks_2samp(reference, current, method="asymp").statistic)
+    points = np.concatenate([reference, current])
+    gaps = (np.searchsorted(reference, points, side="right") / len(reference)
+            - np.searchsorted(current, points, side="right") / len(current))
+    return float(np.max(np.abs(gaps)))
 
 
 @dataclass
@@ -126,11 +138,13 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, cfg: Drift,
     out = []
     bins = psi_bins(len(current))
     cols = [c for c in reference.columns if c in current.columns]
-    ref_rows = np.ascontiguousarray(reference[cols].to_numpy(float).T)  # one row per feature: no pandas per column
-    cur_rows = np.ascontiguousarray(current[cols].to_numpy(float).T)
+    # One row per feature, each sorted once (NaN last): PSI's bin edges and KS's CDF both read sorted values.
+    ref_rows = np.sort(reference[cols].to_numpy(float).T, axis=1)
+    cur_rows = np.sort(current[cols].to_numpy(float).T, axis=1)
     for col, ref, cur in zip(cols, ref_rows, cur_rows, strict=True):
-        p = psi(ref, cur, bins=bins)
-        k = ks_distance(ref, cur)
+        ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+        p = psi_sorted(ref, cur, bins=bins)
+        k = ks_sorted(ref, cur)
         limit = max(cfg.psi_alert, null_thresholds.get(col, 0.0))
         out.append(FeatureDrift(col, round(p, 4), round(k, 4), round(limit, 4), bool(np.isfinite(p) and p > limit)))
     return sorted(out, key=lambda d: (-(d.psi if np.isfinite(d.psi) else -1), d.feature))
