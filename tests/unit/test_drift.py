@@ -198,3 +198,20 @@ def test_psi_from_sorted_positions_equals_binning_every_value():
             reference = np.where(rng.random(len(reference)) < 0.3, 0.0, reference)
         for bins in (2, 3, 10):
             assert psi(reference, current, bins) == pytest.approx(binned(reference, current, bins), abs=1e-9)
+
+
+def test_the_null_thresholds_of_every_feature_at_once_equal_feature_by_feature():
+    """A finite reference takes the array path; a feature with a NaN (or few distinct values) takes the loop: the
+    thresholds are the same either way."""
+    from market_mlops.monitoring.drift import psi_null_thresholds
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(rng.normal(size=(1200, 12)), columns=[f"f{i}" for i in range(12)])
+    reference["f3"], reference["f5"], reference["f7"] = np.round(reference["f3"]), (reference["f5"] > 0) * 1.0, 0.0
+    for window in (30, 60):
+        together = psi_null_thresholds(reference, window, 0.99)
+        one_by_one = {}
+        for column in reference.columns:  # a NaN row sends each feature down the loop
+            one_by_one |= psi_null_thresholds(pd.concat([reference[[column]], pd.DataFrame({column: [np.nan]})]),
+                                              window, 0.99)
+        assert together == one_by_one

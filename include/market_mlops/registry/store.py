@@ -38,7 +38,29 @@ def client(cfg: PipelineConfig | None = None) -> MlflowClient:
     mlflow.set_tracking_uri(cfg.mlflow_tracking_uri)
     if cfg.mlflow_tracking_uri.startswith("sqlite:///"):
         Path(cfg.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=cfg.mlflow_tracking_uri)
+    found = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri)
+    if cfg.mlflow_tracking_uri.startswith("sqlite:///"):
+        _write_ahead_log(Path(cfg.mlflow_tracking_uri.removeprefix("sqlite:///")))
+    return found
+
+
+_WAL_DONE: set[Path] = set()
+
+
+def _write_ahead_log(path: Path) -> None:
+    """The embedded MLflow store in SQLite's write-ahead-log mode (kept by the file): a commit appends instead of
+    rewriting a journal, ~0.7 ms instead of ~2.5 ms here, and a version costs some thirty commits. Once per file and
+    process; a file MLflow has not created yet is left until it exists."""
+    import sqlite3
+
+    if path in _WAL_DONE or not path.exists():
+        return
+    try:
+        with sqlite3.connect(path, timeout=5) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:  # busy (another process mid-write): the mode is only a speed-up, try next time
+        return
+    _WAL_DONE.add(path)
 
 
 def already_exists(error: Exception) -> bool:
