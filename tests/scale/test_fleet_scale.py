@@ -109,16 +109,16 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):
     env.update({"MLOPS_HOME": str(home), "MLOPS__UNIVERSE__SYMBOLS": ",".join(SYMBOLS), "MLOPS__UNIVERSE__BENCHMARK": "",
                 "MLOPS__UNIVERSE__TIMEFRAMES": ",".join(TIMEFRAMES), "MLOPS__UNIVERSE__CALENDARS": "{}", **TINY})
     started = time.monotonic()
-    vendor, late = tmp_path / "vendor", tmp_path / "late"
+    vendor = tmp_path / "vendor"
     start_of = {tf: start for tf, (start, _) in TIMEFRAMES.items()}
     others = [s for s in SYMBOLS if s != HOLE[0]]
     written = _write_vendor_files(vendor, start_of, END, others, list(TIMEFRAMES))
     written += _write_vendor_files(vendor, start_of, END, [HOLE[0]], [tf for tf in TIMEFRAMES if tf != HOLE[1]])
-    written += _write_vendor_files(late, start_of, HOLE[2], [HOLE[0]], [HOLE[1]])
+    written += _write_vendor_files(vendor, start_of, HOLE[2], [HOLE[0]], [HOLE[1]])
     assert written == 1_100
-    out = _market_mlops(env, "import", str(vendor))
-    assert out.returncode == 0, out.stderr[-3000:]
-    out = _market_mlops(env, "import", str(late / f"{HOLE[0]}.csv"))  # the pair on its own: it owes nothing more
+    # One import; the gate lets the short file through with its last 12 sessions missing (a tolerance a user sets
+    # for a vendor that is late with one ticker), so the data version holds a pair that stops early.
+    out = _market_mlops({**env, "MLOPS__VALIDATION__MAX_MISSING_SESSIONS": "12"}, "import", str(vendor))
     assert out.returncode == 0, out.stderr[-3000:]
     imported = time.monotonic()
 
@@ -151,7 +151,7 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):
     registered = _registry(env)
     assert len(registered) == 1_100 and set(registered.values()) == {1}  # every model registered once
     assert _runs_started_after(env, fixed) == [f"retrain-{HOLE[0]}-{HOLE[1]}-20251001T0000"]  # only it trained
-    assert all(t["state"] == "success" and t["try"] == 2 for t in _retrain_tasks(env))
+    assert all(t["state"] == "success" for t in _retrain_tasks(env))  # the run, cleared and run again by dag.test
     # A lean version (native files, no pyfunc wrapper) loads like any other: checksums verified, base models read.
     out = subprocess.run([sys.executable, "-c", "from market_mlops.registry import versions; "
                           "m = versions.load_verified('F000-d1-direction', version='1'); print(len(m.features))"],
