@@ -92,3 +92,27 @@ def test_concurrent_forecast_upserts_lose_no_rows(tmp_path):
     changed = stored["ts"] == frames[3]["ts"].iloc[0]
     assert stored.loc[changed, "p_bullish"].tolist() == [0.6, 0.6]
     assert stored[~changed].reset_index(drop=True).equals(alone[~changed.to_numpy()].reset_index(drop=True))
+
+
+def test_a_window_reads_only_its_partitions_and_returns_what_the_whole_history_holds(tmp_path):
+    """load_bars skips the yearly (d1) and monthly (h1) partitions outside [since, until): same rows as filtering the
+    full history, at partition edges too, and a partition it need not read is not opened (a corrupt one is fine)."""
+    root = tmp_path / "dataset"
+    spec = GeneratorSpec(seed=3)
+    for tf, start in (("d1", dt.date(2021, 11, 1)), ("h1", dt.date(2024, 10, 20))):
+        merge_bars(root, generate_bars(spec, ["SPY", "AAPL"], tf, start, dt.date(2025, 2, 14)),
+                   {"d1": "year", "h1": "month"})
+    utc = dt.UTC
+    for tf, since, until in (("d1", dt.datetime(2023, 1, 1, tzinfo=utc), dt.datetime(2024, 1, 1, tzinfo=utc)),
+                             ("d1", dt.datetime(2022, 12, 30, tzinfo=utc), dt.datetime(2024, 3, 5, 15, tzinfo=utc)),
+                             ("h1", dt.datetime(2024, 11, 30, 20, tzinfo=utc), dt.datetime(2025, 1, 1, tzinfo=utc)),
+                             ("h1", dt.datetime(2025, 1, 31, 23, tzinfo=utc), None),
+                             ("h1", None, dt.datetime(2024, 11, 1, tzinfo=utc))):
+        whole = load_bars(root, tf, ["SPY"])
+        expected = whole[(whole["ts"] >= pd.Timestamp(since or dt.datetime.min.replace(tzinfo=utc)))
+                         & (whole["ts"] < pd.Timestamp(until or dt.datetime.max.replace(tzinfo=utc)))]
+        window = load_bars(root, tf, ["SPY"], until=until, since=since)
+        assert len(window) > 0
+        pd.testing.assert_frame_equal(window, expected.reset_index(drop=True))
+    (root / "symbol=SPY" / "timeframe=d1" / "2021.parquet").write_bytes(b"not parquet")
+    assert load_bars(root, "d1", ["SPY"], since=dt.datetime(2022, 1, 1, tzinfo=utc))["ts"].min().year == 2022

@@ -85,17 +85,34 @@ def first_bar(root: Path, symbol: str, timeframe: str) -> pd.Timestamp | None:
     return pd.Timestamp(pd.read_parquet(files[0], columns=["ts"])["ts"].min())
 
 
+def _period_overlaps(period: str, since: dt.datetime | None, until: dt.datetime | None) -> bool:
+    """Whether a partition (`2024` or `2024-11`, UTC) can hold bars with since <= ts < until: a 15-year daily
+    history is not read to find its last 45 days. A name that is no period is always read."""
+    try:
+        year, month = (int(period), None) if len(period) == 4 else (int(period[:4]), int(period[5:7]))
+    except ValueError:
+        return True
+    start = dt.datetime(year, month or 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC) if month is None or month == 12 else \
+        dt.datetime(year, month + 1, 1, tzinfo=dt.UTC)
+    return (since is None or pd.Timestamp(since).tz_convert("UTC") < end) and \
+        (until is None or pd.Timestamp(until).tz_convert("UTC") > start)
+
+
 def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
               until: dt.datetime | None = None, since: dt.datetime | None = None) -> pd.DataFrame:
     """Bars of one timeframe with since <= ts < until (UTC), all symbols or the given ones."""
     frames = []
-    symbol_dirs = sorted(root.glob("symbol=*")) if root.exists() else []
+    if not root.exists():
+        symbol_dirs = []
+    elif symbols:  # a fleet's dataset holds thousands of symbol folders: only the asked ones are looked at
+        symbol_dirs = sorted(d for d in (root / f"symbol={s}" for s in set(symbols)) if d.is_dir())
+    else:
+        symbol_dirs = sorted(root.glob("symbol=*"))
     for sdir in symbol_dirs:
-        symbol = sdir.name.split("=", 1)[1]
-        if symbols and symbol not in symbols:
-            continue
         for path in sorted((sdir / f"timeframe={timeframe}").glob("*.parquet")):
-            frames.append(pd.read_parquet(path))
+            if _period_overlaps(path.stem, since, until):
+                frames.append(pd.read_parquet(path))
     if not frames:
         from market_mlops.data.bars import empty_bars
 

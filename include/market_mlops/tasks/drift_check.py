@@ -67,9 +67,11 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
 
     spec = cfg.spec(timeframe)
-    bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end)
     forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version)
     mine = forecasts[forecasts["ts"] < pd.Timestamp(interval_end)]
+    # Resolving a forecast reads the bars from its own onward: the partitions before the first are not read.
+    since = mine["ts"].min().to_pydatetime() if len(mine) else interval_end
+    bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
     resolved = resolved_forecasts(mine, bars, spec.horizon, spec.threshold).tail(cfg.drift.window)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
