@@ -103,13 +103,18 @@ def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int
     if forecasts.empty:
         return forecasts.assign(realized=pd.Series(dtype="string"), correct=pd.Series(dtype=bool))
     bars = bars.sort_values("ts").reset_index(drop=True)
-    labels = direction_labels(bars["close"], horizon, threshold)
-    realized = pd.Series(labels.to_numpy(), index=bars["ts"])
-    joined = forecasts.assign(label_code=forecasts["ts"].map(realized))
-    joined = joined[joined["label_code"].notna()].copy()
-    joined["realized"] = [CLASSES[int(v)] for v in joined["label_code"]]
+    labels = direction_labels(bars["close"], horizon, threshold).to_numpy()
+    # Each forecast's bar by position in the sorted stamps (a bar stamp it does not match resolves nothing).
+    stamps = bars["ts"].to_numpy(dtype="datetime64[ns]")
+    wanted = pd.to_datetime(forecasts["ts"], utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    at = np.minimum(np.searchsorted(stamps, wanted), max(len(stamps) - 1, 0))
+    code = np.where((len(stamps) > 0) & (stamps[at] == wanted), labels[at], np.nan) if len(stamps) else \
+        np.full(len(wanted), np.nan)
+    known = ~np.isnan(code)
+    joined = forecasts[known].copy()
+    joined["realized"] = np.asarray(CLASSES, dtype=object)[code[known].astype(int)]
     joined["correct"] = joined["realized"] == joined["predicted"]
-    return joined.drop(columns="label_code").sort_values("ts").reset_index(drop=True)
+    return joined.sort_values("ts").reset_index(drop=True)
 
 
 def class_shares(labels: pd.Series | np.ndarray) -> np.ndarray:
