@@ -107,9 +107,11 @@ def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int
     # Each forecast's bar by position in the sorted stamps (a bar stamp it does not match resolves nothing).
     stamps = bars["ts"].to_numpy(dtype="datetime64[ns]")
     wanted = pd.to_datetime(forecasts["ts"], utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    at = np.minimum(np.searchsorted(stamps, wanted), max(len(stamps) - 1, 0))
-    code = np.where((len(stamps) > 0) & (stamps[at] == wanted), labels[at], np.nan) if len(stamps) else \
-        np.full(len(wanted), np.nan)
+    if len(stamps):
+        at = np.minimum(np.searchsorted(stamps, wanted), len(stamps) - 1)
+        code = np.where(stamps[at] == wanted, labels[at], np.nan)
+    else:
+        code = np.full(len(wanted), np.nan)
     known = ~np.isnan(code)
     joined = forecasts[known].copy()
     joined["realized"] = np.asarray(CLASSES, dtype=object)[code[known].astype(int)]
