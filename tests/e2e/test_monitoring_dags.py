@@ -71,3 +71,37 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert run.data.tags["band"] == history[-1]["band"]
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id, "drift")}
     assert artifacts == {"drift/drift_report.json", "drift/drift_report.html"}
+
+    # A drift shard's retry checks only what failed: the first try checks SPY and fails naming the champion it could
+    # not load; the retry (same Airflow run) keeps SPY's stored result (no second check, MLflow run or alert) and
+    # fails on that model only.
+    from market_mlops.tasks.drift_check import check_shard
+    from market_mlops.tasks.shards import ShardFailed
+    from market_mlops.tasks.universe import champion_shards
+
+    end = _after_close(dt.date(2025, 11, 13))  # a session no check above has covered
+
+    def checks_at_end() -> list[dict]:
+        return [r for r in drift_history(cfg) if r["interval_end"] == end.isoformat()]
+
+    [shard] = champion_shards(symbols=["SPY"], timeframes=["d1"], cooldown_until=end)
+    shard["champions"].append({"symbol": "NOPE", "timeframe": "d1", "version": "1"})
+    ctx = {"dag_id": "drift_check", "run_id": "manual__retry-test", "task_id": "check_model_drift"}
+    assert checks_at_end() == []
+    with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1") as first:
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx)
+    [checked] = checks_at_end()
+    assert checked["model"] == "SPY-d1-direction"
+    # The retry cannot check SPY (its champion alias is gone meanwhile): it must not try to.
+    champion = c.get_model_version_by_alias("SPY-d1-direction", "champion").version
+    c.delete_registered_model_alias("SPY-d1-direction", "champion")
+    with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1") as retry:
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx)
+    assert checks_at_end() == [checked]
+    assert [f.model for f in first.value.failures] == [f.model for f in retry.value.failures] == ["NOPE d1"]
+    c.set_registered_model_alias("SPY-d1-direction", "champion", champion)
+    # Another run (a new trigger, not a retry) checks it again.
+    with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1"):
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__another-run"})
+    [again] = checks_at_end()
+    assert (checked["airflow_run_id"], again["airflow_run_id"]) == ("manual__retry-test", "manual__another-run")
