@@ -85,24 +85,24 @@ def first_bar(root: Path, symbol: str, timeframe: str) -> pd.Timestamp | None:
     return pd.Timestamp(pd.read_parquet(files[0], columns=["ts"])["ts"].min())
 
 
-def _period_overlaps(period: str, since: dt.datetime | None, until: dt.datetime | None) -> bool:
-    """Whether a partition (`2024` or `2024-11`, UTC) can hold bars with since <= ts < until: a 15-year daily
-    history is not read to find its last 45 days. A name that is no period is always read."""
+def _period_overlaps(period: str, since: pd.Timestamp | None, until: pd.Timestamp | None) -> bool:
+    """Whether a partition (`2024` or `2024-11`, UTC: the names `_periods` gives) can hold bars with
+    since <= ts < until: a 15-year daily history is not read to find its last 45 days. A name that is no period
+    is always read."""
     try:
-        year, month = (int(period), None) if len(period) == 4 else (int(period[:4]), int(period[5:7]))
+        span = pd.Period(period)
     except ValueError:
         return True
-    start = dt.datetime(year, month or 1, 1, tzinfo=dt.UTC)
-    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC) if month is None or month == 12 else \
-        dt.datetime(year, month + 1, 1, tzinfo=dt.UTC)
-    return (since is None or pd.Timestamp(since).tz_convert("UTC") < end) and \
-        (until is None or pd.Timestamp(until).tz_convert("UTC") > start)
+    start, end = span.start_time.tz_localize("UTC"), (span + 1).start_time.tz_localize("UTC")
+    return (since is None or since < end) and (until is None or until > start)
 
 
 def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
               until: dt.datetime | None = None, since: dt.datetime | None = None) -> pd.DataFrame:
     """Bars of one timeframe with since <= ts < until (UTC), all symbols or the given ones."""
     frames = []
+    since_ts = pd.Timestamp(since).tz_convert("UTC") if since is not None else None
+    until_ts = pd.Timestamp(until).tz_convert("UTC") if until is not None else None
     if not root.exists():
         symbol_dirs = []
     elif symbols:  # a fleet's dataset holds thousands of symbol folders: only the asked ones are looked at
@@ -111,15 +111,15 @@ def load_bars(root: Path, timeframe: str, symbols: list[str] | None = None,
         symbol_dirs = sorted(root.glob("symbol=*"))
     for sdir in symbol_dirs:
         for path in sorted((sdir / f"timeframe={timeframe}").glob("*.parquet")):
-            if _period_overlaps(path.stem, since, until):
+            if _period_overlaps(path.stem, since_ts, until_ts):
                 frames.append(pd.read_parquet(path))
     if not frames:
         from market_mlops.data.bars import empty_bars
 
         return empty_bars()
     bars = with_canonical_dtypes(pd.concat(frames, ignore_index=True))
-    if until is not None:
-        bars = bars[bars["ts"] < pd.Timestamp(until).tz_convert("UTC")]
-    if since is not None:
-        bars = bars[bars["ts"] >= pd.Timestamp(since).tz_convert("UTC")]
+    if until_ts is not None:
+        bars = bars[bars["ts"] < until_ts]
+    if since_ts is not None:
+        bars = bars[bars["ts"] >= since_ts]
     return bars.reset_index(drop=True)

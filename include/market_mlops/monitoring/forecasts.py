@@ -105,8 +105,8 @@ def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int
     bars = bars.sort_values("ts").reset_index(drop=True)
     labels = direction_labels(bars["close"], horizon, threshold).to_numpy()
     # Each forecast's bar by position in the sorted stamps (a bar stamp it does not match resolves nothing).
-    stamps = bars["ts"].to_numpy(dtype="datetime64[ns]")
-    wanted = pd.to_datetime(forecasts["ts"], utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    stamps, wanted = (pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+                      for ts in (bars["ts"], forecasts["ts"]))
     if len(stamps):
         at = np.minimum(np.searchsorted(stamps, wanted), len(stamps) - 1)
         code = np.where(stamps[at] == wanted, labels[at], np.nan)
