@@ -190,8 +190,10 @@ def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
     from market_mlops.state import store, tables
 
     root = cfg.data_root
-    with store.exclusive(f"dataset:{HEAD}", cfg) as connection:
-        with file_lock(root / ".dvc-host.lock"):  # readers on this host wait instead of syncing under the merge
+    # The host lock spans the commit: a reader on this host waits until the head has moved (or the writer died),
+    # so a marker it sees is always a dead writer's, never one whose head is about to be committed.
+    with file_lock(root / ".dvc-host.lock"):
+        with store.exclusive(f"dataset:{HEAD}", cfg) as connection:
             sync_workspace(root, head_md5(cfg, connection), cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
             root.mkdir(parents=True, exist_ok=True)
             (root / MERGING).write_text(run_id)
@@ -204,7 +206,7 @@ def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
             store.upsert(tables.data_versions, [_version_row(record)], connection=connection)
             store.upsert(tables.dataset_head, [{"name": HEAD, "md5": version.md5, "run_id": run_id,
                                                 "moved_at": record["logged_at"]}], connection=connection)
-        (root / MERGING).unlink(missing_ok=True)  # the commit follows; a crash before it leaves the head unmoved
+        (root / MERGING).unlink(missing_ok=True)  # committed; a crash before this leaves the marker, healed on sync
     log.info("data version %s is the head (run %s)", version.md5, run_id)
     return record, changed
 
