@@ -40,6 +40,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LabelSpec(_Strict):
+    """How a bar's direction label is drawn: the forward `horizon`-bar return against a flat band around zero."""
+
+    band: Literal["volatility", "fixed"] = Field(
+        default="volatility", description="volatility: the band is k x the trailing standard deviation of "
+        "horizon-bar returns (past bars only), so each class keeps its share as volatility changes; fixed: the band "
+        "is `threshold`")
+    k: float = Field(default=0.43, gt=0, le=5, description="band width in standard deviations of horizon-bar "
+                     "returns (0.43 leaves a third of normal returns NEUTRAL)")
+    window: int = Field(default=120, ge=10, le=5000, description="bars of horizon-bar returns the standard deviation "
+                        "is measured over (every one ends at or before the labelled bar)")
+    threshold: float = Field(default=0.01, gt=0, lt=0.5, description="the fixed band (band: fixed), a fractional "
+                             "return")
+
+
 class TimeframeSpec(_Strict):
     """Everything the suite knows about one timeframe: adding a timeframe is one entry under `timeframes:`."""
 
@@ -51,7 +66,7 @@ class TimeframeSpec(_Strict):
     refresh_lookback_days: int = Field(ge=1, description="calendar days of bars read to find that window")
     partition: Literal["year", "month"] = Field(description="one dataset file per symbol and year, or month")
     horizon: int = Field(ge=1, le=500, description="bars ahead the label looks")
-    threshold: float = Field(gt=0, lt=0.5, description="fractional return separating NEUTRAL from a direction")
+    labels: LabelSpec = Field(default_factory=LabelSpec, description="how the NEUTRAL band is drawn")
 
     @property
     def daily(self) -> bool:
@@ -151,6 +166,10 @@ class Training(_Strict):
     folds: int = Field(default=4, ge=2, le=20)
     embargo_bars: int = Field(default=5, ge=0)
     holdout_fraction: float = Field(default=0.2, gt=0.05, lt=0.5)
+    refit: Literal["full", "none"] = Field(
+        default="full", description="full: once the gate has decided on the evaluated fit, the served version is the "
+        "same configuration refit on every labelled row up to the cutoff; none: serve the evaluated fit (it never "
+        "learned the holdout, the newest `holdout_fraction` of the history)")
     min_train_rows: int = Field(default=250, ge=50)
     history_years: int = Field(default=8, ge=1, le=40)
     search_trials: int = Field(default=0, ge=0, le=500)
@@ -158,6 +177,9 @@ class Training(_Strict):
     rf_estimators: int = Field(default=60, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
+    min_compare_outcomes: int = Field(default=20, ge=1, description="a challenger is compared with the champion on "
+                                      "the holdout rows the champion never learned, when they hold at least this many "
+                                      "outcomes (rows / horizon); fewer, and the baselines decide alone")
     weight_prior_rows: float = Field(default=250, ge=0, description="the weekly refresh shrinks the fitted weights "
                                      "toward the current ones as if they came from this many rows (0 = no shrinkage)")
     refresh_min_rows: int = Field(default=100, ge=10, description="fewer resolved bars in the refresh's fit window: "
@@ -184,8 +206,11 @@ class Drift(_Strict):
     monitor_below: float = -5.0
     drift_below: float = -15.0
     emergency_below: float = -25.0
-    min_resolved: int = Field(default=20, ge=1)
-    window: int = Field(default=60, ge=5)
+    min_outcomes: float = Field(default=8, ge=1, description="resolved forecasts / horizon (overlapping labels share "
+                                "outcomes) needed before a band other than normal is reported")
+    band_confidence: float = Field(default=0.80, ge=0.5, lt=1, description="a band is raised when the one-sided "
+                                   "upper bound of realized accuracy at this confidence is below its edge")
+    window: int = Field(default=60, ge=5, description="the last resolved forecasts of the champion a check reads")
     psi_alert: float = Field(default=0.25, gt=0)
     null_quantile: float = Field(default=0.99, gt=0.5, le=1)
     feature_share_alert: float = Field(default=0.05, gt=0, le=1)

@@ -110,6 +110,11 @@ class GateSummary(TypedDict, total=False):
     baseline_diff_mean: float
     baseline_diff_ci_low: float
     baseline_diff_ci_high: float
+    confidence: float  # of the intervals (the weekly refresh spends less per test)
+    block: int  # rows per bootstrap block
+    effective_rows: float  # holdout rows / horizon: overlapping labels share outcomes
+    champion_rows: int  # holdout rows the champion had not learned, on which it was compared
+    test_number: int  # the weekly refresh: the how-many-th test of this champion (error spending)
 
 
 class TrainingSummary(GateSummary, total=False):
@@ -128,6 +133,12 @@ class TrainingSummary(GateSummary, total=False):
     parent_version: str
     previous_weights: list[float]
     eval_rows: int
+    ic: float | None
+    serving: Literal["model", "baseline"]  # what is champion after this run: a trained model or a naive baseline
+    baseline_rule: str  # when a baseline was made champion by this run: majority | persistence
+    fit_end: str  # the last bar the registered (served) models learned
+    evaluation_end: str  # the last bar of the holdout the gate decided on
+    skipped: str  # the weekly refresh made no version: why
     seconds: dict[str, float]  # a retrain's phases: features, fit, evaluate, mlflow_log, gate, register, promote
 
 
@@ -149,6 +160,10 @@ class DriftResult(TypedDict):
     holdout_accuracy: float
     delta_points: float | None
     resolved: int
+    outcomes: float  # resolved / horizon: the independent outcomes the band was judged on
+    upper_delta_points: float | None  # the drop the evidence is sure of (upper bound - reference, points)
+    band_reason: str
+    serving: Literal["model", "baseline"]
     forecasts_scored: int
     finance: dict[str, float | None]  # ic, rank_ic, long_short_return/_sharpe/_max_drawdown, turnover (live)
     features_drifted: int

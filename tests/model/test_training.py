@@ -18,6 +18,7 @@ from market_mlops.model.labels import direction_labels, labels_and_usable_rows
 from market_mlops.model.walk_forward import walk_forward_splits
 
 D1_BARS_PER_YEAR = get_config().spec("d1").bars_per_year
+D1_LABELS = get_config().spec("d1").labels
 FAST = Training(rf_estimators=60, boost_rounds=80, folds=3, history_years=6, min_train_rows=200, bootstrap_samples=200)
 END = dt.date(2025, 9, 30)
 
@@ -44,8 +45,8 @@ def test_no_look_ahead_in_features_or_labels():
     cols = feature_columns(before)
     assert np.allclose(before.loc[:t, cols].to_numpy(), after.loc[:t, cols].to_numpy(), equal_nan=True)
     assert not np.allclose(before.loc[t + 30:, cols].fillna(0).to_numpy(), after.loc[t + 30:, cols].fillna(0).to_numpy())
-    y0 = direction_labels(aaa["close"], horizon, 0.01)
-    y1 = direction_labels(changed["close"], horizon, 0.01)
+    y0 = direction_labels(aaa["close"], horizon, D1_LABELS)
+    y1 = direction_labels(changed["close"], horizon, D1_LABELS)
     assert y0[: t - horizon + 1].equals(y1[: t - horizon + 1])
     assert y0.tail(horizon).isna().all()
 
@@ -75,7 +76,7 @@ def _frame(bars):
     aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
     feats = build_features(aaa, D1_BARS_PER_YEAR, bars[bars["symbol"] == "SPY"])
     columns = feature_columns(feats)
-    y, ok = labels_and_usable_rows(feats, aaa["close"], columns, 5, 0.01)
+    y, ok = labels_and_usable_rows(feats, aaa["close"], columns, 5, D1_LABELS)
     return feats.loc[ok, columns].reset_index(drop=True), y[ok].to_numpy().astype(int)
 
 

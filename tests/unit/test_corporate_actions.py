@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from market_mlops.config import LabelSpec
 from market_mlops.data.corporate_actions import match_ratio
 from market_mlops.data.sources import RawFile, read_raw_file
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
@@ -73,8 +74,8 @@ def test_the_adjusted_basis_keeps_features_and_labels_free_of_the_split(tmp_path
                if not c.endswith(("_sin", "_cos"))]
     np.testing.assert_allclose(read_features.loc[around, numeric].to_numpy(float),
                                true_features.loc[around, numeric].to_numpy(float), rtol=0.05, atol=0.05)
-    labels_read, _ = labels_and_usable_rows(read_features, bars["close"], list(numeric), 5, 0.01)
-    labels_true, _ = labels_and_usable_rows(true_features, adjusted["close"], list(numeric), 5, 0.01)
+    labels_read, _ = labels_and_usable_rows(read_features, bars["close"], list(numeric), 5, LabelSpec())
+    labels_true, _ = labels_and_usable_rows(true_features, adjusted["close"], list(numeric), 5, LabelSpec())
     assert (labels_read[around] == labels_true[around]).mean() > 0.99
 
 

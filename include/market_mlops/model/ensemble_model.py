@@ -1,5 +1,5 @@
 """The production model: an MLflow pyfunc ensemble of a random forest and LightGBM (both LightGBM text) and XGBoost
-(JSON).
+(JSON), or, for a series where no model has beaten them yet, the better naive baseline (`BaselineModel`).
 
 Base models are stored in their safe native formats, never pickled (versions registered before the forest became
 LightGBM's `rf` mode keep a scikit-learn forest in skops, which still loads). Every artifact's sha256 is recorded in
@@ -22,6 +22,8 @@ RF_TRUSTED_TYPES = ["sklearn.tree._tree.Tree", "sklearn.tree._classes.DecisionTr
                     "sklearn.ensemble._forest.RandomForestClassifier", "numpy.dtype"]
 ARTIFACT_FILES = {"rf": "rf.txt", "xgb": "xgb.json", "lgbm": "lgbm.txt", "meta": "ensemble.json"}
 LEGACY_RF_FILE = "rf.skops"  # a scikit-learn RandomForest, in versions registered before LightGBM's rf mode
+BASELINE_FILE = "baseline.json"  # a baseline version's only model file: its rule
+LAST_KNOWN_LABEL = "last_known_label"  # the persistence baseline's input: the label of bar t - horizon (0, 1, 2)
 
 
 class ModelIntegrityError(RuntimeError):
@@ -37,7 +39,10 @@ def sha256_file(path: Path) -> str:
 
 
 def artifact_files(folder: Path) -> dict[str, str]:
-    """{artifact key: file name} of the model files in `folder` (a legacy version keeps its forest in skops)."""
+    """{artifact key: file name} of the model files in `folder` (a legacy version keeps its forest in skops; a
+    baseline version has its rule only)."""
+    if (folder / BASELINE_FILE).exists():
+        return {"meta": BASELINE_FILE}
     return {**ARTIFACT_FILES, **({"rf": LEGACY_RF_FILE} if (folder / LEGACY_RF_FILE).exists() else {})}
 
 
@@ -111,6 +116,58 @@ class BaseModels:
         return blend([probas[k] for k in self.meta["order"]], w)
 
 
+def save_baseline(rule: str, majority_class: int, feature_names: list[str], folder: Path,
+                  extra_meta: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write a baseline version's rule (`majority`: always `majority_class`; `persistence`: the last known label);
+    returns {"meta": sha256}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": "baseline", "rule": rule, "majority_class": int(majority_class), "features": feature_names,
+            "classes": ["BEARISH", "NEUTRAL", "BULLISH"], "order": [], "weights": [], **(extra_meta or {})}
+    (folder / BASELINE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    checksums = {"meta": sha256_file(folder / BASELINE_FILE)}
+    (folder / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
+    return checksums
+
+
+class BaselineModel:
+    """A naive rule served like a model: the majority class of its training window, or persistence of the last known
+    label (which the scoring frame carries as `last_known_label`, from the bars before it)."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.meta = json.loads(Path(paths["meta"]).read_text())
+
+    @property
+    def features(self) -> list[str]:
+        return self.meta["features"]
+
+    @property
+    def rule(self) -> str:
+        return str(self.meta["rule"])
+
+    def calls(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.rule == "majority":
+            return np.full(len(frame), int(self.meta["majority_class"]))
+        if LAST_KNOWN_LABEL not in frame:
+            raise ValueError(f"the persistence baseline needs a {LAST_KNOWN_LABEL!r} column (the label of bar "
+                             "t - horizon): score it through market_mlops.monitoring.forecasts")
+        known = frame[LAST_KNOWN_LABEL].to_numpy(dtype=float)
+        return np.where(np.isfinite(known), np.nan_to_num(known), int(self.meta["majority_class"])).astype(int)
+
+    def predict_from_baselines(self, baseline_preds: dict[str, np.ndarray]) -> np.ndarray:
+        """Its calls on an evaluation's rows, from the baselines' predictions there."""
+        return np.asarray(baseline_preds[self.rule]).astype(int)
+
+    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
+        from market_mlops.model.ensemble import one_hot
+
+        return one_hot(self.calls(frame))
+
+
+def load_models(paths: dict[str, str]) -> BaseModels | BaselineModel:
+    """The verified files of a version as its model: three boosters, or a baseline rule."""
+    return BaselineModel(paths) if Path(paths["meta"]).name == BASELINE_FILE else BaseModels(paths)
+
+
 class EnsembleModel(PythonModel):
     """pyfunc wrapper: checks checksums.json, loads the base models, returns class probabilities and the label."""
 
@@ -118,7 +175,7 @@ class EnsembleModel(PythonModel):
         paths = dict(context.artifacts)
         expected = json.loads(Path(paths.pop("checksums")).read_text())
         verify_checksums(paths, expected)
-        self.models = BaseModels(paths)
+        self.models = load_models(paths)
 
     def predict(self, context: PythonModelContext | None, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         proba = self.models.predict_proba(model_input)

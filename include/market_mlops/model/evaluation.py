@@ -6,11 +6,12 @@ bar t - horizon, the most recent one whose future had happened by bar t).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from market_mlops.model.ensemble import log_loss
+from market_mlops.model.ensemble import log_loss, one_hot
 from market_mlops.model.labels import CLASSES
 
 COST_BPS = 10.0
@@ -87,12 +88,6 @@ def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_retu
             "long_short_max_drawdown": drawdown, "turnover": float(np.mean(changes)) if len(changes) else 0.0}
 
 
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    proba = np.full((len(labels), 3), 0.01)
-    proba[np.arange(len(labels)), labels.astype(int)] = 0.98
-    return proba
-
-
 def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: int, persistence_labels: np.ndarray,
                             forward_return: np.ndarray, next_bar_return: np.ndarray,
                             bars_per_year: int = 252) -> dict[str, Any]:
@@ -129,19 +124,48 @@ def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: 
                                    baselines["persistence"], forward[rows], next_bar[rows], bars_per_year)
 
 
+@dataclass(frozen=True)
+class AccuracyDifference:
+    """accuracy(a) - accuracy(b) on the same rows: its mean, a two-sided bootstrap interval, the block length the
+    bootstrap resampled and the rows' effective count (rows / horizon: overlapping labels share their outcomes)."""
+
+    mean: float
+    low: float
+    high: float
+    block: int
+    effective_rows: float
+
+
+def gate_block_length(correct_diff: np.ndarray, horizon: int) -> int:
+    """Block length for the bootstrap of a paired accuracy difference: the larger of 2 x horizon (neighbouring labels
+    share up to `horizon` - 1 bars of their future) and Politis and White's (2004, corrected by Patton, Politis and
+    White 2009) automatic choice for the circular block bootstrap, which sees dependence beyond the overlap;
+    at most a quarter of the rows."""
+    from arch.bootstrap import optimal_block_length
+
+    n = len(correct_diff)
+    floor = 2 * max(1, horizon)
+    automatic = 1.0
+    if n > 8 and np.ptp(correct_diff) > 0:
+        estimate = float(optimal_block_length(correct_diff)["circular"].iloc[0])
+        automatic = estimate if np.isfinite(estimate) else 1.0
+    return int(max(1, min(max(floor, int(np.ceil(automatic))), n // 4 or 1)))
+
+
 def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, seed: int,
-                                  block: int = 1, confidence: float = 0.90) -> tuple[float, float, float]:
-    """Mean and two-sided `confidence` interval of accuracy(a) - accuracy(b), resampling rows in blocks (labels
-    overlap in time, so rows are not independent)."""
-    rng = np.random.default_rng(seed)
+                                  horizon: int = 1, confidence: float = 0.90) -> AccuracyDifference:
+    """Mean and two-sided `confidence` interval of accuracy(a) - accuracy(b): a circular block bootstrap
+    (`arch.bootstrap`) of the per-row difference in correctness, blocks of `gate_block_length` rows (labels overlap
+    in time, so rows are not independent)."""
+    from arch.bootstrap import CircularBlockBootstrap
+
     correct_diff = (pred_a == y).astype(float) - (pred_b == y).astype(float)
-    n = len(y)
-    block = max(1, min(block, n))
-    starts_per_sample = int(np.ceil(n / block))
-    diffs = np.empty(samples)
-    for i in range(samples):
-        starts = rng.integers(0, n - block + 1, size=starts_per_sample)
-        idx = (starts[:, None] + np.arange(block)[None, :]).ravel()[:n]
-        diffs[i] = correct_diff[idx].mean()
-    tail = (1 - confidence) / 2
-    return float(correct_diff.mean()), float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))
+    n = len(correct_diff)
+    mean = float(correct_diff.mean()) if n else float("nan")
+    effective = n / max(1, horizon)
+    if n < 2 or np.ptp(correct_diff) == 0:  # nothing to resample: the interval is the point
+        return AccuracyDifference(mean, mean, mean, 1, effective)
+    block = gate_block_length(correct_diff, horizon)
+    bootstrap = CircularBlockBootstrap(block, correct_diff, seed=np.random.default_rng(seed))
+    low, high = bootstrap.conf_int(np.mean, reps=samples, method="percentile", size=confidence)[:, 0]
+    return AccuracyDifference(mean, float(low), float(high), block, effective)

@@ -7,6 +7,12 @@ validation split (the last part of each training window, separated by `horizon` 
 The fits of one model (folds x base models) are independent: they run side by side, one thread each, as many at once
 as the threads the worker gives this model (`fit_threads`), which keeps OpenMP from oversubscribing the cores.
 Ensemble weights come from out-of-fold probabilities only; the holdout is scored once, by models that never saw it.
+
+What is served is then refit (`training.refit: full`): the same three models, with the same hyperparameters (the
+boosters with the rounds early stopping chose for the evaluated fit) and the same weights, on every labelled row up to
+the cutoff. The evaluated fit stopped before the holdout, a fifth of the history earlier: on daily data a model
+served without the refit never learns its last 1 to 1.5 years. The gate still decides on the evaluated fit's
+out-of-sample figures; nothing ever scores the refit models on rows they learned.
 """
 
 from __future__ import annotations
@@ -153,6 +159,34 @@ def fit_base_model(name: str, data: BinnedRows, rows: np.ndarray, params: dict[s
     raise ValueError(f"unknown base model {name!r}")
 
 
+def chosen_rounds(name: str, model: Any, params: dict[str, Any]) -> int:
+    """The boosting rounds an evaluated fit ended with: early stopping's best iteration, or the configured rounds."""
+    if name == "xgb":
+        best = model.attr("best_iteration")
+        return int(best) + 1 if best is not None else int(params["rounds"])
+    if name == "lgbm":
+        return int(model.best_iteration or model.current_iteration())
+    return int(params["rounds"])
+
+
+def refit_base_model(name: str, data: BinnedRows, rows: np.ndarray, params: dict[str, Any], rounds: int, seed: int,
+                     threads: int = 1) -> Any:
+    """One base model on `rows` for a fixed number of rounds (no early stopping: no row is held out)."""
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    _check_classes(data.y[rows])
+    settings = {k: v for k, v in params.items() if k != "rounds"}
+    if name == "xgb":
+        return xgb.train({"objective": "multi:softprob", "num_class": N_CLASSES, "tree_method": "hist",
+                          "max_bin": MAX_BIN, "nthread": threads, "seed": seed, **settings}, data.xgb_rows(rows), rounds)
+    if name in ("rf", "lgbm"):
+        return lgb.train({"objective": "multiclass", "num_class": N_CLASSES, "num_threads": threads, "seed": seed,
+                          "deterministic": True, "force_row_wise": True, "verbose": -1, **settings},
+                         data.lgb_rows(rows), num_boost_round=rounds)
+    raise ValueError(f"unknown base model {name!r}")
+
+
 def predict_proba(model: Any, X: np.ndarray) -> np.ndarray:
     from market_mlops.model.ensemble_model import booster_proba
 
@@ -199,7 +233,7 @@ def search_params(name: str, data: BinnedRows, rows: np.ndarray, base: dict[str,
 
 @dataclass
 class TrainedEnsemble:
-    models: dict[str, Any]
+    models: dict[str, Any]  # what is served: refit on every labelled row (`refit`), else the evaluated models
     weights: np.ndarray
     weights_method: str
     params: dict[str, dict[str, Any]]
@@ -212,6 +246,9 @@ class TrainedEnsemble:
     timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per base model, summed over its fits
     oof_accuracy: float = float("nan")  # the weighted ensemble on the walk-forward folds' test rows
     oof_rows: int = 0
+    evaluated_models: dict[str, Any] = field(default_factory=dict)  # fitted before the holdout, scored on it
+    refit: bool = False  # `models` learned every labelled row (the last one is `fit_rows` - 1)
+    fit_rows: int = 0  # rows the served models learned (from the first)
 
 
 @dataclass(frozen=True)
@@ -234,7 +271,8 @@ def _run_fits(fits: list[_Fit], fit_one: Callable[[_Fit], tuple[Any, np.ndarray,
 
 def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
                    threads: int | None = None) -> TrainedEnsemble:
-    """Walk-forward folds for out-of-fold probabilities and weights, then final base models scored on the holdout.
+    """Walk-forward folds for out-of-fold probabilities and weights, then base models scored on the holdout, then
+    (`cfg.refit == "full"`) the served models refit on every row.
 
     `threads`: cores this model may use (default `fit_threads(cfg)`); that many fits run at once, one thread each."""
     names = list(X.columns)
@@ -271,13 +309,42 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
              dict(zip(BASE_MODELS, weights.round(3), strict=True)), method, len(oof_y),
              {m: round(t, 2) for m, t in timings.items()})
 
-    models = {m: done[(holdout.name, m)][0] for m in BASE_MODELS}
+    evaluated = {m: done[(holdout.name, m)][0] for m in BASE_MODELS}
     holdout_base = {m: done[(holdout.name, m)][1] for m in BASE_MODELS}
     holdout_proba = blend([holdout_base[m] for m in BASE_MODELS], weights)
-    return TrainedEnsemble(models=models, weights=weights, weights_method=method, params=params, feature_names=names,
+    served, fit_rows = evaluated, len(holdout.train)
+    if cfg.refit == "full":
+        served = refit_served_models(Xv, y, evaluated, params, cfg.seed, fit_threads(cfg) if threads is None else threads,
+                                     timings)
+        fit_rows = len(y)
+    return TrainedEnsemble(models=served, weights=weights, weights_method=method, params=params, feature_names=names,
                            fold_table=pd.DataFrame(rows), holdout_index=holdout.test, holdout_proba=holdout_proba,
                            holdout_base_proba=holdout_base, train_index=holdout.train, timings=timings,
-                           oof_accuracy=float((oof_pred == oof_y).mean()), oof_rows=int(len(oof_y)))
+                           oof_accuracy=float((oof_pred == oof_y).mean()), oof_rows=int(len(oof_y)),
+                           evaluated_models=evaluated, refit=cfg.refit == "full", fit_rows=fit_rows)
+
+
+def refit_served_models(X: np.ndarray, y: np.ndarray, evaluated: dict[str, Any], params: dict[str, dict[str, Any]],
+                        seed: int, at_once: int, timings: dict[str, float]) -> dict[str, Any]:
+    """The three models again on every row (bins from all of them: every row is before the cutoff), each with the
+    rounds its evaluated fit ended with; their CPU seconds are added to `timings`."""
+    everything = np.arange(len(y))
+    data = BinnedRows.build(X, y, everything)
+
+    def fit(name: str) -> tuple[Any, float]:
+        started = time.perf_counter()
+        model = refit_base_model(name, data, everything, params[name], chosen_rounds(name, evaluated[name], params[name]),
+                                 seed, 1)
+        return model, time.perf_counter() - started
+
+    if at_once <= 1:
+        results = [fit(m) for m in BASE_MODELS]
+    else:
+        with ThreadPoolExecutor(max_workers=min(at_once, len(BASE_MODELS)), thread_name_prefix="refit") as pool:
+            results = list(pool.map(fit, BASE_MODELS))
+    for name, (_, seconds) in zip(BASE_MODELS, results, strict=True):
+        timings[name] = timings.get(name, 0.0) + seconds
+    return {name: model for name, (model, _) in zip(BASE_MODELS, results, strict=True)}
 
 
 def reference_accuracy(oof_accuracy: float, oof_rows: int, holdout_accuracy: float, holdout_rows: int) -> float:

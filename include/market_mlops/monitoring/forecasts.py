@@ -2,20 +2,21 @@
 
 Stored in the SQL store's `forecasts` table, one row per (model version, bar ts), upserted (a backfill of drift_check
 runs several days at once, on any worker): rerunning an interval rewrites the same rows, and users query them with
-SQL. A forecast resolves once `horizon` later bars exist; its realized label comes from the dataset with the same
-threshold the model was trained on.
+SQL. A forecast resolves once `horizon` later bars exist; its realized label comes from the dataset with the label
+settings the model was trained with (its band reads the bars before the forecast: callers load them with the
+timeframe's warm-up).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import PipelineConfig, get_config
+from market_mlops.config import LabelSpec, PipelineConfig, get_config
 from market_mlops.model.labels import CLASSES, direction_labels
 
 log = logging.getLogger(__name__)
@@ -53,18 +54,39 @@ class ForecastModel(Protocol):
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
 
 
+def model_labels(meta: dict[str, Any], cfg: PipelineConfig, timeframe: str) -> tuple[int, LabelSpec]:
+    """(horizon, label settings) a version was trained with, from its metadata (the timeframe's configured ones for
+    a version from before they were recorded)."""
+    from market_mlops.model.labels import spec_of_record
+
+    spec = cfg.spec(timeframe)
+    return int(meta.get("horizon", spec.horizon)), spec_of_record(meta.get("labels"), spec.labels)
+
+
+def with_last_known_label(feats: pd.DataFrame, close: pd.Series, horizon: int, labels: LabelSpec) -> pd.DataFrame:
+    """The features and, per bar, the label of the bar `horizon` earlier (resolved by this bar's close): what the
+    persistence baseline calls."""
+    from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
+
+    known = direction_labels(close.reset_index(drop=True), horizon, labels).shift(horizon)
+    return feats.assign(**{LAST_KNOWN_LABEL: known.to_numpy()})
+
+
 def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
-                    cfg: PipelineConfig | None = None) -> pd.DataFrame:
-    """Score bars in [since, until) with `model` and upsert them into the store."""
+                    cfg: PipelineConfig | None = None, meta: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Score bars in [since, until) with `model` and upsert them into the store. `meta`: the version's metadata
+    (its horizon and label settings)."""
     cfg = cfg or get_config()
+    horizon, labels = model_labels(meta or {}, cfg, timeframe)
     own, feats = feature_window(cfg, symbol, timeframe, since, until)
+    feats = with_last_known_label(feats, own["close"], horizon, labels)
     cols = model.features
     window = feats[(feats["ts"] >= pd.Timestamp(since)) & feats[cols].notna().all(axis=1)]
     if window.empty:
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     proba = model.predict_proba(window)
     out = pd.DataFrame({"symbol": symbol, "timeframe": timeframe, "ts": window["ts"].to_numpy(),
-                        "horizon": cfg.spec(timeframe).horizon, "model_name": model.name,
+                        "horizon": horizon, "model_name": model.name,
                         "model_version": str(model.version), "p_bearish": proba[:, 0], "p_neutral": proba[:, 1],
                         "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)]})
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
@@ -98,18 +120,18 @@ def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = Non
     return out
 
 
-def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int, threshold: float) -> pd.DataFrame:
+def resolved_forecasts(forecasts: pd.DataFrame, bars: pd.DataFrame, horizon: int, labels: LabelSpec) -> pd.DataFrame:
     """Forecasts whose horizon has passed, with the realized label and whether the call was right."""
     if forecasts.empty:
         return forecasts.assign(realized=pd.Series(dtype="string"), correct=pd.Series(dtype=bool))
     bars = bars.sort_values("ts").reset_index(drop=True)
-    labels = direction_labels(bars["close"], horizon, threshold).to_numpy()
+    realized = direction_labels(bars["close"], horizon, labels).to_numpy()
     # Each forecast's bar by position in the sorted stamps (a bar stamp it does not match resolves nothing).
     stamps, wanted = (pd.to_datetime(ts, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
                       for ts in (bars["ts"], forecasts["ts"]))
     if len(stamps):
         at = np.minimum(np.searchsorted(stamps, wanted), len(stamps) - 1)
-        code = np.where(stamps[at] == wanted, labels[at], np.nan)
+        code = np.where(stamps[at] == wanted, realized[at], np.nan)
     else:
         code = np.full(len(wanted), np.nan)
     known = ~np.isnan(code)

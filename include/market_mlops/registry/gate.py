@@ -2,9 +2,13 @@
 
 A new version becomes `champion` only if it beats both naive baselines on its holdout, significantly: the lower end
 of the block-bootstrap interval of accuracy(challenger) - accuracy(better baseline) on the same rows is above zero
-(a few points on a few hundred rows is a coin flip, not a skill). When a champion exists, the interval of
-accuracy(challenger) - accuracy(champion) must have its lower end above -tolerance (not worse beyond the
-tolerance). An operator may force a promotion; the reason says so.
+(a few points on a few hundred rows is a coin flip, not a skill). When a champion exists and has not learned enough
+of those rows, the interval of accuracy(challenger) - accuracy(champion) on the rows it has not learned must have its
+lower end above -tolerance (not worse beyond the tolerance), or above zero where an improvement is required (the
+weekly refresh: same base models, so only a better blend is worth a new version). A served model learned every row up
+to its cutoff: on too few rows after it there is nothing fair to compare, and the baselines decide alone (said in the
+reason). A champion that is a baseline is replaced by any challenger that beats the baselines. An operator may force a
+promotion; the reason says so.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ class Interval:
     mean: float
     low: float
     high: float
+    block: int = 0  # rows per bootstrap block
+    effective_rows: float = 0.0  # rows / horizon
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,13 @@ class Decision:
 
 def decide_promotion(version: str, accuracy: float, baselines: dict[str, float], champion: str | None,
                      vs_champion: Interval | None, tolerance: float, force: bool = False,
-                     vs_baseline: Interval | None = None, required: tuple[str, float] | None = None) -> Decision:
-    """Whether `version` (holdout `accuracy`) replaces `champion`; `vs_champion` is None when there is none;
-    `vs_baseline`: the interval of the difference with the better baseline (None: point estimates only);
-    `required`: a finance metric (name, holdout value) that must be above 0 (`training.gate_requires`)."""
+                     vs_baseline: Interval | None = None, required: tuple[str, float] | None = None,
+                     champion_not_compared: str | None = None, require_improvement: bool = False,
+                     champion_is_baseline: bool = False) -> Decision:
+    """Whether `version` (holdout `accuracy`) replaces `champion`; `vs_champion` is None when there is none or it
+    could not be compared (`champion_not_compared` says why); `vs_baseline`: the interval of the difference with the
+    better baseline (None: point estimates only); `required`: a finance metric (name, holdout value) that must be
+    above 0 (`training.gate_requires`); `require_improvement`: beat the champion, not just match it."""
     if champion == version:
         return Decision("already champion", f"v{version} is the champion already")
     if force:
@@ -53,8 +62,20 @@ def decide_promotion(version: str, accuracy: float, baselines: dict[str, float],
     if required is not None and not required[1] > 0:
         return Decision("kept as challenger", f"its holdout {required[0]} {required[1]:+.3f} is not above 0 "
                         "(training.gate_requires)")
-    if champion is not None and vs_champion is not None and not vs_champion.low > -tolerance:
-        return Decision("kept as challenger", f"worse than champion v{champion} beyond tolerance {tolerance}")
     if champion is None:
         return Decision("promoted", "first model that beats both baselines")
+    if champion_is_baseline:
+        return Decision("promoted", f"beats both baselines: replaces the baseline champion v{champion}")
+    if vs_champion is None:
+        if require_improvement:
+            return Decision("kept as challenger", f"not compared with champion v{champion}: {champion_not_compared}")
+        return Decision("promoted", f"beats both baselines; champion v{champion} not compared: {champion_not_compared}")
+    if require_improvement and not vs_champion.low > 0:
+        return Decision("kept as challenger", f"not significantly better than champion v{champion} "
+                        f"({vs_champion.mean:+.3f}, interval [{vs_champion.low:+.3f}, {vs_champion.high:+.3f}])")
+    if not vs_champion.low > -tolerance:
+        return Decision("kept as challenger", f"worse than champion v{champion} beyond tolerance {tolerance}")
+    if require_improvement:
+        return Decision("promoted", f"beats both baselines and champion v{champion} ({vs_champion.mean:+.3f}, "
+                        f"interval [{vs_champion.low:+.3f}, {vs_champion.high:+.3f}])")
     return Decision("promoted", f"beats both baselines and is not worse than champion v{champion} beyond tolerance")

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.entities.model_registry import ModelVersion
 
-    from market_mlops.model.ensemble_model import BaseModels
+    from market_mlops.model.ensemble_model import BaselineModel, BaseModels
 
 log = logging.getLogger(__name__)
 
 MODEL_URI_TAG = "mlops.model_uri"
+KIND_TAG = "kind"  # "model" (the ensemble) or "baseline" (a naive rule that no model has beaten yet)
+FIT_END_TAG = "fit.end"  # the last bar the served models learned
+EVALUATION_END_TAG = "evaluation.end"  # the last bar of the holdout the gate decided on
 PIP_REQUIREMENTS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "xgboost==3.2.0", "lightgbm==4.7.0", "skops",
                     "pandas==3.1.1", "numpy", "scipy"]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -39,12 +42,16 @@ class LoadedModel:
     name: str
     version: str
     run_id: str
-    base: BaseModels
+    base: BaseModels | BaselineModel
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
         return self.base.features
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.base.meta.get("kind") == "baseline"
 
     def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
         return self.base.predict_proba(frame, weights)
@@ -66,7 +73,7 @@ def download_model_files(name: str, version: str, dst: Path) -> Path:
 def load_verified(name: str, version: str | None = None, alias: str | None = None,
                   cfg: PipelineConfig | None = None) -> LoadedModel:
     """Download a version's files, check every sha256 against the run's tags, then load the base models."""
-    from market_mlops.model.ensemble_model import BaseModels, artifact_files, verify_checksums
+    from market_mlops.model.ensemble_model import artifact_files, load_models, verify_checksums
 
     c = store.client(cfg)
     mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
@@ -81,7 +88,7 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
         local = download_model_files(name, str(mv.version), Path(tmp))
         paths = {k: str(local / f) for k, f in artifact_files(local).items()}
         verify_checksums(paths, expected)
-        base = BaseModels(paths)  # reads every file into memory: the folder can go
+        base = load_models(paths)  # reads every file into memory: the folder can go
     return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
 
 

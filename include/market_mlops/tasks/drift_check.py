@@ -31,7 +31,8 @@ REPORT_ONLY = ("features", "feature_drift_rule")  # in the MLflow report, not in
 
 @dataclass
 class AccuracyCheck:
-    """Realized accuracy of the champion's last resolved forecasts against its holdout accuracy."""
+    """Realized accuracy of the champion's last resolved forecasts against its reference accuracy, and the band the
+    evidence supports (`monitoring.bands.accuracy_band`)."""
 
     realized: float
     holdout: float
@@ -40,6 +41,9 @@ class AccuracyCheck:
     band: Band
     recent_predictions: pd.Series
     finance: dict[str, float]  # IC, rank IC, long/short after costs of the same resolved forecasts
+    outcomes: float = 0.0  # resolved / horizon
+    upper_delta_points: float = float("nan")  # the drop the evidence is sure of, at drift.band_confidence
+    band_reason: str = ""
 
 
 def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: int, bars_per_year: int) -> dict[str, float]:
@@ -64,20 +68,24 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     from market_mlops.data.dataset import load_bars
     from market_mlops.data.versioning import head_dataset
     from market_mlops.monitoring.bands import accuracy_band
-    from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
+    from market_mlops.monitoring.forecasts import load_forecasts, model_labels, resolved_forecasts
 
     spec = cfg.spec(timeframe)
+    horizon, labels = model_labels(model.base.meta, cfg, timeframe)
     forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version)
     mine = forecasts[forecasts["ts"] < pd.Timestamp(interval_end)]
-    # Resolving a forecast reads the bars from its own onward: the partitions before the first are not read.
-    since = mine["ts"].min().to_pydatetime() if len(mine) else interval_end
+    # Resolving a forecast reads the bars from its own onward, and its label band the warm-up before: the partitions
+    # before that are not read.
+    since = (mine["ts"].min().to_pydatetime() if len(mine) else interval_end) - dt.timedelta(days=spec.warmup_days)
     bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
-    resolved = resolved_forecasts(mine, bars, spec.horizon, spec.threshold).tail(cfg.drift.window)
+    resolved = resolved_forecasts(mine, bars, horizon, labels).tail(cfg.drift.window)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
     recent = mine.sort_values("ts").tail(cfg.drift.window)["predicted"]
-    return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), accuracy_band(delta, len(resolved), cfg.drift),
-                         recent, live_finance_metrics(resolved, bars, spec.horizon, spec.bars_per_year))
+    check = accuracy_band(realized, holdout_accuracy, len(resolved), horizon, cfg.drift)
+    return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), check.band, recent,
+                         live_finance_metrics(resolved, bars, horizon, spec.bars_per_year), check.outcomes,
+                         check.upper_delta_points, check.reason)
 
 
 def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
@@ -192,7 +200,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
 
     # Forecasts for every bar after the training cutoff up to this interval (upsert: reruns change nothing).
-    scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg)
+    scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta)
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference),
                                 interval_end, cfg)
@@ -207,7 +215,9 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "interval_start": interval_start.isoformat(), "interval_end": interval_end.isoformat(),
         "band": accuracy.band, "realized_accuracy": _rounded(accuracy.realized, 4),
         "holdout_accuracy": round(accuracy.holdout, 4), "delta_points": _rounded(accuracy.delta_points, 2),
-        "resolved": accuracy.resolved, "forecasts_scored": int(len(scored)),
+        "resolved": accuracy.resolved, "outcomes": round(accuracy.outcomes, 1),
+        "upper_delta_points": _rounded(accuracy.upper_delta_points, 2), "band_reason": accuracy.band_reason,
+        "serving": "baseline" if model.is_baseline else "model", "forecasts_scored": int(len(scored)),
         "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
         "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
         "max_psi": max((d.psi for d in drifts if np.isfinite(d.psi)), default=0.0),

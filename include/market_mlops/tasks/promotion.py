@@ -14,13 +14,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import GateSummary, RollbackResult
 from market_mlops.registry import aliases, store, versions
 from market_mlops.registry.gate import Decision, Interval, decide_promotion
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class GateResult:
     decision: Decision
     summary: GateSummary
     champion: str | None
+    champion_is_baseline: bool = False
 
     def version_tags(self) -> dict[str, str]:
         """The decision as tags of the new version (`gate.<key>`), what the Models page and the audit read."""
@@ -41,30 +43,92 @@ class GateResult:
         return {f"gate.{key}": str(value) for key, value in self.summary.items() if key != "champion_version"}
 
 
-def evaluate_gate(name: str, version: str | None, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
-                  challenger_proba: np.ndarray, evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray],
-                  horizon: int, force: bool = False, cfg: PipelineConfig | None = None) -> GateResult:
-    """The gate for a challenger (`version`: its number when a retry finds it registered, else None). Reads the
-    champion and scores it on the same rows; writes nothing. `baseline_preds`: each baseline's predictions on the
-    holdout rows (`model.evaluation.baseline_predictions`)."""
-    cfg = cfg or get_config()
+@dataclass(frozen=True)
+class ChampionOnHoldout:
+    """The champion's side of the gate: its predictions on the holdout rows it has not learned (`rows`, a mask), or
+    why it is not compared."""
+
+    version: str
+    rows: np.ndarray  # bool mask over the holdout rows: the ones the champion never learned
+    pred: np.ndarray | None  # its predictions on those rows; None: not compared (`note` says why)
+    horizon: int
+    is_baseline: bool = False
+    note: str | None = None
+
+
+def learned_until(model: versions.LoadedModel, cfg: PipelineConfig) -> pd.Timestamp | None:
+    """The last bar a version's base models learned: its `fit.end` tag, else (a version from before the refit) its
+    run's `train_end` parameter (the evaluated fit ended there)."""
+    import pandas as pd
+
+    text = model.tags.get(versions.FIT_END_TAG) or store.client(cfg).get_run(model.run_id).data.params.get("train_end")
+    return pd.Timestamp(text) if text else None
+
+
+def unseen_rows(holdout_ts: pd.Series, fit_end: pd.Timestamp | None, horizon: int) -> np.ndarray:
+    """Holdout rows a model fitted up to `fit_end` never learned: after it, less the first `horizon` (their labels
+    share bars of their future with the last learned labels)."""
+    import numpy as np
+    import pandas as pd
+
+    stamps = pd.to_datetime(holdout_ts, utc=True).to_numpy()
+    if fit_end is None:
+        return np.ones(len(stamps), dtype=bool)
+    end = fit_end.tz_localize("UTC") if fit_end.tzinfo is None else fit_end.tz_convert("UTC")
+    after = np.flatnonzero(stamps > end.to_datetime64())
+    mask = np.zeros(len(stamps), dtype=bool)
+    mask[after[horizon:]] = True
+    return mask
+
+
+def champion_on_holdout(name: str, version: str | None, X_holdout: pd.DataFrame, holdout_ts: pd.Series,
+                        baseline_preds: dict[str, np.ndarray], horizon: int,
+                        cfg: PipelineConfig) -> ChampionOnHoldout | None:
+    """Load the champion (None when there is none or it is `version` itself) and score it on the holdout rows it has
+    not learned; too few of them (`training.min_compare_outcomes` effective rows) and it is not compared."""
+    from market_mlops.model.ensemble_model import BaselineModel
+
     champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
-    champion_pred, champion_horizon = None, horizon
-    if champion is not None and champion != version:
-        loaded = versions.load_verified(name, champion, cfg=cfg)
-        champion_pred = loaded.predict_proba(X_holdout).argmax(axis=1)
-        champion_horizon = int(loaded.base.meta.get("horizon", horizon))
-    return gate_decision(version, y_holdout, challenger_proba, evaluation, baseline_preds, horizon, champion,
-                         champion_pred, champion_horizon, force, cfg)
+    if champion is None or champion == version:
+        return None if champion is None else ChampionOnHoldout(champion, np.zeros(0, dtype=bool), None, horizon)
+    loaded = versions.load_verified(name, champion, cfg=cfg)
+    champion_horizon = int(loaded.base.meta.get("horizon", horizon))
+    if isinstance(loaded.base, BaselineModel):
+        rows = np.ones(len(X_holdout), dtype=bool)
+        return ChampionOnHoldout(champion, rows, loaded.base.predict_from_baselines(baseline_preds), champion_horizon,
+                                 is_baseline=True)
+    rows = unseen_rows(holdout_ts, learned_until(loaded, cfg), champion_horizon)
+    need = cfg.training.min_compare_outcomes * champion_horizon
+    if rows.sum() < need:
+        return ChampionOnHoldout(champion, rows, None, champion_horizon, note=(
+            f"it learned all but {int(rows.sum())} of the {len(rows)} holdout rows (need {need}: "
+            f"{cfg.training.min_compare_outcomes} outcomes of {champion_horizon} bars)"))
+    pred = loaded.predict_proba(X_holdout[rows]).argmax(axis=1)
+    return ChampionOnHoldout(champion, rows, pred, champion_horizon)
+
+
+def evaluate_gate(name: str, version: str | None, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
+                  holdout_ts: pd.Series, challenger_proba: np.ndarray, evaluation: dict[str, Any],
+                  baseline_preds: dict[str, np.ndarray], horizon: int, force: bool = False,
+                  cfg: PipelineConfig | None = None, require_improvement: bool = False,
+                  confidence: float | None = None) -> GateResult:
+    """The gate for a challenger (`version`: its number when a retry finds it registered, else None). Reads the
+    champion and scores it on the rows of the holdout it has not learned; writes nothing. `baseline_preds`: each
+    baseline's predictions on the holdout rows (`model.evaluation.baseline_predictions`); `holdout_ts`: the rows'
+    bar times. `confidence`: of the intervals (default `training.promotion_confidence`; the refresh spends less)."""
+    cfg = cfg or get_config()
+    champion = champion_on_holdout(name, version, X_holdout, holdout_ts, baseline_preds, horizon, cfg)
+    return gate_decision(version, y_holdout, challenger_proba, evaluation, baseline_preds, horizon, champion, force,
+                         cfg, require_improvement, confidence)
 
 
 def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: np.ndarray,
                   evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray], horizon: int,
-                  champion: str | None, champion_pred: np.ndarray | None, champion_horizon: int, force: bool,
-                  cfg: PipelineConfig) -> GateResult:
-    """The gate on numbers only: the challenger's holdout against the better baseline and (when `champion_pred`, the
-    champion's predictions on the same rows, is given) against the champion, then `decide_promotion`. The retrain,
-    the weight refresh and the replay of a retrain policy all decide here."""
+                  champion: ChampionOnHoldout | None, force: bool, cfg: PipelineConfig,
+                  require_improvement: bool = False, confidence: float | None = None) -> GateResult:
+    """The gate on numbers only: the challenger's holdout against the better baseline and (when the champion could
+    be scored on rows it has not learned) against the champion, then `decide_promotion`. The retrain, the weight
+    refresh and the replay of a retrain policy all decide here."""
     from market_mlops.model.evaluation import bootstrap_accuracy_difference
 
     accuracy = float(evaluation["model_accuracy"])
@@ -74,29 +138,40 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
                             "majority_accuracy": round(baselines["majority"], 4),
                             "persistence_accuracy": round(baselines["persistence"], 4)}
     training = cfg.training
+    level = training.promotion_confidence if confidence is None else confidence
     better = max(baselines, key=lambda b: baselines[b])
-    vs_baseline = Interval(*bootstrap_accuracy_difference(
-        y_holdout, challenger_proba.argmax(axis=1), baseline_preds[better], training.bootstrap_samples, training.seed,
-        block=horizon, confidence=training.promotion_confidence))
+    predicted = challenger_proba.argmax(axis=1)
+    vs_baseline = _interval(bootstrap_accuracy_difference(y_holdout, predicted, baseline_preds[better],
+                                                          training.bootstrap_samples, training.seed, horizon, level))
     numbers.update({"baseline_compared": better, "baseline_diff_mean": round(vs_baseline.mean, 4),
-                    "baseline_diff_ci_low": round(vs_baseline.low, 4), "baseline_diff_ci_high": round(vs_baseline.high, 4)})
+                    "baseline_diff_ci_low": round(vs_baseline.low, 4), "baseline_diff_ci_high": round(vs_baseline.high, 4),
+                    "confidence": level, "block": vs_baseline.block, "effective_rows": round(vs_baseline.effective_rows, 1)})
     vs_champion = None
-    if champion_pred is not None:
-        vs_champion = Interval(*bootstrap_accuracy_difference(
-            y_holdout, challenger_proba.argmax(axis=1), champion_pred, training.bootstrap_samples, training.seed,
-            block=champion_horizon, confidence=training.promotion_confidence))
-        numbers.update({"champion_accuracy": round(float((champion_pred == y_holdout).mean()), 4),
-                        "diff_mean": round(vs_champion.mean, 4), "diff_ci_low": round(vs_champion.low, 4),
-                        "diff_ci_high": round(vs_champion.high, 4)})
+    if champion is not None and champion.pred is not None and not champion.is_baseline:
+        rows = champion.rows
+        vs_champion = _interval(bootstrap_accuracy_difference(
+            y_holdout[rows], predicted[rows], champion.pred, training.bootstrap_samples, training.seed,
+            champion.horizon, level))
+        numbers.update({"champion_accuracy": round(float((champion.pred == y_holdout[rows]).mean()), 4),
+                        "champion_rows": int(rows.sum()), "diff_mean": round(vs_champion.mean, 4),
+                        "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
     need = training.gate_requires
     required = (need, float(evaluation[f"model_{need}"])) if need else None
-    decision = decide_promotion(version or "new", accuracy, baselines, champion, vs_champion,
-                                training.promotion_tolerance, force, vs_baseline, required)
+    champion_version = champion.version if champion is not None else None
+    decision = decide_promotion(version or "new", accuracy, baselines, champion_version, vs_champion,
+                                training.promotion_tolerance, force, vs_baseline, required,
+                                champion.note if champion is not None else None, require_improvement,
+                                champion is not None and champion.is_baseline)
     if decision.outcome == "already champion":
-        return GateResult(decision, {**numbers, "decision": decision.outcome, "champion_version": version}, champion)
-    summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason, "previous_champion": champion,
-                            **numbers}
-    return GateResult(decision, summary, champion)
+        return GateResult(decision, {**numbers, "decision": decision.outcome, "champion_version": version},
+                          champion_version)
+    summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason,
+                            "previous_champion": champion_version, **numbers}
+    return GateResult(decision, summary, champion_version, champion is not None and champion.is_baseline)
+
+
+def _interval(difference: Any) -> Interval:
+    return Interval(difference.mean, difference.low, difference.high, difference.block, difference.effective_rows)
 
 
 def apply_gate(name: str, version: str, gate: GateResult, cfg: PipelineConfig | None = None) -> GateSummary:

@@ -1,8 +1,17 @@
 """Weekly ensemble-weight refresh of one champion: same base models, new weights from the most recent window.
 
-The recent window (labels resolved by the interval end) is split in time: weights are fitted on its earlier part,
-and the gate scores the result on its later part (bars not used to fit the weights), separated by `horizon` rows.
-The new version reuses the champion's base-model files byte for byte (same checksums) and records its parent.
+The window is the resolved bars the champion's base models never learned (after its fit ended, less `horizon` bars
+whose labels share a future with the last learned ones), at most `refresh_window` of them: weights fitted on rows the
+models learned would favour whichever model memorised most. It is split in time: weights are fitted on its earlier
+part and the gate scores the result on its later part, separated by `horizon` rows. Too few such rows (a refit
+champion a few weeks old on daily bars) and nothing is refitted: the summary says why.
+
+The gate asks more of a refresh than of a retrain: the same base models with other weights are worth a new version
+only if they beat the champion (not just match it), and the test spends its error across the weekly tests of one
+champion: the k-th week after the champion's cutoff tests at (1 - promotion_confidence) / 2 x 6 / (pi^2 k^2) on
+each side (the weights sum to the one-sided level over all weeks, so 52 Mondays a year cannot find a lucky blend
+more often than one test would). The new version reuses the champion's base-model files byte for byte (same
+checksums) and records its parent.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +41,8 @@ FIT_SHARE = 0.6
 
 @dataclass
 class RecentWindow:
-    """The last `refresh_window` resolved bars: features (with ts), labels, closes; fit and evaluation rows."""
+    """The last `refresh_window` resolved bars the base models never learned: features (with ts), labels, closes;
+    fit and evaluation rows."""
 
     features: pd.DataFrame
     y: np.ndarray
@@ -40,29 +51,55 @@ class RecentWindow:
     eval_rows: np.ndarray
 
 
+def spent_confidence(confidence: float, test_number: int) -> float:
+    """Two-sided confidence of the `test_number`-th weekly test of one champion: the one-sided error
+    (1 - confidence) / 2 spent as 6 / (pi^2 k^2) of it on the k-th test (the shares sum to one over all k)."""
+    alpha = (1 - confidence) / 2 * 6 / (math.pi ** 2 * max(1, test_number) ** 2)
+    return 1 - 2 * alpha
+
+
+def test_number(parent_cutoff: dt.datetime, interval_end: dt.datetime) -> int:
+    """Which weekly test of a champion this is: the weeks from its cutoff to the refresh's interval end (the same
+    for a rerun or a backfill of that week)."""
+    return max(1, math.ceil((interval_end - parent_cutoff).total_seconds() / (7 * 86400)))
+
+
+def split_window(rows: int, horizon: int, min_fit: int, min_eval: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """(fit rows, evaluation rows) of a window of `rows`, `horizon` rows apart; or why the window is too short."""
+    cut = int(rows * FIT_SHARE)
+    fit_rows, eval_rows = np.arange(0, max(0, cut - horizon)), np.arange(cut, rows)
+    if len(fit_rows) < min_fit or len(eval_rows) < min_eval:
+        return (f"{rows} resolved bars the base models never learned: {len(fit_rows)} to fit on and {len(eval_rows)} to "
+                f"evaluate, need {min_fit} and {min_eval}")
+    return fit_rows, eval_rows
+
+
 def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
-                  cfg: PipelineConfig) -> RecentWindow:
+                  cfg: PipelineConfig) -> RecentWindow | str:
+    """The refresh's window, or why there is none."""
     from market_mlops.model.labels import labels_and_usable_rows
-    from market_mlops.monitoring.forecasts import feature_window
+    from market_mlops.monitoring.forecasts import feature_window, model_labels
+    from market_mlops.tasks.promotion import learned_until, unseen_rows
 
     spec = cfg.spec(timeframe)
-    size = spec.refresh_window
+    horizon, labels = model_labels(parent.base.meta, cfg, timeframe)
     own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=spec.refresh_lookback_days),
                                 interval_end)
-    labels, usable = labels_and_usable_rows(feats, own["close"], parent.features, spec.horizon, spec.threshold)
-    window = feats[usable].tail(size).reset_index(drop=True)
-    y = labels[usable].tail(size).to_numpy().astype(int)
-    cut = int(len(y) * FIT_SHARE)
-    fit_rows, eval_rows = np.arange(0, cut - spec.horizon), np.arange(cut, len(y))
-    if len(fit_rows) < 30 or len(eval_rows) < 20:
-        raise ValueError(f"{parent.name}: only {len(y)} resolved bars before {interval_end:%Y-%m-%d}; need more "
-                         "history to refresh")
-    return RecentWindow(window, y, own["close"][usable].tail(size).to_numpy(dtype=float), fit_rows, eval_rows)
+    label, usable = labels_and_usable_rows(feats, own["close"], parent.features, horizon, labels)
+    usable &= (feats["ts"] < interval_end).to_numpy()
+    usable[usable.to_numpy()] = unseen_rows(feats["ts"][usable], learned_until(parent, cfg), horizon)
+    window = feats[usable].tail(spec.refresh_window).reset_index(drop=True)
+    split = split_window(len(window), horizon, max(30, cfg.training.refresh_min_rows), 20)
+    if isinstance(split, str):
+        return split
+    return RecentWindow(window, label[usable].tail(spec.refresh_window).to_numpy().astype(int),
+                        own["close"][usable].tail(spec.refresh_window).to_numpy(dtype=float), *split)
 
 
 def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
                     cfg: PipelineConfig | None = None) -> TrainingSummary:
     from market_mlops.model.ensemble import fit_weights
+    from market_mlops.model.ensemble_model import BaseModels
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
@@ -70,6 +107,11 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     spec = cfg.spec(timeframe)
     name = store.model_name(symbol, timeframe)
     parent = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
+    skipped: TrainingSummary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": parent.version,
+                                "parent_version": parent.version}
+    if not isinstance(parent.base, BaseModels):
+        log.info("%s: champion v%s is a baseline: no ensemble weights to refresh", name, parent.version)
+        return {**skipped, "skipped": "the champion is a baseline: no ensemble weights to refresh"}
     run_key = f"refresh-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}-from-v{parent.version}"
     existing = store.find_run(run_key, cfg)
     recorded = existing.data.tags.get("mlops.summary") if existing is not None else None
@@ -79,6 +121,9 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
         return done
 
     win = recent_window(parent, symbol, timeframe, interval_end, cfg)
+    if isinstance(win, str):
+        log.info("%s v%s: weights not refreshed: %s", name, parent.version, win)
+        return {**skipped, "skipped": win}
     base = parent.base.base_probas(win.features)
     order = parent.base.meta["order"]
     weights, method = fit_weights([base[m][win.fit_rows] for m in order], win.y[win.fit_rows],
@@ -89,6 +134,8 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                                   spec.bars_per_year)
 
     parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
+    number = test_number(dt.datetime.fromisoformat(parent_tags["data.interval_end"]), interval_end)
+    confidence = spent_confidence(cfg.training.promotion_confidence, number)
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "refresh.parent_version": parent.version,
             "refresh.parent_run_id": parent.run_id, "data.interval_end": interval_end.isoformat(),
             "data.version": parent_tags.get("data.version", "unknown"),
@@ -97,7 +144,8 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     params = {"parent_version": parent.version, "weights_method": method, "window_rows": len(win.y),
               "fit_rows": len(win.fit_rows), "eval_rows": len(win.eval_rows),
               "eval_start": str(win.features["ts"].iloc[win.eval_rows[0]]),
-              "eval_end": str(win.features["ts"].iloc[win.eval_rows[-1]]),
+              "eval_end": str(win.features["ts"].iloc[win.eval_rows[-1]]), "test_number": number,
+              "confidence": round(confidence, 6),
               **{f"weight.{m}": float(w) for m, w in zip(order, weights, strict=True)}}
     if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
         run_id = existing.info.run_id
@@ -107,10 +155,13 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
 
     registered = versions.version_of_run(name, run_id, cfg)
     gate = evaluate_gate(name, str(registered.version) if registered else None, win.features.iloc[win.eval_rows],
-                         win.y[win.eval_rows], proba, evaluation,
-                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon), spec.horizon, cfg=cfg)
-    mv = registered or versions.create_version(name, run_id, {"refresh.parent_version": parent.version}, cfg,
-                                               unsigned_tags=gate.version_tags())
+                         win.y[win.eval_rows], win.features["ts"].iloc[win.eval_rows], proba, evaluation,
+                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon), spec.horizon, cfg=cfg,
+                         require_improvement=True, confidence=confidence)
+    lineage = {"refresh.parent_version": parent.version, versions.KIND_TAG: "model",
+               **{k: parent.tags[k] for k in (versions.FIT_END_TAG, versions.EVALUATION_END_TAG) if k in parent.tags}}
+    mv = registered or versions.create_version(name, run_id, lineage, cfg,
+                                               unsigned_tags={**gate.version_tags(), "gate.test_number": str(number)})
     decision = apply_gate(name, str(mv.version), gate, cfg)
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
@@ -118,10 +169,11 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
         "previous_weights": [round(float(w), 3) for w in parent.base.meta["weights"]],
         "eval_rows": int(len(win.eval_rows)), "accuracy": round(evaluation["model_accuracy"], 4),
         "majority_accuracy": round(evaluation["majority_accuracy"], 4),
-        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4), **decision}
+        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4), "test_number": number, **decision}
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
-    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval accuracy %.3f -> %s", name, mv.version, parent.version,
-             summary["previous_weights"], summary["weights"], summary["accuracy"], decision["decision"])
+    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval accuracy %.3f on %d rows -> %s (test %d of this "
+             "champion, confidence %.4f)", name, mv.version, parent.version, summary["previous_weights"],
+             summary["weights"], summary["accuracy"], len(win.eval_rows), decision["decision"], number, confidence)
     return summary
 
 

@@ -8,8 +8,15 @@ session the drift check (realized accuracy of the champion's resolved forecasts 
 band, the cooldown) and, on an emergency, a retrain on the data up to that close. Every decision is the suite's own
 code: `training_frame` and `train_ensemble` (the retrain task's features, labels, folds and fits), `fit_weights`
 with the refresh's shrinkage, `gate_decision` (the same gate, bootstrap intervals included), `accuracy_band` and
-`decide_emergency`. Nothing is registered: the champions live in memory. The forecasts of whichever champion each
-policy had at each bar are stitched into one out-of-sample series per policy.
+`decide_emergency`. Nothing is registered: the champions live in memory, numbered like registry versions (v1 is
+the initial model) so that every reason names a real one. The forecasts of whichever champion each policy had at
+each bar are stitched into one out-of-sample series per policy.
+
+The static policy is what production would have served without retraining: the initial model only if it passes the
+gate, else the better baseline (as a retrain with no champion registers it). Bars after `--to` resolve the labels of
+the last sessions' forecasts and are used for nothing else. Each policy's accuracy and IC are compared with the
+static policy's on the same forecasts, with block-bootstrap intervals (`arch`), so "does the schedule pay?" gets a
+number and its uncertainty, or an honest "no difference".
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +53,8 @@ def parse_policy(text: str) -> frozenset[str]:
 
 @dataclass
 class Champion:
-    """A model in memory: base models, ensemble weights, the accuracy its drift check holds it to, its cutoff."""
+    """A model in memory: served base models (or a baseline rule), ensemble weights, the accuracy its drift check
+    holds it to, its cutoff and the rows it learned."""
 
     models: dict[str, Any]
     weights: np.ndarray
@@ -53,13 +62,26 @@ class Champion:
     reference_accuracy: float
     trained_until: dt.datetime
     since_row: int  # first bar it scores (the bar after it was put in place)
+    fit_end_row: int = -1  # the last bar (row of the series) its base models learned
+    version: str = "1"
+    rule: str | None = None  # a baseline: majority | persistence
+    majority_class: int = 1
 
-    def proba(self, X: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        from market_mlops.model.ensemble import blend
+    def proba(self, X: np.ndarray, weights: np.ndarray | None = None, last_known: np.ndarray | None = None) -> np.ndarray:
+        from market_mlops.model.ensemble import blend, one_hot
         from market_mlops.model.ensemble_model import booster_proba
 
+        if self.rule == "majority":
+            return one_hot(np.full(len(X), self.majority_class))
+        if self.rule == "persistence":
+            known = np.full(len(X), self.majority_class) if last_known is None else last_known
+            return one_hot(np.where(known >= 0, known, self.majority_class))
         base = [booster_proba(self.models[m], X) for m in ("rf", "xgb", "lgbm")]
         return blend(base, self.weights if weights is None else weights)
+
+    def score(self, series: Series, rows: slice | np.ndarray) -> np.ndarray:
+        """Its forecasts on rows of the series (a persistence baseline reads the labels known by then)."""
+        return self.proba(series.X[rows], last_known=series.last_known[rows])
 
 
 @dataclass
@@ -81,6 +103,13 @@ class Series:
     def resolved_at(self) -> np.ndarray:
         return np.arange(len(self.y)) + self.horizon
 
+    @property
+    def last_known(self) -> np.ndarray:
+        """The label of bar t - horizon, known at bar t (-1 before there is one): what persistence calls."""
+        known = np.full(len(self.y), -1)
+        known[self.horizon:] = self.y[:-self.horizon]
+        return known
+
 
 @dataclass
 class PolicyRun:
@@ -91,6 +120,17 @@ class PolicyRun:
     events: list[dict[str, Any]] = field(default_factory=list)
     triggers: list[dt.datetime] = field(default_factory=list)
     compute_s: float = 0.0
+    versions: int = 1  # versions made so far (the next challenger is v<versions + 1>)
+
+    def next_version(self) -> str:
+        self.versions += 1
+        return str(self.versions)
+
+
+def resolution_days(horizon: int, minutes: int) -> dt.timedelta:
+    """Calendar days after the replay's end that hold `horizon` more bars (weekends and holidays included)."""
+    sessions = math.ceil(horizon * minutes / 390) if minutes < 1440 else horizon  # a stock session is 390 minutes
+    return dt.timedelta(days=2 * sessions + 7)
 
 
 def _series(dataset: Path, symbol: str, timeframe: str, start: dt.datetime, end: dt.datetime,
@@ -102,23 +142,37 @@ def _series(dataset: Path, symbol: str, timeframe: str, start: dt.datetime, end:
 
     spec, benchmark = cfg.spec(timeframe), cfg.universe.benchmark
     since = start - dt.timedelta(days=365 * cfg.training.history_years + spec.warmup_days)
-    bars = load_bars(dataset, timeframe, [symbol, *([benchmark] if benchmark else [])], until=end, since=since)
+    resolve_until = end + resolution_days(spec.horizon, spec.minutes)  # labels of the last forecasts, nothing else
+    bars = load_bars(dataset, timeframe, [symbol, *([benchmark] if benchmark else [])], until=resolve_until, since=since)
     own = bars[bars["symbol"] == symbol].sort_values("ts").reset_index(drop=True)
     if own.empty:
         raise ValueError(f"no {symbol} {timeframe} bars in the data version between {since:%Y-%m-%d} and {end:%Y-%m-%d}")
     bench = bars[bars["symbol"] == benchmark] if benchmark else None
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
-    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.threshold)
+    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
     sessions = assign_sessions(cfg.universe.calendar_of(symbol), own["ts"], daily=spec.daily).to_numpy()
     return Series(symbol, timeframe, own["ts"], feats[cols].to_numpy(dtype=np.float32),
                   labels.fillna(-1).to_numpy().astype(int), own["close"].to_numpy(dtype=float), usable.to_numpy(),
                   sessions, spec.horizon)
 
 
-def _train(dataset: Path, series: Series, until: dt.datetime, cfg: PipelineConfig) -> tuple[Champion, Any, Any]:
-    """The retrain task's training for a cutoff: the champion it would register, its holdout evaluation and the
-    gate's inputs (challenger probabilities and baseline predictions on the holdout rows)."""
+@dataclass
+class GateInputs:
+    """What the gate reads of a challenger: its evaluation rows (as rows of the series), their labels, its
+    probabilities and holdout figures, and the baselines' calls there."""
+
+    rows: np.ndarray
+    y: np.ndarray
+    proba: np.ndarray
+    evaluation: dict[str, Any]
+    baselines: dict[str, np.ndarray]
+
+
+def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
+           cfg: PipelineConfig) -> tuple[Champion, GateInputs]:
+    """The retrain task's training for a cutoff: the version it would register (refit, `training.refit`) and the
+    gate's inputs from its evaluated fit."""
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import reference_accuracy, train_ensemble
     from market_mlops.tasks.retrain import training_frame
@@ -130,66 +184,107 @@ def _train(dataset: Path, series: Series, until: dt.datetime, cfg: PipelineConfi
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
                                   trained.train_index, spec.horizon, spec.bars_per_year)
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]), len(hold))
+    position = {stamp: i for i, stamp in enumerate(series.ts)}  # the training rows as rows of the series
+    rows = np.array([position[t] for t in bars["ts"]])
     first_after = int((series.ts < pd.Timestamp(until)).sum())  # the first bar at or after the cutoff
-    champion = Champion(trained.models, trained.weights, list(X.columns), reference, until, first_after)
-    gate_inputs = (X.iloc[hold].to_numpy(dtype=np.float32), y[hold], trained.holdout_proba, evaluation,
-                   baseline_predictions(y, hold, trained.train_index, spec.horizon))
-    return champion, gate_inputs, evaluation
+    champion = Champion(trained.models, trained.weights, list(X.columns), reference, until, first_after,
+                        int(rows[trained.fit_rows - 1]), version,
+                        majority_class=int(np.bincount(y, minlength=3).argmax()))
+    return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation,
+                                baseline_predictions(y, hold, trained.train_index, spec.horizon))
+
+
+def _baseline(challenger: Champion, gate: Any, version: str) -> Champion:
+    """The better baseline of a challenger's holdout, served as `version` (what a retrain with no champion registers)."""
+    rule = str(gate.summary.get("baseline_compared") or "majority")
+    accuracy = float(gate.summary[f"{rule}_accuracy"])
+    return Champion({}, np.zeros(0), challenger.features, accuracy, challenger.trained_until, challenger.since_row,
+                    challenger.fit_end_row, version, rule=rule, majority_class=challenger.majority_class)
+
+
+def _install(run: PolicyRun, series: Series, champion: Champion) -> None:
+    run.champion = champion
+    run.proba[champion.since_row:] = champion.score(series, slice(champion.since_row, None))
 
 
 def _retrain(dataset: Path, run: PolicyRun, series: Series, until: dt.datetime, kind: str, day: dt.date,
              cfg: PipelineConfig) -> None:
     """A retrain the policy schedules, gated against its champion; a retrain that cannot train (too little history,
     a class missing from a window) fails as its DAG task would, and the champion stays."""
+    version = run.next_version()
     try:
-        challenger, gate_inputs, _ = _train(dataset, series, until, cfg)
+        challenger, inputs = _train(dataset, series, until, version, cfg)
     except ValueError as error:
-        run.events.append({"at": day.isoformat(), "kind": kind, "decision": "failed", "reason": str(error)})
+        run.events.append({"at": day.isoformat(), "kind": kind, "version": version, "decision": "failed",
+                           "reason": str(error)})
         return
-    run.events.append({"at": day.isoformat(), "kind": kind, **_gate(run, series, challenger, gate_inputs, cfg)})
+    run.events.append({"at": day.isoformat(), "kind": kind, "version": version,
+                       **_gate(run, series, challenger, inputs, cfg)})
 
 
-def _gate(run: PolicyRun, series: Series, challenger: Champion, gate_inputs: Any, cfg: PipelineConfig,
-          weights_only: bool = False) -> dict[str, str]:
+def _champion_side(champion: Champion, series: Series, inputs: GateInputs, cfg: PipelineConfig) -> Any:
+    """The champion as the gate sees it: scored on the evaluation rows it never learned (`ChampionOnHoldout`)."""
+    from market_mlops.tasks.promotion import ChampionOnHoldout
+
+    horizon = series.horizon
+    if champion.rule is not None:
+        calls = champion.score(series, inputs.rows).argmax(axis=1)
+        return ChampionOnHoldout(champion.version, np.ones(len(inputs.rows), dtype=bool), calls, horizon,
+                                 is_baseline=True)
+    unseen = inputs.rows > champion.fit_end_row + horizon
+    need = cfg.training.min_compare_outcomes * horizon
+    if unseen.sum() < need:
+        return ChampionOnHoldout(champion.version, unseen, None, horizon, note=(
+            f"it learned all but {int(unseen.sum())} of the {len(unseen)} holdout rows (need {need}: "
+            f"{cfg.training.min_compare_outcomes} outcomes of {horizon} bars)"))
+    return ChampionOnHoldout(champion.version, unseen, champion.score(series, inputs.rows[unseen]).argmax(axis=1), horizon)
+
+
+def _gate(run: PolicyRun, series: Series, challenger: Champion, inputs: GateInputs, cfg: PipelineConfig,
+          weights_only: bool = False, confidence: float | None = None) -> dict[str, Any]:
     """The suite's gate against this policy's champion on the challenger's evaluation rows; promotes in memory."""
     from market_mlops.tasks.promotion import gate_decision
 
-    X_rows, y_rows, proba, evaluation, baselines = gate_inputs
-    champion_pred = run.champion.proba(X_rows).argmax(axis=1)
-    gate = gate_decision(None, y_rows, proba, evaluation, baselines, series.horizon, "current", champion_pred,
-                         series.horizon, False, cfg)
+    gate = gate_decision(None, inputs.y, inputs.proba, inputs.evaluation, inputs.baselines, series.horizon,
+                         _champion_side(run.champion, series, inputs, cfg), False, cfg,
+                         require_improvement=weights_only, confidence=confidence)
     if gate.decision.promote:
         if weights_only:
             challenger.reference_accuracy = run.champion.reference_accuracy  # same base models, same reference
-        run.champion = challenger
-        run.proba[challenger.since_row:] = challenger.proba(series.X[challenger.since_row:])
+        _install(run, series, challenger)
     return {"decision": gate.decision.outcome, "reason": gate.decision.reason}
 
 
-def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, cfg: PipelineConfig) -> dict[str, str]:
-    """The weekly refresh: new weights for the champion's base models on the recent resolved bars (the refresh
-    task's window, split and shrinkage), gated on the bars they were not fitted on."""
+def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, cfg: PipelineConfig) -> dict[str, Any]:
+    """The weekly refresh: new weights for the champion's base models on the recent resolved bars they never learned
+    (the refresh task's window, split, shrinkage and error spending), gated on the bars they were not fitted on."""
     from market_mlops.model.ensemble import fit_weights
     from market_mlops.model.ensemble_model import booster_proba
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
-    from market_mlops.tasks.refresh import FIT_SHARE
+    from market_mlops.tasks.refresh import spent_confidence, split_window, test_number
 
     spec = cfg.spec(series.timeframe)
-    known = np.flatnonzero(series.usable[:now_row] & (series.resolved_at[:now_row] < now_row))[-spec.refresh_window:]
-    cut = int(len(known) * FIT_SHARE)
-    fit, evaluate = np.arange(0, cut - spec.horizon), np.arange(cut, len(known))
-    if len(fit) < 30 or len(evaluate) < 20:
-        return {"decision": "skipped", "reason": f"{len(known)} resolved bars: too few to refit the weights"}
+    champion = run.champion
+    if champion.rule is not None:
+        return {"decision": "skipped", "reason": "the champion is a baseline: no ensemble weights to refresh"}
+    known = np.flatnonzero(series.usable[:now_row] & (series.resolved_at[:now_row] < now_row))
+    known = known[known > champion.fit_end_row + spec.horizon][-spec.refresh_window:]
+    split = split_window(len(known), spec.horizon, max(30, cfg.training.refresh_min_rows), 20)
+    if isinstance(split, str):
+        return {"decision": "skipped", "reason": split}
+    fit, evaluate = split
     X, y = series.X[known], series.y[known]
-    base = [booster_proba(run.champion.models[m], X) for m in ("rf", "xgb", "lgbm")]
+    base = [booster_proba(champion.models[m], X) for m in ("rf", "xgb", "lgbm")]
     weights, _ = fit_weights([b[fit] for b in base], y[fit], min_rows=cfg.training.refresh_min_rows,
-                             prior=run.champion.weights, prior_rows=cfg.training.weight_prior_rows)
-    challenger = Champion(run.champion.models, weights, run.champion.features, run.champion.reference_accuracy,
-                          moment, now_row)
+                             prior=champion.weights, prior_rows=cfg.training.weight_prior_rows)
+    version = run.next_version()
+    challenger = Champion(champion.models, weights, champion.features, champion.reference_accuracy, moment, now_row,
+                          champion.fit_end_row, version, majority_class=champion.majority_class)
     proba = challenger.proba(X[evaluate])
     evaluation = evaluate_holdout(y, proba, series.close[known], evaluate, fit, spec.horizon, spec.bars_per_year)
-    return _gate(run, series, challenger, (X[evaluate], y[evaluate], proba, evaluation,
-                                           baseline_predictions(y, evaluate, fit, spec.horizon)), cfg, weights_only=True)
+    confidence = spent_confidence(cfg.training.promotion_confidence, test_number(champion.trained_until, moment))
+    inputs = GateInputs(known[evaluate], y[evaluate], proba, evaluation, baseline_predictions(y, evaluate, fit, spec.horizon))
+    return {"version": version, **_gate(run, series, challenger, inputs, cfg, weights_only=True, confidence=confidence)}
 
 
 def _drift_check(run: PolicyRun, series: Series, end_row: int, moment: dt.datetime, cfg: PipelineConfig) -> bool:
@@ -203,21 +298,38 @@ def _drift_check(run: PolicyRun, series: Series, end_row: int, moment: dt.dateti
     if not len(rows):
         return False
     realized = float((run.proba[rows].argmax(axis=1) == series.y[rows]).mean())
-    band = accuracy_band((realized - run.champion.reference_accuracy) * 100, len(rows), cfg.drift)
-    decision = decide_emergency(band, moment, run.triggers, cfg.drift.cooldown_days)
+    check = accuracy_band(realized, run.champion.reference_accuracy, len(rows), series.horizon, cfg.drift)
+    decision = decide_emergency(check.band, moment, run.triggers, cfg.drift.cooldown_days)
     if decision.retrain:
         run.triggers.append(moment)
     return decision.retrain
+
+
+def _initial(dataset: Path, series: Series, start: dt.datetime, cfg: PipelineConfig) -> tuple[Champion, dict[str, Any]]:
+    """What production serves at the start: the model trained then if it passes the gate (no champion yet), else the
+    better baseline; and the event saying which."""
+    from market_mlops.tasks.promotion import gate_decision
+
+    model, inputs = _train(dataset, series, start, "1", cfg)
+    gate = gate_decision(None, inputs.y, inputs.proba, inputs.evaluation, inputs.baselines, series.horizon, None,
+                         False, cfg)
+    event = {"at": start.date().isoformat(), "kind": "initial model", "version": "1",
+             "decision": gate.decision.outcome, "reason": gate.decision.reason}
+    if gate.decision.promote:
+        return model, event
+    baseline = _baseline(model, gate, "2")
+    return baseline, {**event, "serving": f"v2, the {baseline.rule} baseline (no model has beaten it yet)"}
 
 
 def _replay_series(dataset: Path, series: Series, start: dt.datetime, end: dt.datetime,
                    policies: dict[str, frozenset[str]], cfg: PipelineConfig) -> dict[str, PolicyRun]:
     from market_mlops.data import calendar
 
-    initial, _, _ = _train(dataset, series, start, cfg)
-    runs = {name: PolicyRun(name, parts, initial, np.full((len(series.y), 3), np.nan)) for name, parts in policies.items()}
+    initial, event = _initial(dataset, series, start, cfg)
+    runs = {name: PolicyRun(name, parts, initial, np.full((len(series.y), 3), np.nan), [dict(event)],
+                            versions=int(initial.version)) for name, parts in policies.items()}
     for run in runs.values():
-        run.proba[initial.since_row:] = initial.proba(series.X[initial.since_row:])
+        _install(run, series, initial)
     exchange = cfg.universe.calendar_of(series.symbol)
     days = [d for d in calendar.sessions_in_interval(exchange, start, end)]
     rows_of = pd.Series(np.arange(len(series.sessions))).groupby(series.sessions).agg(["min", "max"])
@@ -244,16 +356,39 @@ def _replay_series(dataset: Path, series: Series, start: dt.datetime, end: dt.da
     return runs
 
 
-def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime, bars_per_year: int) -> dict[str, Any]:
-    """Realized accuracy and IC of the stitched forecasts, by month and overall (resolved, usable bars only)."""
-    from market_mlops.model.evaluation import finance_metrics
+@dataclass
+class Scored:
+    """A policy's resolved forecasts in the replayed range: the series' rows, whether each call was right, the score
+    P(bullish) - P(bearish) and the forward return it is read against."""
 
+    rows: np.ndarray
+    correct: np.ndarray
+    score: np.ndarray
+    forward: np.ndarray
+    horizon: int
+
+
+def _scored(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime) -> Scored:
     ts = series.ts
     inside = ((ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))).to_numpy()
     rows = np.flatnonzero(inside & series.usable & (series.y >= 0) & ~np.isnan(run.proba[:, 0]))
     forward = np.zeros(len(series.close))
     forward[:-series.horizon] = series.close[series.horizon:] / series.close[:-series.horizon] - 1
+    proba = run.proba[rows]
+    return Scored(rows, (proba.argmax(axis=1) == series.y[rows]).astype(float), proba[:, 2] - proba[:, 0],
+                  forward[rows], series.horizon)
+
+
+def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime, bars_per_year: int) -> dict[str, Any]:
+    """Realized accuracy and IC of the stitched forecasts, by month and overall (resolved, usable bars only)."""
+    from market_mlops.model.evaluation import finance_metrics
+
+    ts = series.ts
+    scored = _scored(series, run, start, end)
+    rows = scored.rows
     next_bar = np.append(series.close[1:] / series.close[:-1] - 1, 0.0)
+    forward = np.zeros(len(series.close))
+    forward[:-series.horizon] = series.close[series.horizon:] / series.close[:-series.horizon] - 1
 
     def summary(part: np.ndarray) -> dict[str, Any]:
         proba = run.proba[part]
@@ -263,11 +398,65 @@ def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
 
     months = ts.iloc[rows].dt.strftime("%Y-%m").to_numpy()
     by_month = [{"month": m, **summary(rows[months == m])} for m in sorted(set(months))]
-    kinds = [e["kind"] for e in run.events]
+    later = [e for e in run.events if e["kind"] != "initial model"]
+    kinds = [e["kind"] for e in later]
     return {**summary(rows), "months": by_month, "retrains": sum(k.endswith("retrain") for k in kinds),
             "refreshes": kinds.count("weekly refresh"), "emergencies": kinds.count("emergency retrain"),
-            "promotions": sum(e["decision"] == "promoted" for e in run.events), "compute_s": round(run.compute_s, 2),
+            "promotions": sum(e["decision"] == "promoted" for e in later), "compute_s": round(run.compute_s, 2),
+            "serving_at_end": f"v{run.champion.version}" + (f" ({run.champion.rule} baseline)" if run.champion.rule else ""),
             "events": run.events}
+
+
+def _ic(score: np.ndarray, forward: np.ndarray) -> float:
+    """Pearson IC; a constant score (a majority baseline) carries no information: 0."""
+    if len(score) < 3 or np.ptp(score) == 0 or np.ptp(forward) == 0:
+        return 0.0
+    return float(np.corrcoef(score, forward)[0, 1])
+
+
+def versus_static(policy: list[Scored], static: list[Scored], cfg: PipelineConfig) -> dict[str, Any]:
+    """Accuracy and IC of a policy minus the static policy's on the same forecasts (pooled over models), with
+    two-sided `training.promotion_confidence` intervals from a circular block bootstrap (`arch`) whose block covers
+    the labels' overlap (`gate_block_length`)."""
+    from arch.bootstrap import CircularBlockBootstrap
+
+    from market_mlops.model.evaluation import gate_block_length
+
+    a_correct = np.concatenate([s.correct for s in policy]) if policy else np.zeros(0)
+    b_correct = np.concatenate([s.correct for s in static]) if static else np.zeros(0)
+    a_score = np.concatenate([s.score for s in policy]) if policy else np.zeros(0)
+    b_score = np.concatenate([s.score for s in static]) if static else np.zeros(0)
+    forward = np.concatenate([s.forward for s in static]) if static else np.zeros(0)
+    horizon = max((s.horizon for s in static), default=1)
+    diff = a_correct - b_correct
+    out: dict[str, Any] = {"forecasts": int(len(diff)), "outcomes": round(len(diff) / horizon, 1)}
+    accuracy_mean = float(diff.mean()) if len(diff) else float("nan")
+    ic_mean = _ic(a_score, forward) - _ic(b_score, forward)
+    if len(diff) < 10 or (np.ptp(diff) == 0 and np.ptp(a_score - b_score) == 0):  # the same forecasts: no difference
+        return {**out, "accuracy_diff": accuracy_mean, "accuracy_ci": [accuracy_mean, accuracy_mean],
+                "ic_diff": ic_mean, "ic_ci": [ic_mean, ic_mean], "block": 1}
+    block = gate_block_length(diff, horizon)
+    level = cfg.training.promotion_confidence
+
+    def both(d: np.ndarray, sa: np.ndarray, sb: np.ndarray, f: np.ndarray) -> np.ndarray:
+        return np.array([d.mean(), _ic(sa, f) - _ic(sb, f)])
+
+    bootstrap = CircularBlockBootstrap(block, diff, a_score, b_score, forward,
+                                       seed=np.random.default_rng(cfg.training.seed))
+    interval = bootstrap.conf_int(both, reps=cfg.training.bootstrap_samples, method="percentile", size=level)
+    return {**out, "accuracy_diff": accuracy_mean, "accuracy_ci": [float(interval[0, 0]), float(interval[1, 0])],
+            "ic_diff": ic_mean, "ic_ci": [float(interval[0, 1]), float(interval[1, 1])], "block": block,
+            "confidence": level}
+
+
+def verdict(comparison: dict[str, Any]) -> str:
+    """The comparison in words: better, worse, or no measurable difference (the interval holds zero)."""
+    low, high = comparison["accuracy_ci"]
+    if low > 0:
+        return "better than static"
+    if high < 0:
+        return "worse than static"
+    return "no measurable difference"
 
 
 def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLICIES, data_version: str | None = None,
@@ -291,15 +480,22 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
         raise ValueError(f"the replay range must end after it starts (got {start} .. {end})")
     started = time.perf_counter()
     models: dict[str, Any] = {}
+    scored: dict[str, list[Scored]] = {name: [] for name in parsed}
     for symbol, timeframe in cfg.pairs(symbols, timeframes):
         series = _series(dataset, symbol, timeframe, begin, finish, cfg)
         runs = _replay_series(dataset, series, begin, finish, parsed, cfg)
         bpy = cfg.spec(timeframe).bars_per_year
         models[f"{symbol}-{timeframe}"] = {name: _scores(series, run, begin, finish, bpy) for name, run in runs.items()}
+        for name, run in runs.items():
+            scored[name].append(_scored(series, run, begin, finish))
         log.info("replayed %s %s: %s", symbol, timeframe,
                  {n: round(r["accuracy"], 3) for n, r in models[f"{symbol}-{timeframe}"].items()})
+    summary = summarize(models, list(parsed))
+    for name in parsed:
+        summary[name]["vs_static"] = versus_static(scored[name], scored["static"], cfg)
+        summary[name]["verdict"] = "the reference" if name == "static" else verdict(summary[name]["vs_static"])
     report = {"data_version": record["md5"], "start": start.isoformat(), "end": end.isoformat(),
-              "policies": list(parsed), "models": models, "summary": summarize(models, list(parsed)),
+              "policies": list(parsed), "models": models, "summary": summary,
               "seconds": round(time.perf_counter() - started, 1)}
     _write_and_log(report, cfg)
     return report
@@ -329,14 +525,24 @@ def summarize(models: dict[str, Any], policies: list[str]) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
-    """The comparison, one line per policy."""
+    """The comparison, one line per policy: accuracy and IC, their difference with the static policy and its
+    interval, what the policy did, and the verdict."""
+    some: dict[str, Any] = next(iter(report["summary"].values()), {})
+    level = some.get("vs_static", {}).get("confidence", 0.9)
     lines = [f"replay {report['start']} .. {report['end']} on data version {report['data_version'][:12]} "
-             f"({len(report['models'])} model(s), {report['seconds']} s)",
-             f"{'policy':<28} {'accuracy':>8} {'vs static':>9} {'IC':>7} {'retrains':>8} {'refreshes':>9} "
-             f"{'emergency':>9} {'promoted':>8} {'compute s':>9}"]
+             f"({len(report['models'])} model(s), {report['seconds']} s); differences with static on the same forecasts, "
+             f"{level:.0%} block-bootstrap intervals",
+             f"{'policy':<26} {'accuracy':>8} {'vs static (interval)':>26} {'IC':>6} {'IC vs static (interval)':>27} "
+             f"{'retrains':>8} {'refreshes':>9} {'emergency':>9} {'promoted':>8} {'compute s':>9}  verdict"]
     for name, s in report["summary"].items():
-        lines.append(f"{name:<28} {s['accuracy']:8.3f} {s['vs_static_points']:+8.2f}p {s['ic']:7.3f} {s['retrains']:8d} "
-                     f"{s['refreshes']:9d} {s['emergencies']:9d} {s['promotions']:8d} {s['compute_s']:9.1f}")
+        v = s["vs_static"]
+        acc = f"{v['accuracy_diff'] * 100:+.1f}p [{v['accuracy_ci'][0] * 100:+.1f}, {v['accuracy_ci'][1] * 100:+.1f}]"
+        ic = f"{v['ic_diff']:+.3f} [{v['ic_ci'][0]:+.3f}, {v['ic_ci'][1]:+.3f}]"
+        lines.append(f"{name:<26} {s['accuracy']:8.3f} {acc:>26} {s['ic']:6.3f} {ic:>27} {s['retrains']:8d} "
+                     f"{s['refreshes']:9d} {s['emergencies']:9d} {s['promotions']:8d} {s['compute_s']:9.1f}  {s['verdict']}")
+    for key, model in report["models"].items():
+        serving = "; ".join(f"{name}: {m['serving_at_end']}" for name, m in model.items())
+        lines.append(f"  {key} serving at the end: {serving}")
     return "\n".join(lines)
 
 

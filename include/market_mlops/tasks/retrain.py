@@ -1,8 +1,11 @@
 """Monthly full retrain of one (symbol, timeframe): the task bodies of the `model_retrain` DAG.
 
 Point in time: training reads the data version logged for the run's interval and only bars before the interval
-end; labels of the last `horizon` bars are unknown and dropped. The model is the one scored on the holdout (it
-never saw it), so the gate compares like with like.
+end; labels of the last `horizon` bars are unknown and dropped. The gate decides on the evaluated fit (scored on a
+holdout it never saw); the version registered and served is the same configuration refit on every labelled row
+(`training.refit`), tagged with where its evaluation ended and where its fit ended. A series that has no champion
+and whose challenger does not pass gets the better baseline as its champion (`register_baseline_champion`), so every
+series is forecast, drift-checked and listed; a model has to beat it to replace it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -109,7 +112,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
     bench = bars[bars["symbol"] == benchmark] if benchmark else None  # the benchmark's own model: against itself
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
-    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.threshold)
+    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
     return (feats.loc[usable, cols].reset_index(drop=True), labels[usable].to_numpy().astype(int),
             own.loc[usable].reset_index(drop=True))
 
@@ -142,6 +145,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
+    from market_mlops.tasks.baseline import register_baseline_champion
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
@@ -171,26 +175,34 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                                   trained.train_index, spec.horizon, spec.bars_per_year)
     marks.append(("evaluate", time.perf_counter()))
     commit = git_commit()
+    span = fit_span(bars, trained)
     if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
         run_id = existing.info.run_id
     else:
         tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
                 "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
-                "code.git_commit": commit, **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
+                "code.git_commit": commit, **span, **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
                 **_package_versions()}
         run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
                                    trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
     marks.append(("mlflow_log", time.perf_counter()))
     registered = versions.version_of_run(name, run_id, cfg)
+    baseline_preds = baseline_predictions(y, hold, trained.train_index, spec.horizon)
     gate = evaluate_gate(name, str(registered.version) if registered else None, X.iloc[hold], y[hold],
-                         trained.holdout_proba, evaluation,
-                         baseline_predictions(y, hold, trained.train_index, spec.horizon), spec.horizon,
+                         bars["ts"].iloc[hold], trained.holdout_proba, evaluation, baseline_preds, spec.horizon,
                          force=force_promotion, cfg=cfg)
     marks.append(("gate", time.perf_counter()))
-    mv = registered or versions.create_version(name, run_id, {"data.version": data["md5"], "code.git_commit": commit},
-                                               cfg, unsigned_tags=gate.version_tags())
+    lineage = {"data.version": data["md5"], "code.git_commit": commit, versions.KIND_TAG: "model", **span}
+    mv = registered or versions.create_version(name, run_id, lineage, cfg, unsigned_tags=gate.version_tags())
     marks.append(("register", time.perf_counter()))
     decision = apply_gate(name, str(mv.version), gate, cfg)
+    serving: Literal["model", "baseline"] = "baseline" if gate.champion_is_baseline and not gate.decision.promote \
+        else "model"
+    baseline_rule = None
+    if decision.get("champion_version") is None:  # nothing serves this series: the better baseline does
+        baseline = register_baseline_champion(symbol, timeframe, data, X, y, bars, trained, evaluation, gate, cfg)
+        decision["champion_version"] = baseline["version"]
+        baseline_rule, serving = baseline["rule"], "baseline"
     marks.append(("promote", time.perf_counter()))
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
@@ -198,15 +210,32 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "majority_accuracy": round(evaluation["majority_accuracy"], 4),
         "persistence_accuracy": round(evaluation["persistence_accuracy"], 4),
         "balanced_accuracy": round(evaluation["model_balanced_accuracy"], 4),
-        "log_loss": round(evaluation["model_log_loss"], 4),
+        "log_loss": round(evaluation["model_log_loss"], 4), "ic": _finite(evaluation["model_ic"]),
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
-        "weights": [round(float(w), 3) for w in trained.weights], **decision,
+        "weights": [round(float(w), 3) for w in trained.weights], **decision, "serving": serving,
+        "fit_end": span[versions.FIT_END_TAG], "evaluation_end": span[versions.EVALUATION_END_TAG],
         "seconds": {phase: round(t - marks[i][1], 3) for i, (phase, t) in enumerate(marks[1:])}}
+    if baseline_rule:
+        summary["baseline_rule"] = baseline_rule
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))  # the mark of a finished model
-    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s; seconds %s", name,
-             mv.version, summary["accuracy"], summary["majority_accuracy"], summary["persistence_accuracy"],
-             decision["decision"], summary["seconds"])
+    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s; %s serves; "
+             "fit to %s, evaluated to %s; seconds %s", name, mv.version, summary["accuracy"],
+             summary["majority_accuracy"], summary["persistence_accuracy"], decision["decision"], serving,
+             summary["fit_end"], summary["evaluation_end"], summary["seconds"])
     return summary
+
+
+def _finite(value: float, digits: int = 4) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def fit_span(bars: pd.DataFrame, trained: TrainedEnsemble) -> dict[str, str]:
+    """Where the served models' fit ended and where the evaluation the gate read ended (bar times, UTC)."""
+    from market_mlops.registry import versions
+
+    return {versions.FIT_END_TAG: str(bars["ts"].iloc[trained.fit_rows - 1]),
+            versions.EVALUATION_END_TAG: str(bars["ts"].iloc[trained.holdout_index[-1]]),
+            "fit.refit": "full" if trained.refit else "none"}
 
 
 def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
@@ -232,17 +261,20 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     from mlflow.entities import Metric, Param, RunTag
 
     from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.model.labels import class_shares, label_record
     from market_mlops.model.training import reference_accuracy
     from market_mlops.registry import store, versions
 
     hold = trained.holdout_index
     client = store.client(cfg)
-    params = {"horizon": spec.horizon, "threshold": spec.threshold, "seed": training_cfg.seed,
-              "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
+    params = {"horizon": spec.horizon, **{f"labels.{k}": v for k, v in label_record(spec.labels).items()},
+              "seed": training_cfg.seed, "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
               "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
               "rows": len(y), "features": X.shape[1], "weights_method": trained.weights_method,
               "train_start": str(bars["ts"].iloc[0]), "train_end": str(bars["ts"].iloc[trained.train_index[-1]]),
               "holdout_start": str(bars["ts"].iloc[hold[0]]), "holdout_end": str(bars["ts"].iloc[hold[-1]]),
+              "refit": training_cfg.refit, "fit_rows": trained.fit_rows,
+              **{f"class_share.{k}": v for k, v in class_shares(y).items()},
               **{f"{m}.{k}": v for m, p in trained.params.items() for k, v in p.items()},
               **{f"weight.{m}": float(w) for m, w in zip(trained.models, trained.weights, strict=True)}}
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]),
@@ -257,11 +289,13 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _write_evaluation(folder / "run", trained, evaluation, list(X.columns))
-            _write_drift_reference(folder / "run" / "reference", X.iloc[trained.train_index].tail(2000), cfg)
+            # The served models' inputs: every row they learned (the last 2,000).
+            _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             # A lean version's native files go up with the rest of the run's files, in the same call.
             model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
             checksums = save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
-                                         {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon})
+                                         {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
+                                          "labels": label_record(spec.labels)})
             mlflow.log_artifacts(str(folder / "run"))
             model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3))
         if lean:

@@ -98,8 +98,9 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     if recent.empty:
         return
     spec = cfg.spec(r.timeframe)
-    bars = load_bars(head_dataset(cfg), r.timeframe, [r.symbol], since=recent["ts"].iloc[0].to_pydatetime())
-    resolved = resolved_forecasts(recent, bars, spec.horizon, spec.threshold).set_index("ts")
+    bars = load_bars(head_dataset(cfg), r.timeframe, [r.symbol],  # the warm-up: the label band reads earlier bars
+                     since=recent["ts"].iloc[0].to_pydatetime() - dt.timedelta(days=spec.warmup_days))
+    resolved = resolved_forecasts(recent, bars, spec.horizon, spec.labels).set_index("ts")
     rows = recent.to_dict("records")
     for f in rows:
         if f["ts"] in resolved.index:

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import REPO_ROOT, Training
+from market_mlops.config import REPO_ROOT, LabelSpec, Training
 from market_mlops.contracts import TrainingData
 
 D1_BARS_PER_YEAR = 252  # W1 is daily bars
+D1_LABELS = LabelSpec()  # the default volatility band
 
 SYMBOLS_15 = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "PG", "XLF", "XLE", "QQQ", "IWM"]
 W1_START, W1_END = dt.date(2010, 11, 1), dt.date(2025, 10, 31)  # ~3,774 sessions
@@ -115,7 +116,7 @@ def w1(bars: pd.DataFrame) -> list[dict]:
         symbol_started = time.perf_counter()
         own = bars[bars["symbol"] == symbol].reset_index(drop=True)
         feats = build_features(own, D1_BARS_PER_YEAR, bench)
-        y, ok = labels_and_usable_rows(feats, own["close"], feature_columns(feats), 5, 0.01)
+        y, ok = labels_and_usable_rows(feats, own["close"], feature_columns(feats), 5, D1_LABELS)
         trained = train_ensemble(feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int), cfg, 5)
         per_symbol.append(time.perf_counter() - symbol_started)
         for m, t in trained.timings.items():
@@ -162,7 +163,7 @@ def w1_against_reference(bars: pd.DataFrame, symbols: int) -> list[dict]:
             seconds[side] = time.perf_counter() - started
         suite_cols = feature_columns(feats["suite"])
         ref_cols = [c for c in feats["reference"].columns if c != "ts"]
-        labels = direction_labels(own["close"], horizon, 0.01)
+        labels = direction_labels(own["close"], horizon, D1_LABELS)
         usable = (feats["suite"][suite_cols].notna().all(axis=1) & feats["reference"][ref_cols].notna().all(axis=1)
                   & labels.notna()).to_numpy()
         y = labels[usable].to_numpy().astype(int)
@@ -309,8 +310,8 @@ def drift_and_refresh() -> list[dict]:
                     proba = model.predict_proba(window)
                     forecasts = pd.DataFrame({"ts": window["ts"].to_numpy(), "model_version": model.version,
                                               "predicted": np.array(["BEARISH", "NEUTRAL", "BULLISH"])[proba.argmax(1)]})
-                    resolved = resolved_forecasts(forecasts, own, cfg.spec(tf).horizon, cfg.spec(tf).threshold).tail(cfg.drift.window)
-                    accuracy_band((resolved["correct"].mean() - 0.5) * 100, len(resolved), cfg.drift)
+                    resolved = resolved_forecasts(forecasts, own, cfg.spec(tf).horizon, cfg.spec(tf).labels).tail(cfg.drift.window)
+                    accuracy_band(float(resolved["correct"].mean()), 0.5, len(resolved), cfg.spec(tf).horizon, cfg.drift)
                     feature_drift(reference[tf], window[model.base.features].tail(cfg.drift.window), cfg.drift, limits[tf])
             return time.perf_counter() - started, measured
 

@@ -1,0 +1,124 @@
+"""A champion for every series: when no model has passed the gate, the better naive baseline serves.
+
+A series without a champion gets no forecasts, no drift checks and no line on the Models page. So when a retrain
+finds no champion and its challenger does not pass the gate, the baseline that did better on the same holdout
+(majority class or persistence of the last known label) is registered as a version of the same registered model,
+signed and checked like any other (`kind=baseline`), and takes `champion`. It is said plainly wherever the champion
+is shown ("baseline: no model has beaten it yet"); a later challenger that passes the gate against the baselines
+replaces it (`registry.gate.decide_promotion`).
+
+Like the served ensemble, the rule serves what it learned from every labelled row (the majority class of the whole
+window); the numbers it is held to by the drift check are its holdout figures, out of sample.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+from market_mlops.config import PipelineConfig
+from market_mlops.contracts import TrainingData
+from market_mlops.registry import aliases, store, versions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from market_mlops.model.training import TrainedEnsemble
+    from market_mlops.tasks.promotion import GateResult
+
+log = logging.getLogger(__name__)
+BASELINE_SAYS = "baseline: no model has beaten it yet"
+
+
+class BaselineVersion(TypedDict):
+    version: str
+    rule: str
+    accuracy: float
+
+
+def baseline_metrics(evaluation: dict[str, Any], rule: str) -> dict[str, Any]:
+    """The holdout evaluation as the baseline's own: its `<rule>_*` figures become `model_*` (what the drift check,
+    the Models page and `market-mlops models` read of any version), the other keys unchanged."""
+    own = {f"model_{k.removeprefix(rule + '_')}": v for k, v in evaluation.items() if k.startswith(f"{rule}_")}
+    return {**evaluation, **own}
+
+
+def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, X: pd.DataFrame, y: np.ndarray,
+                               bars: pd.DataFrame, trained: TrainedEnsemble, evaluation: dict[str, Any],
+                               gate: GateResult, cfg: PipelineConfig) -> BaselineVersion:
+    """Register the better baseline of this holdout as a signed version and move `champion` to it (idempotent: a
+    retry finds its run and version)."""
+    from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
+    from market_mlops.model.labels import label_record
+    from market_mlops.tasks.retrain import fit_span, git_commit
+
+    spec = cfg.spec(timeframe)
+    name = store.model_name(symbol, timeframe)
+    rule = str(gate.summary.get("baseline_compared") or "majority")
+    interval_end = data["interval_end"]
+    run_key = f"baseline-{symbol}-{timeframe}-{interval_end[:16]}"
+    metrics = baseline_metrics(evaluation, rule)
+    majority = int(np.bincount(y, minlength=3).argmax())  # the rule's "refit": every labelled row
+    span = fit_span(bars, trained)
+    existing = store.find_run(run_key, cfg)
+    run_id = existing.info.run_id if existing is not None and existing.info.status == "FINISHED" else None
+    if run_id is None:
+        example = X.tail(3).assign(**{LAST_KNOWN_LABEL: y[-3:].astype(float)})
+        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
+                "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": interval_end,
+                "code.git_commit": git_commit(), "kind": "baseline", "baseline.rule": rule, **span}
+        run_id = _log_baseline_run(existing.info.run_id if existing else None, run_key, tags, rule, majority, X,
+                                   trained, metrics, example, {"symbol": symbol, "timeframe": timeframe,
+                                                               "horizon": spec.horizon,
+                                                               "labels": label_record(spec.labels)}, cfg)
+    mv = versions.version_of_run(name, run_id, cfg) or versions.create_version(
+        name, run_id, {"data.version": data["md5"], "code.git_commit": git_commit(), versions.KIND_TAG: "baseline",
+                       "baseline.rule": rule, **span}, cfg,
+        unsigned_tags={"gate.decision": "baseline champion", "gate.reason": f"{BASELINE_SAYS} (the {rule} "
+                       f"baseline; the model v{gate.summary.get('champion_version') or 'new'}: "
+                       f"{gate.decision.reason})"})
+    why = f"{BASELINE_SAYS}: the {rule} baseline serves {name}"
+    aliases.move_alias(name, aliases.CHAMPION, str(mv.version), why, cfg)
+    accuracy = float(metrics["model_accuracy"])
+    log.info("%s v%s is the %s baseline (holdout accuracy %.3f): %s", name, mv.version, rule, accuracy, BASELINE_SAYS)
+    return {"version": str(mv.version), "rule": rule, "accuracy": round(accuracy, 4)}
+
+
+def _log_baseline_run(run_id: str | None, run_key: str, tags: dict[str, str], rule: str, majority: int,
+                      X: pd.DataFrame, trained: TrainedEnsemble, metrics: dict[str, Any], example: pd.DataFrame,
+                      meta: dict[str, Any], cfg: PipelineConfig) -> str:
+    """One MLflow run holding what the suite reads of any version: holdout metrics, the drift reference, the model
+    files (the rule) and their checksums."""
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    from market_mlops.model.ensemble_model import save_baseline
+    from market_mlops.tasks.retrain import _write_drift_reference
+
+    client = store.client(cfg)
+    with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
+        run_id = str(run.info.run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "run" / "evaluation").mkdir(parents=True)
+            (folder / "run" / "evaluation" / "holdout_metrics.json").write_text(json.dumps(metrics, default=float))
+            _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
+            lean = cfg.training.model_artifacts == "lean"
+            model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
+            checksums = save_baseline(rule, majority, list(X.columns), model_dir, meta)
+            mlflow.log_artifacts(str(folder / "run"))
+            model_id = versions.log_model_files(model_dir, example, "full") if not lean else None
+        now = int(time.time() * 1000)
+        numbers = [Metric(f"holdout.{k}", float(v), now, 0, model_id=model_id) for k, v in metrics.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)]
+        numbers.append(Metric("drift.reference_accuracy", float(metrics["model_accuracy"]), now, 0, model_id=model_id))
+        extra_tags = [] if not lean else [mlflow.entities.RunTag(f"sha256.{k}", v) for k, v in checksums.items()]
+        client.log_batch(run_id, metrics=numbers, params=[Param("rule", rule), Param("majority_class", str(majority))],
+                         tags=extra_tags)
+        return run_id
