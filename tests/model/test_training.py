@@ -72,6 +72,25 @@ def test_ensemble_weights_are_a_simplex_and_prefer_the_better_model():
     assert np.allclose(fit_weights([good, noise], y[:10])[0], [0.5, 0.5])  # too few rows: equal weights
 
 
+def _random_walk_hourly(seed: int):
+    """SPY and AAA hourly bars of a pure random walk (the generator's paths keep a trend a model can learn even with
+    no planted signal): nothing for a model to find."""
+    import pandas as pd
+
+    from market_mlops.data import calendar
+
+    stamps = calendar.bar_opens("XNYS", 60, calendar.sessions_between("XNYS", dt.date(2020, 1, 2), END))
+    rng = np.random.default_rng(seed)
+    frames = []
+    for symbol in ("SPY", "AAA"):
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, len(stamps))))
+        open_ = np.concatenate([[100.0], close[:-1]])
+        frames.append(pd.DataFrame({"ts": stamps["ts"], "symbol": symbol, "timeframe": "h1", "open": open_, "close": close,
+                                    "high": np.maximum(open_, close) * 1.001, "low": np.minimum(open_, close) * 0.999,
+                                    "volume": np.round(1e5 * np.exp(rng.normal(0, 0.3, len(stamps))))}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def _frame(bars):
     aaa = bars[bars["symbol"] == "AAA"].reset_index(drop=True)
     feats = build_features(aaa, D1_BARS_PER_YEAR, bars[bars["symbol"] == "SPY"])
@@ -84,7 +103,7 @@ def _frame(bars):
 def test_planted_signal_beats_both_baselines_and_shuffled_labels_do_not():
     from market_mlops.model.training import train_ensemble
 
-    X, y = _frame(_bars(0.3))
+    X, y = _frame(_bars(1.5))  # balanced labels: a signal the gate calls significant on a 300-row holdout
     trained = train_ensemble(X, y, FAST, horizon=5)
     hold = trained.holdout_index
     acc = (trained.holdout_proba.argmax(axis=1) == y[hold]).mean()
@@ -96,12 +115,19 @@ def test_planted_signal_beats_both_baselines_and_shuffled_labels_do_not():
     noise = train_ensemble(X, shuffled, FAST, horizon=5)
     from sklearn.metrics import balanced_accuracy_score
 
-    # Class-weighted models trade raw accuracy for recall of rare classes, so compare balanced accuracy:
-    # the majority baseline scores exactly 1/3 on it.
+    from market_mlops.model.evaluation import baseline_predictions, bootstrap_accuracy_difference
+
+    # The gate's own question: is the edge over the better baseline significant (block bootstrap)?
+    def edge(labels: np.ndarray, proba: np.ndarray) -> float:
+        baselines = baseline_predictions(labels, hold, trained.train_index, 5)
+        better = max(baselines, key=lambda b: (baselines[b] == labels[hold]).mean())
+        return bootstrap_accuracy_difference(labels[hold], proba.argmax(axis=1), baselines[better], 500, 1, 5).low
+
+    assert edge(y, trained.holdout_proba) > 0 > edge(shuffled, noise.holdout_proba)
+    # Balanced labels (the volatility band): every baseline and a model of noise score about 1/3.
     bal_noise = balanced_accuracy_score(shuffled[hold], noise.holdout_proba.argmax(axis=1))
     bal_signal = balanced_accuracy_score(y[hold], trained.holdout_proba.argmax(axis=1))
-    assert abs(bal_noise - 1 / 3) < 0.06
-    assert bal_signal > bal_noise + 0.1
+    assert abs(bal_noise - 1 / 3) < 0.06 and bal_signal > 1 / 3 + 0.08
 
 
 @pytest.fixture
@@ -151,7 +177,7 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     # Hourly bars: a holdout of ~2,000 rows resolves the planted signal's edge over persistence, which the gate now
     # asks to be significant (on ~340 daily rows a 1.5-point edge is a coin flip and is kept as challenger).
     monkeypatch.setenv("MLOPS_SIGNING_KEYS", "first-key-of-the-pipeline-0123456789")
-    good = _dataset(training_env / "good", _hourly(0.4))
+    good = _dataset(training_env / "good", _hourly(0.8))
     first = retrain_model("AAA", "h1", good)
     assert first["decision"] == "promoted" and first["version"] == "1", {k: first.get(k) for k in ("reason", "challenger_accuracy", "majority_accuracy", "persistence_accuracy", "baseline_diff_mean", "baseline_diff_ci_low", "baseline_diff_ci_high")}
     assert first["reason"] == "first model that beats both baselines"
@@ -160,9 +186,9 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     c = store.client()
     assert str(again["version"]) == "1" and len(c.search_model_versions("name = 'AAA-h1-direction'")) == 1
 
-    noise = {**_dataset(training_env / "noise", _hourly(0.0, seed=9)), "interval_end": dt.datetime(2025, 10, 2, tzinfo=dt.UTC).isoformat()}
+    noise = {**_dataset(training_env / "noise", _random_walk_hourly(9)), "interval_end": dt.datetime(2025, 10, 2, tzinfo=dt.UTC).isoformat()}
     worse = retrain_model("AAA", "h1", noise)
-    assert worse["version"] == "2" and worse["decision"] == "kept as challenger"
+    assert worse["version"] == "2" and worse["decision"] == "kept as challenger", (worse["reason"], worse["challenger_accuracy"], worse["persistence_accuracy"], worse["majority_accuracy"])
     pointers = c.get_registered_model("AAA-h1-direction").aliases
     assert str(pointers["champion"]) == "1" and str(pointers["challenger"]) == "2"
     tags = c.get_model_version("AAA-h1-direction", "2").tags

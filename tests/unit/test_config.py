@@ -22,12 +22,14 @@ def test_environment_overrides_nested_keys_and_lists(tmp_path):
         "MLOPS__STORAGE__DVC_REMOTE_URL": "s3://mlops-data/dvc",
         "MLOPS__STORAGE__S3_ENDPOINT_URL": "http://minio:9000",
         "MLOPS__UNIVERSE__SYMBOLS": "SPY,QQQ",
-        "MLOPS__DRIFT__MIN_RESOLVED": "7",
+        "MLOPS__DRIFT__MIN_OUTCOMES": "7",
+        "MLOPS__TIMEFRAMES__H1__LABELS__BAND": "fixed",
     })
     assert cfg.dvc_remote_url == "s3://mlops-data/dvc"
     assert cfg.storage.s3_endpoint_url == "http://minio:9000"
     assert cfg.universe.symbols == ["SPY", "QQQ"]
-    assert cfg.drift.min_resolved == 7
+    assert cfg.drift.min_outcomes == 7
+    assert cfg.spec("h1").labels.band == "fixed" and cfg.spec("h1").labels.threshold == 0.004  # the rest kept
 
 
 @pytest.mark.parametrize(("env", "key", "hint"), [
@@ -57,8 +59,7 @@ def test_unknown_symbol_in_a_run_is_refused(tmp_path):
 def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("universe: {benchmark: SPY, symbols: [SPY], timeframes: [d1]}\ntimeframes: {d1: {minutes: 1440, bars_per_year: 252, "
-                   "warmup_days: 420, refresh_window: 250, refresh_lookback_days: 400, partition: year, horizon: -3, "
-                   "threshold: 0.01}}\n")
+                   "warmup_days: 420, refresh_window: 250, refresh_lookback_days: 400, partition: year, horizon: -3}}\n")
     out = subprocess.run([sys.executable, "-m", "market_mlops.cli", "config", "check", "--file", str(bad)],
                          capture_output=True, text=True)
     assert out.returncode == 2

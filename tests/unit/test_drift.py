@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from market_mlops.config import Drift, load_config
-from market_mlops.monitoring.bands import accuracy_band, decide_emergency
+from market_mlops.monitoring.bands import accuracy_band, band_of_delta, decide_emergency
 from market_mlops.monitoring.drift import (
     feature_drift,
     ks_distance,
@@ -17,21 +17,59 @@ from market_mlops.monitoring.drift import (
     psi_null_thresholds,
 )
 
-CFG = Drift(monitor_below=-5, drift_below=-15, emergency_below=-25, min_resolved=20)
+CFG = Drift(monitor_below=-5, drift_below=-15, emergency_below=-25, min_outcomes=8, band_confidence=0.8)
 
 
 @pytest.mark.parametrize(("delta", "band"), [
     (3.0, "normal"), (-5.0, "normal"), (-5.01, "monitor"), (-15.0, "monitor"), (-15.01, "drift"),
     (-25.0, "drift"), (-25.01, "emergency"), (-60.0, "emergency"),
 ])
-def test_band_boundaries(delta, band):
-    assert accuracy_band(delta, resolved=20, cfg=CFG) == band
+def test_band_edges(delta, band):
+    assert band_of_delta(delta, CFG) == band
 
 
-def test_too_few_resolved_forecasts_report_only_normal():
-    assert accuracy_band(-40.0, resolved=19, cfg=CFG) == "normal"
-    assert accuracy_band(-40.0, resolved=20, cfg=CFG) == "emergency"
-    assert accuracy_band(float("nan"), resolved=50, cfg=CFG) == "normal"
+def test_a_band_is_judged_on_the_upper_bound_of_the_outcomes_not_on_the_point():
+    # 60 resolved 5-bar forecasts are 12 outcomes: a 25-point drop is "monitor" (the evidence is sure of 13 points),
+    # the same drop on 60 outcomes (300 forecasts) is "drift" (sure of 20).
+    few = accuracy_band(0.25, 0.50, resolved=60, horizon=5, cfg=CFG)
+    many = accuracy_band(0.25, 0.50, resolved=300, horizon=5, cfg=CFG)
+    assert few.outcomes == 12 and few.band == "monitor" and -15 < few.upper_delta_points < -5
+    assert many.outcomes == 60 and many.band == "drift" and many.upper_delta_points < few.upper_delta_points
+    assert accuracy_band(0.25, 0.50, resolved=60, horizon=1, cfg=CFG).band == "drift"  # labels that do not overlap
+
+
+def test_too_few_outcomes_report_only_normal_and_say_why():
+    assert accuracy_band(0.0, 0.5, resolved=39, horizon=5, cfg=CFG).band == "normal"  # 7.8 outcomes
+    short = accuracy_band(0.0, 0.5, resolved=39, horizon=5, cfg=CFG)
+    assert "fewer than drift.min_outcomes (8)" in short.reason
+    assert accuracy_band(0.0, 0.5, resolved=40, horizon=5, cfg=CFG).band == "emergency"
+    assert accuracy_band(float("nan"), 0.5, resolved=50, horizon=5, cfg=CFG).band == "normal"
+
+
+def test_on_a_no_drift_null_the_bands_fire_at_most_at_their_rate():
+    """250 windows of 60 resolved 5-bar forecasts from a random walk, labelled with the default volatility band and
+    called by a momentum rule, held to the rule's own long-run accuracy (nothing drifted): the emergency band never
+    fires, drift at most 1%, monitor within its 1 - band_confidence = 20% (with slack for the finite sample)."""
+    from market_mlops.config import LabelSpec
+    from market_mlops.model.labels import direction_labels
+
+    rng = np.random.default_rng(11)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.standard_t(4, 40_000) * 0.01)))
+    y = direction_labels(close, 5, LabelSpec()).to_numpy()
+    momentum = np.log(close).diff(20).to_numpy()
+    calls = np.where(momentum > 0.02, 2, np.where(momentum < -0.02, 0, 1))
+    ok = np.isfinite(y) & np.isfinite(momentum)
+    correct = (calls == y)[ok]
+    reference = correct.mean()
+    cfg = Drift()  # the defaults
+    starts = np.arange(0, len(correct) - 60, 150)[:250]
+    bands = [accuracy_band(float(correct[s:s + 60].mean()), reference, 60, 5, cfg).band for s in starts]
+    assert len(bands) == 250
+    rate = {b: bands.count(b) / len(bands) for b in ("monitor", "drift", "emergency")}
+    assert rate["emergency"] == 0 and rate["drift"] <= 0.01 and rate["monitor"] <= 0.2 + 0.05, rate
+    # The old rule (the point estimate, 20 forecasts counted as 20 outcomes) on the same windows fired far more.
+    points = [band_of_delta((correct[s:s + 20].mean() - reference) * 100, cfg) for s in starts]
+    assert points.count("drift") + points.count("emergency") > 5 * max(1, bands.count("drift") + bands.count("emergency"))
 
 
 def test_psi_matches_a_hand_computed_value():

@@ -72,11 +72,26 @@ def test_the_bootstrap_interval_of_a_small_edge_on_few_rows_spans_zero_and_of_a_
         return pred
 
     baseline, lucky, skilled = right_on(177), right_on(183), right_on(225)  # 0.489, 0.5055, 0.622
-    assert bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5)[1] < 0
-    assert bootstrap_accuracy_difference(y, skilled, baseline, 500, 1, block=5)[1] > 0
-    wide = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.99)
-    narrow = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, block=5, confidence=0.80)
-    assert wide[1] < narrow[1] < narrow[2] < wide[2]
+    assert bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5).low < 0
+    assert bootstrap_accuracy_difference(y, skilled, baseline, 500, 1, horizon=5).low > 0
+    wide = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5, confidence=0.99)
+    narrow = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5, confidence=0.80)
+    assert wide.low < narrow.low < narrow.high < wide.high
+    assert narrow.block >= 10 and narrow.effective_rows == pytest.approx(362 / 5)  # at least 2 x horizon
+
+
+def test_the_block_grows_with_the_dependence_in_the_data():
+    """Politis-White sees autocorrelation beyond the overlap: a difference in correctness that persists for ~40 rows
+    gets blocks longer than 2 x horizon; white noise gets the 2 x horizon floor."""
+    import numpy as np
+
+    from market_mlops.model.evaluation import gate_block_length
+
+    rng = np.random.default_rng(5)
+    noise = rng.choice([-1.0, 0.0, 1.0], 600)
+    persistent = np.repeat(rng.choice([-1.0, 0.0, 1.0], 15), 40)
+    assert gate_block_length(noise, horizon=5) == 10
+    assert gate_block_length(persistent, horizon=5) > 20
 
 
 def test_the_drift_reference_pools_folds_and_holdout_so_a_lucky_holdout_is_not_the_bar():

@@ -71,7 +71,7 @@ def accuracy_band(realized: float, reference: float, resolved: int, horizon: int
     if outcomes < cfg.min_outcomes:
         return BandCheck("normal", outcomes, float("nan"), float("nan"),
                          f"{resolved} resolved forecasts are {outcomes:.1f} outcomes of {horizon} bars: fewer than "
-                         f"drift.min_outcomes ({cfg.min_outcomes}), too few to judge")
+                         f"drift.min_outcomes ({cfg.min_outcomes:g}), too few to judge")
     upper = accuracy_upper_bound(realized, outcomes, cfg.band_confidence)
     delta = (upper - reference) * 100
     band = band_of_delta(delta, cfg)

@@ -71,11 +71,11 @@ def unseen_rows(holdout_ts: pd.Series, fit_end: pd.Timestamp | None, horizon: in
     import numpy as np
     import pandas as pd
 
-    stamps = pd.to_datetime(holdout_ts, utc=True).to_numpy()
+    stamps = pd.DatetimeIndex(pd.to_datetime(holdout_ts, utc=True)).as_unit("ns").asi8
     if fit_end is None:
         return np.ones(len(stamps), dtype=bool)
     end = fit_end.tz_localize("UTC") if fit_end.tzinfo is None else fit_end.tz_convert("UTC")
-    after = np.flatnonzero(stamps > end.to_datetime64())
+    after = np.flatnonzero(stamps > end.as_unit("ns").value)
     mask = np.zeros(len(stamps), dtype=bool)
     mask[after[horizon:]] = True
     return mask
