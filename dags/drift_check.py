@@ -8,8 +8,10 @@ champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tas
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
-2. realized accuracy of the last `drift.window` resolved forecasts against the model's holdout accuracy: band
-   normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), only after `drift.min_resolved` resolutions;
+2. realized accuracy of the last `drift.window` resolved forecasts against the model's out-of-sample reference: band
+   normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), judged on the evidence: the forecasts count as
+   resolved / horizon outcomes (their labels overlap), nothing but normal below `drift.min_outcomes` of them, and a
+   band is raised only when the one-sided upper bound of accuracy (`drift.band_confidence`) is below its edge;
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
    classes; a JSON and HTML report in the MLflow experiment `market-drift`, a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.

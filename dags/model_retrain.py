@@ -11,9 +11,12 @@ One mapped `retrain_model` task per (symbol, timeframe), or per shard of models 
 `fleet.max_mapped_tasks` (the map index names its first and last model), in pool `training`: features, labels, purged and
 embargoed walk-forward folds, RandomForest + XGBoost + LightGBM, ensemble weights fitted out of fold, holdout
 metrics next to the majority and persistence baselines, an MLflow run and a registered model version
-(`<SYMBOL>-<tf>-direction`). The promotion gate moves the `champion` alias only if the new version beats both
-baselines and is not worse than the champion beyond a tolerance (bootstrap interval). `report_retrain` summarizes
-(a failed model fails its map index and the run, and is alerted by the failure callback).
+(`<SYMBOL>-<tf>-direction`). The gate decides on that evaluated fit: the `champion` alias moves only if the new
+version beats the better baseline significantly (block bootstrap) and is not worse than the champion on the holdout
+rows the champion never learned. The version registered is the same configuration refit on every labelled row up to
+the cutoff (tags `fit.end`, `evaluation.end`). A series with no champion whose model does not pass gets the better
+baseline as a signed `kind=baseline` version and champion ("no model has beaten it yet"). `report_retrain`
+summarizes (a failed model fails its map index and the run, and is alerted by the failure callback).
 
 **Params**: `symbols`, `timeframes` (empty = all configured), `search_trials` (Optuna trials per booster,
 0 = fixed hyperparameters), `force_promotion` (promote even if the gate says no; recorded in the audit trail),

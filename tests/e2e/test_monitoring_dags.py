@@ -15,8 +15,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.training]
 FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS": "80", "MLOPS__TRAINING__FOLDS": "3",
         "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
         "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "200", "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL",
-        "MLOPS__UNIVERSE__TIMEFRAMES": "d1", "MLOPS__DRIFT__MIN_RESOLVED": "10",
-        "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-10-03"}
+        "MLOPS__UNIVERSE__TIMEFRAMES": "d1", "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-10-03",
+        # A weekly refresh fits weights on rows the base models never learned: a champion refit on every row (the
+        # default) has none for months on daily bars, so this test serves the evaluated fit to exercise the refresh's
+        # registration; the default's skip is asserted at the end.
+        "MLOPS__TRAINING__REFIT": "none"}
 
 
 def _after_close(day: dt.date) -> dt.datetime:
@@ -105,3 +108,14 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
         check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__another-run"})
     [again] = checks_at_end()
     assert (checked["airflow_run_id"], again["airflow_run_id"]) == ("manual__retry-test", "manual__another-run")
+
+    # The default: a champion refit up to its cutoff has learned every row a refresh a week later could use.
+    from market_mlops.tasks.refresh import refresh_weights
+    from market_mlops.tasks.retrain import resolve_data_version, retrain_model
+
+    monkeypatch.setenv("MLOPS__TRAINING__REFIT", "full")
+    cutoff = dt.datetime(2025, 11, 3, tzinfo=dt.UTC)
+    refit = retrain_model("SPY", "d1", resolve_data_version(cutoff), force_promotion=True)
+    assert refit["decision"] == "promoted" and refit["fit_end"] >= "2025-10-2"
+    skipped = refresh_weights("SPY", "d1", dt.datetime(2025, 11, 10, 6, tzinfo=dt.UTC))
+    assert skipped["version"] == refit["version"] and "resolved bars the base models never learned" in skipped["skipped"]

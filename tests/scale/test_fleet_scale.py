@@ -32,11 +32,8 @@ END = dt.date(2025, 9, 30)
 HOLE = ("F137", "d1", dt.date(2025, 9, 12))  # its vendor file ends here: the model's data has a hole at the cutoff
 TINY = {"MLOPS__TRAINING__RF_ESTIMATORS": "10", "MLOPS__TRAINING__BOOST_ROUNDS": "10", "MLOPS__TRAINING__FOLDS": "2",
         "MLOPS__TRAINING__MIN_TRAIN_ROWS": "100", "MLOPS__TRAINING__HISTORY_YEARS": "3",
-        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "50", "MLOPS__TRAINING__MODEL_ARTIFACTS": "lean",
-        # tiny windows still need all three classes: each threshold is about the generator's 33rd percentile of
-        # |forward return| on that timeframe, so a third of the labels are NEUTRAL
-        "MLOPS__TIMEFRAMES__D1__THRESHOLD": "0.02", "MLOPS__TIMEFRAMES__H4__THRESHOLD": "0.014",
-        "MLOPS__TIMEFRAMES__H1__THRESHOLD": "0.009", "MLOPS__TIMEFRAMES__M15__THRESHOLD": "0.0055"}
+        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "50", "MLOPS__TRAINING__MODEL_ARTIFACTS": "lean"}
+# (tiny windows still hold all three classes: the default volatility band keeps about a third of labels in each)
 
 
 def _write_vendor_files(folder: Path, start_of: dict[str, dt.date], end: dt.date, symbols: list[str],

@@ -81,8 +81,10 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
         name, run_id, {"data.version": data["md5"], "code.git_commit": git_commit(), versions.KIND_TAG: "baseline",
                        "baseline.rule": rule, **span}, cfg,
         unsigned_tags={"gate.decision": "baseline champion", "gate.reason": f"{BASELINE_SAYS} (the {rule} "
-                       f"baseline; the model v{gate.summary.get('champion_version') or 'new'}: "
-                       f"{gate.decision.reason})"})
+                       f"baseline; the trained model: {gate.decision.reason})",
+                       "gate.challenger_accuracy": str(round(float(metrics["model_accuracy"]), 4)),
+                       **{f"gate.{b}_accuracy": str(gate.summary[f"{b}_accuracy"])  # type: ignore[literal-required]
+                          for b in ("majority", "persistence")}})
     why = f"{BASELINE_SAYS}: the {rule} baseline serves {name}"
     aliases.move_alias(name, aliases.CHAMPION, str(mv.version), why, cfg)
     accuracy = float(metrics["model_accuracy"])

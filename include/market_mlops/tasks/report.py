@@ -35,26 +35,65 @@ def lifecycle_summary(cfg: PipelineConfig | None = None) -> str:
     return "\n".join(line for section in sections for line in section)
 
 
+def champion_line(name: str, version: str | None, tags: dict[str, str], ic: float | None, age_days: float | None,
+                  latest: str | None, latest_decision: str) -> str:
+    """One model as `market-mlops models` and the demo print it: what serves (a model or a baseline, said plainly),
+    its holdout accuracy against the better baseline with the gate's interval, its IC and age, and what the last
+    registration decided."""
+    def number(key: str) -> float | None:
+        try:
+            return float(tags[key])
+        except (KeyError, ValueError):
+            return None
+
+    if version is None:
+        serving = "no champion"
+    elif tags.get("kind") == "baseline":
+        serving = f"v{version} {tags.get('baseline.rule', '')} baseline: no model has beaten it yet"
+    else:
+        serving = f"v{version} model"
+    accuracy, low, high = number("gate.challenger_accuracy"), number("gate.baseline_diff_ci_low"), \
+        number("gate.baseline_diff_ci_high")
+    versus = ""
+    if accuracy is not None:
+        versus = f"holdout accuracy {accuracy:.3f}"
+        margin = number("gate.baseline_diff_mean")
+        if margin is not None and low is not None and high is not None and tags.get("kind") != "baseline":
+            versus += (f", {margin * 100:+.1f} pts vs the {tags.get('gate.baseline_compared', 'better')} baseline "
+                       f"[{low * 100:+.1f}, {high * 100:+.1f}]")
+    facts = [versus, f"IC {ic:+.3f}" if ic is not None else "", f"age {age_days:.0f} d" if age_days is not None else "",
+             f"last v{latest}: {latest_decision}" if latest and latest != version else ""]
+    return f"  {name:<22} {serving:<52} " + "; ".join(f for f in facts if f)
+
+
 def models_section(cfg: PipelineConfig | None = None) -> list[str]:
-    import json
+    import datetime as dt
+    import math
 
     from market_mlops.registry import aliases, store
 
     cfg = cfg or get_config()
     c = store.client(cfg)
-    lines = ["Models (MLflow registry, holdout accuracy vs majority / persistence baselines):"]
+    now = dt.datetime.now(dt.UTC)
+    lines = ["Models (MLflow registry): what serves each series, its holdout against the better baseline (gate interval), "
+             "IC, age, the last registration:"]
     for rm in sorted(c.search_registered_models(), key=lambda m: m.name):
         pointers = dict(rm.aliases or {})
-        champion = pointers.get(aliases.CHAMPION, "-")
-        latest = max((int(v) for v in pointers.values()), default=0)
-        summary = {}
-        if latest:
-            mv = c.get_model_version(rm.name, str(latest))
+        champion = pointers.get(aliases.CHAMPION)
+        latest = str(max((int(v.version) for v in c.search_model_versions(f"name = '{rm.name}'")), default=0)) or None
+        tags: dict[str, str] = {}
+        ic = age = None
+        if champion is not None:
+            mv = c.get_model_version(rm.name, str(champion))
+            tags = dict(mv.tags or {})
+            age = (now - dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC)).total_seconds() / 86400
             if mv.run_id:
-                summary = json.loads(c.get_run(mv.run_id).data.tags.get("mlops.summary", "{}"))
-        lines.append(f"  {rm.name:<22} champion v{champion:<3} latest v{latest:<3} "
-                     f"acc {summary.get('accuracy', float('nan')):.3f} vs {summary.get('majority_accuracy', float('nan')):.3f} / "
-                     f"{summary.get('persistence_accuracy', float('nan')):.3f}  {summary.get('decision', '')}: {summary.get('reason', '')}")
+                value = c.get_run(mv.run_id).data.metrics.get("holdout.model_ic")
+                ic = value if value is not None and math.isfinite(value) else None
+        decision = ""
+        if latest and latest != "0" and latest != str(champion):
+            decision = str((c.get_model_version(rm.name, latest).tags or {}).get("gate.decision", ""))
+        lines.append(champion_line(rm.name, None if champion is None else str(champion), tags, ic, age, latest, decision))
     return lines
 
 

@@ -46,11 +46,14 @@ class ModelRow:
 
     @property
     def flag(self) -> str:
-        """What needs a person: no model, a challenger waiting without a champion, or no champion at all."""
+        """What needs a person: no model, a challenger waiting without a champion, no champion at all, or a baseline
+        serving because no model has beaten it yet."""
         if self.versions == 0:
             return "not trained"
         if self.champion is None:
             return "no champion" + (" (challenger waiting)" if self.challenger is not None else "")
+        if self.champion.tags.get("kind") == "baseline":
+            return "baseline: no model has beaten it yet"
         return ""
 
     def gate(self, key: str, version: VersionInfo | None = None) -> float | None:

@@ -49,7 +49,9 @@ def _pct(value: float | None) -> str:
 def _version(v: VersionInfo | None, now: dt.datetime) -> str:
     if v is None:
         return '<span class="muted">none</span>'
-    return f'<a href="{escape(mlflow_model_url(v.model, v.version))}" target="_blank">v{escape(v.version)}</a> ' \
+    kind = f' <span class="muted">({escape(v.tags.get("baseline.rule", ""))} baseline)</span>' \
+        if v.tags.get("kind") == "baseline" else ""
+    return f'<a href="{escape(mlflow_model_url(v.model, v.version))}" target="_blank">v{escape(v.version)}</a>{kind} ' \
            f'<span class="muted">{_age(v.created, now)}</span>'
 
 
