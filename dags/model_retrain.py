@@ -15,7 +15,9 @@ metrics next to the majority and persistence baselines, an MLflow run and a regi
 version beats the better baseline significantly (block bootstrap) and is not worse than the champion on the holdout
 rows the champion never learned. The version registered is the same configuration refit on every labelled row up to
 the cutoff (tags `fit.end`, `evaluation.end`). A series with no champion whose model does not pass gets the better
-baseline as a signed `kind=baseline` version and champion ("no model has beaten it yet"). `report_retrain`
+baseline as a signed `kind=baseline` version and champion ("no model has beaten it yet"); so does a series whose
+champion is significantly worse than that baseline on the rows it never learned, or whose emergency retrain (reason
+`emergency: ...`) finds no challenger that passes. `report_retrain`
 summarizes (a failed model fails its map index and the run, and is alerted by the failure callback).
 
 **Params**: `symbols`, `timeframes` (empty = all configured), `search_trials` (Optuna trials per booster,
@@ -113,7 +115,8 @@ def model_retrain():
 
         ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index)}
         try:
-            return retrain_shard(shard, data, ctx, params["force_promotion"], params["search_trials"])
+            return retrain_shard(shard, data, ctx, params["force_promotion"], params["search_trials"],
+                                 emergency=str(params["reason"]).startswith("emergency"))
         except ShardFailed as failed:
             raise shard_failure(failed) from None
 

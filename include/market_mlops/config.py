@@ -203,14 +203,16 @@ class Training(_Strict):
 
 
 class Drift(_Strict):
-    monitor_below: float = -5.0
-    drift_below: float = -15.0
-    emergency_below: float = -25.0
-    min_outcomes: float = Field(default=8, ge=1, description="resolved forecasts / horizon (overlapping labels share "
+    monitor_below: float = Field(default=-5.0, description="accuracy points vs the reference: monitor below this")
+    drift_below: float = Field(default=-10.0, description="drift alert below this")
+    emergency_below: float = Field(default=-15.0, description="emergency (an emergency retrain) below this")
+    min_outcomes: float = Field(default=25, ge=1, description="resolved forecasts / horizon (overlapping labels share "
                                 "outcomes) needed before a band other than normal is reported")
+    accuracy_outcomes: int = Field(default=30, ge=1, description="a check reads the champion's last resolved forecasts "
+                                   "worth this many outcomes (this x horizon forecasts)")
     band_confidence: float = Field(default=0.80, ge=0.5, lt=1, description="a band is raised when the one-sided "
                                    "upper bound of realized accuracy at this confidence is below its edge")
-    window: int = Field(default=60, ge=5, description="the last resolved forecasts of the champion a check reads")
+    window: int = Field(default=60, ge=5, description="recent bars the feature drift (PSI, KS) is measured on")
     psi_alert: float = Field(default=0.25, gt=0)
     null_quantile: float = Field(default=0.99, gt=0.5, le=1)
     feature_share_alert: float = Field(default=0.05, gt=0, le=1)

@@ -115,6 +115,8 @@ class GateSummary(TypedDict, total=False):
     effective_rows: float  # holdout rows / horizon: overlapping labels share outcomes
     champion_rows: int  # holdout rows the champion had not learned, on which it was compared
     test_number: int  # the weekly refresh: the how-many-th test of this champion (error spending)
+    champion_vs_baseline_mean: float  # the champion against the better baseline on the rows it never learned
+    champion_vs_baseline_ci_high: float
 
 
 class TrainingSummary(GateSummary, total=False):

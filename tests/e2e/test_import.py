@@ -142,7 +142,7 @@ def test_your_own_data_from_files_to_a_champion_and_a_drift_check(mlops_home, mo
                        "--conf", '{"symbols": ["AAPL"], "force_promotion": true}')
     assert out.returncode == 0, out.stderr[-2000:]
     models = market_mlops("models")
-    assert "AAPL-d1-direction      champion v1" in models.stdout, models.stdout
+    assert "AAPL-d1-direction      v1 model" in models.stdout and "vs the " in models.stdout, models.stdout
     short = market_mlops("run", "model_retrain", "--date", "2020-09-01", "--conf", '{"symbols": ["NEWCO"]}')
     assert short.returncode == 1 and "NEWCO d1: " in short.stderr and "too few" in short.stderr  # one line: why
     out = market_mlops("run", "drift_check", "--date", "2020-09-30")

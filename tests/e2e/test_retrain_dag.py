@@ -47,9 +47,13 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
     c = store.client()
     names = sorted(m.name for m in c.search_registered_models())
     assert names == ["AAPL-d1-direction", "SPY-d1-direction"]
+    counts = {}
     for name in names:
-        versions = c.search_model_versions(f"name = '{name}'")
-        assert len(versions) == 1
+        versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+        # The trained version; and, when it did not pass the gate, the better baseline as champion (a second one).
+        champion = c.get_registered_model(name).aliases["champion"]
+        assert [v.tags["kind"] for v in versions] == (["model"] if str(champion) == "1" else ["model", "baseline"])
+        counts[name] = len(versions)
         run = c.get_run(versions[0].run_id)
         tags = run.data.tags
         assert tags["data.version"].endswith(".dir") and tags["data.gx_result_id"].startswith("gx-")
@@ -57,6 +61,7 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
         assert run.data.params["train_end"] < "2025-10-01"  # point in time
         assert "holdout.majority_accuracy" in run.data.metrics and "holdout.persistence_accuracy" in run.data.metrics
         assert str(versions[0].version) in {str(v) for v in c.get_registered_model(name).aliases.values()}
+        assert versions[0].tags["fit.end"] > run.data.params["train_end"]  # the served version was refit
 
     # The task's "MLflow run" / "MLflow model" buttons, resolved the way the api-server resolves extra links.
     from airflow.models import DagRun
@@ -66,12 +71,12 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
     run_id = DagRun.find(dag_id="model_retrain")[-1].run_id
     key = TaskInstanceKey("model_retrain", "retrain_model", run_id, try_number=1, map_index=0)
     run_url, model_url = MLflowRunLink().get_link(None, ti_key=key), MLflowModelLink().get_link(None, ti_key=key)
-    spy = next(iter(c.search_model_versions("name = 'SPY-d1-direction'")))  # map index 0: the universe's first pair
+    spy = c.get_model_version("SPY-d1-direction", "1")  # map index 0: the universe's first pair, its trained version
     assert run_url.endswith(f"/#/runs/{spy.run_id}"), run_url
     assert model_url.endswith("/#/models/SPY-d1-direction/versions/1"), model_url
 
     assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"  # a rerun
-    assert all(len(c.search_model_versions(f"name = '{n}'")) == 1 for n in names)
+    assert {n: len(c.search_model_versions(f"name = '{n}'")) for n in names} == counts
 
 
 def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_path):
@@ -96,10 +101,12 @@ def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_p
     metrics = json.loads((project / "build" / "metrics.json").read_text())
     assert 0 < metrics["model_accuracy"] < 1 and "persistence_accuracy" in metrics
     assert json.loads((project / "build" / "features.json").read_text())["data_version"].endswith(".dir")
-    model_bytes = {p.name: sha256_file(p) for p in (project / "build" / "model").iterdir()}
+    model_bytes = {str(p): sha256_file(p) for p in (project / "build" / "model").rglob("*") if p.is_file()}
+    assert (project / "build" / "model" / "evaluated" / "rf.txt").exists()  # what `evaluate` scores: not the refit
 
     again = subprocess.run([*dvc, "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "didn't change" in again.stdout  # nothing to redo
     subprocess.run([*dvc, "repro", "--force"], cwd=project, env=env, check=True, capture_output=True, timeout=600)
-    assert {p.name: sha256_file(p) for p in (project / "build" / "model").iterdir()} == model_bytes  # reproducible
+    assert {str(p): sha256_file(p) for p in (project / "build" / "model").rglob("*")
+            if p.is_file()} == model_bytes  # reproducible
     assert get_config().data_root.exists()

@@ -73,7 +73,7 @@ def test_model_page_draws_accuracy_against_the_bands_and_drifted_features_first(
     page = model_page(ModelDetail(row, [c for c in CHECKS if c["model"] == row.model], moves, features,
                                   confusion=[[5, 1, 0], [2, 3, 1], [0, 1, 6]], importance=[("ret_1", 0.2)]), NOW, Drift())
     chart = page[page.index('id="accuracy-chart"'):page.index("Champion timeline")]
-    assert chart.count("<circle") == 2 and "emergency -25" in chart and "reference" in chart
+    assert chart.count("<circle") == 2 and "emergency -15" in chart and "reference" in chart
     psi = page[page.index('id="psi-chart"'):]
     assert psi.index(">moved<") < psi.index(">calm<")
     assert "promoted" in page[page.index("id='timeline'"):] and "<th>bullish</th>" in page
@@ -90,7 +90,7 @@ def test_drift_report_banner_says_why_an_emergency_did_not_retrain_and_lists_dri
                            {"feature": "moved", "psi": 0.3, "psi_limit": 0.25, "ks": 0.2, "drifted": True}]}
     page = render_html(report, [_check("SPY-d1-direction", 7, "normal", 0.56, 1.0)], Drift())
     chart = page[page.index("<h2>Accuracy</h2>"):page.index("<h2>Features</h2>")]
-    assert chart.count("<circle") == 2 and "emergency -25" in chart  # the earlier check and this one
+    assert chart.count("<circle") == 2 and "emergency -15" in chart  # the earlier check and this one
     banner = page[page.index('class="banner"'):page.index("</div>")]
     assert "Band emergency" in banner and "-35.0 pts over 40 resolved" in banner and "within the 7-day cooldown" in banner
     assert "<svg" in page and page.index("<td>moved</td>") < page.index("<td>calm</td>")

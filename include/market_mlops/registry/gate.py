@@ -9,6 +9,10 @@ weekly refresh: same base models, so only a better blend is worth a new version)
 to its cutoff: on too few rows after it there is nothing fair to compare, and the baselines decide alone (said in the
 reason). A champion that is a baseline is replaced by any challenger that beats the baselines. An operator may force a
 promotion; the reason says so.
+
+The other way round (`decide_demotion`): a champion model that, on the rows it never learned, is significantly worse
+than the better baseline is doing harm, and the baseline takes its place until a model beats it (a market that
+turned against the model: serving the baseline is the recovery the gate can vouch for).
 """
 
 from __future__ import annotations
@@ -79,3 +83,12 @@ def decide_promotion(version: str, accuracy: float, baselines: dict[str, float],
         return Decision("promoted", f"beats both baselines and champion v{champion} ({vs_champion.mean:+.3f}, "
                         f"interval [{vs_champion.low:+.3f}, {vs_champion.high:+.3f}])")
     return Decision("promoted", f"beats both baselines and is not worse than champion v{champion} beyond tolerance")
+
+
+def decide_demotion(champion: str, vs_baseline: Interval | None, baseline: str, rows: int) -> str | None:
+    """Why the better baseline should replace `champion`, or None: the upper end of the interval of
+    accuracy(champion) - accuracy(better baseline) on the `rows` it never learned is below zero."""
+    if vs_baseline is None or not vs_baseline.high < 0:
+        return None
+    return (f"champion v{champion} is worse than the {baseline} baseline on the {rows} holdout rows it never learned "
+            f"({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")

@@ -85,8 +85,19 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
                        "gate.challenger_accuracy": str(round(float(metrics["model_accuracy"]), 4)),
                        **{f"gate.{b}_accuracy": str(gate.summary[f"{b}_accuracy"])  # type: ignore[literal-required]
                           for b in ("majority", "persistence")}})
-    why = f"{BASELINE_SAYS}: the {rule} baseline serves {name}"
-    aliases.move_alias(name, aliases.CHAMPION, str(mv.version), why, cfg)
+    why = f"{BASELINE_SAYS}: the {rule} baseline serves {name}" + (f" ({gate.demote})" if gate.demote else "")
+    previous = aliases.move_alias(name, aliases.CHAMPION, str(mv.version), why, cfg)
+    if previous != str(mv.version):
+        from market_mlops.monitoring.alerts import Alert, send_alert
+
+        if previous is not None:
+            client = store.client(cfg)
+            client.set_model_version_tag(name, previous, "replaced_by", str(mv.version))
+            client.set_model_version_tag(name, previous, "replaced_reason", gate.demote or why)
+        send_alert(Alert(title=f"The {rule} baseline serves {name} (v{mv.version})",
+                         severity="warning" if gate.demote else "info", kind="promotion",
+                         facts={"model": name, "from": previous or "-", "to": str(mv.version), "rule": rule},
+                         lines=[why]))
     accuracy = float(metrics["model_accuracy"])
     log.info("%s v%s is the %s baseline (holdout accuracy %.3f): %s", name, mv.version, rule, accuracy, BASELINE_SAYS)
     return {"version": str(mv.version), "rule": rule, "accuracy": round(accuracy, 4)}

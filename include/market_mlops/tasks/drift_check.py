@@ -78,10 +78,10 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     # before that are not read.
     since = (mine["ts"].min().to_pydatetime() if len(mine) else interval_end) - dt.timedelta(days=spec.warmup_days)
     bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
-    resolved = resolved_forecasts(mine, bars, horizon, labels).tail(cfg.drift.window)
+    resolved = resolved_forecasts(mine, bars, horizon, labels).tail(cfg.drift.accuracy_outcomes * horizon)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
-    recent = mine.sort_values("ts").tail(cfg.drift.window)["predicted"]
+    recent = mine.sort_values("ts").tail(cfg.drift.accuracy_outcomes * horizon)["predicted"]
     check = accuracy_band(realized, holdout_accuracy, len(resolved), horizon, cfg.drift)
     return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), check.band, recent,
                          live_finance_metrics(resolved, bars, horizon, spec.bars_per_year), check.outcomes,

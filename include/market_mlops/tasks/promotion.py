@@ -19,7 +19,7 @@ import numpy as np
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import GateSummary, RollbackResult
 from market_mlops.registry import aliases, store, versions
-from market_mlops.registry.gate import Decision, Interval, decide_promotion
+from market_mlops.registry.gate import Decision, Interval, decide_demotion, decide_promotion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +35,7 @@ class GateResult:
     summary: GateSummary
     champion: str | None
     champion_is_baseline: bool = False
+    demote: str | None = None  # why the better baseline should now serve instead of the champion (not promoted)
 
     def version_tags(self) -> dict[str, str]:
         """The decision as tags of the new version (`gate.<key>`), what the Models page and the audit read."""
@@ -54,6 +55,7 @@ class ChampionOnHoldout:
     horizon: int
     is_baseline: bool = False
     note: str | None = None
+    rule: str | None = None  # a baseline champion's rule
 
 
 def learned_until(model: versions.LoadedModel, cfg: PipelineConfig) -> pd.Timestamp | None:
@@ -96,7 +98,7 @@ def champion_on_holdout(name: str, version: str | None, X_holdout: pd.DataFrame,
     if isinstance(loaded.base, BaselineModel):
         rows = np.ones(len(X_holdout), dtype=bool)
         return ChampionOnHoldout(champion, rows, loaded.base.predict_from_baselines(baseline_preds), champion_horizon,
-                                 is_baseline=True)
+                                 is_baseline=True, rule=loaded.base.rule)
     rows = unseen_rows(holdout_ts, learned_until(loaded, cfg), champion_horizon)
     need = cfg.training.min_compare_outcomes * champion_horizon
     if rows.sum() < need:
@@ -165,9 +167,31 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
     if decision.outcome == "already champion":
         return GateResult(decision, {**numbers, "decision": decision.outcome, "champion_version": version},
                           champion_version)
+    demote = None
+    if champion is not None and not decision.promote:
+        demote = _demotion(champion, y_holdout, baseline_preds[better], better, training, level, numbers)
     summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason,
                             "previous_champion": champion_version, **numbers}
-    return GateResult(decision, summary, champion_version, champion is not None and champion.is_baseline)
+    return GateResult(decision, summary, champion_version, champion.is_baseline if champion else False, demote)
+
+
+def _demotion(champion: ChampionOnHoldout, y_holdout: np.ndarray, baseline_pred: np.ndarray, better: str,
+              training: Any, level: float, numbers: GateSummary) -> str | None:
+    """Why the better baseline should replace the champion: a baseline champion of another rule (this holdout's
+    better baseline is the other one), or a model significantly worse than it on the rows it never learned."""
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
+    if champion.is_baseline:
+        return None if champion.rule in (None, better) else (
+            f"the {better} baseline beats the {champion.rule} baseline (champion v{champion.version}) on this holdout")
+    if champion.pred is None:
+        return None
+    rows = champion.rows
+    versus = _interval(bootstrap_accuracy_difference(y_holdout[rows], champion.pred, baseline_pred[rows],
+                                                     training.bootstrap_samples, training.seed, champion.horizon, level))
+    numbers.update({"champion_vs_baseline_mean": round(versus.mean, 4),
+                    "champion_vs_baseline_ci_high": round(versus.high, 4)})
+    return decide_demotion(champion.version, versus, better, int(rows.sum()))
 
 
 def _interval(difference: Any) -> Interval:

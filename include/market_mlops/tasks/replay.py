@@ -208,7 +208,7 @@ def _install(run: PolicyRun, series: Series, champion: Champion) -> None:
 
 
 def _retrain(dataset: Path, run: PolicyRun, series: Series, until: dt.datetime, kind: str, day: dt.date,
-             cfg: PipelineConfig) -> None:
+             cfg: PipelineConfig, emergency: bool = False) -> None:
     """A retrain the policy schedules, gated against its champion; a retrain that cannot train (too little history,
     a class missing from a window) fails as its DAG task would, and the champion stays."""
     version = run.next_version()
@@ -219,7 +219,7 @@ def _retrain(dataset: Path, run: PolicyRun, series: Series, until: dt.datetime, 
                            "reason": str(error)})
         return
     run.events.append({"at": day.isoformat(), "kind": kind, "version": version,
-                       **_gate(run, series, challenger, inputs, cfg)})
+                       **_gate(run, series, challenger, inputs, cfg, emergency=emergency)})
 
 
 def _champion_side(champion: Champion, series: Series, inputs: GateInputs, cfg: PipelineConfig) -> Any:
@@ -230,7 +230,7 @@ def _champion_side(champion: Champion, series: Series, inputs: GateInputs, cfg: 
     if champion.rule is not None:
         calls = champion.score(series, inputs.rows).argmax(axis=1)
         return ChampionOnHoldout(champion.version, np.ones(len(inputs.rows), dtype=bool), calls, horizon,
-                                 is_baseline=True)
+                                 is_baseline=True, rule=champion.rule)
     unseen = inputs.rows > champion.fit_end_row + horizon
     need = cfg.training.min_compare_outcomes * horizon
     if unseen.sum() < need:
@@ -241,17 +241,28 @@ def _champion_side(champion: Champion, series: Series, inputs: GateInputs, cfg: 
 
 
 def _gate(run: PolicyRun, series: Series, challenger: Champion, inputs: GateInputs, cfg: PipelineConfig,
-          weights_only: bool = False, confidence: float | None = None) -> dict[str, Any]:
-    """The suite's gate against this policy's champion on the challenger's evaluation rows; promotes in memory."""
+          weights_only: bool = False, confidence: float | None = None, emergency: bool = False) -> dict[str, Any]:
+    """The suite's gate against this policy's champion on the challenger's evaluation rows; promotes in memory (and,
+    as the retrain task does, falls back to the better baseline)."""
+    import dataclasses
+
     from market_mlops.tasks.promotion import gate_decision
 
     gate = gate_decision(None, inputs.y, inputs.proba, inputs.evaluation, inputs.baselines, series.horizon,
                          _champion_side(run.champion, series, inputs, cfg), False, cfg,
                          require_improvement=weights_only, confidence=confidence)
+    if emergency and not gate.decision.promote and not gate.demote and run.champion.rule is None:
+        gate = dataclasses.replace(gate, demote=f"champion v{run.champion.version} is in the emergency band and no "
+                                                "challenger passed the gate")
     if gate.decision.promote:
         if weights_only:
             challenger.reference_accuracy = run.champion.reference_accuracy  # same base models, same reference
         _install(run, series, challenger)
+    elif gate.demote and not weights_only:  # the retrain task registers the better baseline as champion
+        baseline = _baseline(challenger, gate, run.next_version())
+        _install(run, series, baseline)
+        return {"decision": gate.decision.outcome, "reason": gate.decision.reason,
+                "serving": f"v{baseline.version}, the {baseline.rule} baseline: {gate.demote}"}
     return {"decision": gate.decision.outcome, "reason": gate.decision.reason}
 
 
@@ -294,7 +305,7 @@ def _drift_check(run: PolicyRun, series: Series, end_row: int, moment: dt.dateti
 
     start = run.champion.since_row
     rows = np.arange(start, end_row)
-    rows = rows[series.usable[rows] & (series.resolved_at[rows] < end_row)][-cfg.drift.window:]
+    rows = rows[series.usable[rows] & (series.resolved_at[rows] < end_row)][-cfg.drift.accuracy_outcomes * series.horizon:]
     if not len(rows):
         return False
     realized = float((run.proba[rows].argmax(axis=1) == series.y[rows]).mean())
@@ -350,7 +361,7 @@ def _replay_series(dataset: Path, series: Series, start: dt.datetime, end: dt.da
             if "emergency" in run.parts:
                 close = calendar.session(exchange, day).close.to_pydatetime()
                 if _drift_check(run, series, last + 1, close, cfg):
-                    _retrain(dataset, run, series, close, "emergency retrain", day, cfg)
+                    _retrain(dataset, run, series, close, "emergency retrain", day, cfg, emergency=True)
             run.compute_s += time.perf_counter() - started
         previous = day
     return runs

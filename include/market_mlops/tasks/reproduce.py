@@ -38,6 +38,9 @@ def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return X, table["label"].to_numpy().astype(int)
 
 
+EVALUATED = "evaluated"  # the models fitted before the holdout, beside the served (refit) ones
+
+
 def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineConfig | None = None) -> dict:
     from market_mlops.model.ensemble_model import save_base_models
     from market_mlops.model.training import train_ensemble
@@ -45,8 +48,10 @@ def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineCon
     cfg = cfg or get_config()
     X, y = _split(pd.read_parquet(features))
     trained = train_ensemble(X, y, cfg.training, cfg.spec(timeframe).horizon)
-    checksums = save_base_models(trained.models, trained.weights, list(X.columns), out,
-                                 {"timeframe": timeframe, "horizon": cfg.spec(timeframe).horizon})
+    meta = {"timeframe": timeframe, "horizon": cfg.spec(timeframe).horizon}
+    checksums = save_base_models(trained.models, trained.weights, list(X.columns), out, meta)
+    if trained.refit:  # the served models learned the holdout: `evaluate` scores the fit that did not
+        save_base_models(trained.evaluated_models, trained.weights, list(X.columns), out / EVALUATED, meta)
     split = {"train_end": int(trained.train_index[-1]), "holdout": [int(trained.holdout_index[0]), int(trained.holdout_index[-1])]}
     (out / "split.json").write_text(json.dumps(split))
     trained.fold_table.to_csv(out / "fold_table.csv", index=False)
@@ -61,10 +66,12 @@ def evaluate_model(features: Path, model_dir: Path, timeframe: str, out: Path, c
     horizon = cfg.spec(timeframe).horizon
     table = pd.read_parquet(features)
     X, y = _split(table)
+    split = json.loads((model_dir / "split.json").read_text())
+    if (model_dir / EVALUATED).is_dir():  # a refit model: its holdout figures are the evaluated fit's
+        model_dir = model_dir / EVALUATED
     paths = {k: str(model_dir / f) for k, f in artifact_files(model_dir).items()}
     verify_checksums(paths, json.loads((model_dir / "checksums.json").read_text()))
     models = BaseModels(paths)
-    split = json.loads((model_dir / "split.json").read_text())
     hold = np.arange(split["holdout"][0], split["holdout"][1] + 1)
     metrics = evaluate_holdout(y, models.predict_proba(X.iloc[hold]), table["close"].to_numpy(dtype=float), hold,
                                np.arange(split["train_end"] + 1), horizon, cfg.spec(timeframe).bars_per_year)

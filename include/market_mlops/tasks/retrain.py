@@ -10,6 +10,7 @@ series is forecast, drift-checked and listed; a model has to beat it to replace 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -140,8 +141,9 @@ def _package_versions() -> dict[str, str]:
 
 def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
                   force_promotion: bool = False, search_trials: int | None = None,
-                  cfg: PipelineConfig | None = None) -> TrainingSummary:
-    """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate."""
+                  cfg: PipelineConfig | None = None, emergency: bool = False) -> TrainingSummary:
+    """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate.
+    `emergency`: the drift check found the champion broken; if no challenger passes, the better baseline serves."""
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
@@ -196,10 +198,14 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     mv = registered or versions.create_version(name, run_id, lineage, cfg, unsigned_tags=gate.version_tags())
     marks.append(("register", time.perf_counter()))
     decision = apply_gate(name, str(mv.version), gate, cfg)
+    if emergency and not gate.decision.promote and not gate.champion_is_baseline and not gate.demote \
+            and gate.champion is not None and gate.decision.outcome != "already champion":
+        gate = dataclasses.replace(gate, demote=f"champion v{gate.champion} is in the emergency band and no challenger "
+                                                "passed the gate")
     serving: Literal["model", "baseline"] = "baseline" if gate.champion_is_baseline and not gate.decision.promote \
         else "model"
     baseline_rule = None
-    if decision.get("champion_version") is None:  # nothing serves this series: the better baseline does
+    if decision.get("champion_version") is None or gate.demote:  # nothing (good) serves: the better baseline does
         baseline = register_baseline_champion(symbol, timeframe, data, X, y, bars, trained, evaluation, gate, cfg)
         decision["champion_version"] = baseline["version"]
         baseline_rule, serving = baseline["rule"], "baseline"
@@ -240,7 +246,7 @@ def fit_span(bars: pd.DataFrame, trained: TrainedEnsemble) -> dict[str, str]:
 
 def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
                   force_promotion: bool = False, search_trials: int | None = None,
-                  cfg: PipelineConfig | None = None) -> list[TrainingSummary]:
+                  cfg: PipelineConfig | None = None, emergency: bool = False) -> list[TrainingSummary]:
     """`retrain_model` for each model of a shard, one after another (each fit with the threads the worker gives
     this task); raises `ShardFailed` naming the models that failed, after all the others are done."""
     from market_mlops.tasks.shards import run_shard
@@ -248,7 +254,7 @@ def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, 
 
     return run_shard(shard["models"], model_label,
                      lambda m: retrain_model(m["symbol"], m["timeframe"], data, airflow_ctx, force_promotion,
-                                             search_trials, cfg))
+                                             search_trials, cfg, emergency))
 
 
 def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X: pd.DataFrame, y: np.ndarray,
