@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from market_mlops.config import Drift, load_config
+from market_mlops.dev.bench.learning_loop import momentum_market
 from market_mlops.monitoring.bands import accuracy_band, band_of_delta, decide_emergency
 from market_mlops.monitoring.drift import (
     feature_drift,
@@ -46,26 +47,6 @@ def test_too_few_outcomes_report_only_normal_and_say_why():
     assert accuracy_band(float("nan"), 0.5, resolved=50, horizon=5, cfg=CFG).band == "normal"
 
 
-def _momentum_calls(phi_before: float, phi_after: float, shift_at: int, n: int, seed: int):
-    """Daily closes of an AR(1) return process (`phi_before`, then `phi_after` from bar `shift_at`), labelled with
-    the default 5-bar volatility band, and a fixed momentum rule's calls: the direction of the last bar's return
-    (against a band of 0.43 of its trailing standard deviation). Returns (correct, usable) per bar."""
-    from scipy.signal import lfilter
-
-    from market_mlops.config import LabelSpec
-    from market_mlops.model.labels import direction_labels
-
-    rng = np.random.default_rng(seed)
-    shocks = rng.standard_t(5, n) * 0.01
-    returns = np.concatenate([lfilter([1.0], [1.0, -phi_before], shocks[:shift_at]),
-                              lfilter([1.0], [1.0, -phi_after], shocks[shift_at:])])
-    y = direction_labels(pd.Series(100 * np.exp(np.cumsum(returns))), 5, LabelSpec()).to_numpy()
-    band = 0.43 * pd.Series(returns).rolling(120).std().to_numpy()
-    calls = np.where(returns > band, 2.0, np.where(returns < -band, 0.0, 1.0))
-    usable = np.isfinite(y) & np.isfinite(band)
-    return (calls == y), usable
-
-
 def test_on_a_no_drift_null_the_bands_fire_at_most_at_their_configured_rate():
     """300 checks of the default window (30 outcomes: 150 resolved 5-bar forecasts) on series where nothing drifted:
     a random walk and a momentum market, each held to the rule's own long-run accuracy. Goal: emergency <= 1%, drift
@@ -74,7 +55,7 @@ def test_on_a_no_drift_null_the_bands_fire_at_most_at_their_configured_rate():
     cfg = Drift()  # the defaults
     horizon, size = 5, Drift().accuracy_outcomes * 5
     for phi in (0.0, 0.3):
-        correct, usable = _momentum_calls(phi, phi, 0, 60_000, seed=11)
+        correct, usable = momentum_market(phi, phi, 0, 60_000, seed=11)
         correct = correct[usable]
         reference = correct.mean()
         starts = np.arange(0, len(correct) - size, 190)[:300]
@@ -93,7 +74,7 @@ def test_on_a_planted_shift_the_emergency_band_fires_within_a_bounded_number_of_
     (the bound: one window, 150 sessions), and never before the change."""
     cfg = Drift()
     shift = 5_000
-    correct, usable = _momentum_calls(0.8, -0.8, shift, 6_000, seed=3)
+    correct, usable = momentum_market(0.8, -0.8, shift, 6_000, seed=3)
     ok = np.flatnonzero(usable)
     reference = correct[ok[ok < shift]].mean()
     assert reference > 0.5 and correct[ok[ok > shift]].mean() < 0.3

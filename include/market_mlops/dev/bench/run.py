@@ -359,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("W1", lambda: w1(bars)))
     if args.reference:
         sections.append(("W1 vs reference", lambda: w1_against_reference(bars, max(3, args.reference))))
-    sections += [("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh)]
+    from market_mlops.dev.bench.learning_loop import band_calibration, label_balance_and_refit_cost
+
+    sections += [("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh),
+                 ("drift bands", band_calibration), ("labels and refit", label_balance_and_refit_cost)]
     if not args.skip_fleet:
         from market_mlops.dev.bench.fleet import fleet_figures
 
