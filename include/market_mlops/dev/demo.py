@@ -87,7 +87,7 @@ def _replay(market_mlops: Any) -> bool:
     """Does the retrain policy pay? The policy replayed over the sessions around the market's change, beside the
     model trained once at the start (`market-mlops replay`, the user's command; it prints the comparison)."""
     start, end = REPLAY
-    args = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--symbol", "SPY", "--timeframe", "d1",
+    args = ["replay", "--from", start.isoformat(), "--to", end.isoformat(), "--symbol", "AAPL", "--timeframe", "h1",
             "--policy", "monthly+weekly+emergency"]
     print(f"\n$ market-mlops {' '.join(args)}", flush=True)
     started = time.perf_counter()
@@ -97,7 +97,7 @@ def _replay(market_mlops: Any) -> bool:
         ok = market_mlops(args) == 0
     finally:
         quiet.level = level
-    print(f"{'ok ' if ok else 'BAD'} {'market-mlops replay':<28} {'SPY d1, ' + start.isoformat() + '..' + end.isoformat():<40} "
+    print(f"{'ok ' if ok else 'BAD'} {'market-mlops replay':<28} {'AAPL h1, ' + start.isoformat() + '..' + end.isoformat():<40} "
           f"{'success' if ok else 'failed':<8} {time.perf_counter() - started:6.1f}s", flush=True)
     return ok
 

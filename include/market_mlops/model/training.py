@@ -306,7 +306,7 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
     weights, method = fit_weights(oof, oof_y)
     oof_pred = blend(oof, weights).argmax(axis=1)
     log.info("ensemble weights %s (%s) from %d out-of-fold rows; fit seconds %s",
-             dict(zip(BASE_MODELS, weights.round(3), strict=True)), method, len(oof_y),
+             {m: round(float(w), 3) for m, w in zip(BASE_MODELS, weights, strict=True)}, method, len(oof_y),
              {m: round(t, 2) for m, t in timings.items()})
 
     evaluated = {m: done[(holdout.name, m)][0] for m in BASE_MODELS}
