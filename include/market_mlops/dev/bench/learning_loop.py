@@ -144,10 +144,10 @@ def label_balance_and_refit_cost() -> list[dict[str, Any]]:
                          min(shares.values()) >= 0.2, ", ".join(f"{k} {v:.0%}" for k, v in shares.items())))
         if tf == "d1":
             X = feats.loc[ok, cols].reset_index(drop=True)
-            seconds = {}
+            seconds: dict[str, float] = {}
             for mode in ("none", "full", "none", "full"):  # alternating: machine noise hits both alike
                 started = time.perf_counter()
-                train_ensemble(X, labels, Training(refit=mode), spec.horizon)  # type: ignore[arg-type]
+                train_ensemble(X, labels, Training(refit=mode), spec.horizon)
                 seconds[mode] = min(seconds.get(mode, float("inf")), time.perf_counter() - started)
             rows.append(_row("final refit: d1 model fit with refit / without", seconds["full"] / seconds["none"], "x",
                              "", None, f"{seconds['none']:.2f} s -> {seconds['full']:.2f} s on {len(labels)} rows "
