@@ -497,8 +497,11 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
         runs = _replay_series(dataset, series, begin, finish, parsed, cfg)
         bpy = cfg.spec(timeframe).bars_per_year
         models[f"{symbol}-{timeframe}"] = {name: _scores(series, run, begin, finish, bpy) for name, run in runs.items()}
-        for name, run in runs.items():
-            scored[name].append(_scored(series, run, begin, finish))
+        mine = {name: _scored(series, run, begin, finish) for name, run in runs.items()}
+        for name, part in mine.items():
+            scored[name].append(part)
+            versus = versus_static([part], [mine["static"]], cfg)
+            models[f"{symbol}-{timeframe}"][name].update({"vs_static": versus, "verdict": verdict(versus)})
         log.info("replayed %s %s: %s", symbol, timeframe,
                  {n: round(r["accuracy"], 3) for n, r in models[f"{symbol}-{timeframe}"].items()})
     summary = summarize(models, list(parsed))
@@ -554,6 +557,11 @@ def table(report: dict[str, Any]) -> str:
     for key, model in report["models"].items():
         serving = "; ".join(f"{name}: {m['serving_at_end']}" for name, m in model.items())
         lines.append(f"  {key} serving at the end: {serving}")
+        for name, m in model.items():
+            if name != "static":
+                v = m["vs_static"]
+                lines.append(f"  {key} {name}: {v['accuracy_diff'] * 100:+.1f}p [{v['accuracy_ci'][0] * 100:+.1f}, "
+                             f"{v['accuracy_ci'][1] * 100:+.1f}] vs static, {m['verdict']}")
     return "\n".join(lines)
 
 
