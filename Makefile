@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo import test test-scheduler test-cluster test-browser test-scale browser-deps test-fast lint typecheck bench bench-cluster lock clean
+.PHONY: setup demo ui import test test-scheduler test-cluster test-browser test-scale browser-deps test-fast lint typecheck bench bench-cluster lock clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 	$(PY) -m market_mlops.dev.demo
+
+ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (or MLOPS_HOME); Ctrl-C stops both
+	$(PY) -m market_mlops.dev.ui
 
 test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers
 	$(PY) -m pytest -m "not scheduler and not cluster and not browser and not scale and not bench"

@@ -85,17 +85,25 @@ def verify_checksums(paths: dict[str, str], expected: dict[str, str]) -> None:
                                       f"{expected[key][:12]}...: refusing to load a modified model")
 
 
+def _legacy_forest(path: str) -> Any:
+    """A scikit-learn forest in skops (versions from before the binned forest). skops is imported only here: its
+    import looks up scipy's ufuncs in every loaded module by name, and in a task that touches each of Airflow's
+    deprecated-attribute modules (a thousand warnings in the task log)."""
+    import skops.io
+
+    return skops.io.load(path, trusted=RF_TRUSTED_TYPES)
+
+
 class BaseModels:
     """The three base models loaded from verified native files."""
 
     def __init__(self, paths: dict[str, str]) -> None:
         import lightgbm as lgb
-        import skops.io
         import xgboost as xgb
 
         self.meta = json.loads(Path(paths["meta"]).read_text())
-        self.rf: Any = (skops.io.load(paths["rf"], trusted=RF_TRUSTED_TYPES) if paths["rf"].endswith(LEGACY_RF_FILE)
-                        else lgb.Booster(model_file=paths["rf"]))
+        self.rf: Any = _legacy_forest(paths["rf"]) if paths["rf"].endswith(LEGACY_RF_FILE) \
+            else lgb.Booster(model_file=paths["rf"])
         self.xgb = xgb.Booster()
         self.xgb.load_model(paths["xgb"])
         self.lgbm = lgb.Booster(model_file=paths["lgbm"])
