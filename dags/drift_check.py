@@ -22,6 +22,9 @@ at most once per `drift.cooldown_days`.
 **Params**: `symbols`, `timeframes` narrow the champions checked (empty = all).
 
 **When it fails**
+- `list_champions` with "stale data": the newest data version ends before this session (less
+  `training.max_data_lag_days`); a critical alert went out and no band was measured. Run or backfill
+  `market_data_ingestion` up to the date in the message, then clear the task.
 - `check_model_drift`: its error names each champion that failed (the others of its shard are checked): usually no
   champion artifacts (checksum refused: do not override, retrain) or no bars for the session (ingestion did not
   run: run it, then clear this task). The retry checks only the failed ones: a champion this run checked already
@@ -65,8 +68,10 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def drift_check():
     @task
     def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
+        from market_mlops.tasks.drift_check import require_fresh_data
         from market_mlops.tasks.universe import champion_shards
 
+        require_fresh_data(data_interval_end)  # old data: a critical alert and no band, never a silent success
         return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]),
                                cooldown_until=data_interval_end)
 

@@ -70,7 +70,9 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
         "force_promotion": Param(False, type="boolean", description="Promote regardless of the gate (audited)"),
         "until": Param(None, type=["null", "string"], description="Train on data up to this time (ISO 8601) instead "
                        "of the interval end (empty = the interval end); set by drift_check for an emergency retrain"),
-        "reason": Param("scheduled", type="string", description="Why this retrain runs (recorded)"),
+        "reason": Param(None, type=["null", "string"], description="Why this retrain runs, recorded on every run it "
+                        "makes (empty = manual for a triggered run, scheduled for the monthly one; drift_check sets "
+                        "emergency: ...)"),
     },
 )
 def model_retrain():
@@ -113,10 +115,12 @@ def model_retrain():
         from market_mlops.tasks.retrain import retrain_shard
         from market_mlops.tasks.shards import ShardFailed
 
-        ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index)}
+        reason = params["reason"] or ("manual" if str(dag_run.run_type).endswith("manual") else "scheduled")
+        ctx = {"dag_id": ti.dag_id, "run_id": dag_run.run_id, "task_id": ti.task_id, "map_index": str(ti.map_index),
+               "reason": reason}
         try:
             return retrain_shard(shard, data, ctx, params["force_promotion"], params["search_trials"],
-                                 emergency=str(params["reason"]).startswith("emergency"))
+                                 emergency=reason.startswith("emergency"))
         except ShardFailed as failed:
             raise shard_failure(failed) from None
 

@@ -96,10 +96,10 @@ def configured_symbols() -> list[str]:
 
 
 def configured_timeframes() -> list[str]:
-    """The timeframe names of the config (the trigger forms offer these)."""
+    """The timeframes of the universe (the trigger forms offer these, not every timeframe the config describes)."""
     from market_mlops.config import get_config
 
-    return sorted(get_config().timeframes)
+    return list(get_config().universe.timeframes)
 
 
 def universe_params(scope: str) -> dict[str, Param]:

@@ -109,6 +109,18 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     [again] = checks_at_end()
     assert (checked["airflow_run_id"], again["airflow_run_id"]) == ("manual__retry-test", "manual__another-run")
 
+    # A check for a session the data does not reach is refused with a critical alert, and no band is written.
+    from market_mlops.monitoring.alerts import Outbox
+    from market_mlops.tasks.drift_check import StaleData, require_fresh_data
+
+    checks_before = len(drift_history(cfg))
+    with pytest.raises(StaleData, match=r"stale data: the newest data version ends 2025-11-14.*up to 2025-12-15"):
+        require_fresh_data(_after_close(dt.date(2025, 12, 15)))
+    require_fresh_data(_after_close(dt.date(2025, 11, 14)))  # the data's own session: fresh
+    assert any(r["alert"]["title"] == "Stale data: drift check refused" and r["alert"]["severity"] == "critical"
+               for r in Outbox(cfg).latest().values())
+    assert len(drift_history(cfg)) == checks_before
+
     # The default: a champion refit up to its cutoff has learned every row a refresh a week later could use.
     from market_mlops.tasks.refresh import refresh_weights
     from market_mlops.tasks.retrain import resolve_data_version, retrain_model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ def stack_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_CONFIGURE_LOGGING": "false",  # MLflow's records go through Airflow's logging, at their own level
         "GIT_PYTHON_REFRESH": "quiet",
         "MLOPS__TRAINING__FITS_PER_WORKER": "1",  # dag.test runs one task at a time: each fit may use every core
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")) if p),
@@ -73,14 +75,18 @@ def ensure_airflow_db() -> None:
 
 def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any], log_path: str,
                        run_after: dt.datetime | None = None) -> tuple[str, float]:
-    """One `dag.test()` run (no scheduler); Airflow's output goes to `log_path`, not the terminal."""
+    """One `dag.test()` run (no scheduler); Airflow's output goes to `log_path`, not the terminal, and each task's
+    part of it to the file Airflow's log reader opens for that task (the UI's task logs)."""
+    import tempfile
+
     started = time.perf_counter()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as log_file:
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
+    run = None
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
         try:
             run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=dict(conf))
             _record_actual_start(run)
@@ -91,7 +97,70 @@ def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any]
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+            capture.seek(0)
+            output = capture.read()
+            with open(log_path, "ab") as log_file:
+                log_file.write(output)
+            if run is not None:
+                write_task_logs(output.decode(errors="replace"), run.dag_id, run.run_id)
     return str(getattr(run, "state", "unknown")), time.perf_counter() - started
+
+
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
+_CONSOLE_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+Z?) \[(\w+)\s*\] (.*)$")
+
+
+def task_segments(output: str) -> dict[tuple[str, int], list[list[str]]]:
+    """{(task id, map index): [the lines of each try, in order]}: what dag.test printed between a task's start and
+    end markers (it runs one task at a time)."""
+    segments: dict[tuple[str, int], list[list[str]]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        start = _TASK_START.search(line)
+        if start:
+            current = []
+            segments.setdefault((start.group(1), int(start.group(2))), []).append(current)
+            continue
+        if _TASK_END.search(line):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return segments
+
+
+def structured_line(line: str) -> str:
+    """A console line as the JSON line Airflow's log reader shows with its time and level."""
+    import json
+
+    match = _CONSOLE_LINE.match(line)
+    if not match:
+        return json.dumps({"event": line})
+    stamp, level, event = match.groups()
+    return json.dumps({"timestamp": stamp, "level": level.lower(), "event": event})
+
+
+def write_task_logs(output: str, dag_id: str, run_id: str) -> int:
+    """Each task try of a dag.test run into the log file Airflow's reader looks for (`[logging] base_log_folder`
+    and the log filename template); returns the files written."""
+    from airflow.models import TaskInstance
+    from airflow.utils.log.file_task_handler import FileTaskHandler
+    from airflow.utils.session import create_session
+
+    base = os.environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER")
+    if not base:
+        return 0
+    handler = FileTaskHandler(base_log_folder=base)
+    segments = task_segments(output)
+    written = 0
+    with create_session() as session:
+        for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id):
+            for try_number, lines in enumerate(segments.get((ti.task_id, ti.map_index), []), start=1):
+                path = Path(base, handler._render_filename(ti, try_number, session=session))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(structured_line(line) + "\n" for line in lines))
+                written += 1
+    return written
 
 
 def _record_actual_start(run: DagRun) -> None:

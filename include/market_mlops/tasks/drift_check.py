@@ -135,6 +135,33 @@ def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series)
     return psi_from_shares(reference_shares, class_shares(recent_predictions))
 
 
+class StaleData(RuntimeError):
+    """The newest data cannot answer for this session: no band is measured on it."""
+
+
+def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = None) -> None:
+    """Refuse to check drift on data that ends before the session this run is for (less
+    `training.max_data_lag_days`, as the retrain refuses to train on it): a check on old bars would score old
+    forecasts and rewrite the bands as if nothing happened. Sends one critical alert and raises `StaleData`."""
+    from market_mlops.data.versioning import choose_training_version, ends_before, version_history
+    from market_mlops.monitoring.alerts import Alert, send_alert
+    from market_mlops.tasks.retrain import freshness_floor, last_session_close
+
+    cfg = cfg or get_config()
+    due = last_session_close(interval_end, cfg)
+    floor = freshness_floor(due, cfg)
+    record = choose_training_version(version_history(cfg), interval_end, None, due, floor)
+    if record is not None and not ends_before(record, floor):
+        return
+    newest = f"ends {record['interval_end'][:16]}" if record else "does not exist"
+    message = (f"stale data: the newest data version {newest}, but the session this check is for closed "
+               f"{due:%Y-%m-%d %H:%M} UTC (allowed lag {cfg.training.max_data_lag_days} days): no band was measured; "
+               f"run or backfill market_data_ingestion up to {due:%Y-%m-%d}, then clear this task")
+    send_alert(Alert(title="Stale data: drift check refused", severity="critical", kind="staleness",
+                     facts={"session_close": f"{due:%Y-%m-%d %H:%M}", "newest_data": newest}, lines=[message]))
+    raise StaleData(message)
+
+
 def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end: dt.datetime,
                 airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None) -> list[DriftResult]:
     """`check_model_drift` for each champion of a shard, with the cooldowns its listing read for the whole fleet.
