@@ -131,3 +131,18 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert refit["decision"] == "promoted" and refit["fit_end"] >= "2025-10-2"
     skipped = refresh_weights("SPY", "d1", dt.datetime(2025, 11, 10, 6, tzinfo=dt.UTC))
     assert skipped["version"] == refit["version"] and "resolved bars the base models never learned" in skipped["skipped"]
+
+    # The new champion's first check forecasts bars an earlier version forecast too: its page still reads them all.
+    from market_mlops.tasks.drift_check import check_model_drift
+    from market_mlops.ui import fleet
+    from market_mlops.ui.app import model_detail
+
+    end = _after_close(dt.date(2025, 11, 14))
+    check_model_drift("SPY", "d1", end - dt.timedelta(days=1), end)
+    both = load_forecasts("SPY", "d1", cfg)
+    assert both.duplicated("ts").any() and both["model_version"].nunique() >= 2
+    versions = fleet.registry_versions(cfg, "SPY-d1-direction")
+    checks = drift_history(cfg, "SPY-d1-direction")
+    detail = model_detail(fleet.model_rows([], versions, checks)[0], versions, checks, cfg)
+    assert detail.notes == [] and detail.forecasts
+    assert all("correct" in f for f in detail.forecasts if f["ts"] < both["ts"].max() - dt.timedelta(days=10))

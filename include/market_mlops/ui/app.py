@@ -100,12 +100,15 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     spec = cfg.spec(r.timeframe)
     bars = load_bars(head_dataset(cfg), r.timeframe, [r.symbol],  # the warm-up: the label band reads earlier bars
                      since=recent["ts"].iloc[0].to_pydatetime() - dt.timedelta(days=spec.warmup_days))
-    resolved = resolved_forecasts(recent, bars, spec.horizon, spec.labels).set_index("ts")
+    resolved = resolved_forecasts(recent, bars, spec.horizon, spec.labels)
+    # Two versions can forecast the same bar (a new champion scores from its own cutoff): key by both.
+    outcome = {(r["ts"], str(r["model_version"])): r for r in resolved.to_dict("records")}
     rows = recent.to_dict("records")
     for f in rows:
-        if f["ts"] in resolved.index:
-            f["realized"] = resolved.loc[f["ts"], "realized"]
-            f["correct"] = bool(resolved.loc[f["ts"], "correct"])
+        found = outcome.get((f["ts"], str(f["model_version"])))
+        if found is not None:
+            f["realized"] = found["realized"]
+            f["correct"] = bool(found["correct"])
     detail.forecasts = list(reversed(rows))
 
 
