@@ -177,7 +177,7 @@ class Training(_Strict):
     rf_estimators: int = Field(default=60, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
-    min_compare_outcomes: int = Field(default=20, ge=1, description="a challenger is compared with the champion on "
+    min_compare_outcomes: int = Field(default=50, ge=1, description="a challenger is compared with the champion on "
                                       "the holdout rows the champion never learned, when they hold at least this many "
                                       "outcomes (rows / horizon); fewer, and the baselines decide alone")
     weight_prior_rows: float = Field(default=250, ge=0, description="the weekly refresh shrinks the fitted weights "

@@ -120,8 +120,16 @@ def test_on_defaults_the_served_model_learned_up_to_its_cutoff_and_the_gate_read
     assert min(float(run.data.params[f"class_share.{c}"]) for c in ("bearish", "neutral", "bullish")) > 0.2
 
     # The same training with refit: none gives the same holdout figures: the gate decided on the evaluated fit.
-    X, y, _ = training_frame(__import__("pathlib").Path(data["path"]), "AAA", "d1", cfg, cutoff,
-                             cfg.training.history_years)
+    X, y, rows = training_frame(__import__("pathlib").Path(data["path"]), "AAA", "d1", cfg, cutoff,
+                                cfg.training.history_years)
+    # The persistence baseline the gate measured is the one a baseline champion serves: the label of the bar
+    # `horizon` bars earlier, by bar (the scoring path's column), on every training row.
+    from market_mlops.monitoring.forecasts import with_last_known_label
+
+    own = bars[(bars["symbol"] == "AAA") & (bars["ts"] < cutoff)].sort_values("ts").reset_index(drop=True)
+    served = with_last_known_label(own[["ts"]], own["close"], horizon, cfg.spec("d1").labels).set_index("ts")
+    np.testing.assert_array_equal(rows["last_known_label"].to_numpy(),
+                                  served.loc[rows["ts"], "last_known_label"].to_numpy())
     evaluated = train_ensemble(X, y, cfg.training.model_copy(update={"refit": "none"}), horizon)
     assert summary["accuracy"] == pytest.approx(
         float((evaluated.holdout_proba.argmax(axis=1) == y[evaluated.holdout_index]).mean()), abs=1e-4)

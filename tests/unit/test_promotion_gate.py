@@ -125,3 +125,93 @@ def test_the_gate_can_require_a_finance_metric_above_zero(value, promoted):
                                 vs_baseline=Interval(0.15, 0.1, 0.2), required=("ic", value))
     assert decision.promote is promoted
     assert ("holdout ic" in decision.reason) is (not promoted)
+
+
+def test_a_champion_is_compared_only_on_rows_it_never_learned_less_the_overlap():
+    import pandas as pd
+
+    from market_mlops.tasks.promotion import unseen_rows
+
+    stamps = pd.Series(pd.date_range("2025-01-01", periods=20, freq="D", tz="UTC"))
+    mask = unseen_rows(stamps, pd.Timestamp("2025-01-10"), horizon=3)
+    # Rows after 10 January are 11..20 January; the first 3 share bars of their future with the last learned labels.
+    assert list(stamps[mask].dt.day) == list(range(14, 21))
+    assert unseen_rows(stamps, None, 3).all()
+    assert not unseen_rows(stamps, pd.Timestamp("2025-01-30", tz="UTC"), 3).any()
+
+
+def test_a_champion_significantly_worse_than_the_better_baseline_is_replaced_by_it():
+    from market_mlops.registry.gate import decide_demotion
+
+    assert decide_demotion("4", Interval(-0.12, -0.2, -0.04), "persistence", 300).startswith(
+        "champion v4 is significantly worse than the persistence baseline on the 300 holdout rows it never learned")
+    assert decide_demotion("4", Interval(-0.05, -0.12, 0.01), "persistence", 300) is None  # could be luck
+    assert decide_demotion("4", None, "persistence", 0) is None
+
+
+def test_the_weekly_refresh_spends_its_error_over_the_weeks_of_a_champion():
+    import datetime as dt
+    import math
+
+    from market_mlops.tasks.refresh import spent_confidence, test_number
+
+    cutoff = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    assert test_number(cutoff, cutoff + dt.timedelta(days=3)) == 1
+    assert test_number(cutoff, cutoff + dt.timedelta(days=15)) == 3
+    one_sided = [(1 - spent_confidence(0.9, k)) / 2 for k in range(1, 10_000)]
+    assert one_sided[0] == pytest.approx(0.05 * 6 / math.pi ** 2) and one_sided == sorted(one_sided, reverse=True)
+    assert sum(one_sided) < 0.05  # every test of a champion together: at most the one-sided level of one test
+
+
+def test_a_small_tail_is_read_off_the_bootstrap_standard_error_not_the_most_extreme_resample():
+    import numpy as np
+
+    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 400)
+    a, b = np.where(rng.random(400) < 0.5, y, (y + 1) % 3), np.where(rng.random(400) < 0.4, y, (y + 2) % 3)
+    lows = [bootstrap_accuracy_difference(y, a, b, 500, 1, 5, 1 - 2 * alpha).low for alpha in (0.005, 0.0005, 0.00005)]
+    assert lows[0] > lows[1] > lows[2]  # a percentile interval of 500 resamples stops at its smallest one
+
+
+def _gate(champion, baselines, y, pred):
+    import numpy as np
+
+    from market_mlops.config import load_config
+    from market_mlops.tasks.promotion import gate_decision
+
+    cfg = load_config(environ={})
+    evaluation = {"model_accuracy": float((pred == y).mean()),
+                  **{f"{b}_accuracy": float((p == y).mean()) for b, p in baselines.items()}}
+    proba = np.eye(3)[pred] * 0.9 + 0.03
+    return gate_decision(None, y, proba, evaluation, baselines, 5, champion, False, cfg)
+
+
+def test_the_gate_compares_a_champion_on_its_unseen_rows_and_falls_back_to_the_baseline_when_it_is_worse():
+    import numpy as np
+
+    from market_mlops.tasks.promotion import ChampionOnHoldout
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, 600)
+    persistence = np.where(rng.random(600) < 0.45, y, (y + 1) % 3)
+    baselines = {"majority": np.zeros(600, dtype=int), "persistence": persistence}
+    weak = np.where(rng.random(600) < 0.40, y, (y + 2) % 3)  # below the persistence baseline: not promoted
+    unseen = np.arange(600) >= 100
+    broken = ChampionOnHoldout("3", unseen, np.where(rng.random(500) < 0.2, y[unseen], (y[unseen] + 1) % 3), 5)
+    gate = _gate(broken, baselines, y, weak)
+    assert not gate.decision.promote and gate.demote.startswith("champion v3 is significantly worse than the "
+                                                                "persistence baseline on the 500 holdout rows")
+    sound = ChampionOnHoldout("3", unseen, np.where(rng.random(500) < 0.46, y[unseen], (y[unseen] + 1) % 3), 5)
+    assert _gate(sound, baselines, y, weak).demote is None
+    # A challenger that beats the baselines, against a champion it cannot be compared with: the baselines decide.
+    strong = np.where(rng.random(600) < 0.7, y, (y + 2) % 3)
+    unfair = ChampionOnHoldout("3", np.zeros(600, dtype=bool), None, 5, note="it learned all but 0 of the 600 rows")
+    decided = _gate(unfair, baselines, y, strong)
+    assert decided.decision.promote and decided.decision.reason == (
+        "beats both baselines; champion v3 not compared: it learned all but 0 of the 600 rows")
+    baseline_champion = ChampionOnHoldout("2", np.ones(600, dtype=bool), persistence, 5, is_baseline=True,
+                                          rule="persistence")
+    assert _gate(baseline_champion, baselines, y, strong).decision.reason == \
+        "beats both baselines: replaces the baseline champion v2"

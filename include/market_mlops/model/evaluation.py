@@ -7,7 +7,7 @@ bar t - horizon, the most recent one whose future had happened by bar t).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -105,21 +105,29 @@ def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: in
     return out
 
 
-def baseline_predictions(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, horizon: int) -> dict[str, np.ndarray]:
+def baseline_predictions(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, horizon: int,
+                         last_known: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """What each naive baseline predicts on `rows`: the majority class of the rows the model was fitted on, and
-    persistence of the last known label (bar t - horizon)."""
+    persistence of the last known label (that of the bar `horizon` bars earlier). `last_known`: that label per row,
+    taken by bar position (what the served baseline calls; NaN where none is known, which calls the majority);
+    without it, the row `horizon` rows earlier (the same where no row was dropped between)."""
     majority = int(np.bincount(y[fit_rows], minlength=3).argmax())
-    return {"majority": np.full(len(rows), majority), "persistence": y[np.maximum(rows - horizon, 0)]}
+    if last_known is None:
+        known = np.where(rows >= horizon, y[np.maximum(rows - horizon, 0)], majority)
+    else:
+        values = np.asarray(last_known, dtype=float)[rows]
+        known = np.where(np.isfinite(values), np.nan_to_num(values), majority).astype(int)
+    return {"majority": np.full(len(rows), majority), "persistence": known}
 
 
 def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray,
-                     horizon: int, bars_per_year: int = 252) -> dict[str, Any]:
+                     horizon: int, bars_per_year: int = 252, last_known: np.ndarray | None = None) -> dict[str, Any]:
     """`evaluate_with_baselines` on `rows` of a series (the baselines of `baseline_predictions`), forward and
     next-bar returns from the closes (0 where the future is unknown)."""
     forward = np.zeros(len(close))
     forward[:-horizon] = close[horizon:] / close[:-horizon] - 1
     next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
-    baselines = baseline_predictions(y, rows, fit_rows, horizon)
+    baselines = baseline_predictions(y, rows, fit_rows, horizon, last_known)
     return evaluate_with_baselines(y[rows], proba, int(baselines["majority"][0]) if len(rows) else 0,
                                    baselines["persistence"], forward[rows], next_bar[rows], bars_per_year)
 
@@ -167,5 +175,8 @@ def bootstrap_accuracy_difference(y: np.ndarray, pred_a: np.ndarray, pred_b: np.
         return AccuracyDifference(mean, mean, mean, 1, effective)
     block = gate_block_length(correct_diff, horizon)
     bootstrap = CircularBlockBootstrap(block, correct_diff, seed=np.random.default_rng(seed))
-    low, high = bootstrap.conf_int(np.mean, reps=samples, method="percentile", size=confidence)[:, 0]
+    # A percentile interval cannot reach a tail beyond its most extreme resample: for a small tail (the weekly
+    # refresh spends its error over many tests) the bootstrap's standard error with the normal quantile instead.
+    method: Literal["percentile", "norm"] = "percentile" if (1 - confidence) / 2 * samples >= 10 else "norm"
+    low, high = bootstrap.conf_int(np.mean, reps=samples, method=method, size=confidence)[:, 0]
     return AccuracyDifference(mean, float(low), float(high), block, effective)

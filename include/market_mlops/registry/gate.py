@@ -90,5 +90,5 @@ def decide_demotion(champion: str, vs_baseline: Interval | None, baseline: str, 
     accuracy(champion) - accuracy(better baseline) on the `rows` it never learned is below zero."""
     if vs_baseline is None or not vs_baseline.high < 0:
         return None
-    return (f"champion v{champion} is worse than the {baseline} baseline on the {rows} holdout rows it never learned "
-            f"({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")
+    return (f"champion v{champion} is significantly worse than the {baseline} baseline on the {rows} holdout rows it "
+            f"never learned ({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MODEL_URI_TAG = "mlops.model_uri"
 KIND_TAG = "kind"  # "model" (the ensemble) or "baseline" (a naive rule that no model has beaten yet)
 FIT_END_TAG = "fit.end"  # the last bar the served models learned
+WEIGHTS_FIT_END_TAG = "weights.fit_end"  # a weight refresh: the last bar its ensemble weights were fitted on
 EVALUATION_END_TAG = "evaluation.end"  # the last bar of the holdout the gate decided on
 PIP_REQUIREMENTS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "xgboost==3.2.0", "lightgbm==4.7.0", "skops",
                     "pandas==3.1.1", "numpy", "scipy"]

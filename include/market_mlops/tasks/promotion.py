@@ -59,12 +59,15 @@ class ChampionOnHoldout:
 
 
 def learned_until(model: versions.LoadedModel, cfg: PipelineConfig) -> pd.Timestamp | None:
-    """The last bar a version's base models learned: its `fit.end` tag, else (a version from before the refit) its
-    run's `train_end` parameter (the evaluated fit ended there)."""
+    """The last bar a version learned: its `fit.end` tag (the base models) or, later, `weights.fit_end` (a refresh
+    fitted its weights after it); a version from before the refit: its run's `train_end` parameter."""
     import pandas as pd
 
-    text = model.tags.get(versions.FIT_END_TAG) or store.client(cfg).get_run(model.run_id).data.params.get("train_end")
-    return pd.Timestamp(text) if text else None
+    ends = [pd.Timestamp(model.tags[t]) for t in (versions.FIT_END_TAG, versions.WEIGHTS_FIT_END_TAG) if model.tags.get(t)]
+    if not ends:
+        text = store.client(cfg).get_run(model.run_id).data.params.get("train_end")
+        ends = [pd.Timestamp(text)] if text else []
+    return max((t.tz_localize("UTC") if t.tzinfo is None else t for t in ends), default=None)
 
 
 def unseen_rows(holdout_ts: pd.Series, fit_end: pd.Timestamp | None, horizon: int) -> np.ndarray:
@@ -177,14 +180,11 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
 
 def _demotion(champion: ChampionOnHoldout, y_holdout: np.ndarray, baseline_pred: np.ndarray, better: str,
               training: Any, level: float, numbers: GateSummary) -> str | None:
-    """Why the better baseline should replace the champion: a baseline champion of another rule (this holdout's
-    better baseline is the other one), or a model significantly worse than it on the rows it never learned."""
+    """Why the better baseline should replace the champion: a champion (a model, or a baseline of the other rule)
+    significantly worse than it on the rows it never learned (an interval, never a point estimate)."""
     from market_mlops.model.evaluation import bootstrap_accuracy_difference
 
-    if champion.is_baseline:
-        return None if champion.rule in (None, better) else (
-            f"the {better} baseline beats the {champion.rule} baseline (champion v{champion.version}) on this holdout")
-    if champion.pred is None:
+    if champion.pred is None or (champion.is_baseline and champion.rule in (None, better)):
         return None
     rows = champion.rows
     versus = _interval(bootstrap_accuracy_difference(y_holdout[rows], champion.pred, baseline_pred[rows],

@@ -49,6 +49,7 @@ class RecentWindow:
     closes: np.ndarray
     fit_rows: np.ndarray
     eval_rows: np.ndarray
+    last_known: np.ndarray  # per row, the label of the bar `horizon` bars earlier (persistence's call)
 
 
 def spent_confidence(confidence: float, test_number: int) -> float:
@@ -93,7 +94,8 @@ def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, int
     if isinstance(split, str):
         return split
     return RecentWindow(window, label[usable].tail(spec.refresh_window).to_numpy().astype(int),
-                        own["close"][usable].tail(spec.refresh_window).to_numpy(dtype=float), *split)
+                        own["close"][usable].tail(spec.refresh_window).to_numpy(dtype=float), *split,
+                        label.shift(horizon)[usable].tail(spec.refresh_window).to_numpy(dtype=float))
 
 
 def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
@@ -131,7 +133,7 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                                   prior_rows=cfg.training.weight_prior_rows)
     proba = parent.predict_proba(win.features.iloc[win.eval_rows], weights)
     evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon,
-                                  spec.bars_per_year)
+                                  spec.bars_per_year, win.last_known)
 
     parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
     number = test_number(dt.datetime.fromisoformat(parent_tags["data.interval_end"]), interval_end)
@@ -156,10 +158,12 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     registered = versions.version_of_run(name, run_id, cfg)
     gate = evaluate_gate(name, str(registered.version) if registered else None, win.features.iloc[win.eval_rows],
                          win.y[win.eval_rows], win.features["ts"].iloc[win.eval_rows], proba, evaluation,
-                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon), spec.horizon, cfg=cfg,
+                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon, win.last_known),
+                         spec.horizon, cfg=cfg,
                          require_improvement=True, confidence=confidence)
     lineage = {"refresh.parent_version": parent.version, versions.KIND_TAG: "model",
-               **{k: parent.tags[k] for k in (versions.FIT_END_TAG, versions.EVALUATION_END_TAG) if k in parent.tags}}
+               **{k: parent.tags[k] for k in (versions.FIT_END_TAG, versions.EVALUATION_END_TAG) if k in parent.tags},
+               versions.WEIGHTS_FIT_END_TAG: str(win.features["ts"].iloc[win.fit_rows[-1]])}
     mv = registered or versions.create_version(name, run_id, lineage, cfg,
                                                unsigned_tags={**gate.version_tags(), "gate.test_number": str(number)})
     decision = apply_gate(name, str(mv.version), gate, cfg)

@@ -181,8 +181,9 @@ def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
     X, y, bars = training_frame(dataset, series.symbol, series.timeframe, cfg, until, cfg.training.history_years)
     trained = train_ensemble(X, y, cfg.training, spec.horizon)
     hold = trained.holdout_index
+    last_known = bars["last_known_label"].to_numpy(dtype=float)
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
-                                  trained.train_index, spec.horizon, spec.bars_per_year)
+                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known)
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]), len(hold))
     position = {stamp: i for i, stamp in enumerate(series.ts)}  # the training rows as rows of the series
     rows = np.array([position[t] for t in bars["ts"]])
@@ -191,7 +192,7 @@ def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
                         int(rows[trained.fit_rows - 1]), version,
                         majority_class=int(np.bincount(y, minlength=3).argmax()))
     return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation,
-                                baseline_predictions(y, hold, trained.train_index, spec.horizon))
+                                baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known))
 
 
 def _baseline(challenger: Champion, gate: Any, version: str) -> Champion:
@@ -290,11 +291,15 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
                              prior=champion.weights, prior_rows=cfg.training.weight_prior_rows)
     version = run.next_version()
     challenger = Champion(champion.models, weights, champion.features, champion.reference_accuracy, moment, now_row,
-                          champion.fit_end_row, version, majority_class=champion.majority_class)
+                          max(champion.fit_end_row, int(known[fit[-1]])), version,  # its weights learned these
+                          majority_class=champion.majority_class)
     proba = challenger.proba(X[evaluate])
-    evaluation = evaluate_holdout(y, proba, series.close[known], evaluate, fit, spec.horizon, spec.bars_per_year)
+    last_known = np.where(series.last_known[known] >= 0, series.last_known[known], np.nan)
+    evaluation = evaluate_holdout(y, proba, series.close[known], evaluate, fit, spec.horizon, spec.bars_per_year,
+                                  last_known)
     confidence = spent_confidence(cfg.training.promotion_confidence, test_number(champion.trained_until, moment))
-    inputs = GateInputs(known[evaluate], y[evaluate], proba, evaluation, baseline_predictions(y, evaluate, fit, spec.horizon))
+    inputs = GateInputs(known[evaluate], y[evaluate], proba, evaluation,
+                        baseline_predictions(y, evaluate, fit, spec.horizon, last_known))
     return {"version": version, **_gate(run, series, challenger, inputs, cfg, weights_only=True, confidence=confidence)}
 
 
@@ -425,34 +430,40 @@ def _ic(score: np.ndarray, forward: np.ndarray) -> float:
     return float(np.corrcoef(score, forward)[0, 1])
 
 
+def _mean_ic(score: np.ndarray, forward: np.ndarray, series: np.ndarray) -> float:
+    """The IC of each series (their returns have their own scales), averaged over series."""
+    return float(np.mean([_ic(score[series == i], forward[series == i]) for i in np.unique(series)]))
+
+
 def versus_static(policy: list[Scored], static: list[Scored], cfg: PipelineConfig) -> dict[str, Any]:
-    """Accuracy and IC of a policy minus the static policy's on the same forecasts (pooled over models), with
-    two-sided `training.promotion_confidence` intervals from a circular block bootstrap (`arch`) whose block covers
-    the labels' overlap (`gate_block_length`)."""
+    """Accuracy and IC of a policy minus the static policy's on the same forecasts (pooled over models; the IC per
+    series, then averaged), with two-sided `training.promotion_confidence` intervals from a circular block bootstrap
+    (`arch`) whose block covers the labels' overlap (`gate_block_length`)."""
     from arch.bootstrap import CircularBlockBootstrap
 
     from market_mlops.model.evaluation import gate_block_length
 
-    a_correct = np.concatenate([s.correct for s in policy]) if policy else np.zeros(0)
-    b_correct = np.concatenate([s.correct for s in static]) if static else np.zeros(0)
-    a_score = np.concatenate([s.score for s in policy]) if policy else np.zeros(0)
-    b_score = np.concatenate([s.score for s in static]) if static else np.zeros(0)
-    forward = np.concatenate([s.forward for s in static]) if static else np.zeros(0)
+    def joined(parts: list[Scored], what: str) -> np.ndarray:
+        return np.concatenate([getattr(s, what) for s in parts]) if parts else np.zeros(0)
+
+    a_correct, b_correct = joined(policy, "correct"), joined(static, "correct")
+    a_score, b_score, forward = joined(policy, "score"), joined(static, "score"), joined(static, "forward")
+    series = np.concatenate([np.full(len(s.rows), i) for i, s in enumerate(static)]) if static else np.zeros(0)
     horizon = max((s.horizon for s in static), default=1)
     diff = a_correct - b_correct
     out: dict[str, Any] = {"forecasts": int(len(diff)), "outcomes": round(len(diff) / horizon, 1)}
     accuracy_mean = float(diff.mean()) if len(diff) else float("nan")
-    ic_mean = _ic(a_score, forward) - _ic(b_score, forward)
+    ic_mean = _mean_ic(a_score, forward, series) - _mean_ic(b_score, forward, series) if len(diff) else 0.0
     if len(diff) < 10 or (np.ptp(diff) == 0 and np.ptp(a_score - b_score) == 0):  # the same forecasts: no difference
         return {**out, "accuracy_diff": accuracy_mean, "accuracy_ci": [accuracy_mean, accuracy_mean],
                 "ic_diff": ic_mean, "ic_ci": [ic_mean, ic_mean], "block": 1}
     block = gate_block_length(diff, horizon)
     level = cfg.training.promotion_confidence
 
-    def both(d: np.ndarray, sa: np.ndarray, sb: np.ndarray, f: np.ndarray) -> np.ndarray:
-        return np.array([d.mean(), _ic(sa, f) - _ic(sb, f)])
+    def both(d: np.ndarray, sa: np.ndarray, sb: np.ndarray, f: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return np.array([d.mean(), _mean_ic(sa, f, ids) - _mean_ic(sb, f, ids)])
 
-    bootstrap = CircularBlockBootstrap(block, diff, a_score, b_score, forward,
+    bootstrap = CircularBlockBootstrap(block, diff, a_score, b_score, forward, series,
                                        seed=np.random.default_rng(cfg.training.seed))
     interval = bootstrap.conf_int(both, reps=cfg.training.bootstrap_samples, method="percentile", size=level)
     return {**out, "accuracy_diff": accuracy_mean, "accuracy_ci": [float(interval[0, 0]), float(interval[1, 0])],

@@ -90,7 +90,8 @@ def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
 
 def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConfig, until: dt.datetime,
                    history_years: int, fresh_from: dt.datetime | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Features X, labels y (only rows with both), bar closes and timestamps, all before `until`.
+    """Features X, labels y (only rows with both), the bars of those rows (closes, timestamps and the label known
+    `horizon` bars earlier, `last_known_label`), all before `until`.
 
     `fresh_from`: the pair's last bar must reach it. The version log says which interval a run covered, not that
     every session before it is in the data: a catch-up run over a hole would train on stale bars."""
@@ -114,6 +115,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
     labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
+    own = own.assign(last_known_label=labels.shift(spec.horizon))  # by bar: what the persistence baseline calls
     return (feats.loc[usable, cols].reset_index(drop=True), labels[usable].to_numpy().astype(int),
             own.loc[usable].reset_index(drop=True))
 
@@ -173,8 +175,9 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     marks.append(("fit", time.perf_counter()))
     hold = trained.holdout_index
+    last_known = bars["last_known_label"].to_numpy(dtype=float)
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
-                                  trained.train_index, spec.horizon, spec.bars_per_year)
+                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known)
     marks.append(("evaluate", time.perf_counter()))
     commit = git_commit()
     span = fit_span(bars, trained)
@@ -189,7 +192,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                                    trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
     marks.append(("mlflow_log", time.perf_counter()))
     registered = versions.version_of_run(name, run_id, cfg)
-    baseline_preds = baseline_predictions(y, hold, trained.train_index, spec.horizon)
+    baseline_preds = baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known)
     gate = evaluate_gate(name, str(registered.version) if registered else None, X.iloc[hold], y[hold],
                          bars["ts"].iloc[hold], trained.holdout_proba, evaluation, baseline_preds, spec.horizon,
                          force=force_promotion, cfg=cfg)
