@@ -155,7 +155,7 @@ def send_alert(alert: Alert, *, conn_id: str | None = None, cfg: PipelineConfig 
     conn_id = conn_id or cfg.alerts.slack_conn_id
     outbox = Outbox(cfg)
     record = {"key": alert.key, "created": _now(), "alert": asdict(alert), "text": alert.text(), "blocks": alert.blocks(), "attempts": 0}
-    log.warning("ALERT %s", alert.text())
+    log.log(logging.INFO if alert.severity == "info" else logging.WARNING, "ALERT %s", alert.text())
     conn = _slack_connection(conn_id)
     if conn is None:
         outbox.append({**record, "status": "no_connection"})
