@@ -92,3 +92,17 @@ def test_a_check_with_nothing_resolved_is_stored_on_every_database(state_cfg):
     stored = drift_history(state_cfg)[-1]
     assert stored["realized_accuracy"] is None and stored["delta_points"] is None
     assert stored["features"] == [{"name": "rsi_14", "psi": None}] and stored["band"] == "normal"
+
+
+def test_threads_asking_for_a_fresh_store_at_once_migrate_it_once(tmp_path):
+    """The api-server answers two requests at once after a start: both threads need the store (alembic's migration
+    context is process-global; two upgrades at once failed with KeyError: 'config')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from market_mlops.state import store, tables
+
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    with ThreadPoolExecutor(8) as pool:
+        engines = list(pool.map(lambda _: store.engine(cfg), range(8)))
+    assert len({id(e) for e in engines}) == 1
+    assert store.rows(tables.data_versions, cfg) == []

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import math
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -104,8 +105,14 @@ def describe(cfg: PipelineConfig | None = None) -> str:
     return _redacted((cfg or get_config()).state_url)
 
 
+_ENGINES = threading.Lock()  # alembic's migration context is process-global: one thread builds an engine at a time
+
+
 def engine(cfg: PipelineConfig | None = None) -> Engine:
-    return _engine((cfg or get_config()).state_url)
+    """The store's engine, migrated to head once per process (two threads of the api-server asking at start-up used
+    to run alembic at once: `KeyError: 'config'`)."""
+    with _ENGINES:
+        return _engine((cfg or get_config()).state_url)
 
 
 def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None,
