@@ -71,17 +71,25 @@ def does_not_exist(error: Exception) -> bool:
     return getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow's UI opens an experiment in the view this names
+CLASSIC_ML = "custom_model_development"  # runs, metrics, models: not the GenAI view (traces, "Evaluations")
+
+
 def experiment_id(cfg: PipelineConfig | None = None, name: str = EXPERIMENT) -> str:
-    """Get or create; safe when mapped tasks on a fresh tracking store race to create it (the loser re-reads)."""
+    """Get or create, marked for MLflow's classic machine-learning view; safe when mapped tasks on a fresh tracking
+    store race to create it (the loser re-reads)."""
     import mlflow.exceptions
 
     cfg = cfg or get_config()
     c = client(cfg)
     found = c.get_experiment_by_name(name)
     if found is not None:
+        if (found.tags or {}).get(EXPERIMENT_KIND_TAG) != CLASSIC_ML:  # one made by an earlier release
+            c.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
         return str(found.experiment_id)
     try:
-        return str(c.create_experiment(name, artifact_location=f"{cfg.mlflow_artifact_root.rstrip('/')}/{name}"))
+        return str(c.create_experiment(name, artifact_location=f"{cfg.mlflow_artifact_root.rstrip('/')}/{name}",
+                                       tags={EXPERIMENT_KIND_TAG: CLASSIC_ML}))
     except mlflow.exceptions.MlflowException as error:
         if not already_exists(error):
             raise

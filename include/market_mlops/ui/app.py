@@ -59,6 +59,20 @@ def create_app() -> FastAPI:
         detail = model_detail(fleet.model_rows([], versions, checks)[0], versions, checks, cfg)
         return pages.model_page(detail, dt.datetime.now(dt.UTC), cfg.drift, _public_base())
 
+    @app.get("/report/{run_id}", response_class=HTMLResponse, dependencies=guard)
+    def report(run_id: str) -> str:
+        """A drift check's HTML report (the artifact of its MLflow run), where the model's page links to it."""
+        import mlflow
+
+        from market_mlops.registry import store
+
+        store.client(get_config())  # points MLflow at the suite's tracking store
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="drift/drift_report.html")
+        except Exception as exc:  # an unknown run or a missing artifact: say which
+            raise HTTPException(404, f"no drift report in MLflow run {run_id!r}: {exc.__class__.__name__}") from None
+        return Path(path).read_text()
+
     return app
 
 

@@ -1,5 +1,11 @@
-"""The Models page and a page per model as self-contained HTML (inline CSS and SVG, no script, no CDN). Pure: the
-gathered facts in, a page out; `ui.app` does the reading."""
+"""The Models page and a page per model as self-contained HTML (inline CSS and SVG, one small inline script, no
+CDN). Pure: the gathered facts in, a page out; `ui.app` does the reading.
+
+Airflow shows the page from its menu in an iframe sandboxed without `allow-popups` or `allow-top-navigation`: a link
+with `target=_blank` or `_top` does nothing there. Links to the suite's own pages stay in the frame (Airflow mirrors
+the frame's address in its own, so a model's page has an address to share: `/plugin/models/mlops-models/model/<name>`);
+links out (Airflow's pages, MLflow) are followed by an anchor made in the Airflow page itself (same origin), which the
+sandbox does not restrict (`open_outside`); opened directly, they are plain links."""
 
 from __future__ import annotations
 
@@ -15,6 +21,17 @@ from market_mlops.monitoring.drift_report import accuracy_chart
 from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url
 from market_mlops.ui.fleet import SORT_KEYS, ModelRow, VersionInfo
 
+OPEN_OUTSIDE = """
+function openOutside(link) {
+  if (window.top === window) return true;
+  try {
+    var page = window.top.document, a = page.createElement('a');
+    a.href = link.href; a.target = link.target === '_top' ? '_self' : '_blank'; a.rel = 'noopener';
+    page.body.appendChild(a); a.click(); a.remove(); return false;
+  } catch (e) { return true; }
+}
+"""
+
 STYLE = """
 body{font-family:sans-serif;margin:16px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}
 th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:middle;font-size:13px}
@@ -26,7 +43,15 @@ th{background:#f4f4f4}.band{padding:2px 8px;border-radius:10px;color:#fff;font-s
 
 def _page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+            f"<style>{STYLE}</style><script>{OPEN_OUTSIDE}</script></head><body>{body}</body></html>")
+
+
+def outside(href: str, text: str, new_tab: bool = True, **attributes: str) -> str:
+    """A link out of the suite's pages (MLflow in a new tab, Airflow in place) that works inside Airflow's sandboxed
+    frame too."""
+    extra = "".join(f' {k}="{escape(v)}"' for k, v in attributes.items())
+    return (f'<a href="{escape(href)}" target="{"_blank" if new_tab else "_top"}" rel="noopener"{extra} '
+            f'onclick="return openOutside(this)">{text}</a>')
 
 
 def band_badge(band: str | None) -> str:
@@ -51,7 +76,7 @@ def _version(v: VersionInfo | None, now: dt.datetime) -> str:
         return '<span class="muted">none</span>'
     kind = f' <span class="muted">({escape(v.tags.get("baseline.rule", ""))} baseline)</span>' \
         if v.tags.get("kind") == "baseline" else ""
-    return f'<a href="{escape(mlflow_model_url(v.model, v.version))}" target="_blank">v{escape(v.version)}</a>{kind} ' \
+    return f'{outside(mlflow_model_url(v.model, v.version), f"v{escape(v.version)}")}{kind} ' \
            f'<span class="muted">{_age(v.created, now)}</span>'
 
 
@@ -83,7 +108,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f"<td>{'yes' if r.in_cooldown else ''}</td>"
             f"<td>{'' if latest is None else f'v{escape(latest.version)} {_age(latest.created, now)} ago'}</td>"
             f"<td>{escape(decision)}</td>"
-            f'<td><a href="{escape(airflow_base)}/dags/model_retrain/runs" target="_top">runs</a></td></tr>')
+            f'<td>{outside(f"{airflow_base}/dags/model_retrain/runs", "runs", new_tab=False)}</td></tr>')
     head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th><th>holdout accuracy</th>"
             "<th>majority</th><th>persistence</th><th>last drift band</th><th>realized accuracy</th>"
             "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
@@ -110,18 +135,28 @@ class ModelDetail:
     all_versions: list[VersionInfo] = field(default_factory=list)
 
 
+def _why_no_features(detail: ModelDetail) -> str:
+    last = detail.checks[-1] if detail.checks else None
+    if last is None:
+        return "No drift check of this model yet."
+    status = str(last.get("feature_drift") or "")
+    if status and status != "measured":
+        return f"Feature drift not measured at the last check ({str(last.get('interval_end', ''))[:10]}): {status}."
+    return "The last drift report holds no feature measurements."
+
+
 def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base: str = "") -> str:
     r = detail.row
     chart = accuracy_chart(detail.checks, drift)
     links = ['<a href="../">all models</a>']
     if r.champion:
-        links += [f'<a href="{escape(mlflow_model_url(r.model, r.champion.version))}" target="_blank">MLflow model</a>',
-                  f'<a href="{escape(mlflow_run_url(r.champion.run_id))}" target="_blank">MLflow run</a>']
+        links += [outside(mlflow_model_url(r.model, r.champion.version), "MLflow model"),
+                  outside(mlflow_run_url(r.champion.run_id), "MLflow run")]
     if r.drift_run_id:
-        links.append(f'<a href="{escape(mlflow_run_url(r.drift_run_id))}" target="_blank">last drift report</a>')
-    links += [f'<a href="{escape(airflow_base)}/dags/model_retrain/runs" target="_top">retrain runs</a>',
-              f'<a href="{escape(airflow_base)}/dags/model_rollback" target="_top">roll back (trigger model_rollback '
-              f'with symbol {escape(r.symbol)}, timeframe {escape(r.timeframe)})</a>']
+        links.append(f'<a href="../report/{quote(r.drift_run_id)}">last drift report</a>')
+    links += [outside(f"{airflow_base}/dags/model_retrain/runs", "retrain runs", new_tab=False),
+              outside(f"{airflow_base}/dags/model_rollback", f"roll back (trigger model_rollback with symbol "
+                      f"{escape(r.symbol)}, timeframe {escape(r.timeframe)})", new_tab=False)]
     moves = "".join(
         f"<tr><td>{escape(str(m['when'])[:19])}</td><td>{escape(m['alias'])}</td>"
         f"<td>{escape(str(m.get('from') or '-'))}</td><td>{escape(str(m['to']))}</td>"
@@ -129,7 +164,8 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
     ordered = sorted(detail.features, key=lambda f: (not f.get("drifted"), -(f.get("psi") or 0.0)))[:25]
     psi = bar_chart([f["feature"] for f in ordered], [float(f.get("psi") or 0.0) for f in ordered],
                     [f.get("psi_limit") for f in ordered], [bool(f.get("drifted")) for f in ordered],
-                    title="PSI per feature against its limit (drifted first, red)")
+                    title="PSI per feature against its limit (drifted first, red)") if ordered else \
+        f'<p class="muted">{escape(_why_no_features(detail))}</p>'
     forecasts = "".join(
         f"<tr><td>{escape(str(f['ts'])[:16])}</td><td>v{escape(str(f['model_version']))}</td>"
         f"<td>{escape(str(f['predicted']))}</td><td>{f['p_bearish']:.2f} / {f['p_neutral']:.2f} / {f['p_bullish']:.2f}</td>"
