@@ -107,3 +107,19 @@ def test_links_to_the_model_page_only_with_an_airflow_base_url(monkeypatch):
     page = render_html({"model": "SPY-d1-direction", "version": "1", "band": "normal", "features": [],
                         "interval_end": "2025-07-08T20:00:00+00:00"})
     assert 'href="https://airflow.example.com/mlops-models/model/SPY-d1-direction"' in page
+
+
+def test_the_accuracy_line_breaks_between_versions_on_a_time_axis():
+    import re
+
+    from market_mlops.config import Drift
+    from market_mlops.monitoring.drift_report import accuracy_chart
+
+    checks = [{"interval_end": "2024-01-02T21:00:00+00:00", "version": "1", "realized_accuracy": 0.5, "holdout_accuracy": 0.5},
+              {"interval_end": "2024-01-03T21:00:00+00:00", "version": "1", "realized_accuracy": 0.45, "holdout_accuracy": 0.5},
+              {"interval_end": "2025-01-03T21:00:00+00:00", "version": "2", "realized_accuracy": 0.4, "holdout_accuracy": 0.5},
+              {"interval_end": "2025-01-06T21:00:00+00:00", "version": "2", "realized_accuracy": 0.42, "holdout_accuracy": 0.5}]
+    chart = accuracy_chart(checks, Drift())
+    assert chart.count('<polyline points=') == 2  # one segment per version, no line across the year between them
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart)]
+    assert xs[1] - xs[0] < (xs[2] - xs[1]) / 100  # a day apart vs a year apart

@@ -31,17 +31,25 @@ def _scale(low: float, high: float, size: float, flip: bool) -> tuple[float, flo
 
 
 def line_chart(labels: Sequence[str], values: Sequence[float | None], lines: Sequence[Line] = (),
-               title: str = "", y_format: str = "{:.0%}") -> str:
-    """Points joined in order (gaps where a value is missing), with labelled horizontal lines; x labels at the ends."""
+               title: str = "", y_format: str = "{:.0%}", positions: Sequence[float] | None = None,
+               breaks: Sequence[bool] | None = None) -> str:
+    """Points joined in order (gaps where a value is missing, or where `breaks[i]` starts a new segment), with
+    labelled horizontal lines; x labels at the ends. `positions`: each point's place on the x axis (a time axis:
+    points a year apart are a year apart), else evenly spaced."""
     known = _finite(values) + [line.y for line in lines]
     if not known:
         return _empty(title or "no data yet")
     low, high = min(known), max(known)
     pad = (high - low) * 0.08 or 0.05
     low, high = low - pad, high + pad
-    inner_w, inner_h = WIDTH - 2 * PAD - 60, HEIGHT - 2 * PAD
+    inner_w, inner_h = WIDTH - 2 * PAD - 100, HEIGHT - 2 * PAD  # room on the right for the lines' labels
     ky, by = _scale(low, high, inner_h, flip=True)
-    step = inner_w / max(1, len(values) - 1)
+    if positions is not None and len(positions) == len(values) and len(values) > 1 and max(positions) > min(positions):
+        first, span = min(positions), max(positions) - min(positions)
+        xs = [PAD + (p - first) / span * inner_w for p in positions]
+    else:
+        step = inner_w / max(1, len(values) - 1)
+        xs = [PAD + i * step for i in range(len(values))]
 
     def y_of(v: float) -> float:
         return PAD + by + ky * v
@@ -54,11 +62,14 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], lines: Seq
                      f'fill="{line.colour}">{escape(line.label)}</text>')
     segment: list[str] = []
     for i, v in enumerate(values):
+        if breaks is not None and breaks[i]:
+            parts.append(_polyline(segment))
+            segment = []
         if v is None or not math.isfinite(float(v)):
             parts.append(_polyline(segment))
             segment = []
             continue
-        x, y = PAD + i * step, y_of(float(v))
+        x, y = xs[i], y_of(float(v))
         segment.append(f"{x:.1f},{y:.1f}")
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1565c0"><title>{escape(labels[i])}: '
                      f'{escape(y_format.format(float(v)))}</title></circle>')

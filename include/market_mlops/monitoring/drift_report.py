@@ -13,10 +13,11 @@ from market_mlops.monitoring import links
 from market_mlops.monitoring.charts import BAND_COLOURS, Line, bar_chart, line_chart
 
 BAND_MEANING = {
-    "normal": "realized accuracy is within the monitor band of the reference (or too few forecasts resolved yet)",
-    "monitor": "realized accuracy is below the reference by more than the monitor band: watch it",
-    "drift": "realized accuracy is below the reference by more than the drift band: a retrain is advised",
-    "emergency": "realized accuracy is below the reference by more than the emergency band",
+    "normal": "realized accuracy is within the monitor band of the reference (or too few outcomes to tell)",
+    "monitor": "realized accuracy is below the reference by more than the monitor band, with confidence: watch it",
+    "drift": "realized accuracy is below the reference by more than the drift band, with confidence: an alert went "
+             "out; the next scheduled retrain will try to replace the model",
+    "emergency": "realized accuracy is below the reference by more than the emergency band, with confidence",
 }
 
 
@@ -31,12 +32,22 @@ def accuracy_lines(reference: float | None, drift: Drift) -> list[Line]:
 
 
 def accuracy_chart(checks: Sequence[dict[str, Any]], drift: Drift) -> str:
-    """Realized accuracy check by check (oldest first) against the latest reference and its bands."""
+    """Realized accuracy check by check (oldest first) on a time axis against the latest reference and its bands;
+    the line breaks where the champion's version changes (each version has its own forecasts)."""
+    import datetime as dt
+
     reference = next((float(c["holdout_accuracy"]) for c in reversed(checks) if c.get("holdout_accuracy") is not None),
                      None)
+    try:
+        days = [dt.datetime.fromisoformat(str(c["interval_end"])).timestamp() / 86400 for c in checks]
+    except ValueError:
+        days = None
+    versions = [str(c.get("version", c.get("model_version", ""))) for c in checks]
+    breaks = [i > 0 and versions[i] != versions[i - 1] for i in range(len(checks))]
     return line_chart([str(c["interval_end"])[:10] for c in checks], [c.get("realized_accuracy") for c in checks],
                       accuracy_lines(reference, drift),
-                      title="Realized accuracy of the champion's resolved forecasts, with the drift bands")
+                      title="Realized accuracy of the champion's resolved forecasts, with the drift bands",
+                      positions=days, breaks=breaks)
 
 
 def _number(value: Any, fmt: str) -> str:
@@ -51,10 +62,11 @@ def banner(report: dict[str, Any]) -> str:
     accuracy = (f"realized {_number(report.get('realized_accuracy'), '{:.1%}')} against the reference "
                 f"{_number(report.get('holdout_accuracy'), '{:.1%}')} ({_number(report.get('delta_points'), '{:+.1f}')} "
                 f"pts over {report.get('resolved', 0)} resolved forecasts)")
-    decision = str(report.get("emergency_reason") or "")
+    decision = str(report.get("emergency_reason") or "") if band == "emergency" else ""  # others never retrain
     if band == "emergency" and report.get("in_cooldown"):
         decision = decision or "emergency retrain skipped: one was triggered within the cooldown"
-    text = f"Band {band}: {BAND_MEANING.get(band, '')}; {accuracy}." + (f" {decision}." if decision else "")
+    evidence = f" {report['band_reason']}." if report.get("band_reason") else ""
+    text = f"Band {band}: {BAND_MEANING.get(band, '')}; {accuracy}.{evidence}" + (f" {decision}." if decision else "")
     return (f'<div class="banner" style="background:{BAND_COLOURS.get(band, "#777")}">'
             f"{html.escape(text)}</div>")
 
