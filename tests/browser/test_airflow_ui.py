@@ -239,6 +239,44 @@ def test_models_page_lists_every_model_with_its_last_band(ui: UI, page, demo_hom
     assert bands and {m: shown[m] for m in bands} == bands
 
 
+def test_every_kind_of_link_on_the_models_pages_works_from_the_menu(ui: UI, page, demo_home: Path):
+    """Opened the way users open it (Airflow's menu: an iframe sandboxed without popups or top navigation): a model
+    link stays in the frame and gives the page an address to share; MLflow opens in a new tab; the drift report
+    opens; an Airflow link takes the whole page there."""
+    import sqlite3
+    from urllib.parse import quote
+
+    with sqlite3.connect(demo_home / "state.db") as db:
+        model = db.execute("SELECT model FROM drift_checks GROUP BY model ORDER BY count(*) DESC, model").fetchone()[0]
+    page.goto(f"{ui.base}/", wait_until="networkidle")
+    page.get_by_role("link", name="Models").or_(page.get_by_role("button", name="Models")).first.click()
+    page.wait_for_url("**/plugin/models")
+    frame = page.frame_locator("iframe").first
+    frame.locator(f'#models tr[data-model="{model}"] td a').first.click()
+    frame.locator("#accuracy-chart").wait_for()
+    page.wait_for_url(f"**/plugin/models/mlops-models/model/{quote(model)}")
+    shared = page.url
+    assert frame.locator("h1").inner_text() == model
+
+    with page.context.expect_page() as opened:  # MLflow: a new tab, from inside the sandbox
+        frame.get_by_role("link", name="MLflow run").click()
+    mlflow_tab = opened.value
+    mlflow_tab.wait_for_url(f"{ui.mlflow}/#/runs/**")
+    mlflow_tab.close()
+
+    frame.get_by_role("link", name="last drift report").click()  # the report itself, in the frame
+    frame.get_by_text("Drift report:").wait_for()
+    assert model in frame.locator("h1").inner_text()
+
+    page.goto(shared, wait_until="networkidle")  # the shared address opens the same model's page
+    frame = page.frame_locator("iframe").first
+    frame.locator("#accuracy-chart").wait_for()
+    assert frame.locator("h1").inner_text() == model
+    frame.get_by_role("link", name="retrain runs").click()  # Airflow's own page: the whole window goes there
+    page.wait_for_url(f"{ui.base}/dags/model_retrain/runs**")
+    page.screenshot(path=str(SHOTS / "models-link-to-runs.png"))
+
+
 def test_a_model_page_draws_its_charts(ui: UI, page, demo_home: Path):
     import sqlite3
 
@@ -258,10 +296,11 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     model page's champion timeline then shows the move back."""
     import sqlite3
 
-    with sqlite3.connect(demo_home / "state.db") as db:  # a model whose champion replaced an earlier one
-        model, current, previous = db.execute(
-            "SELECT model, to_version, from_version FROM alias_moves WHERE alias = 'champion' AND from_version IS NOT "
-            "NULL ORDER BY id DESC").fetchone()
+    with sqlite3.connect(demo_home / "state.db") as db:  # a series the baseline serves: back to its trained model
+        model, current = db.execute("SELECT model, to_version FROM alias_moves WHERE alias = 'champion' AND why LIKE "
+                                    "'baseline: %' ORDER BY id DESC").fetchone()
+        previous = db.execute("SELECT to_version FROM alias_moves WHERE alias = 'challenger' AND model = ? ORDER BY id "
+                              "DESC", (model,)).fetchone()[0]
     symbol, timeframe = model.removesuffix("-direction").rsplit("-", 1)
     before = {r["dag_run_id"] for r in ui.runs("model_rollback")}
     page.goto(f"{ui.base}/dags/model_rollback", wait_until="networkidle")
@@ -275,7 +314,7 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     editor.click()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
-    page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "to_version": None}))
+    page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "to_version": previous}))
     page.screenshot(path=str(SHOTS / "rollback-form.png"), full_page=True)
     dialog.get_by_role("button", name="Trigger").click()
     deadline = time.monotonic() + 60
@@ -296,3 +335,4 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     page.screenshot(path=str(SHOTS / "model-page-after-rollback.png"), full_page=True)
     cells = [c.inner_text() for c in last.locator("td").all()]
     assert cells[1:5] == ["champion", current, previous, f"rollback from v{current}"], cells
+    assert "baseline: no model has beaten it yet" not in page.locator("h1 + nav + p").inner_text()  # a model serves
