@@ -77,6 +77,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {args.dag_id} {args.date}: {state} in {seconds:.0f}s: {detail}", file=sys.stderr)
         return 1
     print(f"{args.dag_id} {args.date}: {state} in {seconds:.0f}s (task logs in {detail})")
+    from market_mlops.dev.local_stack import last_run_id, task_results
+    from market_mlops.tasks.report import RUN_REPORTS, run_report
+
+    run_id = last_run_id(args.dag_id)
+    if run_id and args.dag_id in RUN_REPORTS:
+        lines = run_report(args.dag_id, task_results(args.dag_id, run_id, RUN_REPORTS[args.dag_id][0]))
+        print("\n".join(lines) if lines else "  nothing to do in this run (no model or champion in it)")
     return 0
 
 

@@ -177,6 +177,27 @@ def _record_actual_start(run: DagRun) -> None:
             session.query(DagRun).filter(DagRun.id == run.id).update({DagRun.start_date: first[0]})
 
 
+def task_results(dag_id: str, run_id: str, task_id: str) -> list[Any]:
+    """What a task of a run returned (every map index, in order), from Airflow's XCom table."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
+                                               XComModel.task_id == task_id, XComModel.key == "return_value"
+                                               ).order_by(XComModel.map_index).all()
+        return [XComModel.deserialize_value(row) for row in rows]
+
+
+def last_run_id(dag_id: str) -> str | None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        return None if run is None else str(run.run_id)
+
+
 def run_dag_locally(dag_id: str, day: dt.date, conf: dict[str, Any] | None = None) -> tuple[str, float, str]:
     """`market-mlops run`: one run of a suite DAG on the embedded stack, dated `day` (00:00 UTC): the session of
     that day for the session DAGs, the interval ending that day for the monthly and weekly ones. Returns the run's

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from market_mlops.config import PipelineConfig, get_config
 
@@ -126,3 +128,69 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     for r in [r for r in records if r["alert"]["kind"] in ("drift", "validation", "failure")][-5:]:
         lines.append(f"  [{r['status']}] {r['text'][:150]}")
     return lines
+
+
+def _pts(value: object) -> str:
+    return f"{float(value) * 100:+.1f}" if isinstance(value, int | float) else "?"
+
+
+def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
+    """`market-mlops run model_retrain`: per model, what the gate decided and on what, and what serves now."""
+    lines = []
+    for r in summaries:
+        interval = (f"{_pts(r.get('baseline_diff_mean'))} pts vs the {r.get('baseline_compared', 'better')} baseline "
+                    f"[{_pts(r.get('baseline_diff_ci_low'))}, {_pts(r.get('baseline_diff_ci_high'))}]")
+        ic = r.get("ic")
+        serving = r.get("serving", "model")
+        champion = r.get("champion_version")
+        served = f"v{champion} {'baseline (' + str(r.get('baseline_rule', '')) + ')' if serving == 'baseline' else 'model'}" \
+            if champion else "nothing"
+        lines.append(f"  {r.get('model', '?'):<22} v{r.get('version', '?'):<4} {r.get('decision', '?'):<19} accuracy "
+                     f"{r.get('accuracy', float('nan')):.3f}, {interval}, IC {'n/a' if ic is None else f'{ic:+.3f}'}; "
+                     f"serving {served}; {r.get('reason', '')}")
+    return lines
+
+
+def drift_lines(results: list[dict[str, Any]], cfg: PipelineConfig | None = None) -> list[str]:
+    """`market-mlops run drift_check`: per champion, the band and its evidence, features drifted, alerts sent."""
+    cfg = cfg or get_config()
+    lines = []
+    for r in results:
+        realized = r.get("realized_accuracy")
+        feature_alarm = (r.get("features_checked") or 0) and \
+            (r.get("features_drifted") or 0) / r["features_checked"] >= cfg.drift.feature_share_alert
+        alerted = r.get("band") in ("drift", "emergency") or bool(feature_alarm)
+        retrain = "emergency retrain triggered" if r.get("emergency_retrain_triggered") else (
+            "emergency retrain skipped (cooldown)" if r.get("in_cooldown") else "")
+        lines.append(f"  {r.get('model', '?'):<22} v{r.get('version', '?'):<4} band {r.get('band', '?'):<9} realized "
+                     f"{'n/a' if realized is None else f'{realized:.3f}'} vs reference {r.get('holdout_accuracy', 0):.3f}"
+                     f" on {r.get('outcomes', 0)} outcomes ({r.get('resolved', 0)} resolved); features drifted "
+                     f"{r.get('features_drifted', 0)}/{r.get('features_checked', 0)} ({r.get('feature_drift', '')}); "
+                     f"{'alert sent' if alerted else 'no alert'}{'; ' + retrain if retrain else ''}")
+    return lines
+
+
+def refresh_lines(summaries: list[dict[str, Any]]) -> list[str]:
+    """`market-mlops run weekly_weight_refresh`: per champion, the new weights' decision, or why none were fitted."""
+    lines = []
+    for r in summaries:
+        if r.get("skipped"):
+            lines.append(f"  {r.get('model', '?'):<22} v{r.get('version', '?'):<4} skipped: {r['skipped']}")
+        else:
+            lines.append(f"  {r.get('model', '?'):<22} v{r.get('version', '?'):<4} from v{r.get('parent_version', '?')} "
+                         f"{r.get('decision', '?')}: weights {r.get('previous_weights')} -> {r.get('weights')} "
+                         f"(test {r.get('test_number', '?')}); {r.get('reason', '')}")
+    return lines
+
+
+RUN_REPORTS: dict[str, tuple[str, Callable[[list[dict[str, Any]]], list[str]]]] = {
+    "model_retrain": ("retrain_model", retrain_lines), "drift_check": ("check_model_drift", drift_lines),
+    "weekly_weight_refresh": ("refresh_weights", refresh_lines)}
+
+
+def run_report(dag_id: str, results: list[Any]) -> list[str]:
+    """What a run decided, from its mapped task's results (each a list of per-model dicts, one per shard)."""
+    if dag_id not in RUN_REPORTS:
+        return []
+    flat = [r for shard in results for r in (shard if isinstance(shard, list) else [shard]) if isinstance(r, dict)]
+    return RUN_REPORTS[dag_id][1](flat)
