@@ -18,6 +18,10 @@ import pandas as pd
 
 from market_mlops.config import REPO_ROOT
 
+# Great Expectations logs at INFO, while it imports, one line per data-source method its documentation registry
+# skips (214 lines before an import's table): what it says is for GX's own docs build.
+logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+
 if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.data_context import AbstractDataContext

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping ...", flush=True)
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave a server behind
         stop(airflow)
         stop(mlflow, grace=10)
 

@@ -105,14 +105,19 @@ def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
 
     cfg = cfg or get_config()
     history = drift_history(cfg)
-    lines = [f"Drift checks ({len(history)} in table drift_checks of {describe(cfg)}):"]
+    lines = [f"Drift checks ({len(history)} in table drift_checks of {describe(cfg)}; the last {min(12, len(history))}):"]
     for r in history[-12:]:
         action = "EMERGENCY RETRAIN TRIGGERED" if r.get("emergency_retrain_triggered") else (
             "retrain skipped (cooldown)" if r.get("in_cooldown") else "")
         lines.append(f"  {r['interval_end'][:10]} {r['model']:<20} v{r['version']:<3} {r['band']:<9} "
                      f"realized {r['realized_accuracy']} vs reference {r['holdout_accuracy']} ({r['delta_points']} pts, "
-                     f"{r['resolved']} resolved), {r['features_drifted']}/{r['features_checked']} features drifted {action}")
+                     f"{r['resolved']} resolved = {r.get('outcomes', '?')} outcomes{_too_few(r)}), {r['features_drifted']}/"
+                     f"{r['features_checked']} features drifted {action}")
     return lines
+
+
+def _too_few(record: dict[str, Any]) -> str:
+    return ": too few to judge" if "too few to judge" in str(record.get("band_reason", "")) else ""
 
 
 def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
@@ -124,9 +129,11 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     cfg = cfg or get_config()
     records = list(Outbox(cfg).latest().values())
     kinds = Counter(r["alert"]["kind"] for r in records)
-    lines = [f"Alerts ({len(records)} in table alerts of {describe(cfg)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + "):"]
-    for r in [r for r in records if r["alert"]["kind"] in ("drift", "validation", "failure")][-5:]:
-        lines.append(f"  [{r['status']}] {r['text'][:150]}")
+    shown = [r for r in records if r["alert"]["kind"] in ("drift", "validation", "failure", "staleness")][-5:]
+    lines = [f"Alerts ({len(records)} in table alerts of {describe(cfg)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+             + f"; the last {len(shown)} drift, data and failure alerts):"]
+    for r in shown:
+        lines.append(f"  [{r['status']}] {r['alert']['title']}")
     return lines
 
 
