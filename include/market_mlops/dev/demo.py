@@ -92,11 +92,13 @@ def _replay(market_mlops: Any) -> bool:
     print(f"\n$ market-mlops {' '.join(args)}", flush=True)
     started = time.perf_counter()
     quiet = logging.getLogger("market_mlops")
-    level, quiet.level = quiet.level, logging.WARNING  # the command's own output, not Airflow's task logging
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the command's own output, not Airflow's task logging (setLevel: children's
+    # cached levels are cleared; assigning `.level` left them at INFO)
     try:
         ok = market_mlops(args) == 0
     finally:
-        quiet.level = level
+        quiet.setLevel(level)
     print(f"{'ok ' if ok else 'BAD'} {'market-mlops replay':<28} {'AAPL h1, ' + start.isoformat() + '..' + end.isoformat():<40} "
           f"{'success' if ok else 'failed':<8} {time.perf_counter() - started:6.1f}s", flush=True)
     return ok
