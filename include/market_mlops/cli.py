@@ -63,7 +63,9 @@ def _import(args: argparse.Namespace) -> int:
     if result.changed_data:  # as the ingestion DAG's outlet: the retrain scheduled on the dataset is queued
         from market_mlops.orchestration import announce_dataset_version
 
-        print(announce_dataset_version(dict(result.version)))
+        said = announce_dataset_version(dict(result.version))
+        if said:
+            print(said)
     return 0
 
 

@@ -112,10 +112,11 @@ def universe_params(scope: str) -> dict[str, Param]:
     }
 
 
-def announce_dataset_version(extra: dict[str, Any]) -> str:
+def announce_dataset_version(extra: dict[str, Any]) -> str | None:
     """Record a `market_dataset` Asset event for a data version made outside a DAG run (`market-mlops import`), as
     the ingestion DAG's outlet does: the retrain DAG scheduled on the Asset is queued. Written to Airflow's metadata
-    DB the way the REST API's `POST /assets/events` writes it; returns what happened, in words."""
+    DB the way the REST API's `POST /assets/events` writes it; returns what happened, in words, or None when there
+    is nothing to tell (no Airflow here, or it never parsed the DAGs: no scheduler could act on an event)."""
     from airflow.assets.manager import AssetManager
     from airflow.serialization.definitions.assets import SerializedAssetUniqueKey
     from airflow.utils.session import create_session
@@ -126,8 +127,8 @@ def announce_dataset_version(extra: dict[str, Any]) -> str:
             key = SerializedAssetUniqueKey(name=MARKET_DATASET.name, uri=MARKET_DATASET.uri)
             event = AssetManager.register_asset_change(asset=key, extra=extra, source_is_api=True, session=session)
             event_id = event.id if event is not None else None
-    except (OperationalError, ProgrammingError) as exc:  # no metadata DB here: nothing could consume the event
-        return f"no Asset event: Airflow's metadata DB is not set up here ({exc.__class__.__name__})"
-    if event_id is None:
-        return f"no Asset event: Airflow does not know {MARKET_DATASET.name!r} yet (the DAGs were never parsed)"
-    return f"Asset event {MARKET_DATASET.name!r} #{event_id}: model_retrain is queued when unpaused"
+    except (OperationalError, ProgrammingError):  # no metadata DB here: nothing could consume the event
+        return None
+    if event_id is None:  # Airflow never parsed the DAGs: no retrain is scheduled on the Asset yet
+        return None
+    return f"Asset event {MARKET_DATASET.name!r} #{event_id}: a scheduler will queue model_retrain (when it is unpaused)"
