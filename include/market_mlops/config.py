@@ -158,6 +158,8 @@ class Storage(_Strict):
 
 class Validation(_Strict):
     max_missing_sessions: int = Field(default=0, ge=0)
+    drop_off_session: bool = Field(default=False, description="drop (and list) bars outside their calendar's "
+                                   "sessions instead of refusing the batch: a vendor's after-close FX ticks")
     max_abs_return: float = Field(default=0.25, gt=0, le=5)
 
 

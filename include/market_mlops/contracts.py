@@ -61,6 +61,7 @@ class ValidatedBatch(TypedDict):
     result_id: str
     rows_changed: NotRequired[dict[str, int]]  # stored bars a restatement changes, per symbol (allowed by the run)
     seconds: NotRequired[dict[str, float]]  # normalise (read every file), gate (Great Expectations, history)
+    dropped: NotRequired[list[str]]  # bars outside their calendar's sessions, dropped (validation.drop_off_session)
 
 
 class VersionRecord(TypedDict):

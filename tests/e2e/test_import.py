@@ -101,6 +101,31 @@ def test_a_weekend_daily_bar_is_refused_whatever_the_tolerance(own_data, monkeyp
     assert not _dataset(home).exists()
 
 
+def test_fx_ticks_after_the_friday_close_are_refused_naming_the_option_then_dropped_and_listed_with_it(own_data):
+    """A real FX vendor file: two 1-tick, volume-1 bars after the Friday close. Refused, with the option that lets the
+    rest in; with it, the file imports and each dropped bar is listed."""
+    home, vendor = own_data
+    rows = (vendor / "EURUSD_h1.csv").read_text().splitlines()
+    header, body = rows[0], rows[1:]
+    closing = next(i for i, row in enumerate(body) if row.startswith("2020-06-26T20:00"))  # Friday's last hour
+    last = body[closing].split(",")
+    ticks = [f"2020-06-26T{hour}:00:00+00:00,{','.join(last[1:5])},1" for hour in (21, 22)]  # after 17:00 New York
+    late = home / "late" / "EURUSD_h1.csv"
+    late.parent.mkdir()
+    late.write_text("\n".join([header, *body[:closing + 1], *ticks, *body[closing + 1:]]) + "\n")
+    out = market_mlops("import", str(late))
+    assert out.returncode == 1, out.stdout[-2000:]
+    error = next(line for line in out.stderr.splitlines() if line.startswith("error: "))
+    assert "bar_on_a_session (2 rows)" in error and "--drop-off-session" in error, error
+    assert not _dataset(home).exists()
+    out = market_mlops("import", str(late), "--drop-off-session")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dropped 2 bar(s) outside their calendar's sessions (--drop-off-session):" in out.stdout, out.stdout
+    for tick in ticks:
+        assert f"EURUSD_h1.csv: EURUSD h1 bar at {tick[:10]} {tick[11:16]} UTC" in out.stdout, out.stdout
+    assert f"EURUSD     h1   " in out.stdout and len(body) == int(out.stdout.split("EURUSD     h1")[1].split()[4])
+
+
 def test_the_timeframe_comes_from_the_bar_spacing_or_a_clear_refusal(own_data):
     home, vendor = own_data
     hourly = home / "named" / "XYZ.csv"  # no timeframe in the name, hourly bars: h1 from the spacing

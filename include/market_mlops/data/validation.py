@@ -205,4 +205,7 @@ def summarize(results: list[FileResult]) -> str:
             + (f" [{'; '.join(str(s) for s in f.sample[:4])}]" if f.sample else "") for f in r.failed
         )
         parts.append(f"{r.file}: {checks}")
-    return f"validation failed for {len(failed)} of {len(results)} file(s): " + "; ".join(parts)
+    off_session = any(f.check == "bar_on_a_session" for r in failed for f in r.failed)
+    hint = (" (bars outside the calendar's sessions: `market-mlops import --drop-off-session` drops and lists them; "
+            "validation.drop_off_session does it for scheduled ingestion)") if off_session else ""
+    return f"validation failed for {len(failed)} of {len(results)} file(s): " + "; ".join(parts) + hint

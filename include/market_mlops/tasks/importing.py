@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -56,6 +56,7 @@ class ImportResult:
     rows_added: dict[str, int]
     warnings: list[str]
     rows_changed: dict[str, int]
+    dropped: list[str] = field(default_factory=list)  # bars outside their calendar's sessions (--drop-off-session)
 
     @property
     def changed_data(self) -> bool:
@@ -72,6 +73,10 @@ class ImportResult:
         if self.rows_changed:
             lines.append("stored rows restated: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_changed.items())))
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.dropped:
+            lines.append(f"dropped {len(self.dropped)} bar(s) outside their calendar's sessions (--drop-off-session):")
+            lines += [f"  {d}" for d in self.dropped[:20]] + ([f"  ... and {len(self.dropped) - 20} more"]
+                                                              if len(self.dropped) > 20 else [])
         lines.append(f"data version {self.version['md5']} ({self.version['files']} files, pushed "
                      f"{self.version['objects_pushed']} objects to {self.version['remote']})")
         return "\n".join(lines)
@@ -134,7 +139,7 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> tuple[FetchedB
 
 def import_files(locations: list[str], symbol: str | None = None, timeframe: str | None = None,
                  run_id: str | None = None, cfg: PipelineConfig | None = None, allow_restatement: bool = False,
-                 accept_gaps: bool = False) -> ImportResult:
+                 accept_gaps: bool = False, drop_off_session: bool | None = None) -> ImportResult:
     """Gate, merge and version vendor files; raises `BatchRejected` (one line, batch quarantined) on bad data.
     `allow_restatement` / `accept_gaps`: as the ingestion DAG's params (stored bars may change / a jump at the
     boundary with the stored bars is a warning)."""
@@ -144,11 +149,11 @@ def import_files(locations: list[str], symbol: str | None = None, timeframe: str
     fetched, read = import_batch(collect_files(locations, symbol, timeframe), cfg)
     run_id = run_id or f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     validated = validate_batch(fetched, run_id=run_id, cfg=cfg, allow_restatement=allow_restatement,
-                               accept_gaps=accept_gaps, read=read)
+                               accept_gaps=accept_gaps, read=read, drop_off_session=drop_off_session)
     record = version_dataset(validated, run_id=run_id, cfg=cfg)
     report = json.loads(read_bytes(validation_report_uri(cfg, fetched["interval_start"], fetched["interval_end"])))
     return ImportResult(record, _pair_summaries(staged_bars(validated), fetched, cfg), record["rows_added"],
-                        list(report["warnings"]), validated.get("rows_changed", {}))
+                        list(report["warnings"]), validated.get("rows_changed", {}), validated.get("dropped", []))
 
 
 def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:

@@ -108,15 +108,20 @@ def _quarantine(cfg: PipelineConfig, key: str, files: list[RawFileRef], report: 
 
 def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineConfig | None = None,
                    allow_restatement: bool = False, accept_gaps: bool = False,
-                   read: dict[str, pd.DataFrame] | None = None) -> ValidatedBatch:
+                   read: dict[str, pd.DataFrame] | None = None, drop_off_session: bool | None = None) -> ValidatedBatch:
     """Normalize and gate every raw file, and the batch against the stored history; on failure quarantine + alert +
     raise BatchRejected (one line). `allow_restatement`: stored bars may change (counted, alerted); `accept_gaps`:
     a price jump at the boundary with the stored bars is a warning, not a rejection. `read`: files the caller has
-    already normalised (by URI, with their sessions), not read again."""
+    already normalised (by URI, with their sessions), not read again. `drop_off_session` (default
+    `validation.drop_off_session`): bars outside their calendar's sessions are dropped and listed, not refused."""
     cfg = cfg or get_config()
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     seconds: dict[str, float] = {}
-    results, bars = gate_files(fetched, cfg, read or {}, seconds)
+    dropped: list[str] = []
+    drop = cfg.validation.drop_off_session if drop_off_session is None else drop_off_session
+    results, bars = gate_files(fetched, cfg, read or {}, seconds, dropped if drop else None)
+    for line in dropped:
+        log.warning("dropped a bar outside its calendar's sessions: %s", line)
     started = time.perf_counter()
     history, changed = history_result(bars, cfg, allow_restatement, accept_gaps)
     seconds["gate"] = round(seconds.get("gate", 0.0) + time.perf_counter() - started, 3)
@@ -141,12 +146,14 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
                          + ["models trained on earlier data versions keep their lineage to them"]))
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
             "sessions": fetched["sessions"], "staged": staged, "rows": len(bars), "result_id": report["result_id"],
-            "rows_changed": changed, "seconds": seconds}
+            "rows_changed": changed, "seconds": seconds, "dropped": dropped}
 
 
 def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.DataFrame] | None = None,
-               seconds: dict[str, float] | None = None) -> tuple[list[FileResult], pd.DataFrame]:
-    """The GX results of every file (row checks) and of the batch (calendar coverage), and the bars read."""
+               seconds: dict[str, float] | None = None,
+               dropped: list[str] | None = None) -> tuple[list[FileResult], pd.DataFrame]:
+    """The GX results of every file (row checks) and of the batch (calendar coverage), and the bars read. With a
+    `dropped` list, bars outside their calendar's sessions are taken out before the checks and listed in it."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     params = {
         "interval_start_s": int(start.timestamp()), "interval_end_s": int(end.timestamp()),
@@ -170,6 +177,10 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.Da
             except BadFile as error:
                 unreadable[raw.name] = _file_level_failure(error)
                 continue
+        if dropped is not None and not frame["on_session"].all():
+            off = frame[~frame["on_session"]]
+            dropped += [f"{raw.name}: {r.symbol} {r.timeframe} bar at {r.ts:%Y-%m-%d %H:%M} UTC" for r in off.itertuples()]
+            frame = frame[frame["on_session"]].reset_index(drop=True)
         named.append((raw.name, frame))
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
