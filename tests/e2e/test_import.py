@@ -177,3 +177,59 @@ def test_your_own_data_from_files_to_a_champion_and_a_drift_check(mlops_home, mo
     checks = drift_history()
     assert [(c["model"], c["interval_end"][:10]) for c in checks] == [("AAPL-d1-direction", "2020-09-30")]
     assert checks[0]["forecasts_scored"] > 15  # the bars of September after the cutoff
+
+
+def _error_line(out: subprocess.CompletedProcess) -> str:
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert out.returncode == 1 and len(errors) == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    return errors[0]
+
+
+def test_a_bad_cell_is_named_and_not_also_a_restatement_or_a_split(own_data):
+    home, vendor = own_data
+    assert market_mlops("import", str(vendor)).returncode == 0
+    rows = (vendor / "AAPL.csv").read_text().splitlines()
+    cells = rows[200].split(",")
+    cells[4] = "n/a"  # one Close
+    bad = home / "resend" / "AAPL.csv"
+    bad.parent.mkdir()
+    bad.write_text("\n".join([*rows[:200], ",".join(cells), *rows[201:]]) + "\n")
+    error = _error_line(market_mlops("import", str(bad)))
+    assert error.startswith("error: validation failed for 1 of 1 file(s): AAPL.csv: close_not_null (1 rows) ["), error
+    assert f"{cells[0]}" in error
+    for phantom in ("restatement", "split", "allow_restatement", "<stored history>"):
+        assert phantom not in error, error
+
+
+def test_duplicated_rows_are_named_and_not_also_a_restatement(own_data):
+    home, vendor = own_data
+    assert market_mlops("import", str(vendor)).returncode == 0
+    rows = (vendor / "MSFT.csv").read_text().splitlines()
+    bad = home / "resend" / "MSFT.csv"
+    bad.parent.mkdir()
+    bad.write_text("\n".join([*rows, *rows[-5:]]) + "\n")  # the last five sessions sent twice
+    error = _error_line(market_mlops("import", str(bad)))
+    assert error.startswith("error: validation failed for 1 of 1 file(s): MSFT.csv: ts_unique ("), error
+    for phantom in ("restatement", "would change", "allow_restatement", "<stored history>"):
+        assert phantom not in error, error
+
+
+def test_a_refused_file_does_not_make_the_others_miss_sessions(own_data):
+    """The stocks end in June 2020; an FX file refused for its after-close ticks runs to 2020-09: the stocks are
+    not judged over the FX file's months."""
+    home, vendor = own_data
+    folder = home / "mixed"
+    folder.mkdir()
+    for name in ("AAPL.csv", "MSFT.csv"):
+        (folder / name).write_text((vendor / name).read_text())
+    fx = generate_bars(GeneratorSpec(seed=3, benchmark=None, exchange="FX"), ["EURUSD"], "h1", dt.date(2020, 5, 4),
+                       dt.date(2020, 9, 30))
+    write_intraday_csv(fx, folder / "EURUSD_h1.csv")
+    rows = (folder / "EURUSD_h1.csv").read_text().splitlines()
+    closing = next(i for i, row in enumerate(rows) if row.startswith("2020-08-28T20:00"))
+    tick = rows[closing].split(",")
+    tick[0], tick[-1] = "2020-08-28T22:00:00+00:00", "1"
+    (folder / "EURUSD_h1.csv").write_text("\n".join([*rows[:closing + 1], ",".join(tick), *rows[closing + 1:]]) + "\n")
+    error = _error_line(market_mlops("import", str(folder)))
+    assert error.startswith("error: validation failed for 1 of 3 file(s): EURUSD_h1.csv: bar_on_a_session (1 rows)"), error
+    assert "session(s) missing" not in error and "AAPL" not in error and "MSFT" not in error, error

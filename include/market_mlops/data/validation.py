@@ -196,8 +196,11 @@ def _files_pointed_at(whole: FileResult) -> set[str] | None:
 
 
 def summarize(results: list[FileResult]) -> str:
-    """One line: which checks failed on which file."""
+    """One line: which checks failed on which file, and which batch-wide checks (`<stored history>`,
+    `<batch coverage>`) failed; only files are counted as files."""
     failed = [r for r in results if not r.success]
+    files = [r for r in results if not r.file.startswith("<")]
+    bad_files = [r for r in failed if not r.file.startswith("<")]
     parts = []
     for r in failed:
         checks = ", ".join(
@@ -208,4 +211,5 @@ def summarize(results: list[FileResult]) -> str:
     off_session = any(f.check == "bar_on_a_session" for r in failed for f in r.failed)
     hint = (" (bars outside the calendar's sessions: `market-mlops import --drop-off-session` drops and lists them; "
             "validation.drop_off_session does it for scheduled ingestion)") if off_session else ""
-    return f"validation failed for {len(failed)} of {len(results)} file(s): " + "; ".join(parts) + hint
+    counted = f"{len(bad_files)} of {len(files)} file(s)" if bad_files else f"the batch of {len(files)} file(s)"
+    return f"validation failed for {counted}: " + "; ".join(parts) + hint

@@ -123,7 +123,11 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
     for line in dropped:
         log.warning("dropped a bar outside its calendar's sessions: %s", line)
     started = time.perf_counter()
-    history, changed = history_result(bars, cfg, allow_restatement, accept_gaps)
+    # Bars of a file that failed its row checks (a bad cell, duplicated stamps) are not compared with the stored
+    # history: they would read as a restatement or a split on top of the real problem.
+    refused = {r.file for r in results if not r.success}
+    compared = bars[~bars["_file"].isin(refused)] if refused and "_file" in bars else bars
+    history, changed = history_result(compared, cfg, allow_restatement, accept_gaps)
     seconds["gate"] = round(seconds.get("gate", 0.0) + time.perf_counter() - started, 3)
     if history is not None:
         results.append(history)
@@ -181,20 +185,23 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.Da
             off = frame[~frame["on_session"]]
             dropped += [f"{raw.name}: {r.symbol} {r.timeframe} bar at {r.ts:%Y-%m-%d %H:%M} UTC" for r in off.itertuples()]
             frame = frame[frame["on_session"]].reset_index(drop=True)
-        named.append((raw.name, frame))
+        named.append((raw.name, frame.assign(_file=raw.name)))
         for symbol in frame["symbol"].unique():
             files_of.setdefault(str(symbol), []).append(raw.name)
     read_at = time.perf_counter()
     checked = validate_files("bars", named, params)
     for name, frame in named:
-        checked[name].findings += corporate_action_findings(frame, cfg.source.price_basis)
+        if checked[name].success:  # a bad cell must not also read as a split (or anything else of the prices)
+            checked[name].findings += corporate_action_findings(frame, cfg.source.price_basis)
     results = [unreadable.get(f["name"]) or checked[f["name"]] for f in fetched["files"]]
     frames = [frame for _, frame in named]
     bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "session"])
     # A symbol whose file failed (unreadable, or rows of another symbol) is reported there, not also as a gap.
     excused = {symbol_in_name(r.file, cfg.timeframes) for r in results if not r.success} - {None}
     if frames or not fetched["files"]:  # files that could not be read at all are reported as such, not as gaps
-        results.append(_coverage_result(bars, fetched, cfg, params, files_of, {str(s) for s in excused}))
+        passed = [frame for name, frame in named if checked[name].success]
+        results.append(_coverage_result(bars, _judged_interval(fetched, passed, cfg), cfg, params, files_of,
+                                        {str(s) for s in excused}))
     if seconds is not None:
         seconds["normalise"] = round(read_at - started, 3)
         seconds["gate"] = round(time.perf_counter() - read_at, 3)
@@ -285,6 +292,26 @@ def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
         daily = str(tf) in cfg.timeframes and cfg.spec(str(tf)).daily
         sessions.loc[part.index] = assign_sessions(cfg.universe.calendar_of(str(symbol)), part["ts"], daily)
     return frame.assign(session=sessions, on_session=sessions.notna())
+
+
+def _judged_interval(fetched: FetchedBatch, passed: list[pd.DataFrame], cfg: PipelineConfig) -> FetchedBatch:
+    """The interval coverage is judged over. An import's interval spans its files; a file the row checks refused
+    must not stretch it (an FX file to 2018 made four good 2013 stock files "miss" five years of sessions). A
+    scheduled run's interval is its own, whatever its files hold."""
+    from market_mlops.data import calendar
+
+    if fetched.get("source") != "import" or not passed:
+        return fetched
+    starts, ends = [], []
+    for frame in passed:
+        for symbol, part in frame[frame["on_session"]].groupby("symbol"):
+            cal = cfg.universe.calendar_of(str(symbol))
+            starts.append(calendar.session(cal, min(part["session"])).interval_start)
+            ends.append(calendar.session(cal, max(part["session"])).close)
+    if not starts:
+        return fetched
+    return {**fetched, "interval_start": min(starts).to_pydatetime().isoformat(),
+            "interval_end": max(ends).to_pydatetime().isoformat()}
 
 
 def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig, params: dict[str, Any],
