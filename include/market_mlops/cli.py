@@ -1,7 +1,7 @@
 """`market-mlops`: the suite's command line (also `python -m market_mlops.cli`).
 
   market-mlops import PATH... [--symbol S] [--timeframe TF] [--allow-restatement] [--accept-gaps]
-                      [--drop-off-session]
+                      [--drop-off-session] [--partial]
                                        load vendor history (CSV/Parquet files, folders, s3:// prefixes) through the
                                        ingestion gate into the versioned dataset
   market-mlops run DAG --date YYYY-MM-DD [--conf JSON]
@@ -59,7 +59,8 @@ def _import(args: argparse.Namespace) -> int:
 
     configure_environment()  # the embedded stack's defaults for whatever the environment does not set
     result = import_files(args.paths, args.symbol, args.timeframe, allow_restatement=args.allow_restatement,
-                          accept_gaps=args.accept_gaps, drop_off_session=args.drop_off_session or None)
+                          accept_gaps=args.accept_gaps, drop_off_session=args.drop_off_session or None,
+                          partial=args.partial)
     print(result.table())
     if result.changed_data:  # as the ingestion DAG's outlet: the retrain scheduled on the dataset is queued
         from market_mlops.orchestration import announce_dataset_version
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(counted in the version record, alerted); refused by default")
     imp.add_argument("--drop-off-session", action="store_true", help="drop bars outside their calendar's sessions "
                      "(a vendor's ticks after the Friday close) and list each one, instead of refusing the file")
+    imp.add_argument("--partial", action="store_true", help="import the files that pass and leave out (quarantined, "
+                     "listed) the ones that fail their own checks; default: one bad file refuses the whole import")
     imp.add_argument("--accept-gaps", action="store_true", help="a price jump between the stored bars and the "
                      "files' first bar is a warning, not a rejection")
     imp.set_defaults(func=_import)

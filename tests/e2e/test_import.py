@@ -123,7 +123,7 @@ def test_fx_ticks_after_the_friday_close_are_refused_naming_the_option_then_drop
     assert "dropped 2 bar(s) outside their calendar's sessions (--drop-off-session):" in out.stdout, out.stdout
     for tick in ticks:
         assert f"EURUSD_h1.csv: EURUSD h1 bar at {tick[:10]} {tick[11:16]} UTC" in out.stdout, out.stdout
-    assert f"EURUSD     h1   " in out.stdout and len(body) == int(out.stdout.split("EURUSD     h1")[1].split()[4])
+    assert "EURUSD     h1   " in out.stdout and len(body) == int(out.stdout.split("EURUSD     h1")[1].split()[4])
 
 
 def test_the_timeframe_comes_from_the_bar_spacing_or_a_clear_refusal(own_data):
@@ -233,3 +233,28 @@ def test_a_refused_file_does_not_make_the_others_miss_sessions(own_data):
     error = _error_line(market_mlops("import", str(folder)))
     assert error.startswith("error: validation failed for 1 of 3 file(s): EURUSD_h1.csv: bar_on_a_session (1 rows)"), error
     assert "session(s) missing" not in error and "AAPL" not in error and "MSFT" not in error, error
+
+
+def test_partial_imports_the_files_that_pass_and_lists_the_ones_it_left_out(own_data):
+    """--partial: the good files are merged, the bad one is left out (kept in the quarantine) and named with its
+    problem; without it the same folder is refused whole."""
+    from market_mlops.data.dataset import load_bars
+
+    home, vendor = own_data
+    folder = home / "partial"
+    folder.mkdir()
+    for name in ("AAPL.csv", "MSFT.csv"):
+        (folder / name).write_text((vendor / name).read_text())
+    rows = (vendor / "NEWCO.csv").read_text().splitlines()
+    cells = rows[10].split(",")
+    cells[4] = "n/a"
+    (folder / "NEWCO.csv").write_text("\n".join([*rows[:10], ",".join(cells), *rows[11:]]) + "\n")
+    error = _error_line(market_mlops("import", str(folder)))
+    assert "NEWCO.csv: close_not_null (1 rows)" in error and not _dataset(home).exists()
+    out = market_mlops("import", str(folder), "--partial")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "refused 1 file(s) (--partial: the files above were imported without them):" in out.stdout, out.stdout
+    refused = out.stdout.split("imported without them):")[1].splitlines()[1]
+    assert refused.strip().startswith("NEWCO.csv: close_not_null (1 rows)") and "quarantine" in refused, refused
+    assert "AAPL       d1" in out.stdout and "MSFT       d1" in out.stdout and "NEWCO" not in out.stdout.split("refused")[0]
+    assert set(load_bars(_dataset(home), "d1")["symbol"]) == {"AAPL", "MSFT"}

@@ -7,6 +7,7 @@ its listing), merge and DVC version as a scheduled run. Importing the same files
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -21,6 +22,7 @@ from market_mlops.data import calendar
 from market_mlops.data.object_store import read_bytes
 from market_mlops.data.sources import BadFile, RawFile, list_files, read_raw_file
 from market_mlops.tasks.ingestion import (
+    BatchRejected,
     staged_bars,
     validate_batch,
     validation_report_uri,
@@ -57,6 +59,7 @@ class ImportResult:
     warnings: list[str]
     rows_changed: dict[str, int]
     dropped: list[str] = field(default_factory=list)  # bars outside their calendar's sessions (--drop-off-session)
+    refused: list[str] = field(default_factory=list)  # files left out by --partial, with why and where they are kept
 
     @property
     def changed_data(self) -> bool:
@@ -73,6 +76,9 @@ class ImportResult:
         if self.rows_changed:
             lines.append("stored rows restated: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_changed.items())))
         lines += [f"warning: {w}" for w in self.warnings]
+        if self.refused:
+            lines.append(f"refused {len(self.refused)} file(s) (--partial: the files above were imported without them):")
+            lines += [f"  {r}" for r in self.refused]
         if self.dropped:
             lines.append(f"dropped {len(self.dropped)} bar(s) outside their calendar's sessions (--drop-off-session):")
             lines += [f"  {d}" for d in self.dropped[:20]] + ([f"  ... and {len(self.dropped) - 20} more"]
@@ -139,15 +145,36 @@ def import_batch(files: list[RawFileRef], cfg: PipelineConfig) -> tuple[FetchedB
 
 def import_files(locations: list[str], symbol: str | None = None, timeframe: str | None = None,
                  run_id: str | None = None, cfg: PipelineConfig | None = None, allow_restatement: bool = False,
-                 accept_gaps: bool = False, drop_off_session: bool | None = None) -> ImportResult:
+                 accept_gaps: bool = False, drop_off_session: bool | None = None, partial: bool = False) -> ImportResult:
     """Gate, merge and version vendor files; raises `BatchRejected` (one line, batch quarantined) on bad data.
     `allow_restatement` / `accept_gaps`: as the ingestion DAG's params (stored bars may change / a jump at the
-    boundary with the stored bars is a warning)."""
+    boundary with the stored bars is a warning). `partial`: files that fail their own checks are left out (they are
+    in the quarantined batch, listed in the result) and the rest is gated again and imported; a batch-wide failure
+    (coverage, stored history) still refuses everything."""
     cfg = cfg or get_config()
     if timeframe is not None:
         cfg.spec(timeframe)  # an unknown --timeframe is a ConfigError naming the configured ones
-    fetched, read = import_batch(collect_files(locations, symbol, timeframe), cfg)
+    files = collect_files(locations, symbol, timeframe)
     run_id = run_id or f"import-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    try:
+        return _import(files, run_id, cfg, allow_restatement, accept_gaps, drop_off_session)
+    except BatchRejected as error:
+        failed = {r.file: r for r in error.results if not r.success and not r.file.startswith("<")}
+        keep = [f for f in files if f["name"] not in failed]
+        if not partial or not failed or not keep:
+            raise
+        folder = error.folder
+    from market_mlops.data.validation import summarize
+
+    result = _import(keep, f"{run_id}-partial", cfg, allow_restatement, accept_gaps, drop_off_session)
+    refused = [f"{summarize([r]).removeprefix('validation failed for 1 of 1 file(s): ')} (kept in {folder})"
+               for r in failed.values()]
+    return dataclasses.replace(result, refused=refused)
+
+
+def _import(files: list[RawFileRef], run_id: str, cfg: PipelineConfig, allow_restatement: bool, accept_gaps: bool,
+            drop_off_session: bool | None) -> ImportResult:
+    fetched, read = import_batch(files, cfg)
     validated = validate_batch(fetched, run_id=run_id, cfg=cfg, allow_restatement=allow_restatement,
                                accept_gaps=accept_gaps, read=read, drop_off_session=drop_off_session)
     record = version_dataset(validated, run_id=run_id, cfg=cfg)

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 class BatchRejected(ValueError):
     """The batch failed the gate; it is quarantined and nothing was merged or published."""
 
+    def __init__(self, message: str, results: list[FileResult] | None = None, folder: str = "") -> None:
+        super().__init__(message)
+        self.results = results or []  # each file's (and each batch check's) result
+        self.folder = folder  # where the batch was quarantined
+
 
 def validation_report_uri(cfg: PipelineConfig, interval_start: str, interval_end: str) -> str:
     """Where a passing batch's validation report is kept (one per interval; a rerun replaces it)."""
@@ -356,7 +361,7 @@ def _reject(cfg: PipelineConfig, key: str, fetched: FetchedBatch, results: list[
     send_alert(Alert(title="Market data batch rejected", severity="critical", kind="validation",
                      facts={"interval": key, "files": len(fetched["files"]), "result": report["result_id"]},
                      lines=[summary[:1500], f"quarantine: {folder}"]))
-    raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)")
+    raise BatchRejected(f"{summary} (batch quarantined in {folder}; nothing merged)", results, folder)
 
 
 def staged_bars(validated: ValidatedBatch) -> pd.DataFrame:
