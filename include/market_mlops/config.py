@@ -79,6 +79,32 @@ def _check_ticker(symbol: str) -> str:
     return symbol
 
 
+class UniverseGroup(_Strict):
+    """Symbols that share a calendar and the timeframes they are modelled on (and, where they need them, their own
+    label settings): stocks on XNYS at d1 and h1, an FX pair at h1 only."""
+
+    name: str = Field(min_length=1)
+    calendar: str = Field(default="XNYS", description="an exchange-calendars code, FX or 24/7")
+    symbols: list[str] = Field(min_length=1)
+    timeframes: list[str] = Field(min_length=1)
+    labels: dict[str, dict[str, Any]] = Field(default_factory=dict, description="timeframe -> label settings that "
+                                              "differ from `timeframes.<tf>.labels` for this group (k, window, ...)")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_look_like_tickers(cls, value: list[str]) -> list[str]:
+        for symbol in value:
+            _check_ticker(symbol)
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_label_settings(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for override in value.values():
+            LabelSpec.model_validate({**LabelSpec().model_dump(), **override})  # unknown keys, bad values: refused
+        return value
+
+
 class Universe(_Strict):
     exchange: str = Field(default="XNYS", description="the calendar: an exchange-calendars code, FX or 24/7")
     benchmark: str | None = Field(default=None, description="cross-asset features are measured against it; None "
@@ -87,6 +113,28 @@ class Universe(_Strict):
     timeframes: list[str] = Field(min_length=1)
     calendars: dict[str, str] = Field(default_factory=dict, description="symbol -> calendar where it differs from "
                                       "`exchange` (an FX pair in a stock universe: {EURUSD: FX})")
+    groups: list[UniverseGroup] = Field(default_factory=list, description="instead of symbols x timeframes: groups "
+                                        "of symbols, each with its calendar and timeframes (symbols, timeframes, "
+                                        "exchange and calendars are then derived from them)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_groups(cls, data: Any) -> Any:
+        """With `groups`, the flat fields every consumer reads are derived from them (and may not be given too)."""
+        if not isinstance(data, dict) or not data.get("groups"):
+            return data
+        given = [k for k in ("symbols", "timeframes", "calendars") if data.get(k)]
+        if given:
+            raise ValueError(f"give either groups or {'/'.join(given)}, not both")
+        groups = [UniverseGroup.model_validate(g) if isinstance(g, dict) else g for g in data["groups"]]
+        symbols = [s for g in groups for s in g.symbols]
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ValueError(f"symbols {twice} are in more than one group: a symbol belongs to one group")
+        exchange = data.get("exchange") or groups[0].calendar
+        return {**data, "groups": groups, "exchange": exchange, "symbols": symbols,
+                "timeframes": list(dict.fromkeys(t for g in groups for t in g.timeframes)),
+                "calendars": {s: g.calendar for g in groups for s in g.symbols if g.calendar != exchange}}
 
     @field_validator("symbols")
     @classmethod
@@ -105,6 +153,15 @@ class Universe(_Strict):
     def calendar_of(self, symbol: str) -> str:
         """The calendar a symbol trades on: its own entry in `calendars`, else `exchange`."""
         return self.calendars.get(symbol, self.exchange)
+
+    def group_of(self, symbol: str) -> UniverseGroup | None:
+        return next((g for g in self.groups if symbol in g.symbols), None)
+
+    def models(self, symbol: str, timeframe: str) -> bool:
+        """Whether (symbol, timeframe) is a configured pair: every symbol x timeframe without groups; a group's own
+        timeframes with them. The benchmark (not modelled) is ingested on every timeframe."""
+        group = self.group_of(symbol)
+        return group is None or timeframe in group.timeframes
 
     @property
     def schedule_calendar(self) -> str:
@@ -349,7 +406,14 @@ class PipelineConfig(_Strict):
         unknown_tf = [t for t in chosen_tfs if t not in self.timeframes]
         if unknown_tf:
             raise ConfigError(f"unknown timeframe(s) {unknown_tf}: allowed are {sorted(self.timeframes)}")
-        return [(s, t) for s in chosen_symbols for t in chosen_tfs]
+        return [(s, t) for s in chosen_symbols for t in chosen_tfs if self.universe.models(s, t)]
+
+    def labels_of(self, symbol: str, timeframe: str) -> LabelSpec:
+        """The label settings of a pair: its timeframe's, with its group's overrides."""
+        base = self.spec(timeframe).labels
+        group = self.universe.group_of(symbol)
+        override = group.labels.get(timeframe) if group is not None else None
+        return LabelSpec.model_validate({**base.model_dump(), **override}) if override else base
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

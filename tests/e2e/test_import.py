@@ -258,3 +258,54 @@ def test_partial_imports_the_files_that_pass_and_lists_the_ones_it_left_out(own_
     assert refused.strip().startswith("NEWCO.csv: close_not_null (1 rows)") and "quarantine" in refused, refused
     assert "AAPL       d1" in out.stdout and "MSFT       d1" in out.stdout and "NEWCO" not in out.stdout.split("refused")[0]
     assert set(load_bars(_dataset(home), "d1")["symbol"]) == {"AAPL", "MSFT"}
+
+
+@pytest.mark.training
+def test_a_stock_and_fx_universe_in_groups_imports_in_one_command_and_trains_exactly_its_pairs(mlops_home, monkeypatch):
+    """Stocks at d1 and h1 on XNYS, EURUSD at h1 on the FX calendar, one home: one import of the vendor folder, one
+    retrain, and the registry holds exactly the five configured pairs. An EURUSD d1 file is refused by name."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "pipeline.yaml").read_text())
+    config["universe"] = yaml.safe_load("""
+      benchmark: SPY
+      groups:
+        - {name: us-stocks, calendar: XNYS, symbols: [SPY, AAPL], timeframes: [d1, h1]}
+        - {name: fx, calendar: FX, symbols: [EURUSD], timeframes: [h1], labels: {h1: {window: 480}}}
+    """)
+    (mlops_home / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("MLOPS_CONFIG", str(mlops_home / "pipeline.yaml"))  # a user's own config file, as in README
+    for key, value in {"RF_ESTIMATORS": 30, "BOOST_ROUNDS": 40, "FOLDS": 3, "MIN_TRAIN_ROWS": 150,
+                       "BOOTSTRAP_SAMPLES": 100}.items():  # small models: this test is about which pairs, not skill
+        monkeypatch.setenv(f"MLOPS__TRAINING__{key}", str(value))
+    from market_mlops.config import get_config
+
+    cfg = get_config()
+    assert cfg.pairs() == [("SPY", "d1"), ("SPY", "h1"), ("AAPL", "d1"), ("AAPL", "h1"), ("EURUSD", "h1")]
+    assert cfg.universe.calendar_of("EURUSD") == "FX" and cfg.universe.schedule_calendar == "XNYS+FX"
+    assert cfg.labels_of("EURUSD", "h1").window == 480 and cfg.labels_of("AAPL", "h1").window == 240
+    vendor = mlops_home / "vendor"
+    stocks = GeneratorSpec(seed=3, benchmark="SPY")
+    daily = generate_bars(stocks, ["SPY", "AAPL"], "d1", dt.date(2018, 1, 2), dt.date(2020, 9, 30))
+    hourly = generate_bars(stocks, ["SPY", "AAPL"], "h1", dt.date(2019, 10, 1), dt.date(2020, 9, 30))
+    for symbol in ("SPY", "AAPL"):
+        write_daily_csv(daily[daily["symbol"] == symbol], vendor / f"{symbol}.csv")
+        write_intraday_csv(hourly[hourly["symbol"] == symbol], vendor / f"{symbol}_h1.csv")
+    fx = GeneratorSpec(seed=3, benchmark=None, exchange="FX")
+    write_intraday_csv(generate_bars(fx, ["EURUSD"], "h1", dt.date(2019, 10, 1), dt.date(2020, 9, 30)),
+                       vendor / "EURUSD_h1.csv")
+    daily_fx = mlops_home / "extra" / "EURUSD.csv"
+    write_daily_csv(generate_bars(fx, ["EURUSD"], "d1", dt.date(2019, 10, 1), dt.date(2020, 9, 30)), daily_fx)
+    error = _error_line(market_mlops("import", str(daily_fx)))
+    assert "EURUSD d1 is not a configured pair (group fx: h1)" in error, error
+
+    out = market_mlops("import", str(vendor))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = market_mlops("run", "model_retrain", "--date", "2020-09-01")
+    assert out.returncode == 0, out.stderr[-3000:]
+    from mlflow import MlflowClient
+
+    registered = {m.name for m in MlflowClient(tracking_uri=f"sqlite:///{mlops_home}/mlflow/mlflow.db").search_registered_models()}
+    assert registered == {"SPY-d1-direction", "SPY-h1-direction", "AAPL-d1-direction", "AAPL-h1-direction",
+                          "EURUSD-h1-direction"}
+    assert out.stdout.count("-direction") == 5  # the run's report: one line per configured pair

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from market_mlops.config import ConfigError, load_config
+from market_mlops.config import REPO_ROOT, ConfigError, load_config
 
 
 def test_repository_config_loads_and_resolves_paths(tmp_path):
@@ -76,3 +76,27 @@ def test_the_benchmark_is_optional_and_may_sit_outside_the_universe(tmp_path):
         cfg.pairs(["SPY"])
     without = load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__BENCHMARK": ""})
     assert without.universe.benchmark is None and without.universe.data_symbols == without.universe.symbols
+
+
+def test_universe_groups_give_pairs_calendars_and_label_settings_and_refuse_what_is_ambiguous(tmp_path):
+    import yaml
+
+    def universe(text: str, extra: dict | None = None):
+        base = yaml.safe_load((REPO_ROOT / "config" / "pipeline.yaml").read_text())
+        base["universe"] = yaml.safe_load(text)
+        path = tmp_path / "pipeline.yaml"
+        path.write_text(yaml.safe_dump(base))
+        return load_config(path, environ={"MLOPS_HOME": str(tmp_path), **(extra or {})})
+
+    cfg = universe("{benchmark: SPY, groups: [{name: stocks, symbols: [SPY, AAPL], timeframes: [d1, h1]},"
+                   " {name: fx, calendar: FX, symbols: [EURUSD], timeframes: [h1], labels: {h1: {k: 0.5}}}]}")
+    assert cfg.pairs() == [("SPY", "d1"), ("SPY", "h1"), ("AAPL", "d1"), ("AAPL", "h1"), ("EURUSD", "h1")]
+    assert cfg.universe.timeframes == ["d1", "h1"] and cfg.universe.calendar_of("EURUSD") == "FX"
+    assert cfg.pairs(["EURUSD"]) == [("EURUSD", "h1")]
+    assert cfg.labels_of("EURUSD", "h1").k == 0.5 and cfg.labels_of("AAPL", "h1").k == 0.43
+    with pytest.raises(ConfigError, match=r"symbols \['AAPL'\] are in more than one group"):
+        universe("{groups: [{name: a, symbols: [AAPL], timeframes: [d1]}, {name: b, symbols: [AAPL], timeframes: [h1]}]}")
+    with pytest.raises(ConfigError, match="give either groups or symbols, not both"):
+        universe("{symbols: [AAPL], groups: [{name: a, symbols: [AAPL], timeframes: [d1]}]}")
+    with pytest.raises(ConfigError, match="universe"):
+        universe("{groups: [{name: a, symbols: [AAPL], timeframes: [d1], labels: {d1: {width: 3}}}]}")

@@ -55,12 +55,13 @@ class ForecastModel(Protocol):
 
 
 def model_labels(meta: dict[str, Any], cfg: PipelineConfig, timeframe: str) -> tuple[int, LabelSpec]:
-    """(horizon, label settings) a version was trained with, from its metadata (the timeframe's configured ones for
-    a version from before they were recorded)."""
+    """(horizon, label settings) a version was trained with, from its metadata (the configured ones for a version
+    from before they were recorded)."""
     from market_mlops.model.labels import spec_of_record
 
     spec = cfg.spec(timeframe)
-    return int(meta.get("horizon", spec.horizon)), spec_of_record(meta.get("labels"), spec.labels)
+    configured = cfg.labels_of(str(meta["symbol"]), timeframe) if meta.get("symbol") else spec.labels
+    return int(meta.get("horizon", spec.horizon)), spec_of_record(meta.get("labels"), configured)
 
 
 def with_last_known_label(feats: pd.DataFrame, close: pd.Series, horizon: int, labels: LabelSpec) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
         run_id = _log_baseline_run(existing.info.run_id if existing else None, run_key, tags, rule, majority, X,
                                    trained, metrics, example, {"symbol": symbol, "timeframe": timeframe,
                                                                "horizon": spec.horizon,
-                                                               "labels": label_record(spec.labels)}, cfg)
+                                                               "labels": label_record(cfg.labels_of(symbol, timeframe))}, cfg)
     mv = versions.version_of_run(name, run_id, cfg) or versions.create_version(
         name, run_id, {"data.version": data["md5"], "code.git_commit": git_commit(), versions.KIND_TAG: "baseline",
                        "baseline.rule": rule, **span}, cfg,

@@ -196,6 +196,8 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.Da
     read_at = time.perf_counter()
     checked = validate_files("bars", named, params)
     for name, frame in named:
+        checked[name].findings += unconfigured_pair_findings(frame, cfg)
+    for name, frame in named:
         if checked[name].success:  # a bad cell must not also read as a split (or anything else of the prices)
             checked[name].findings += corporate_action_findings(frame, cfg.source.price_basis)
     results = [unreadable.get(f["name"]) or checked[f["name"]] for f in fetched["files"]]
@@ -299,6 +301,25 @@ def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     return frame.assign(session=sessions, on_session=sessions.notna())
 
 
+def unconfigured_pair_findings(frame: pd.DataFrame, cfg: PipelineConfig) -> list[Finding]:
+    """A (symbol, timeframe) the universe's groups do not model (an FX pair's d1 file when its group has h1 only):
+    refused by name, never stored as a pair nothing trains on."""
+    universe = cfg.universe
+    if not universe.groups or frame.empty:
+        return []
+    found = sorted({(str(s), str(t)) for s, t in zip(frame["symbol"], frame["timeframe"], strict=True)
+                    if str(s) != universe.benchmark and str(s) in universe.symbols and not universe.models(str(s), str(t))})
+    if not found:
+        return []
+    lines = []
+    for symbol, timeframe in found:
+        group = universe.group_of(symbol)
+        assert group is not None
+        lines.append(f"{symbol} {timeframe} is not a configured pair (group {group.name}: {', '.join(group.timeframes)})")
+    return [Finding(check="pair_configured", expectation="universe.groups", severity="critical", success=False,
+                    unexpected_count=len(lines), sample=lines)]
+
+
 def _judged_interval(fetched: FetchedBatch, passed: list[pd.DataFrame], cfg: PipelineConfig) -> FetchedBatch:
     """The interval coverage is judged over. An import's interval spans its files; a file the row checks refused
     must not stretch it (an FX file to 2018 made four good 2013 stock files "miss" five years of sessions). A
@@ -324,7 +345,8 @@ def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCon
     """Coverage per (symbol, timeframe) from its listing; a failure names the symbol, the sessions and its files.
     `excused`: symbols whose file already failed (their gaps follow from it)."""
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
-    pairs = [(s, t) for s in fetched["symbols"] for t in fetched["timeframes"]]
+    pairs = [(s, t) for s in fetched["symbols"] for t in fetched["timeframes"]
+             if s == cfg.universe.benchmark or cfg.universe.models(s, t)]
     root = head_dataset(cfg)
     listed = {(s, t): first_bar(root, s, t) for s, t in pairs}
     calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}

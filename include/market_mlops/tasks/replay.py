@@ -150,7 +150,7 @@ def _series(dataset: Path, symbol: str, timeframe: str, start: dt.datetime, end:
     bench = bars[bars["symbol"] == benchmark] if benchmark else None
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
-    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
+    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, cfg.labels_of(symbol, timeframe))
     sessions = assign_sessions(cfg.universe.calendar_of(symbol), own["ts"], daily=spec.daily).to_numpy()
     return Series(symbol, timeframe, own["ts"], feats[cols].to_numpy(dtype=np.float32),
                   labels.fillna(-1).to_numpy().astype(int), own["close"].to_numpy(dtype=float), usable.to_numpy(),

@@ -114,7 +114,7 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
     bench = bars[bars["symbol"] == benchmark] if benchmark else None  # the benchmark's own model: against itself
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
-    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
+    labels, usable = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, cfg.labels_of(symbol, timeframe))
     own = own.assign(last_known_label=labels.shift(spec.horizon))  # by bar: what the persistence baseline calls
     return (feats.loc[usable, cols].reset_index(drop=True), labels[usable].to_numpy().astype(int),
             own.loc[usable].reset_index(drop=True))
@@ -276,7 +276,8 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
 
     hold = trained.holdout_index
     client = store.client(cfg)
-    params = {"horizon": spec.horizon, **{f"labels.{k}": v for k, v in label_record(spec.labels).items()},
+    params = {"horizon": spec.horizon,
+              **{f"labels.{k}": v for k, v in label_record(cfg.labels_of(symbol, timeframe)).items()},
               "seed": training_cfg.seed, "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
               "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
               "rows": len(y), "features": X.shape[1], "weights_method": trained.weights_method,
@@ -304,7 +305,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
             checksums = save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
                                          {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
-                                          "labels": label_record(spec.labels)})
+                                          "labels": label_record(cfg.labels_of(symbol, timeframe))})
             mlflow.log_artifacts(str(folder / "run"))
             model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3))
         if lean:

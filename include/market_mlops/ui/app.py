@@ -114,7 +114,7 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     spec = cfg.spec(r.timeframe)
     bars = load_bars(head_dataset(cfg), r.timeframe, [r.symbol],  # the warm-up: the label band reads earlier bars
                      since=recent["ts"].iloc[0].to_pydatetime() - dt.timedelta(days=spec.warmup_days))
-    resolved = resolved_forecasts(recent, bars, spec.horizon, spec.labels)
+    resolved = resolved_forecasts(recent, bars, spec.horizon, cfg.labels_of(r.symbol, r.timeframe))
     # Two versions can forecast the same bar (a new champion scores from its own cutoff): key by both.
     outcome = {(r["ts"], str(r["model_version"])): r for r in resolved.to_dict("records")}
     rows = recent.to_dict("records")
