@@ -23,12 +23,8 @@ demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (or MLOPS_HOME); Ctrl-C stops both
 	$(PY) -m market_mlops.dev.ui
 
-test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers
-	$(PY) -m pytest -m "not scheduler and not cluster and not browser and not scale and not bench"
-	$(PY) -m pytest -m scale -s
-	$(PY) -m pytest -m scheduler
-	$(PY) -m pytest -m cluster
-	$(PY) -m pytest -m browser
+test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers, then each tier's time
+	$(PY) -m market_mlops.dev.tiers
 
 test-cluster: setup  ## only the cluster tier (Celery, two workers in network namespaces; needs root)
 	$(PY) -m pytest -m cluster
