@@ -201,6 +201,9 @@ class Storage(_Strict):
     mlflow_artifact_root: str = "mlflow/artifacts"
     state_url: str | None = Field(default=None, description="the suite's SQL store (SQLAlchemy URL): data versions, "
                                   "drift checks, alias moves; null = sqlite:///<MLOPS_HOME>/state.db")
+    model_cache: str | None = Field(default="cache/models", description="this worker's cache of verified model "
+                                    "files (their checksums are computed again on every load); null = always "
+                                    "download from the store")
     batches_url: str | None = Field(default=None, description="gated batches on their way to the dataset, their "
                                     "validation reports and quarantined batches: null = the data root; an s3:// URL "
                                     "when workers share no disk (one worker gates, another merges)")

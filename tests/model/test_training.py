@@ -241,7 +241,17 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
         versions.load_verified("AAA-h1-direction", version="1")
     monkeypatch.setenv("MLOPS_SIGNING_KEYS", "second-key-of-the-pipeline-987654321,first-key-of-the-pipeline-0123456789")
 
-    # Tampering with a stored artifact: the model is refused before anything is deserialized.
+    # A worker's cache of verified files is checked on every load: an altered entry is loaded from the store again.
+    import shutil
+
+    cached = versions.model_cache_dir(None) / v1.run_id
+    assert (cached / "xgb.json").exists()
+    (cached / "xgb.json").write_text(json.dumps({"tampered": True}))
+    assert versions.load_verified("AAA-h1-direction", version="1").version == "1"
+
+    # Tampering with a stored artifact: a worker without the verified files in its cache refuses the model before
+    # anything is deserialized.
+    shutil.rmtree(versions.model_cache_dir(None))
     source = c.get_model_version("AAA-h1-direction", "1").source  # models:/m-<id> in MLflow 3
     model_id = source.removeprefix("models:/")
     targets = [p for p in (training_env / "mlflow" / "artifacts").rglob("xgb.json") if model_id in str(p)]

@@ -73,7 +73,9 @@ def download_model_files(name: str, version: str, dst: Path) -> Path:
 
 def load_verified(name: str, version: str | None = None, alias: str | None = None,
                   cfg: PipelineConfig | None = None) -> LoadedModel:
-    """Download a version's files, check every sha256 against the run's tags, then load the base models."""
+    """A version's model, its signature and every file's sha256 checked against the run's tags before anything is
+    deserialized. The files come from this worker's model cache when it holds them (the checksums are computed again
+    on every load: a cache is never trusted), else from the store, then kept in the cache."""
     from market_mlops.model.ensemble_model import artifact_files, load_models, verify_checksums
 
     c = store.client(cfg)
@@ -85,12 +87,72 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     if not expected:
         raise store.RegistryError(f"{name} v{mv.version} has no recorded checksums: refusing to load it")
     signing.verify(signing.configured_keys(), name, str(mv.version), mv.run_id, expected, dict(mv.tags or {}))
-    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-        local = download_model_files(name, str(mv.version), Path(tmp))
-        paths = {k: str(local / f) for k, f in artifact_files(local).items()}
-        verify_checksums(paths, expected)
-        base = load_models(paths)  # reads every file into memory: the folder can go
+    cached = _cached_files(cfg, mv.run_id, expected)
+    if cached is not None:
+        base = load_models(cached)
+    else:
+        with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+            local = download_model_files(name, str(mv.version), Path(tmp))
+            paths = {k: str(local / f) for k, f in artifact_files(local).items()}
+            verify_checksums(paths, expected)
+            base = load_models(paths)  # reads every file into memory: the folder can go
+            _keep_files(cfg, mv.run_id, paths)
     return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
+
+
+def model_cache_dir(cfg: PipelineConfig | None) -> Path | None:
+    """This worker's cache of verified model files (`storage.model_cache`), or None when it is off."""
+    from market_mlops.config import get_config
+
+    cfg = cfg or get_config()
+    return cfg.path(cfg.storage.model_cache) if cfg.storage.model_cache else None
+
+
+def _cached_files(cfg: PipelineConfig | None, run_id: str, expected: dict[str, str]) -> dict[str, str] | None:
+    """The cached files of a run when every one has its recorded sha256 (checked now, on this load); else None (a
+    missing, partial or altered entry is loaded from the store again)."""
+    from market_mlops.model.ensemble_model import ModelIntegrityError, artifact_files, verify_checksums
+
+    root = model_cache_dir(cfg)
+    folder = root / run_id if root is not None else None
+    if folder is None or not folder.is_dir():
+        return None
+    paths = {k: str(folder / f) for k, f in artifact_files(folder).items()}
+    if set(expected) - set(paths) or not all(Path(p).exists() for p in paths.values()):
+        return None
+    try:
+        verify_checksums(paths, expected)
+    except ModelIntegrityError:
+        import shutil
+
+        log.warning("model cache entry %s does not match its checksums: loading from the store", folder)
+        shutil.rmtree(folder, ignore_errors=True)  # cached again once the store's files verify
+        return None
+    return paths
+
+
+def _keep_files(cfg: PipelineConfig | None, run_id: str, paths: dict[str, str]) -> None:
+    """Copy verified files into the cache (written aside, then renamed: a reader never sees half an entry)."""
+    import shutil
+
+    root = model_cache_dir(cfg)
+    if root is None:
+        return
+    target = root / run_id
+    if target.is_dir():
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=_made(root)))
+    for path in paths.values():
+        shutil.copy2(path, staging / Path(path).name)
+    try:
+        staging.rename(target)
+    except OSError:  # another task cached it first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "model/ensemble_model.py")
