@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,29 @@ def _keep_files(cfg: PipelineConfig | None, run_id: str, paths: dict[str, str]) 
         staging.rename(target)
     except OSError:  # another task cached it first
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_file(run_id: str, artifact_path: str, cfg: PipelineConfig | None = None) -> Path:
+    """A file a run logged (its drift reference, its holdout metrics), from this worker's cache beside the model
+    cache when it is there (a run's files never change once logged), else downloaded and kept. Raises as MLflow does
+    when the run has no such file."""
+    import shutil
+
+    import mlflow
+
+    root = model_cache_dir(cfg)
+    if root is None:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+    target = root.parent / "run-files" / run_id / artifact_path
+    if target.exists():
+        return target
+    with tempfile.TemporaryDirectory(prefix="run-file-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp))
+        _made(target.parent)
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copy2(local, staging)
+        staging.replace(target)  # whole or absent
+    return target
 
 
 def _made(folder: Path) -> Path:

@@ -103,8 +103,7 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     )
     from market_mlops.monitoring.forecasts import feature_window
 
-    reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
-        run_id=model.run_id, artifact_path="reference/reference_features.parquet"))
+    reference = pd.read_parquet(versions.run_file(model.run_id, "reference/reference_features.parquet", cfg))
     spec = cfg.spec(timeframe)
     lookback = max(120, math.ceil(cfg.drift.window * 365 / spec.bars_per_year * 1.5))  # calendar days for the window
     _own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=lookback), interval_end)
@@ -113,24 +112,21 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     if too_few:
         return [], too_few
     try:
-        stored = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=model.run_id, artifact_path=f"reference/{NULL_THRESHOLDS_FILE}")).read_text())
+        stored = json.loads(versions.run_file(model.run_id, f"reference/{NULL_THRESHOLDS_FILE}", cfg).read_text())
     except (OSError, mlflow.exceptions.MlflowException):  # a model trained before limits were stored
         stored = None
     return feature_drift(reference, current, cfg.drift, usable_null_thresholds(stored, len(current), cfg.drift)), "measured"
 
 
-def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series) -> float:
+def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series,
+                     cfg: PipelineConfig | None = None) -> float:
     """PSI of the predicted classes of recent forecasts against the class mix predicted on the holdout."""
-    import mlflow
-
     from market_mlops.monitoring.drift import psi_from_shares
     from market_mlops.monitoring.forecasts import class_shares
 
     if not len(recent_predictions):
         return float("nan")
-    holdout_metrics = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=model.run_id, artifact_path="evaluation/holdout_metrics.json")).read_text())
+    holdout_metrics = json.loads(versions.run_file(model.run_id, "evaluation/holdout_metrics.json", cfg).read_text())
     reference_shares = np.asarray(holdout_metrics["model_confusion"]).sum(axis=0)
     return psi_from_shares(reference_shares, class_shares(recent_predictions))
 
@@ -232,7 +228,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference),
                                 interval_end, cfg)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
-    prediction_psi = prediction_drift(model, accuracy.recent_predictions)
+    prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
     triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
     emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)
 
@@ -275,8 +271,13 @@ def _rounded(value: float, digits: int) -> float:
 
 
 def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
-    """The report as JSON and HTML in the MLflow experiment `market-drift` (one run per model and interval)."""
+    """The report as JSON and HTML in the MLflow experiment `market-drift` (one run per model and interval): the
+    metrics in one batch and both files in one upload (every call is a round trip to the tracking server)."""
+    import tempfile
+    import time
+
     import mlflow
+    from mlflow.entities import Metric
 
     from market_mlops.monitoring.drift_report import render_html
     from market_mlops.monitoring.history import drift_history
@@ -287,10 +288,15 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
                           experiment_id=store.experiment_id(cfg, store.DRIFT_EXPERIMENT), run_name=key,
                           tags={"mlops.run_key": key, "model": report["model"], "model_version": report["version"],
                                 "band": report["band"]}) as run:
-        mlflow.log_metrics({k: float(v) for k, v in report.items()
-                            if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)})
-        mlflow.log_text(json.dumps(report, indent=2, default=str), "drift/drift_report.json")
-        mlflow.log_text(render_html(report, drift_history(cfg, report["model"]), cfg.drift), "drift/drift_report.html")
+        now = int(time.time() * 1000)
+        store.client(cfg).log_batch(run.info.run_id, metrics=[
+            Metric(k, float(v), now, 0) for k, v in report.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)])
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
+            (Path(tmp) / "drift_report.html").write_text(render_html(report, drift_history(cfg, report["model"]),
+                                                                     cfg.drift))
+            mlflow.log_artifacts(tmp, "drift")
         return str(run.info.run_id)
 
 
