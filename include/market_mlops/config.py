@@ -279,6 +279,8 @@ class Drift(_Strict):
     null_quantile: float = Field(default=0.99, gt=0.5, le=1)
     feature_share_alert: float = Field(default=0.05, gt=0, le=1)
     cooldown_days: int = Field(default=7, ge=0)
+    max_champion_age_days: int = Field(default=60, ge=1, description="a champion model whose cutoff is older than "
+                                       "this raises a staleness alert at each check")
     min_feature_bars: int = Field(default=30, ge=5, description="fewer recent bars than this: feature drift is "
                                   "'not enough data', never a PSI of a handful of bars")
 

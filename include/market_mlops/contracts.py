@@ -168,6 +168,7 @@ class DriftResult(TypedDict):
     band_reason: str
     serving: Literal["model", "baseline"]
     forecasts_scored: int
+    champion_age_days: float  # days from the champion's cutoff to this check
     finance: dict[str, float | None]  # ic, rank_ic, long_short_return/_sharpe/_max_drawdown, turnover (live)
     features_drifted: int
     features_checked: int

@@ -272,3 +272,16 @@ def test_the_null_thresholds_of_every_feature_at_once_equal_feature_by_feature()
             one_by_one |= psi_null_thresholds(pd.concat([reference[[column]], pd.DataFrame({column: [np.nan]})]),
                                               window, 0.99)
         assert together == one_by_one
+
+
+def test_a_stale_champion_and_a_missing_forecast_are_named_and_a_baseline_never_ages():
+    from market_mlops.tasks.drift_check import staleness_findings
+
+    start = dt.datetime(2025, 11, 14, 14, 30, tzinfo=dt.UTC)
+    assert staleness_findings(30, False, 7, 60, start) == []
+    old = staleness_findings(75, False, 7, 60, start)
+    assert len(old) == 1 and old[0].startswith("its cutoff is 75 days old (drift.max_champion_age_days 60)")
+    assert staleness_findings(400, True, 7, 60, start) == []  # a baseline has nothing to learn
+    missing = staleness_findings(10, False, 0, 60, start)
+    assert missing == ["no forecast for the session from 2025-11-14 14:30 UTC: its bars are missing or a feature "
+                       "could not be computed (see the task log)"]

@@ -241,6 +241,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "resolved": accuracy.resolved, "outcomes": round(accuracy.outcomes, 1),
         "upper_delta_points": _rounded(accuracy.upper_delta_points, 2), "band_reason": accuracy.band_reason,
         "serving": "baseline" if model.is_baseline else "model", "forecasts_scored": int(len(scored)),
+        "champion_age_days": round((interval_end - cutoff).total_seconds() / 86400, 1),
         "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
         "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
         "max_psi": max((d.psi for d in drifts if np.isfinite(d.psi)), default=0.0),
@@ -257,7 +258,38 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
              "prediction PSI %s", name, model.version, accuracy.band, accuracy.realized, accuracy.holdout,
              report["delta_points"], accuracy.resolved, len(drifted), len(drifts), report["prediction_psi"])
     _alert_if_needed(report, drifted, len(drifts), emergency.reason, airflow_ctx, cfg)
+    _alert_staleness(report, scored, interval_start, cfg)
     return xcom_safe({k: v for k, v in report.items() if k not in REPORT_ONLY})  # type: ignore[return-value]
+
+
+def staleness_findings(champion_age_days: float, is_baseline: bool, session_forecasts: int, max_age_days: int,
+                       interval_start: dt.datetime) -> list[str]:
+    """What is stale about a champion at a check (pure): a model older than `max_age_days` (data it never learned;
+    a baseline has nothing to learn), or no forecast for the session the check is for."""
+    found = []
+    if not is_baseline and champion_age_days > max_age_days:
+        found.append(f"its cutoff is {champion_age_days:.0f} days old (drift.max_champion_age_days {max_age_days}): "
+                     "no retrain since has passed the gate; the next one will try again")
+    if session_forecasts == 0:
+        found.append(f"no forecast for the session from {interval_start:%Y-%m-%d %H:%M} UTC: its bars are missing "
+                     "or a feature could not be computed (see the task log)")
+    return found
+
+
+def _alert_staleness(report: dict[str, Any], scored: pd.DataFrame, interval_start: dt.datetime,
+                     cfg: PipelineConfig) -> None:
+    """A stale champion or a series without a forecast for its session: a warning alert (never a failed task)."""
+    import pandas as pd
+
+    from market_mlops.monitoring.alerts import Alert, send_alert
+
+    session = scored[pd.to_datetime(scored["ts"], utc=True) >= pd.Timestamp(interval_start)] if len(scored) else scored
+    lines = staleness_findings(float(report.get("champion_age_days", 0.0)), report.get("serving") == "baseline",
+                               len(session), cfg.drift.max_champion_age_days, interval_start)
+    if lines:
+        send_alert(Alert(title=f"Stale: {report['model']} v{report['version']}", severity="warning", kind="staleness",
+                         facts={"model": report["model"], "version": report["version"],
+                                "interval_end": report["interval_end"][:16]}, lines=lines))
 
 
 def _feature_rule(cfg: PipelineConfig) -> str:
