@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import time
 import urllib.request
-from pathlib import Path
+
+from market_mlops.dev.ui import wait_for_http  # noqa: F401  (the tiers import it from here)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, seconds: float, process: subprocess.Popen, log: Path) -> None:
-    """Until `url` answers; a server that exits first fails with the tail of its log."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            time.sleep(2)
-    raise TimeoutError(f"{url} did not answer in {seconds} s:\n{log.read_text(errors='replace')[-2000:]}")
 
 
 class AirflowRest:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,26 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, wait_for_http
+from tests.servers import free_port
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "build" / "browser"
 VENV_BIN = Path(sys.executable).parent
 DAGS = ["market_data_ingestion", "model_retrain", "weekly_weight_refresh", "drift_check", "model_rollback"]
-
-
-def _stop(process: subprocess.Popen, grace: float = 60) -> None:
-    """SIGINT to the process (standalone stops its components), then the whole group if anything is left."""
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class UI:
@@ -72,37 +58,18 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ui(demo_home: Path) -> Iterator[UI]:
-    """`airflow standalone` and an MLflow server on the demo's state (SQLite for both), DAGs paused so the runs the
-    forms create stay queued."""
-    from market_mlops.dev.local_stack import stack_environment
+    """What `make ui` starts (`airflow standalone` and an MLflow server on the demo's state, DAGs paused so the runs
+    the forms create stay queued), every user an admin so the browser needs no login."""
+    from market_mlops.dev.ui import start_servers, stop
 
     airflow_port, mlflow_port = free_port(), free_port()
-    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
-    env.update(stack_environment(demo_home))
-    env.update({
-        "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}", "AIRFLOW__API__PORT": str(airflow_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True", "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(), "MLOPS_MLFLOW_UI_URL": mlflow_url,
-    })
-    pause = ("from airflow.models.dag import DagModel\nfrom airflow.utils.session import create_session\n"
-             "with create_session() as s:\n    s.query(DagModel).update({DagModel.is_paused: True})\n")
-    subprocess.run([sys.executable, "-c", pause], env=env, check=True, capture_output=True, timeout=300)
-    mlflow_log, airflow_log = demo_home / "mlflow-ui.log", demo_home / "standalone.log"
-    mlflow = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{demo_home / 'mlflow' / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
-        stdout=mlflow_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    airflow = subprocess.Popen([str(VENV_BIN / "airflow"), "standalone"], env=env, stdout=airflow_log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    airflow, mlflow, _ = start_servers(demo_home, airflow_port, mlflow_port, paused=True,
+                                       extra={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
     try:
-        wait_for_http(f"{mlflow_url}/health", 120, mlflow, mlflow_log)
-        wait_for_http(f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health", 240, airflow, airflow_log)
-        yield UI(f"http://127.0.0.1:{airflow_port}", mlflow_url)
+        yield UI(f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{mlflow_port}")
     finally:
-        _stop(airflow)
-        _stop(mlflow, grace=10)
+        stop(airflow)
+        stop(mlflow, grace=10)
 
 
 @pytest.fixture(scope="module")

@@ -69,11 +69,12 @@ def pause_every_dag(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=300)
 
 
-def start_servers(home: Path, airflow_port: int, mlflow_port: int,
-                  paused: bool = True) -> tuple[subprocess.Popen, subprocess.Popen, dict[str, str]]:
-    """Both servers on `home`'s state, answering; returns (airflow, mlflow, their environment)."""
+def start_servers(home: Path, airflow_port: int, mlflow_port: int, paused: bool = True,
+                  extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, subprocess.Popen, dict[str, str]]:
+    """Both servers on `home`'s state, answering; returns (airflow, mlflow, their environment). `extra`: more
+    environment (the browser tier makes every user an admin, so it needs no login)."""
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-    env = ui_environment(home, airflow_port, mlflow_url)
+    env = {**ui_environment(home, airflow_port, mlflow_url), **(extra or {})}
     if paused:
         pause_every_dag(env)
     mlflow_log, airflow_log = home / "mlflow-ui.log", home / "standalone.log"
