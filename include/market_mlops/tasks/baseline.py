@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BASELINE_SAYS = "baseline: no model has beaten it yet"
+REFERENCE_RUN_TAG = "reference.run_id"  # the run whose `reference/` files a version's drift checks read
 
 
 class BaselineVersion(TypedDict):
@@ -51,9 +52,10 @@ def baseline_metrics(evaluation: dict[str, Any], rule: str) -> dict[str, Any]:
 
 def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, X: pd.DataFrame, y: np.ndarray,
                                bars: pd.DataFrame, trained: TrainedEnsemble, evaluation: dict[str, Any],
-                               gate: GateResult, cfg: PipelineConfig) -> BaselineVersion:
+                               gate: GateResult, cfg: PipelineConfig, reference_run_id: str) -> BaselineVersion:
     """Register the better baseline of this holdout as a signed version and move `champion` to it (idempotent: a
-    retry finds its run and version)."""
+    retry finds its run and version). `reference_run_id`: the trained model's run, whose drift reference (the same
+    rows' features) the baseline's checks read instead of a second copy."""
     from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
     from market_mlops.model.labels import label_record
     from market_mlops.tasks.retrain import fit_span, git_commit
@@ -72,7 +74,8 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
         example = X.tail(3).assign(**{LAST_KNOWN_LABEL: y[-3:].astype(float)})
         tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
                 "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": interval_end,
-                "code.git_commit": git_commit(), "kind": "baseline", "baseline.rule": rule, **span}
+                "code.git_commit": git_commit(), "kind": "baseline", "baseline.rule": rule,
+                REFERENCE_RUN_TAG: reference_run_id, **span}
         run_id = _log_baseline_run(existing.info.run_id if existing else None, run_key, tags, rule, majority, X,
                                    trained, metrics, example, {"symbol": symbol, "timeframe": timeframe,
                                                                "horizon": spec.horizon,
@@ -106,13 +109,12 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
 def _log_baseline_run(run_id: str | None, run_key: str, tags: dict[str, str], rule: str, majority: int,
                       X: pd.DataFrame, trained: TrainedEnsemble, metrics: dict[str, Any], example: pd.DataFrame,
                       meta: dict[str, Any], cfg: PipelineConfig) -> str:
-    """One MLflow run holding what the suite reads of any version: holdout metrics, the drift reference, the model
-    files (the rule) and their checksums."""
+    """One MLflow run holding what the suite reads of any version: holdout metrics, the model files (the rule) and
+    their checksums; its drift reference is the trained model's (`reference.run_id`)."""
     import mlflow
     from mlflow.entities import Metric, Param
 
     from market_mlops.model.ensemble_model import save_baseline
-    from market_mlops.tasks.retrain import _write_drift_reference
 
     client = store.client(cfg)
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
@@ -121,7 +123,6 @@ def _log_baseline_run(run_id: str | None, run_key: str, tags: dict[str, str], ru
             folder = Path(tmp)
             (folder / "run" / "evaluation").mkdir(parents=True)
             (folder / "run" / "evaluation" / "holdout_metrics.json").write_text(json.dumps(metrics, default=float))
-            _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             lean = cfg.training.model_artifacts == "lean"
             model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
             checksums = save_baseline(rule, majority, list(X.columns), model_dir, meta)

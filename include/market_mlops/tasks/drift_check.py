@@ -89,7 +89,7 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
 
 
 def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
-                          cfg: PipelineConfig) -> tuple[list[FeatureDrift], str]:
+                          cfg: PipelineConfig, reference_run_id: str | None = None) -> tuple[list[FeatureDrift], str]:
     """PSI and KS of each feature over the last `drift.window` bars against the training reference of the model,
     and the status ("measured", or why not)."""
     import mlflow
@@ -103,7 +103,8 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     )
     from market_mlops.monitoring.forecasts import feature_window
 
-    reference = pd.read_parquet(versions.run_file(model.run_id, "reference/reference_features.parquet", cfg))
+    reference_run = reference_run_id or model.run_id  # a baseline version reads its trained model's reference
+    reference = pd.read_parquet(versions.run_file(reference_run, "reference/reference_features.parquet", cfg))
     spec = cfg.spec(timeframe)
     lookback = max(120, math.ceil(cfg.drift.window * 365 / spec.bars_per_year * 1.5))  # calendar days for the window
     _own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=lookback), interval_end)
@@ -112,7 +113,7 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     if too_few:
         return [], too_few
     try:
-        stored = json.loads(versions.run_file(model.run_id, f"reference/{NULL_THRESHOLDS_FILE}", cfg).read_text())
+        stored = json.loads(versions.run_file(reference_run, f"reference/{NULL_THRESHOLDS_FILE}", cfg).read_text())
     except (OSError, mlflow.exceptions.MlflowException):  # a model trained before limits were stored
         stored = None
     return feature_drift(reference, current, cfg.drift, usable_null_thresholds(stored, len(current), cfg.drift)), "measured"
@@ -227,7 +228,8 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference),
                                 interval_end, cfg)
-    drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg)
+    drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
+                                                   run.data.tags.get("reference.run_id"))
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
     triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
     emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)

@@ -209,7 +209,8 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         else "model"
     baseline_rule = None
     if decision.get("champion_version") is None or gate.demote:  # nothing (good) serves: the better baseline does
-        baseline = register_baseline_champion(symbol, timeframe, data, X, y, bars, trained, evaluation, gate, cfg)
+        baseline = register_baseline_champion(symbol, timeframe, data, X, y, bars, trained, evaluation, gate, cfg,
+                                               run_id)
         decision["champion_version"] = baseline["version"]
         baseline_rule, serving = baseline["rule"], "baseline"
     marks.append(("promote", time.perf_counter()))
