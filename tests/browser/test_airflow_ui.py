@@ -91,7 +91,8 @@ def test_the_demo_leaves_no_queued_run_and_honest_durations(ui: UI):
     assert not [r["dag_run_id"] for rs in runs.values() for r in rs if r["state"] in ("queued", "running")]
     long = [(r["dag_id"], r["dag_run_id"], r["duration"]) for rs in runs.values() for r in rs if (r["duration"] or 0) > 3600]
     assert not long, f"runs that read as longer than an hour: {long}"
-    assert sum(len(rs) for rs in runs.values()) >= 10  # 4 ingestion, 2 retrain, 1 refresh, 3 drift checks
+    # 4 ingestion, the monthly retrain (and one per emergency a drift check raised), 1 refresh, 3 drift checks
+    assert sum(len(rs) for rs in runs.values()) >= 9 and len(runs["model_retrain"]) >= 1
 
 
 @pytest.mark.parametrize("dag_id", DAGS)
