@@ -35,6 +35,8 @@ DAILY_MINUTES = 1440  # a bar of this length (or longer) is one bar per session,
 class ConfigError(ValueError):
     """A configuration value is wrong; the message is one line a user can act on."""
 
+    hint = 'fix that value in the config file or its MLOPS__ variable, then clear the task'
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

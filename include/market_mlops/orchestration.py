@@ -32,6 +32,13 @@ def on_task_failure(context: dict[str, Any]) -> None:
     notify_task_failure(context)
 
 
+def on_task_retry(context: dict[str, Any]) -> None:
+    """Retry notifier: the try's log ends with why it failed and that Airflow retries it."""
+    from market_mlops.monitoring.alerts import note_task_retry
+
+    note_task_retry(context)
+
+
 def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5) -> dict[str, Any]:
     return {
         "owner": owner,
@@ -39,6 +46,7 @@ def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5)
         "retry_delay": dt.timedelta(minutes=retry_minutes),
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3: 5, 10, 20 minutes
         "on_failure_callback": on_task_failure,
+        "on_retry_callback": on_task_retry,
     }
 
 

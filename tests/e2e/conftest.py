@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,12 @@ def dagbag(airflow_db):
 def run_dag(dag, logical_date, conf=None) -> str:
     run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
     return str(run.state)
+
+
+def market_mlops(*args: str) -> subprocess.CompletedProcess:
+    """The command as a user runs it (its own process, the environment of the test)."""
+    # Without the Airflow settings an in-process test left in os.environ: each home gets its own Airflow DB (a shared
+    # one held another home's Asset events, whose data version this home cannot materialize).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    return subprocess.run([str(Path(sys.executable).parent / "market-mlops"), *args], capture_output=True, text=True,
+                          env=env, timeout=600)

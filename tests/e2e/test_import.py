@@ -4,9 +4,7 @@ with `Adj Close` (one stock listed years after the others) and an hourly FX file
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +13,8 @@ import pytest
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 from market_mlops.dev.vendor_files import write_daily_csv, write_intraday_csv
 from tests.files import parquet_digests
+
+from .conftest import market_mlops
 
 pytestmark = pytest.mark.e2e
 SPEC = GeneratorSpec(seed=3, benchmark=None)
@@ -34,15 +34,6 @@ def own_data(mlops_home, monkeypatch):
                        dt.date(2020, 6, 30))
     write_intraday_csv(fx, vendor / "EURUSD_h1.csv")
     return mlops_home, vendor
-
-
-def market_mlops(*args: str) -> subprocess.CompletedProcess:
-    """The command as a user runs it (its own process, the environment of the test)."""
-    # Without the Airflow settings an in-process test left in os.environ: each home gets its own Airflow DB (a shared
-    # one held another home's Asset events, whose data version this home cannot materialize).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    return subprocess.run([str(Path(sys.executable).parent / "market-mlops"), *args], capture_output=True, text=True,
-                          env=env, timeout=600)
 
 
 def _dataset(home: Path) -> Path:
@@ -173,6 +164,9 @@ def test_your_own_data_from_files_to_a_champion_and_a_drift_check(mlops_home, mo
     assert "AAPL-d1-direction      v1 model" in models.stdout and "vs the " in models.stdout, models.stdout
     short = market_mlops("run", "model_retrain", "--date", "2020-09-01", "--conf", '{"symbols": ["NEWCO"]}')
     assert short.returncode == 1 and "NEWCO d1: " in short.stderr and "too few" in short.stderr  # one line: why
+    assert "retrain_model failed (try 1 of 2): ShardFailed: " in short.stderr, short.stderr
+    assert short.stderr.rstrip().endswith("| what to do: fix what each model's error names; clearing the task (or "
+                                          "Airflow's retry) redoes only the models that failed"), short.stderr
     out = market_mlops("run", "drift_check", "--date", "2020-09-30")
     assert out.returncode == 0, out.stderr[-2000:]
     from market_mlops.monitoring.history import drift_history

@@ -11,7 +11,7 @@ from market_mlops.data.calendar import session
 from market_mlops.data.versioning import read_version, version_history
 from tests.files import parquet_digests
 
-from .conftest import run_dag
+from .conftest import market_mlops, run_dag
 
 pytestmark = pytest.mark.e2e
 SESSIONS = [dt.date(2024, 11, 25), dt.date(2024, 11, 26), dt.date(2024, 11, 27), dt.date(2024, 11, 29)]
@@ -72,6 +72,35 @@ def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_pat
     assert state == "failed"
     assert read_version(cfg.data_root) is None and version_history() == []
     assert list((cfg.data_root / "quarantine").glob("*/*/report.json"))
+
+
+def test_a_failed_task_log_ends_with_its_reason_and_what_to_do(universe, mlops_home, monkeypatch):
+    """`market-mlops run` on a bad landing file: the command's one error line and the last line of the gate task's
+    log (the file the grid view shows: what the task logged, not what the in-process API server did) both name the task, the file, the broken check and what to do; the task
+    failed at once (bad data does not get better on retry)."""
+    import json
+
+    monkeypatch.setenv("MLOPS__SOURCE__KIND", "landing")
+    folder = mlops_home / "landing" / SESSIONS[0].isoformat()
+    folder.mkdir(parents=True)
+    (folder / "SPY_d1.csv").write_text("ts,open,high,low,close,volume\n2024-11-25T14:30:00Z,10,9,11,10,100\n")
+    out = market_mlops("run", "market_data_ingestion", "--date", SESSIONS[0].isoformat(),
+                       "--conf", '{"history_start": null}')
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    error = out.stderr.strip().splitlines()[-1]
+    assert " failed in " in error and ": validate_bars failed (try 1 of 3): BatchRejected: " in error, error
+
+    logs = list((mlops_home / "airflow" / "logs" / "dag_id=market_data_ingestion").glob("*/task_id=validate_bars/*"))
+    assert [p.name for p in logs] == ["attempt=1.log"], logs
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    last = [line for line in lines if not line["event"].startswith("::")][-1]  # ::endgroup:: folds, it is no line
+    assert last["level"] == "error", last
+    assert last["event"].startswith("validate_bars failed (try 1 of 3): BatchRejected: validation failed for 1 of 1 "
+                                    "file(s): 2024-11-25/SPY_d1.csv: high_ge_open"), last
+    assert last["event"].endswith("| what to do: read the quarantine report named above, fix or replace those files "
+                                  "in the landing folder (or re-run with accept_gaps / allow_restatement if the data "
+                                  "is right), then trigger market_data_ingestion again"), last
+    assert read_version(get_config().data_root) is None
 
 
 def test_a_session_years_before_the_old_start_date_runs_its_tasks(dagbag, universe, mlops_home):

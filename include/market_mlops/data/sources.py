@@ -47,6 +47,9 @@ _TICKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")
 class BadFile(ValueError):
     """A raw file cannot be turned into bars; `check` names what failed."""
 
+    hint = ('fix or replace the file named above in the landing folder, then trigger market_data_ingestion '
+            'again')
+
     def __init__(self, file: str, check: str, detail: str) -> None:
         self.file, self.check, self.detail = file, check, detail
         super().__init__(f"{file}: {check}: {detail}")

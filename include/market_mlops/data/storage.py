@@ -19,6 +19,8 @@ TMP_PREFIX = ".tmp-"
 class StorageFull(OSError):
     """The data volume has no space left; nothing was replaced."""
 
+    hint = 'free space on the data volume (nothing was replaced), then clear the task'
+
 
 def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,9 @@ T = TypeVar("T")
 class VersioningError(RuntimeError):
     """A DVC step failed; the message says what to check (remote reachable, credentials, space)."""
 
+    hint = ('check the DVC remote (reachable, credentials, space); raw data was not changed and Airflow '
+            'retries the task')
+
 
 @dataclass(frozen=True)
 class DataVersion:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from market_mlops.config import REPO_ROOT
+from market_mlops.monitoring.failures import FAILURE_MARK
 
 if TYPE_CHECKING:
     from airflow.models import DagRun
@@ -109,6 +110,7 @@ def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any]
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
 _TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
 _CONSOLE_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+Z?) \[(\w+)\s*\] (.*)$")
+_LOGGER_TAIL = re.compile(r"\s+\[([A-Za-z_][\w.]*)\]((?: [A-Za-z_]\w*=\S+)*)$")
 
 
 def task_segments(output: str) -> dict[tuple[str, int], list[list[str]]]:
@@ -130,14 +132,30 @@ def task_segments(output: str) -> dict[tuple[str, int], list[list[str]]]:
 
 
 def structured_line(line: str) -> str:
-    """A console line as the JSON line Airflow's log reader shows with its time and level."""
+    """A console line as the JSON line Airflow's log reader shows: time, level and event, and the logger and the
+    key=value pairs the console renderer appends (`... [market_mlops.tasks.retrain] loc=retrain.py:88`) as fields."""
     import json
 
     match = _CONSOLE_LINE.match(line)
     if not match:
         return json.dumps({"event": line})
     stamp, level, event = match.groups()
-    return json.dumps({"timestamp": stamp, "level": level.lower(), "event": event})
+    record: dict[str, str] = {"timestamp": stamp, "level": level.lower()}
+    tail = _LOGGER_TAIL.search(event)
+    if tail:
+        event = event[:tail.start()]
+        record["logger"] = tail.group(1)
+        for pair in tail.group(2).split():
+            key, value = pair.split("=", 1)
+            record[key] = value
+    return json.dumps({**record, "event": event.rstrip()})
+
+
+def _server_line(line: str) -> bool:
+    """A line the in-process API server logged while the task ran: in a deployment it is in the API server's log,
+    not the task's."""
+    tail = _LOGGER_TAIL.search(line)
+    return bool(tail and tail.group(1).startswith("airflow.api_fastapi"))
 
 
 def write_task_logs(output: str, dag_id: str, run_id: str) -> int:
@@ -158,7 +176,7 @@ def write_task_logs(output: str, dag_id: str, run_id: str) -> int:
             for try_number, lines in enumerate(segments.get((ti.task_id, ti.map_index), []), start=1):
                 path = Path(base, handler._render_filename(ti, try_number, session=session))
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text("".join(structured_line(line) + "\n" for line in lines))
+                path.write_text("".join(structured_line(line) + "\n" for line in lines if not _server_line(line)))
                 written += 1
     return written
 
@@ -215,6 +233,13 @@ def run_dag_locally(dag_id: str, day: dt.date, conf: dict[str, Any] | None = Non
     state, seconds = run_dag_in_process(bag.dags[dag_id], moment, conf or {}, log_path)
     with open(log_path, "rb") as fh:
         fh.seek(offset)
-        reasons = [line.strip() for line in fh.read().decode(errors="replace").splitlines()
-                   if "Exception: " in line or "Error: " in line]
-    return state, seconds, reasons[-1] if reasons and state != "success" else log_path
+        lines = fh.read().decode(errors="replace").splitlines()
+    # the failure callback's line (reason and what to do) first, else the last exception line
+    reasons = [line for line in lines if FAILURE_MARK in line] or [
+        line for line in lines if "Exception: " in line or "Error: " in line]
+    if state == "success" or not reasons:
+        return state, seconds, log_path
+    match = _CONSOLE_LINE.match(reasons[-1].strip())
+    reason = match.group(3) if match else reasons[-1].strip()
+    tail = _LOGGER_TAIL.search(reason)
+    return state, seconds, reason[:tail.start()] if tail else reason

@@ -29,6 +29,9 @@ LAST_KNOWN_LABEL = "last_known_label"  # the persistence baseline's input: the l
 class ModelIntegrityError(RuntimeError):
     """An artifact does not match its recorded checksum; the model is refused."""
 
+    hint = ('the stored artifact was changed or damaged: roll back to another version (model_rollback) or '
+            'retrain the model')
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()

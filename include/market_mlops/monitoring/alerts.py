@@ -168,19 +168,44 @@ def send_alert(alert: Alert, *, conn_id: str | None = None, cfg: PipelineConfig 
 
 
 def notify_task_failure(context: dict[str, Any]) -> None:
-    """`on_failure_callback` for every DAG: one alert naming the task, the error and the log link."""
+    """`on_failure_callback` for every DAG: the log's last line says why the task failed and what to do, and one
+    alert names the task, the error, what to do and the log link."""
+    from market_mlops.monitoring.failures import explaining_error, failure_line, what_to_do
+
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
     dag_id = getattr(ti, "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
-    facts = {"dag": dag_id, "task": task_id, "run": context.get("run_id", "?"), "try": getattr(ti, "try_number", "?")}
-    error = f"{exc.__class__.__name__}: {exc}" if exc else "unknown error"
+    try_number = int(getattr(ti, "try_number", 1) or 1)
+    facts = {"dag": dag_id, "task": task_id, "run": context.get("run_id", "?"), "try": try_number}
+    error = explaining_error(exc) if exc else None
+    reason = f"{error.__class__.__name__}: {error}" if error else "unknown error"
     links = {}
     log_url = getattr(ti, "log_url", None)
     if log_url:
         links["Task log"] = log_url
+    lines = [reason[:500]] + ([f"what to do: {what_to_do(exc)}"] if exc else [])
     try:
         send_alert(Alert(title=f"Task failed: {dag_id}.{task_id}", severity="critical", facts=facts,
-                         lines=[error[:500]], links=links, kind="failure"))
+                         lines=lines, links=links, kind="failure"))
     except Exception:  # a broken alert path must not hide the original failure
         log.exception("could not record the failure alert")
+    log.error("%s", failure_line(task_id, exc, try_number, _tries(ti, try_number), will_retry=False))  # last line
+
+
+def note_task_retry(context: dict[str, Any]) -> None:
+    """`on_retry_callback`: the log of a try Airflow will retry also ends with why it failed (no alert: the
+    retry may succeed; the final failure alerts)."""
+    from market_mlops.monitoring.failures import failure_line
+
+    ti = context.get("ti") or context.get("task_instance")
+    try_number = int(getattr(ti, "try_number", 1) or 1)
+    log.warning("%s", failure_line(getattr(ti, "task_id", "?"), context.get("exception"), try_number,
+                                   _tries(ti, try_number), will_retry=True))
+
+
+def _tries(ti: Any, try_number: int) -> int:
+    """Tries the task gets in all: its retries plus the first."""
+    task = getattr(ti, "task", None)
+    retries = getattr(task, "retries", None)
+    return int(retries) + 1 if isinstance(retries, int) else max(try_number, int(getattr(ti, "max_tries", 0) or 0))

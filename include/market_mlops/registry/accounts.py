@@ -22,6 +22,9 @@ ADMIN = "admin"
 class AccountError(RuntimeError):
     """The MLflow server refused or could not be reached while setting up accounts."""
 
+    hint = ('check that the MLflow server answers and the admin password (MLFLOW_AUTH_ADMIN_PASSWORD) is '
+            'right, then run it again')
+
 
 def auth_config(database_uri: str, default_permission: str = "READ", credential_cache_seconds: int = 60) -> str:
     """The basic-auth app's ini: the user store, what a user may do on what they did not create (people: READ), the

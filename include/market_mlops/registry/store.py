@@ -23,6 +23,9 @@ DRIFT_EXPERIMENT = "market-drift"
 class RegistryError(RuntimeError):
     """The tracking server or registry refused or could not be reached; the message says what to check."""
 
+    hint = ('check that the MLflow server (MLFLOW_TRACKING_URI) answers and the credentials are valid; '
+            'Airflow retries the task')
+
 
 def model_name(symbol: str, timeframe: str) -> str:
     return f"{symbol}-{timeframe}-direction"

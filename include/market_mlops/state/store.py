@@ -33,6 +33,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 class StateStoreError(RuntimeError):
     """The SQL store cannot be reached or written."""
 
+    hint = ('check that the SQL store (storage.state_url / MLOPS__STORAGE__STATE_URL) answers; Airflow '
+            'retries the task')
+
 
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url

@@ -135,6 +135,9 @@ def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series,
 class StaleData(RuntimeError):
     """The newest data cannot answer for this session: no band is measured on it."""
 
+    hint = ('ingest the missing sessions (market_data_ingestion, or a backfill of it), then clear this task;'
+            ' no band was written on old data')
+
 
 def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = None) -> None:
     """Refuse to check drift on data that ends before the session this run is for (less

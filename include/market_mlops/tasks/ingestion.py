@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 class BatchRejected(ValueError):
     """The batch failed the gate; it is quarantined and nothing was merged or published."""
 
+    hint = ('read the quarantine report named above, fix or replace those files in the landing folder (or '
+            're-run with accept_gaps / allow_restatement if the data is right), then trigger '
+            'market_data_ingestion again')
+
     def __init__(self, message: str, results: list[FileResult] | None = None, folder: str = "") -> None:
         super().__init__(message)
         self.results = results or []  # each file's (and each batch check's) result

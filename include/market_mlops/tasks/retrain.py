@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 class NoDataVersion(RuntimeError):
     """No ingested data version covers this interval yet."""
 
+    hint = ('ingest the interval named above (market_data_ingestion, or a backfill of it), then trigger '
+            'model_retrain again')
+
 
 def resolve_data_version(interval_end: dt.datetime, md5: str | None = None,
                          cfg: PipelineConfig | None = None) -> TrainingData:

@@ -23,6 +23,9 @@ class ModelFailure:
 class ShardFailed(RuntimeError):
     """Some models of a shard failed; the message names each with its error."""
 
+    hint = ("fix what each model's error names; clearing the task (or Airflow's retry) redoes only the "
+            'models that failed')
+
     def __init__(self, failures: list[ModelFailure], done: int) -> None:
         self.failures = failures
         named = "; ".join(f"{f.model}: {type(f.error).__name__}: {str(f.error)[:300]}" for f in failures)
