@@ -57,6 +57,31 @@ def test_sessions_rerun_and_out_of_order_backfill(dagbag, universe, tmp_path, mo
     cfg = get_config()
     assert parquet_digests(cfg.data_root / "dataset") == in_order_bytes
     assert read_version(cfg.data_root).md5 == in_order.md5
+    assert _staleness_alerts() == []  # an out-of-order backfill is not stale data
+
+
+def _staleness_alerts() -> list[str]:
+    from market_mlops.monitoring.alerts import Outbox
+
+    return [" | ".join([r["text"], *r["alert"]["lines"]]) for r in Outbox().records()
+            if r["alert"]["kind"] == "staleness"]
+
+
+def test_a_run_after_missed_sessions_raises_a_critical_staleness_alert_and_ingests_its_own(dagbag, universe,
+                                                                                         mlops_home):
+    """Runs were missed (a paused DAG: catchup is off, so nothing ingests them): the next run alerts, naming the
+    newest data and the sessions to backfill, and still ingests its own session."""
+    dag = dagbag.dags["market_data_ingestion"]
+    _ingest(dag, [SESSIONS[0]])
+    assert _staleness_alerts() == []
+    _ingest(dag, [dt.date(2024, 12, 3)])
+    [alert] = _staleness_alerts()
+    assert alert.startswith("[CRITICAL] Stale data: ingestion missed sessions"), alert
+    assert "stale data: the newest data version ends 2024-11-25 21:00 UTC, 4 session(s) before this run's" in alert
+    assert "backfill market_data_ingestion over 2024-11-26 .. 2024-12-02" in alert, alert
+    assert version_history()[-1]["sessions"] == ["2024-12-03"]
+
+
 
 
 def test_bad_batch_fails_the_run_and_publishes_nothing(dagbag, universe, tmp_path, monkeypatch):

@@ -285,3 +285,17 @@ def test_a_stale_champion_and_a_missing_forecast_are_named_and_a_baseline_never_
     missing = staleness_findings(10, False, 0, 60, start)
     assert missing == ["no forecast for the session from 2025-11-14 14:30 UTC: its bars are missing or a feature "
                        "could not be computed (see the task log)"]
+
+
+def test_data_is_stale_only_past_the_allowed_lag_and_only_when_sessions_were_missed():
+    from market_mlops.tasks.ingestion import stale_data_message
+
+    due = dt.datetime(2024, 12, 2, 21, tzinfo=dt.UTC)
+    missed = [dt.date(2024, 11, 27), dt.date(2024, 11, 29), dt.date(2024, 12, 2)]
+    friday = dt.datetime(2024, 11, 29, 18, tzinfo=dt.UTC)  # an early close, 3 days 3 hours before Monday's
+    assert stale_data_message(friday, due, missed[-1:], 4) is None
+    assert stale_data_message(friday, due, missed[-1:], 3) is not None
+    assert stale_data_message(dt.datetime(2024, 11, 26, 21, tzinfo=dt.UTC), due, [], 3) is None
+    message = stale_data_message(dt.datetime(2024, 11, 26, 21, tzinfo=dt.UTC), due, missed, 3)
+    assert message is not None and "3 session(s) before this run's" in message
+    assert "over 2024-11-27 .. 2024-12-02" in message and "history_start=2024-11-27" in message

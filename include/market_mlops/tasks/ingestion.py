@@ -79,6 +79,8 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
     sessions = calendar.sessions_in_interval(runs_on, interval_start, interval_end)
     if sessions:
         interval_start = min(interval_start, calendar.session(runs_on, sessions[0]).interval_start.to_pydatetime())
+    if history_start is None:
+        alert_if_data_stale(interval_start, cfg)
     pairs = cfg.pairs(symbols, timeframes, with_benchmark=True)
     symbols = sorted({s for s, _ in pairs})
     timeframes = sorted({t for _, t in pairs})
@@ -91,6 +93,37 @@ def fetch_batch(interval_start: dt.datetime, interval_end: dt.datetime, symbols:
         "sessions": [s.isoformat() for s in sessions], "symbols": symbols, "timeframes": timeframes,
         "source": src.name, "files": [{"uri": f.uri, "name": f.name} for f in files],
     }
+
+
+def stale_data_message(head_end: dt.datetime, due: dt.datetime, missed: list[dt.date], lag_days: int) -> str | None:
+    """Why the data is stale when the newest version ends before the session preceding this run (less the allowed
+    lag), else None (pure). `missed`: the sessions between them, which this run does not ingest."""
+    if head_end >= due - dt.timedelta(days=lag_days) or not missed:
+        return None
+    return (f"stale data: the newest data version ends {head_end:%Y-%m-%d %H:%M} UTC, {len(missed)} session(s) "
+            f"before this run's (the last closed {due:%Y-%m-%d %H:%M} UTC; allowed lag {lag_days} days): backfill "
+            f"market_data_ingestion over {missed[0]} .. {missed[-1]} (a backfill in the UI, or a run with "
+            f"history_start={missed[0]}); this run ingests only its own session")
+
+
+def alert_if_data_stale(interval_start: dt.datetime, cfg: PipelineConfig) -> str | None:
+    """A critical alert when runs were missed (a paused DAG, a failed week): the newest data version stops sessions
+    before this run's, which only ingests its own (catchup is off). The run goes on; the message is returned."""
+    from market_mlops.data.versioning import version_history
+    from market_mlops.tasks.retrain import last_session_close
+
+    history = version_history(cfg)
+    if not history:
+        return None  # the first run: nothing to be stale yet
+    head_end = max(dt.datetime.fromisoformat(r["interval_end"]).astimezone(dt.UTC) for r in history)
+    due = last_session_close(interval_start, cfg)
+    missed = calendar.sessions_in_interval(cfg.universe.schedule_calendar, head_end, interval_start)
+    message = stale_data_message(head_end, due, missed, cfg.training.max_data_lag_days)
+    if message:
+        send_alert(Alert(title="Stale data: ingestion missed sessions", severity="critical", kind="staleness",
+                         facts={"newest_data": f"{head_end:%Y-%m-%d %H:%M}", "sessions_missed": len(missed)},
+                         lines=[message]))
+    return message
 
 
 def session_dates(cfg: PipelineConfig, symbols: list[str], start: dt.datetime, end: dt.datetime) -> list[dt.date]:
