@@ -225,6 +225,15 @@ class Validation(_Strict):
     max_abs_return: float = Field(default=0.25, gt=0, le=5)
 
 
+class FeatureSelectionSpec(_Strict):
+    """Which features a fit uses, chosen on its own training rows (each fold, the holdout fit and the refit)."""
+
+    max_abs_correlation: float = Field(default=1.0, gt=0, le=1, description="drop a feature whose |Pearson rho| "
+                                       "with an earlier kept one is above this (1 = keep redundant features)")
+    min_importance: float = Field(default=0.001, ge=0, lt=1, description="drop a feature below this share of a "
+                                  "ranking model's total split gain (0 = no importance filter)")
+
+
 class Training(_Strict):
     seed: int = 42
     folds: int = Field(default=4, ge=2, le=20)
@@ -235,6 +244,8 @@ class Training(_Strict):
         "same configuration refit on every labelled row up to the cutoff; none: serve the evaluated fit (it never "
         "learned the holdout, the newest `holdout_fraction` of the history)")
     min_train_rows: int = Field(default=250, ge=50)
+    feature_selection: FeatureSelectionSpec = Field(default_factory=FeatureSelectionSpec, description="correlated-"
+                                                    "feature removal and importance ranking inside each fit")
     history_years: int = Field(default=8, ge=1, le=40)
     search_trials: int = Field(default=0, ge=0, le=500)
     search_timeout_s: int = Field(default=120, ge=1)

@@ -118,6 +118,15 @@ def test_on_defaults_the_served_model_learned_up_to_its_cutoff_and_the_gate_read
     assert pd.Timestamp(run.data.params["train_end"]) < pd.Timestamp(run.data.params["holdout_start"])
     assert run.data.params["refit"] == "full" and run.data.params["labels.band"] == "volatility"
     assert min(float(run.data.params[f"class_share.{c}"]) for c in ("bearish", "neutral", "bullish")) > 0.2
+    # the served fit's feature selection: its table and chart in the run, its count as a parameter
+    import mlflow
+
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=summary["run_id"],
+                                                            artifact_path="evaluation/feature_selection.csv"))
+    assert int(run.data.params["features_selected"]) == int(table["kept"].sum()) < len(table)
+    assert set(table.loc[~table["kept"], "reason"]) <= {"correlated", "low_importance"}
+    assert {a.path for a in store.client().list_artifacts(summary["run_id"], "plots")} >= {
+        "plots/feature_selection.svg"}
 
     # The same training with refit: none gives the same holdout figures: the gate decided on the evaluated fit.
     X, y, rows = training_frame(__import__("pathlib").Path(data["path"]), "AAA", "d1", cfg, cutoff,
@@ -136,7 +145,17 @@ def test_on_defaults_the_served_model_learned_up_to_its_cutoff_and_the_gate_read
     served = versions.load_verified("AAA-d1-direction", summary["version"])
     assert not np.allclose(served.predict_proba(X.tail(200)), evaluated.holdout_proba[-1:].repeat(200, axis=0))
     assert not np.allclose(served.predict_proba(X.tail(200)),
-                           _blend(evaluated, X.tail(200).to_numpy(dtype=np.float32)))  # not the evaluated models
+                           _blend(evaluated, X.tail(200)[evaluated.feature_names].to_numpy(dtype=np.float32)))
+    # each fit chose its features on its own rows: the served version records the set it reads
+    assert served.base.features == _refit_selection(X, y, cfg) == table.loc[table["kept"], "feature"].tolist()
+    assert len(served.base.features) < len(X.columns)
+
+
+def _refit_selection(X, y, cfg) -> list[str]:
+    from market_mlops.model.selection import select_features
+
+    return select_features(X.to_numpy(dtype=np.float32), y, np.arange(len(y)), list(X.columns),
+                           cfg.training.feature_selection, cfg.training.seed).names()
 
 
 def _blend(trained, X: np.ndarray) -> np.ndarray:

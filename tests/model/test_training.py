@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from market_mlops.config import Training, get_config
+from market_mlops.config import FeatureSelectionSpec, Training, get_config
 from market_mlops.data.dataset import merge_bars
 from market_mlops.data.synthetic import GeneratorSpec, generate_bars
 from market_mlops.model.ensemble import fit_weights
@@ -275,7 +275,10 @@ def test_a_version_from_before_the_binned_forest_still_loads(tmp_path):
     from market_mlops.model.training import train_ensemble
 
     X, y = _frame(_bars(0.3))
-    trained = train_ensemble(X, y, FAST, horizon=5)
+    # such versions predate feature selection too: every model read every feature
+    every_feature = FAST.model_copy(update={"feature_selection": FeatureSelectionSpec(max_abs_correlation=1,
+                                                                                      min_importance=0)})
+    trained = train_ensemble(X, y, every_feature, horizon=5)
     folder = tmp_path / "legacy"
     save_base_models(trained.models, trained.weights, list(X.columns), folder)
     forest = RandomForestClassifier(20, max_depth=4, random_state=0).fit(X.to_numpy(np.float32), y)

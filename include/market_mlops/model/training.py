@@ -30,6 +30,7 @@ import pandas as pd
 from market_mlops.config import Training
 from market_mlops.model.ensemble import blend, fit_weights
 from market_mlops.model.evaluation import classification_metrics
+from market_mlops.model.selection import FeatureSelection, select_features
 from market_mlops.model.walk_forward import Split, walk_forward_splits
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ class TrainedEnsemble:
     weights: np.ndarray
     weights_method: str
     params: dict[str, dict[str, Any]]
-    feature_names: list[str]
+    feature_names: list[str]  # the features the served models read (their fit's selection)
     fold_table: pd.DataFrame
     holdout_index: np.ndarray
     holdout_proba: np.ndarray
@@ -247,8 +248,10 @@ class TrainedEnsemble:
     oof_accuracy: float = float("nan")  # the weighted ensemble on the walk-forward folds' test rows
     oof_rows: int = 0
     evaluated_models: dict[str, Any] = field(default_factory=dict)  # fitted before the holdout, scored on it
+    evaluated_features: list[str] = field(default_factory=list)  # what the evaluated models read
     refit: bool = False  # `models` learned every labelled row (the last one is `fit_rows` - 1)
     fit_rows: int = 0  # rows the served models learned (from the first)
+    selection: pd.DataFrame | None = None  # the served fit's feature selection table (`select_features`)
 
 
 @dataclass(frozen=True)
@@ -257,39 +260,61 @@ class _Fit:
     model: str
 
 
+@dataclass(frozen=True)
+class _SplitData:
+    """One split's features, chosen on its training rows, binned on those rows."""
+
+    selection: FeatureSelection
+    data: BinnedRows
+
+
+def _prepare_split(X: np.ndarray, y: np.ndarray, rows: np.ndarray, names: list[str], cfg: Training) -> _SplitData:
+    selection = select_features(X, y, rows, names, cfg.feature_selection, cfg.seed)
+    return _SplitData(selection, BinnedRows.build(X[:, selection.kept], y, rows))
+
+
+def _in_pool(at_once: int, prefix: str, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    if at_once <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(at_once, len(items)), thread_name_prefix=prefix) as pool:
+        return list(pool.map(fn, items))
+
+
 def _run_fits(fits: list[_Fit], fit_one: Callable[[_Fit], tuple[Any, np.ndarray, float]],
               at_once: int) -> dict[tuple[str, str], tuple[Any, np.ndarray, float]]:
     """Every fit, `at_once` side by side (boosters release the GIL), the largest first so the last ones are short."""
     ordered = sorted(fits, key=lambda f: -len(f.split.train))
-    if at_once <= 1:
-        results = [fit_one(f) for f in ordered]
-    else:
-        with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="fit") as pool:
-            results = list(pool.map(fit_one, ordered))
+    results = _in_pool(at_once, "fit", fit_one, ordered)
     return {(f.split.name, f.model): r for f, r in zip(ordered, results, strict=True)}
 
 
 def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
                    threads: int | None = None) -> TrainedEnsemble:
     """Walk-forward folds for out-of-fold probabilities and weights, then base models scored on the holdout, then
-    (`cfg.refit == "full"`) the served models refit on every row.
+    (`cfg.refit == "full"`) the served models refit on every row. Each of these fits selects its features on its
+    own training rows (`select_features`) and bins them on those rows.
 
     `threads`: cores this model may use (default `fit_threads(cfg)`); that many fits run at once, one thread each."""
     names = list(X.columns)
     Xv = X.to_numpy(dtype=np.float32)
+    at_once = fit_threads(cfg) if threads is None else threads
     folds, holdout = walk_forward_splits(len(y), cfg.folds, horizon, cfg.embargo_bars, cfg.holdout_fraction, cfg.min_train_rows)
-    data = BinnedRows.build(Xv, y, holdout.train)  # bin edges from the development rows only
+    started = time.perf_counter()
+    prepared = dict(zip([s.name for s in [*folds, holdout]], _in_pool(
+        at_once, "select", lambda s: _prepare_split(Xv, y, s.train, names, cfg), [*folds, holdout]), strict=True))
+    selection_seconds = time.perf_counter() - started
     params = default_params(cfg)
     if cfg.search_trials > 0:
-        params = {m: search_params(m, data, folds[-1].train, params[m], cfg, horizon) for m in BASE_MODELS}
+        last = prepared[folds[-1].name]
+        params = {m: search_params(m, last.data, folds[-1].train, params[m], cfg, horizon) for m in BASE_MODELS}
 
     def fit_one(fit: _Fit) -> tuple[Any, np.ndarray, float]:
         started = time.perf_counter()
-        model = fit_base_model(fit.model, data, fit.split.train, params[fit.model], cfg.seed, horizon, 1)
-        return model, predict_proba(model, Xv[fit.split.test]), time.perf_counter() - started
+        split = prepared[fit.split.name]
+        model = fit_base_model(fit.model, split.data, fit.split.train, params[fit.model], cfg.seed, horizon, 1)
+        return model, predict_proba(model, Xv[fit.split.test][:, split.selection.kept]), time.perf_counter() - started
 
-    done = _run_fits([_Fit(s, m) for s in [*folds, holdout] for m in BASE_MODELS], fit_one,
-                     fit_threads(cfg) if threads is None else threads)
+    done = _run_fits([_Fit(s, m) for s in [*folds, holdout] for m in BASE_MODELS], fit_one, at_once)
     timings = {m: sum(done[(s.name, m)][2] for s in [*folds, holdout]) for m in BASE_MODELS}
 
     rows: list[dict[str, Any]] = []
@@ -299,6 +324,7 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
         metrics = classification_metrics(y[split.test], equal)
         rows.append({"fold": split.name, "train_rows": len(split.train), "test_rows": len(split.test),
                      "train_end": int(split.train[-1]), "test_start": int(split.test[0]), "test_end": int(split.test[-1]),
+                     "features": len(prepared[split.name].selection.kept),
                      **{f"{m}_accuracy": classification_metrics(y[split.test], fold_probas[m])["accuracy"] for m in BASE_MODELS},
                      "ensemble_equal_accuracy": metrics["accuracy"], "ensemble_equal_log_loss": metrics["log_loss"]})
     oof_y = y[np.concatenate([s.test for s in folds])]
@@ -312,16 +338,24 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
     evaluated = {m: done[(holdout.name, m)][0] for m in BASE_MODELS}
     holdout_base = {m: done[(holdout.name, m)][1] for m in BASE_MODELS}
     holdout_proba = blend([holdout_base[m] for m in BASE_MODELS], weights)
-    served, fit_rows = evaluated, len(holdout.train)
+    evaluated_selection = prepared[holdout.name].selection
+    served, fit_rows, served_selection = evaluated, len(holdout.train), evaluated_selection
     if cfg.refit == "full":
-        served = refit_served_models(Xv, y, evaluated, params, cfg.seed, fit_threads(cfg) if threads is None else threads,
-                                     timings)
+        started = time.perf_counter()
+        served_selection = select_features(Xv, y, np.arange(len(y)), names, cfg.feature_selection, cfg.seed)
+        selection_seconds += time.perf_counter() - started
+        served = refit_served_models(Xv[:, served_selection.kept], y, evaluated, params, cfg.seed, at_once, timings)
         fit_rows = len(y)
-    return TrainedEnsemble(models=served, weights=weights, weights_method=method, params=params, feature_names=names,
-                           fold_table=pd.DataFrame(rows), holdout_index=holdout.test, holdout_proba=holdout_proba,
-                           holdout_base_proba=holdout_base, train_index=holdout.train, timings=timings,
+    timings["selection"] = selection_seconds
+    log.info("%s for the served fit; folds kept %s", served_selection.summary(cfg.feature_selection),
+             [len(prepared[s.name].selection.kept) for s in folds])
+    return TrainedEnsemble(models=served, weights=weights, weights_method=method, params=params,
+                           feature_names=served_selection.names(), fold_table=pd.DataFrame(rows),
+                           holdout_index=holdout.test, holdout_proba=holdout_proba, holdout_base_proba=holdout_base,
+                           train_index=holdout.train, timings=timings,
                            oof_accuracy=float((oof_pred == oof_y).mean()), oof_rows=int(len(oof_y)),
-                           evaluated_models=evaluated, refit=cfg.refit == "full", fit_rows=fit_rows)
+                           evaluated_models=evaluated, evaluated_features=evaluated_selection.names(),
+                           refit=cfg.refit == "full", fit_rows=fit_rows, selection=served_selection.table)
 
 
 def refit_served_models(X: np.ndarray, y: np.ndarray, evaluated: dict[str, Any], params: dict[str, dict[str, Any]],
@@ -337,11 +371,7 @@ def refit_served_models(X: np.ndarray, y: np.ndarray, evaluated: dict[str, Any],
                                  seed, 1)
         return model, time.perf_counter() - started
 
-    if at_once <= 1:
-        results = [fit(m) for m in BASE_MODELS]
-    else:
-        with ThreadPoolExecutor(max_workers=min(at_once, len(BASE_MODELS)), thread_name_prefix="refit") as pool:
-            results = list(pool.map(fit, BASE_MODELS))
+    results = _in_pool(at_once, "refit", fit, list(BASE_MODELS))
     for name, (_, seconds) in zip(BASE_MODELS, results, strict=True):
         timings[name] = timings.get(name, 0.0) + seconds
     return {name: model for name, (model, _) in zip(BASE_MODELS, results, strict=True)}

@@ -66,18 +66,24 @@ class Champion:
     version: str = "1"
     rule: str | None = None  # a baseline: majority | persistence
     majority_class: int = 1
+    positions: np.ndarray | None = None  # its features' columns in the series' feature table (None: all of them)
+
+    def base_probas(self, X: np.ndarray) -> list[np.ndarray]:
+        """Each base model's probabilities on rows of the series' full feature table (it reads its own features)."""
+        from market_mlops.model.ensemble_model import booster_proba
+
+        own = X if self.positions is None else X[:, self.positions]
+        return [booster_proba(self.models[m], own) for m in ("rf", "xgb", "lgbm")]
 
     def proba(self, X: np.ndarray, weights: np.ndarray | None = None, last_known: np.ndarray | None = None) -> np.ndarray:
         from market_mlops.model.ensemble import blend, one_hot
-        from market_mlops.model.ensemble_model import booster_proba
 
         if self.rule == "majority":
             return one_hot(np.full(len(X), self.majority_class))
         if self.rule == "persistence":
             known = np.full(len(X), self.majority_class) if last_known is None else last_known
             return one_hot(np.where(known >= 0, known, self.majority_class))
-        base = [booster_proba(self.models[m], X) for m in ("rf", "xgb", "lgbm")]
-        return blend(base, self.weights if weights is None else weights)
+        return blend(self.base_probas(X), self.weights if weights is None else weights)
 
     def score(self, series: Series, rows: slice | np.ndarray) -> np.ndarray:
         """Its forecasts on rows of the series (a persistence baseline reads the labels known by then)."""
@@ -188,9 +194,11 @@ def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
     position = {stamp: i for i, stamp in enumerate(series.ts)}  # the training rows as rows of the series
     rows = np.array([position[t] for t in bars["ts"]])
     first_after = int((series.ts < pd.Timestamp(until)).sum())  # the first bar at or after the cutoff
-    champion = Champion(trained.models, trained.weights, list(X.columns), reference, until, first_after,
+    columns = list(X.columns)
+    champion = Champion(trained.models, trained.weights, trained.feature_names, reference, until, first_after,
                         int(rows[trained.fit_rows - 1]), version,
-                        majority_class=int(np.bincount(y, minlength=3).argmax()))
+                        majority_class=int(np.bincount(y, minlength=3).argmax()),
+                        positions=np.array([columns.index(f) for f in trained.feature_names]))
     return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation,
                                 baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known))
 
@@ -271,7 +279,6 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
     """The weekly refresh: new weights for the champion's base models on the recent resolved bars they never learned
     (the refresh task's window, split, shrinkage and error spending), gated on the bars they were not fitted on."""
     from market_mlops.model.ensemble import fit_weights
-    from market_mlops.model.ensemble_model import booster_proba
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.tasks.refresh import spent_confidence, split_window, test_number
 
@@ -286,13 +293,13 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
         return {"decision": "skipped", "reason": split}
     fit, evaluate = split
     X, y = series.X[known], series.y[known]
-    base = [booster_proba(champion.models[m], X) for m in ("rf", "xgb", "lgbm")]
+    base = champion.base_probas(X)
     weights, _ = fit_weights([b[fit] for b in base], y[fit], min_rows=cfg.training.refresh_min_rows,
                              prior=champion.weights, prior_rows=cfg.training.weight_prior_rows)
     version = run.next_version()
     challenger = Champion(champion.models, weights, champion.features, champion.reference_accuracy, moment, now_row,
                           max(champion.fit_end_row, int(known[fit[-1]])), version,  # its weights learned these
-                          majority_class=champion.majority_class)
+                          majority_class=champion.majority_class, positions=champion.positions)
     proba = challenger.proba(X[evaluate])
     last_known = np.where(series.last_known[known] >= 0, series.last_known[known], np.nan)
     evaluation = evaluate_holdout(y, proba, series.close[known], evaluate, fit, spec.horizon, spec.bars_per_year,

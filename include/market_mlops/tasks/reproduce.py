@@ -49,9 +49,10 @@ def train_from_table(features: Path, timeframe: str, out: Path, cfg: PipelineCon
     X, y = _split(pd.read_parquet(features))
     trained = train_ensemble(X, y, cfg.training, cfg.spec(timeframe).horizon)
     meta = {"timeframe": timeframe, "horizon": cfg.spec(timeframe).horizon}
-    checksums = save_base_models(trained.models, trained.weights, list(X.columns), out, meta)
+    checksums = save_base_models(trained.models, trained.weights, trained.feature_names, out, meta)
     if trained.refit:  # the served models learned the holdout: `evaluate` scores the fit that did not
-        save_base_models(trained.evaluated_models, trained.weights, list(X.columns), out / EVALUATED, meta)
+        save_base_models(trained.evaluated_models, trained.weights, trained.evaluated_features, out / EVALUATED,
+                         meta)
     split = {"train_end": int(trained.train_index[-1]), "holdout": [int(trained.holdout_index[0]), int(trained.holdout_index[-1])]}
     (out / "split.json").write_text(json.dumps(split))
     trained.fold_table.to_csv(out / "fold_table.csv", index=False)

@@ -284,7 +284,9 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
               **{f"labels.{k}": v for k, v in label_record(cfg.labels_of(symbol, timeframe)).items()},
               "seed": training_cfg.seed, "folds": training_cfg.folds, "embargo_bars": training_cfg.embargo_bars,
               "holdout_fraction": training_cfg.holdout_fraction, "history_years": training_cfg.history_years,
-              "rows": len(y), "features": X.shape[1], "weights_method": trained.weights_method,
+              "rows": len(y), "features": X.shape[1], "features_selected": len(trained.feature_names),
+              **{f"feature_selection.{k}": v for k, v in training_cfg.feature_selection.model_dump().items()},
+              "weights_method": trained.weights_method,
               "train_start": str(bars["ts"].iloc[0]), "train_end": str(bars["ts"].iloc[trained.train_index[-1]]),
               "holdout_start": str(bars["ts"].iloc[hold[0]]), "holdout_end": str(bars["ts"].iloc[hold[-1]]),
               "refit": training_cfg.refit, "fit_rows": trained.fit_rows,
@@ -302,12 +304,12 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             client.log_batch(run_id, params=batch_params, tags=batch_tags)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            _write_evaluation(folder / "run", trained, evaluation, list(X.columns))
+            _write_evaluation(folder / "run", trained, evaluation)
             # The served models' inputs: every row they learned (the last 2,000).
             _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             # A lean version's native files go up with the rest of the run's files, in the same call.
             model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
-            checksums = save_base_models(trained.models, trained.weights, list(X.columns), model_dir,
+            checksums = save_base_models(trained.models, trained.weights, trained.feature_names, model_dir,
                                          {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
                                           "labels": label_record(cfg.labels_of(symbol, timeframe))})
             mlflow.log_artifacts(str(folder / "run"))
@@ -327,13 +329,13 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         return run_id
 
 
-def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], names: list[str]) -> None:
-    """Fold table, feature importance, holdout metrics and their charts (SVG) as files of the run."""
+def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any]) -> None:
+    """Fold table, feature selection and importance, holdout metrics and their charts (SVG) as files of the run."""
     from market_mlops.model.labels import CLASSES
     from market_mlops.model.training import feature_importance
     from market_mlops.monitoring.charts import bar_chart, matrix_chart
 
-    importances = feature_importance(trained.models["rf"], names)
+    importances = feature_importance(trained.models["rf"], trained.feature_names)
     (folder / "evaluation").mkdir(parents=True)
     (folder / "plots").mkdir()
     (folder / "evaluation" / "fold_table.csv").write_text(trained.fold_table.to_csv(index=False))
@@ -344,6 +346,21 @@ def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[s
     top = importances.head(25)
     (folder / "plots" / "feature_importance.svg").write_text(bar_chart(
         [str(k) for k in top.index], [float(v) for v in top], title="feature importance (forest, split gain, top 25)",
+        value_format="{:.3g}"))
+    if trained.selection is not None:
+        _write_selection(folder, trained.selection)
+
+
+def _write_selection(folder: Path, table: pd.DataFrame) -> None:
+    """Which features the served fit kept and why the others went, and the ranking model's gain shares."""
+    from market_mlops.monitoring.charts import bar_chart
+
+    (folder / "evaluation" / "feature_selection.csv").write_text(table.to_csv(index=False))
+    ranked = table[table["importance"].notna()].sort_values("importance", ascending=False).head(30)
+    (folder / "plots" / "feature_selection.svg").write_text(bar_chart(
+        [f"{f}{'' if kept else ' (dropped)'}" for f, kept in zip(ranked["feature"], ranked["kept"], strict=True)],
+        [float(v) for v in ranked["importance"]],
+        title=f"feature selection: {int(table['kept'].sum())} of {len(table)} kept (share of ranking gain, top 30)",
         value_format="{:.3g}"))
 
 

@@ -86,7 +86,7 @@ def _trained_null(cfg: Drift) -> tuple[dict[str, float], int, float]:
     from market_mlops.model.ensemble import blend
     from market_mlops.model.ensemble_model import booster_proba
 
-    later = X.iloc[cut + spec.horizon:].to_numpy(dtype=np.float32)
+    later = X.iloc[cut + spec.horizon:][trained.feature_names].to_numpy(dtype=np.float32)
     proba = blend([booster_proba(trained.models[m], later) for m in ("rf", "xgb", "lgbm")], trained.weights)
     correct = proba.argmax(axis=1) == labels[cut + spec.horizon:]
     rates, checks = band_rates(correct, reference, spec.horizon, cfg, step=spec.horizon * 4)

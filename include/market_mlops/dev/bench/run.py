@@ -110,7 +110,7 @@ def w1(bars: pd.DataFrame) -> list[dict]:
     cfg = W1_TRAINING
     bench = bars[bars["symbol"] == "SPY"]
     started = time.perf_counter()
-    per_model = {"rf": 0.0, "xgb": 0.0, "lgbm": 0.0}
+    per_model = {"rf": 0.0, "xgb": 0.0, "lgbm": 0.0, "selection": 0.0}
     accuracies, baselines, per_symbol = [], [], []
     for symbol in SYMBOLS_15:
         symbol_started = time.perf_counter()
@@ -135,6 +135,44 @@ def w1(bars: pd.DataFrame) -> list[dict]:
     rows.append(_row("W1 peak memory (process max RSS)", peak_mb, "MB", "", None))
     rows.append(_row("W1 mean holdout accuracy", float(np.mean(accuracies)), "", "", None,
                      f"out of sample; majority-class baseline {np.mean(baselines):.3f}"))
+    return rows
+
+
+def feature_selection_effect(bars: pd.DataFrame, symbols: int = 6) -> list[dict]:
+    """Feature selection's cost and its effect on the holdout, on the same rows, folds and holdout: no selection, the
+    default (importance ranking only) and correlated-feature removal at |rho| 0.95 on top, rotating which goes first
+    symbol by symbol so that machine noise hits each alike."""
+    from market_mlops.config import FeatureSelectionSpec
+    from market_mlops.model.ensemble import log_loss
+    from market_mlops.model.features import build_features, feature_columns
+    from market_mlops.model.labels import labels_and_usable_rows
+    from market_mlops.model.training import train_ensemble
+
+    variants = {"none": FeatureSelectionSpec(max_abs_correlation=1, min_importance=0),
+                "default": FeatureSelectionSpec(),
+                "corr 0.95": FeatureSelectionSpec(max_abs_correlation=0.95)}
+    bench = bars[bars["symbol"] == "SPY"]
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    scores: dict[str, list[tuple[float, float, int]]] = {v: [] for v in variants}
+    names = list(variants)
+    for i, symbol in enumerate(SYMBOLS_15[1:symbols + 1]):
+        own = bars[bars["symbol"] == symbol].reset_index(drop=True)
+        feats = build_features(own, D1_BARS_PER_YEAR, bench)
+        y, ok = labels_and_usable_rows(feats, own["close"], feature_columns(feats), 5, D1_LABELS)
+        X, labels = feats.loc[ok, feature_columns(feats)].reset_index(drop=True), y[ok].to_numpy().astype(int)
+        for name in names[i % 3:] + names[:i % 3]:
+            started = time.perf_counter()
+            trained = train_ensemble(X, labels, W1_TRAINING.model_copy(update={"feature_selection": variants[name]}), 5)
+            seconds[name].append(time.perf_counter() - started)
+            truth = labels[trained.holdout_index]
+            scores[name].append((log_loss(truth, trained.holdout_proba),
+                                 float((trained.holdout_proba.argmax(axis=1) == truth).mean()), len(trained.feature_names)))
+    rows = []
+    for name in names:
+        loss, accuracy, kept = np.mean(np.asarray(scores[name]), axis=0)
+        rows.append(_row(f"feature selection {name}: holdout log-loss", loss, "", "", None,
+                         f"accuracy {accuracy:.3f}; {kept:.0f} features kept (mean); per symbol "
+                         f"{np.median(seconds[name]):.2f} s (median); {symbols} d1 symbols, W1 settings"))
     return rows
 
 
@@ -359,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("W1", lambda: w1(bars)))
     if args.reference:
         sections.append(("W1 vs reference", lambda: w1_against_reference(bars, max(3, args.reference))))
+    if not args.skip_w1:
+        sections.append(("feature selection", lambda: feature_selection_effect(bars)))
     from market_mlops.dev.bench.learning_loop import band_calibration, label_balance_and_refit_cost
 
     sections += [("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh),
