@@ -60,7 +60,9 @@ def booster_proba(model: Any, X: np.ndarray) -> np.ndarray:
                           dtype=float)
     if hasattr(model, "predict_proba"):
         return np.asarray(model.predict_proba(X), dtype=float)
-    return np.asarray(model.predict(X, num_iteration=model.best_iteration or None), dtype=float)
+    # num_threads always: LightGBM keeps one process-wide thread count that every call resets (0 = all cores); a
+    # prediction without it, beside a fit in another thread sized for 1, crashed that fit in its OpenMP region.
+    return np.asarray(model.predict(X, num_iteration=model.best_iteration or None, num_threads=1), dtype=float)
 
 
 def save_base_models(models: dict[str, Any], weights: np.ndarray, feature_names: list[str], folder: Path,
