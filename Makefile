@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo ui import test test-scheduler test-cluster test-browser test-scale browser-deps test-fast lint typecheck bench bench-cluster lock clean
+.PHONY: setup demo ui docs import test test-scheduler test-cluster test-browser test-scale browser-deps test-fast lint typecheck bench bench-cluster lock clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 
 ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (or MLOPS_HOME); Ctrl-C stops both
 	$(PY) -m market_mlops.dev.ui
+
+docs: setup  ## the docs site (mkdocs, material theme) on http://127.0.0.1:8000; Ctrl-C stops it
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
 
 test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers, then each tier's time
 	$(PY) -m market_mlops.dev.tiers

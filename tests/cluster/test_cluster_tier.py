@@ -428,7 +428,7 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
             for broker in cluster.brokers:
                 broker.up()
             # Celery 5.6's workers reconnect to Redis but stop consuming (celery/celery#8030, #10205; fixed on
-            # Celery's main branch, not released): restarted, as the README's operations section says to.
+            # Celery's main branch, not released): restarted, as docs/production.md says to.
             for name in cluster.workers:
                 cluster.stop_worker(name, signal.SIGTERM)
                 cluster.start_worker(name)
