@@ -153,9 +153,14 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):
         f"{HOLE[0]}-{HOLE[1]}-direction"], trained
     assert all(t["state"] == "success" for t in _retrain_tasks(env))  # the run, cleared and run again by dag.test
     # A lean version (native files, no pyfunc wrapper) loads like any other: checksums verified, base models read.
-    out = subprocess.run([sys.executable, "-c", "from market_mlops.registry import versions; "
-                          "m = versions.load_verified('F000-d1-direction', version='1'); print(len(m.features))"],
+    # It reads the features its fit selected, as many as its run recorded (of the ~109 the table holds).
+    out = subprocess.run([sys.executable, "-c", "from market_mlops.registry import store, versions; "
+                          "m = versions.load_verified('F000-d1-direction', version='1'); c = store.client(); "
+                          "v = c.get_model_version('F000-d1-direction', '1'); "
+                          "print(len(m.features), c.get_run(v.run_id).data.params['features_selected'])"],
                          env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and int(out.stdout.strip().splitlines()[-1]) > 100, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded, selected = map(int, out.stdout.strip().splitlines()[-1].split())
+    assert 20 < loaded == selected < 110, out.stdout
     print(f"\nscale: {written} files, import {imported - started:.0f} s, first retrain {first_pass - imported:.0f} s "
           f"(1,099 of 1,100 models), the rerun {time.monotonic() - first_pass:.0f} s, total {time.monotonic() - started:.0f} s")
