@@ -46,6 +46,16 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from market_mlops.tasks.retention import describe, run_retention
+
+    as_of = dt.datetime.combine(dt.date.fromisoformat(args.as_of), dt.time(), dt.UTC) if args.as_of else None
+    print("\n".join(describe(run_retention(apply=args.apply, as_of=as_of))))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from market_mlops.tasks.report import models_section
 
@@ -188,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
+    ret = sub.add_parser("retention", help="archive model versions, old forecasts and drift checks, and data versions "
+                         "no kept model uses (a dry run unless --apply)")
+    ret.add_argument("--apply", action="store_true", help="carry the plan out (default: print it, change nothing)")
+    ret.add_argument("--as-of", help="YYYY-MM-DD: the day rows' ages are counted from (default: today)")
+    ret.set_defaults(func=_retention)
     sub.add_parser("pools", help="create or resize the suite's Airflow pools").set_defaults(func=_pools)
     imp = sub.add_parser("import", help="load vendor history files into the versioned dataset (through the gate)")
     imp.add_argument("paths", nargs="+", help="CSV or Parquet files, folders, or s3://bucket/prefix")
@@ -216,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("action", choices=["upgrade"])
     st.set_defaults(func=_state)
     run = sub.add_parser("run", help="one run of a suite DAG on the embedded stack, dated like a backfill")
-    run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback")
+    run.add_argument("dag_id", help="market_data_ingestion, model_retrain, weekly_weight_refresh, drift_check, model_rollback, "
+                     "model_retention")
     run.add_argument("--date", required=True, help="YYYY-MM-DD: a session date, or the day a monthly/weekly interval ends")
     run.add_argument("--conf", default="{}", help="the run's params as JSON, as in the trigger form")
     run.set_defaults(func=_run)

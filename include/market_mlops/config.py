@@ -331,6 +331,18 @@ class Alerts(_Strict):
     slack_conn_id: str = "slack_alerts"
 
 
+class Retention(_Strict):
+    """What `market-mlops retention` and the weekly `model_retention` DAG keep; the rest is archived."""
+
+    keep_versions: int = Field(default=5, ge=1, description="per model, the newest versions kept besides the "
+                               "champion, the challenger and the version the champion replaced (rollback works to "
+                               "each); older ones are tagged archived and their model files removed")
+    archive_after_months: int = Field(default=12, ge=1, description="forecasts and drift checks older than this, of "
+                                      "versions no longer kept, move from the SQL store to Parquet archives")
+    archive_url: str | None = Field(default=None, description="where those archives go: null = <batches_url>/archive "
+                                    "(an s3:// batches_url puts them in the object store)")
+
+
 class PipelineConfig(_Strict):
     timeframes: dict[str, TimeframeSpec]  # before `universe`, whose validator checks against it
     universe: Universe
@@ -342,6 +354,7 @@ class PipelineConfig(_Strict):
     alerts: Alerts = Alerts()
     schedule: Schedule = Schedule()
     fleet: Fleet = Fleet()
+    retention: Retention = Retention()
     home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
 
     @field_validator("timeframes")
@@ -375,6 +388,11 @@ class PipelineConfig(_Strict):
     def batches_url(self) -> str:
         url = self.storage.batches_url
         return url.rstrip("/") if url and "://" in url else str(self.path(url) if url else self.data_root)
+
+    @property
+    def archive_url(self) -> str:
+        url = self.retention.archive_url
+        return url.rstrip("/") if url and "://" in url else str(self.path(url)) if url else f"{self.batches_url}/archive"
 
     @property
     def dvc_remote_url(self) -> str:

@@ -188,3 +188,16 @@ class RetrainConf(TypedDict):
 
 
 RollbackResult = TypedDict("RollbackResult", {"model": str, "from": str, "to": str})
+
+
+class RetentionReport(TypedDict):
+    applied: bool  # False: a dry run, nothing changed
+    as_of: str
+    models: int
+    versions_kept: int
+    versions_archived: dict[str, list[int]]  # model -> versions archived (or to archive)
+    rows_archived: dict[str, int]  # table -> rows moved to Parquet (or to move), older than `rows_before`
+    rows_before: str
+    data_versions_collected: list[str]
+    remote_objects_removed: int
+    cache_objects_removed: int

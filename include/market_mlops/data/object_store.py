@@ -70,6 +70,24 @@ def read_bytes(uri: str) -> bytes:
     return Path(uri).read_bytes()
 
 
+def read_bytes_if_exists(uri: str) -> bytes | None:
+    """An object or a local file, or None when there is none (any other failure raises)."""
+    if uri.startswith("s3://"):
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3_uri(uri)
+        try:
+            return bytes(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+    from pathlib import Path
+
+    path = Path(uri)
+    return path.read_bytes() if path.exists() else None
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """An object PUT (atomic by nature) or an atomic local write."""
     if uri.startswith("s3://"):

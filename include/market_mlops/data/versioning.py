@@ -252,10 +252,10 @@ def log_version(record: Mapping[str, Any], cfg: PipelineConfig | None = None) ->
 
 
 def version_history(cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
-    """Every logged data version, oldest first."""
+    """Every logged data version retention has not collected, oldest first."""
     from market_mlops.state import store, tables
 
-    return store.records(tables.data_versions, cfg)
+    return [r for r in store.records(tables.data_versions, cfg) if COLLECTED not in r]
 
 
 def first_version_covering(history: list[dict[str, Any]], moment: dt.datetime) -> dict[str, Any] | None:
@@ -298,3 +298,68 @@ def choose_training_version(history: list[dict[str, Any]], cutoff: dt.datetime, 
     if record is None or ends_before(record, floor):
         record = first_version_covering(history, due) or record
     return record
+
+
+COLLECTED = "collected_at"  # in a data_versions record: retention removed the version's objects
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What garbage collection of data versions finds (and, applied, removes)."""
+
+    versions: list[str]  # logged data versions no kept model references (and not the head)
+    remote_objects: int  # objects in the DVC remote only they use
+    cache_objects: int  # the same in this host's cache
+
+
+def collect_data_versions(keep: set[str], cfg: PipelineConfig, apply: bool) -> Collection:
+    """Garbage-collect the data versions outside `keep` (the head is always kept): count, and with `apply` remove,
+    the objects of the DVC remote and this host's cache that no kept version uses, and mark the versions collected
+    in the log (a backfill then trains on the first kept version covering its date). Holds the dataset's writer
+    lock, so an ingestion's pushed-but-uncommitted objects are never taken for garbage; a kept version whose listing
+    cannot be read stops it before anything is removed."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    from market_mlops.state import store, tables
+
+    root = cfg.data_root
+    with file_lock(root / ".dvc-host.lock"), store.exclusive(f"dataset:{HEAD}", cfg) as connection:
+        head = head_md5(cfg, connection)
+        kept = keep | ({head} if head else set())
+        logged = version_history(cfg)
+        dropped = sorted({r["md5"] for r in logged} - kept)
+        if not logged:
+            return Collection([], 0, 0)
+        repo = open_workspace(root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+        try:
+            remote = repo.cloud.get_remote_odb(REMOTE_NAME, "gc")
+            used: set[str] = set()
+            for md5 in sorted(kept):
+                try:
+                    tree = Tree.load(remote, HashInfo("md5", md5))
+                except Exception as exc:
+                    raise VersioningError(f"data version {md5} (kept) cannot be read from {cfg.dvc_remote_url} "
+                                          f"({exc.__class__.__name__}): nothing was collected; check the remote") from exc
+                used.add(md5)
+                used.update(hash_info.value for _, _, hash_info in tree if hash_info is not None and hash_info.value)
+            counts = [_collect(odb, used, apply) for odb in (remote, repo.cache.local)]
+        finally:
+            repo.close()
+        if apply and dropped:
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            rows = [r for r in logged if r["md5"] in set(dropped)]
+            store.upsert(tables.data_versions, [_version_row({**r, COLLECTED: now}) for r in rows],
+                         connection=connection)
+            for md5 in dropped:
+                shutil.rmtree(root / "checkouts" / md5.removesuffix(".dir"), ignore_errors=True)
+    log.info("data versions: %d not referenced by a kept model%s; %d remote and %d cache objects %s", len(dropped),
+             "" if apply else " (dry run)", counts[0], counts[1], "removed" if apply else "to remove")
+    return Collection(dropped, counts[0], counts[1])
+
+
+def _collect(odb: Any, used: set[str], apply: bool) -> int:
+    unused = [oid for oid in odb.all() if oid not in used]
+    if apply and unused:
+        odb.fs.remove([odb.oid_to_path(oid) for oid in unused])
+    return len(unused)

@@ -35,6 +35,7 @@ DAILY_SESSIONS = [dt.date(2025, 10, 1), dt.date(2025, 10, 2), dt.date(2025, 10, 
 CATCH_UP = (dt.date(2025, 10, 6), dt.date(2025, 11, 14))
 SHIFT_AFTER = dt.date(2025, 10, 3)  # the synthetic market changes character after this session
 DRIFT_SESSIONS = [dt.date(2025, 11, 12), dt.date(2025, 11, 13), dt.date(2025, 11, 14)]
+RETENTION = dt.datetime(2025, 11, 16, 5, tzinfo=dt.UTC)  # the weekly run after the last drift check
 REPLAY = (dt.date(2025, 9, 1), dt.date(2025, 11, 7))  # the retrain policy over the market's change (labels resolved)
 
 
@@ -62,6 +63,7 @@ def plan() -> list[Step]:
                       {"search_trials": 0, "force_promotion": False, "until": None, "reason": "scheduled"}))
     steps.append(Step("weekly_weight_refresh", "refresh weights, week to 13 Oct", dt.datetime(2025, 10, 13, 6, tzinfo=dt.UTC)))
     steps += [Step("drift_check", f"drift check {d}", _session_run_date(d) + dt.timedelta(minutes=15)) for d in DRIFT_SESSIONS]
+    steps.append(Step("model_retention", "retention, as of Sunday 16 Nov", RETENTION, {"apply": True}))
     return steps
 
 

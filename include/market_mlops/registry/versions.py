@@ -34,6 +34,7 @@ KIND_TAG = "kind"  # "model" (the ensemble) or "baseline" (a naive rule that no 
 FIT_END_TAG = "fit.end"  # the last bar the served models learned
 WEIGHTS_FIT_END_TAG = "weights.fit_end"  # a weight refresh: the last bar its ensemble weights were fitted on
 EVALUATION_END_TAG = "evaluation.end"  # the last bar of the holdout the gate decided on
+ARCHIVED_TAG = "archived"  # when retention archived the version (ISO UTC); its model files are gone
 PIP_REQUIREMENTS = ["mlflow==3.17.2", "scikit-learn==1.9.1", "xgboost==3.2.0", "lightgbm==4.7.0", "skops",
                     "pandas==3.1.1", "numpy", "scipy"]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,9 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
     if not mv.run_id:
         raise store.RegistryError(f"{name} v{mv.version} names no training run: refusing to load it")
+    if ARCHIVED_TAG in (mv.tags or {}):
+        raise store.RegistryError(f"{name} v{mv.version} was archived by retention on {mv.tags[ARCHIVED_TAG][:10]}: "
+                                  "its model files are removed; use a kept version (market-mlops models lists them)")
     run = c.get_run(mv.run_id)
     expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
     if not expected:

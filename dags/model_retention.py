@@ -1,0 +1,59 @@
+"""
+### Retention (weekly)
+
+Runs Sundays at 05:00 UTC (before Monday's weight refresh). **As of the interval end**:
+
+1. per registered model, keeps the champion, the challenger, the version the champion replaced (a rollback's
+   default target) and the newest `retention.keep_versions`; every older version is tagged `archived` and its model
+   files are removed from the artifact store (its run and metrics stay in MLflow);
+2. forecasts and drift checks older than `retention.archive_after_months`, of versions no longer kept, move from
+   the SQL store to monthly Parquet files under `retention.archive_url`;
+3. data versions that no kept model version was trained on (the head always stays) are garbage-collected from the
+   DVC remote and this worker's cache; a backfill of their dates trains on the first kept version covering them.
+
+Same as `market-mlops retention --apply` (without `--apply`: the plan, nothing changed).
+
+**Params**: `apply` (off: a dry run that logs the plan).
+
+**When it fails**
+- A store is unreachable (MLflow, the SQL store, the DVC remote): nothing half-done is lost; Airflow retries and the
+  next run finishes what this one started (every step is safe to repeat).
+- "cannot be read from the remote" for a kept data version: nothing was collected; check the DVC remote.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from market_mlops.orchestration import configured_start_date, default_args
+
+if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
+    from market_mlops.contracts import RetentionReport
+
+
+@dag(
+    dag_id="model_retention",
+    schedule=CronDataIntervalTimetable("0 5 * * 0", timezone="UTC"),
+    start_date=configured_start_date(),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(retries=1),
+    tags=["registry", "mlflow", "dvc", "weekly"],
+    doc_md=__doc__,
+    params={
+        "apply": Param(True, type="boolean", description="Carry the plan out (off: log it, change nothing)"),
+    },
+)
+def model_retention():
+    @task
+    def apply_retention(params=None, data_interval_end=None) -> RetentionReport:
+        from market_mlops.tasks.retention import run_retention
+
+        return run_retention(apply=bool(params["apply"]), as_of=data_interval_end)
+
+    apply_retention()
+
+
+model_retention()
