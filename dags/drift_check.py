@@ -16,6 +16,11 @@ champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tas
    classes; a JSON and HTML report in the MLflow experiment `market-drift`, a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
 
+`build_consensus`, per symbol: a consensus direction across its champions (every timeframe), each champion's newest
+forecast weighted by its skill (realized accuracy above chance once judged on `drift.min_outcomes` outcomes, else its
+reference), with an agreement score (the weight of the champions calling that direction) and the consensus's own
+realized accuracy beside its anchor's (the champion looking furthest ahead); stored in the SQL store's `consensus`.
+
 `trigger_emergency_retrain` starts `model_retrain` for each emergency model (one model, data up to this session),
 at most once per `drift.cooldown_days`.
 
@@ -49,7 +54,7 @@ from market_mlops.orchestration import (
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
-    from market_mlops.contracts import ChampionShard, DriftResult, RetrainConf
+    from market_mlops.contracts import ChampionShard, ConsensusResult, DriftResult, RetrainConf
 
 
 @dag(
@@ -94,7 +99,16 @@ def drift_check():
 
         return emergency_retrain_confs(list(results))
 
-    confs = plan_emergency_retrains(check_model_drift.expand(shard=list_champions()))
+    @task
+    def build_consensus(results, data_interval_end=None) -> list[ConsensusResult]:
+        from market_mlops.config import get_config
+        from market_mlops.monitoring.consensus import build_consensus
+
+        return build_consensus([r for shard in results for r in (shard or []) if r], data_interval_end, get_config())
+
+    checked = check_model_drift.expand(shard=list_champions())
+    build_consensus(checked)
+    confs = plan_emergency_retrains(checked)
     TriggerDagRunOperator.partial(task_id="trigger_emergency_retrain", trigger_dag_id="model_retrain",
                                   wait_for_completion=False).expand(conf=confs)
 

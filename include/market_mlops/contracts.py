@@ -201,3 +201,13 @@ class RetentionReport(TypedDict):
     data_versions_collected: list[str]
     remote_objects_removed: int
     cache_objects_removed: int
+
+
+class ConsensusResult(TypedDict):
+    symbol: str
+    direction: str  # BEARISH | NEUTRAL | BULLISH
+    agreement: float  # the weight of the champions calling that direction (1 = all agree)
+    members: int
+    realized_accuracy: float | None  # of the symbol's resolved consensus calls so far
+    anchor_accuracy: float | None  # of its anchor champion alone on the same calls
+    resolved: int

@@ -58,6 +58,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
 
     # Weekday drift check: forecasts stored, bands measured, report and history written; a rerun changes nothing.
     drift = dagbag.dags["drift_check"]
+    assert run_dag(drift, _after_close(dt.date(2025, 11, 6)), {}) == "success"  # a consensus call 11-14 resolves
     assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
     cfg = get_config()
     history = drift_history(cfg)
@@ -68,8 +69,19 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert all(r["finance"]["ic"] is None or -1 <= r["finance"]["ic"] <= 1 for r in history)
     forecasts = load_forecasts("SPY", "d1", cfg)
     assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
+    # The consensus per symbol: with one champion each it is that champion's call, and its realized accuracy (the call
+    # of 11-06 resolved five sessions later) equals the champion's on the same call.
+    from market_mlops.monitoring.consensus import latest_consensus
+
+    consensus = {r["symbol"]: r for r in latest_consensus(cfg)}
+    assert set(consensus) == {"SPY", "AAPL"}
+    for r in consensus.values():
+        assert r["interval_end"].startswith("2025-11-14") and len(r["members"]) == 1 and r["agreement"] == 1.0
+        assert r["direction"] == r["members"][0]["predicted"] == r["anchor_predicted"]
+        assert r["resolved"] >= 1 and r["realized_accuracy"] == r["anchor_accuracy"]
     assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
     assert load_forecasts("SPY", "d1", cfg).equals(forecasts)
+    assert {r["symbol"]: r for r in latest_consensus(cfg)} == consensus  # a rerun replaces the session's row
     run = c.get_run(history[-1]["mlflow_run_id"])
     assert run.data.tags["band"] == history[-1]["band"]
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id, "drift")}

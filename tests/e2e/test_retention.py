@@ -39,10 +39,10 @@ def _remote_objects(cfg) -> set[str]:
 def test_retention_archives_old_versions_rows_and_data_and_rollback_still_works(dagbag, mlops_home, monkeypatch,
                                                                                tmp_path):
     from market_mlops.data.versioning import VersioningError, materialize, version_history
+    from market_mlops.monitoring.archive import read_archive
     from market_mlops.monitoring.forecasts import load_forecasts
     from market_mlops.monitoring.history import drift_history
     from market_mlops.registry import store
-    from market_mlops.monitoring.archive import read_archive
 
     for key, value in FAST.items():
         monkeypatch.setenv(key, value)

@@ -123,3 +123,15 @@ def test_the_accuracy_line_breaks_between_versions_on_a_time_axis():
     assert chart.count('<polyline points=') == 2  # one segment per version, no line across the year between them
     xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', chart)]
     assert xs[1] - xs[0] < (xs[2] - xs[1]) / 100  # a day apart vs a year apart
+
+
+def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_calls_fared():
+    member = {"timeframe": "d1", "predicted": "BULLISH", "weight": 0.7}
+    records = [{"symbol": "SPY", "direction": "BULLISH", "agreement": 0.7, "interval_end": "2025-11-14T21:45:00+00:00",
+                "members": [member, {**member, "timeframe": "h1", "predicted": "BEARISH", "weight": 0.3}],
+                "resolved": 12, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1"}]
+    page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records)
+    row = page.split('data-symbol="SPY"')[1].split("</tr>")[0]
+    assert "BULLISH" in row and "0.70" in row and "d1 BULLISH (0.70), h1 BEARISH (0.30)" in row
+    assert "50.0% of 12 (the d1 champion alone 41.7%)" in row
+    assert "Consensus: none yet" in models_page([], NOW)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from market_mlops.config import load_config
-from market_mlops.registry.retention import versions_to_archive
 from market_mlops.monitoring.archive import months_before
+from market_mlops.registry.retention import versions_to_archive
 
 
 def test_the_default_keeps_champion_challenger_the_replaced_version_and_the_newest_five():

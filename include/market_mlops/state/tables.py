@@ -95,3 +95,14 @@ dataset_head = Table(  # one row per dataset ("market"): the version every write
     Column("moved_at", String(40), nullable=False),
     UniqueConstraint("name", name="uq_dataset_head_key"),
 )
+
+consensus = Table(  # one row per symbol and drift-check session: the champions' weighted call and how it fared
+    "consensus", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(40), nullable=False),
+    Column("interval_end", String(40), nullable=False),
+    Column("direction", String(10), nullable=False),
+    Column("agreement", Float, nullable=False),
+    Column("record", JSON, nullable=False),
+    UniqueConstraint("symbol", "interval_end", name="uq_consensus_key"),
+)

@@ -96,7 +96,28 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
         if latest and latest != "0" and latest != str(champion):
             decision = str((c.get_model_version(rm.name, latest).tags or {}).get("gate.decision", ""))
         lines.append(champion_line(rm.name, None if champion is None else str(champion), tags, ic, age, latest, decision))
-    return lines
+    return lines + consensus_section(cfg)
+
+
+def consensus_line(record: dict[str, Any]) -> str:
+    """One symbol's newest consensus: the call, its agreement, each champion's vote, how the calls have fared."""
+    votes = ", ".join(f"{m['timeframe']} {m['predicted']} w {m['weight']:.2f}" for m in record["members"])
+    fared = ("no call resolved yet" if not record.get("resolved") else
+             f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
+             f"({record['anchor_timeframe']} champion alone {record['anchor_accuracy']:.3f})")
+    agree = sum(1 for m in record["members"] if m["predicted"] == record["direction"])
+    return (f"  {record['symbol']:<8} {record['direction']:<8} agreement {record['agreement']:.2f} "
+            f"({agree} of {len(record['members'])} champions: {votes}); {fared}; {record['interval_end'][:10]}")
+
+
+def consensus_section(cfg: PipelineConfig) -> list[str]:
+    from market_mlops.monitoring.consensus import latest_consensus
+
+    records = latest_consensus(cfg)
+    if not records:
+        return ["Consensus: none yet (the drift check builds one per symbol after it checks the champions)"]
+    return ["Consensus across timeframes (newest per symbol; votes weighted by each champion's skill above chance):",
+            *[consensus_line(r) for r in records]]
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:

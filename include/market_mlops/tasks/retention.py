@@ -26,8 +26,13 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
                   cfg: PipelineConfig | None = None) -> RetentionReport:
     """Plan retention and, with `apply`, carry it out; returns the numbers (what was, or would be, archived)."""
     from market_mlops.data.versioning import collect_data_versions
+    from market_mlops.monitoring.archive import (
+        ARCHIVED_TABLES,
+        archive_old_rows,
+        count_old_rows,
+        months_before,
+    )
     from market_mlops.registry.retention import archive_version, plan_model, registered_models
-    from market_mlops.monitoring.archive import ARCHIVED_TABLES, archive_old_rows, count_old_rows, months_before
 
     cfg = cfg or get_config()
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)

@@ -45,7 +45,9 @@ def create_app() -> FastAPI:
         cfg = get_config()
         rows = fleet.sort_and_filter(fleet.fleet(cfg), sort, band or None)
         log.info("models page: %d rows (sort %s, band %s)", len(rows), sort, band or "all")
-        return pages.models_page(rows, dt.datetime.now(dt.UTC), sort, band, _public_base())
+        from market_mlops.monitoring.consensus import latest_consensus
+
+        return pages.models_page(rows, dt.datetime.now(dt.UTC), sort, band, _public_base(), latest_consensus(cfg))
 
     @app.get("/model/{name}", response_class=HTMLResponse, dependencies=guard)
     def model(name: str) -> str:

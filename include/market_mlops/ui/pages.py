@@ -80,8 +80,26 @@ def _version(v: VersionInfo | None, now: dt.datetime) -> str:
            f'<span class="muted">{_age(v.created, now)}</span>'
 
 
+def consensus_table(records: list[dict[str, Any]]) -> str:
+    """The newest consensus per symbol: the call, its agreement, each champion's vote and how the calls fared."""
+    if not records:
+        return "<p class=muted>Consensus: none yet (the drift check builds one per symbol).</p>"
+    body = []
+    for r in records:
+        votes = ", ".join(f"{escape(m['timeframe'])} {escape(m['predicted'])} ({m['weight']:.2f})" for m in r["members"])
+        fared = ("no call resolved yet" if not r.get("resolved") else
+                 f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} (the {escape(r['anchor_timeframe'])} "
+                 f"champion alone {_pct(r.get('anchor_accuracy'))})")
+        body.append(f'<tr data-symbol="{escape(r["symbol"])}"><td>{escape(r["symbol"])}</td>'
+                    f"<td>{escape(r['direction'])}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
+                    f"<td>{fared}</td><td>{escape(r['interval_end'][:10])}</td></tr>")
+    head = ("<tr><th>symbol</th><th>consensus</th><th>agreement</th><th>votes (weight: skill above chance)</th>"
+            "<th>realized accuracy</th><th>session</th></tr>")
+    return f'<h2>Consensus across timeframes</h2><table id="consensus">{head}{"".join(body)}</table>'
+
+
 def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention", band: str | None = None,
-                airflow_base: str = "") -> str:
+                airflow_base: str = "", consensus: list[dict[str, Any]] | None = None) -> str:
     """One row per model: champion and challenger with age, the holdout against both baselines, the last band and
     the realized-accuracy trend, features drifted, cooldown, the last registration and its gate decision."""
     bands = ["", "emergency", "drift", "monitor", "normal", "none"]
@@ -117,7 +135,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
                + ", ".join(f"{sum(1 for r in rows if r.band == b)} {b}" for b in ("emergency", "drift", "monitor"))
                + "</p>")
     return _page("Models", f"<h1>Models</h1>{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
-                           f'<table id="models">{head}{"".join(body)}</table>')
+                           f'<table id="models">{head}{"".join(body)}</table>{consensus_table(consensus or [])}')
 
 
 @dataclass
