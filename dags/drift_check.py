@@ -101,10 +101,9 @@ def drift_check():
 
     @task
     def build_consensus(results, data_interval_end=None) -> list[ConsensusResult]:
-        from market_mlops.config import get_config
-        from market_mlops.monitoring.consensus import build_consensus
+        from market_mlops.tasks.drift_check import consensus_of_checks
 
-        return build_consensus([r for shard in results for r in (shard or []) if r], data_interval_end, get_config())
+        return consensus_of_checks(list(results), data_interval_end)
 
     checked = check_model_drift.expand(shard=list_champions())
     build_consensus(checked)

@@ -8,7 +8,8 @@ Runs Sundays at 05:00 UTC (before Monday's weight refresh). **As of the interval
    files are removed from the artifact store (its run and metrics stay in MLflow);
 2. forecasts and drift checks older than `retention.archive_after_months`, of versions no longer kept, move from
    the SQL store to monthly Parquet files under `retention.archive_url`;
-3. data versions that no kept model version was trained on (the head always stays) are garbage-collected from the
+3. data versions older than that which no kept model version was trained on (the head and recent versions always
+   stay) are garbage-collected from the
    DVC remote and this worker's cache; a backfill of their dates trains on the first kept version covering them.
 
 Same as `market-mlops retention --apply` (without `--apply`: the plan, nothing changed).

@@ -68,7 +68,9 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
     from airflow.models.taskinstancekey import TaskInstanceKey
     from mlflow_links import MLflowModelLink, MLflowRunLink
 
-    run_id = DagRun.find(dag_id="model_retrain")[-1].run_id
+    # This test's run (dag.test replaces an earlier run of the same date): other tests of the session's Airflow DB
+    # made model_retrain runs of later months too.
+    [run_id] = [r.run_id for r in DagRun.find(dag_id="model_retrain") if r.logical_date == october_first]
     key = TaskInstanceKey("model_retrain", "retrain_model", run_id, try_number=1, map_index=0)
     run_url, model_url = MLflowRunLink().get_link(None, ti_key=key), MLflowModelLink().get_link(None, ti_key=key)
     spy = c.get_model_version("SPY-d1-direction", "1")  # map index 0: the universe's first pair, its trained version

@@ -312,8 +312,10 @@ class Collection:
     cache_objects: int  # the same in this host's cache
 
 
-def collect_data_versions(keep: set[str], cfg: PipelineConfig, apply: bool) -> Collection:
-    """Garbage-collect the data versions outside `keep` (the head is always kept): count, and with `apply` remove,
+def collect_data_versions(keep: set[str], cfg: PipelineConfig, apply: bool,
+                          logged_since: dt.datetime | None = None) -> Collection:
+    """Garbage-collect the data versions outside `keep` (the head and versions ending after `logged_since` are
+    always kept): count, and with `apply` remove,
     the objects of the DVC remote and this host's cache that no kept version uses, and mark the versions collected
     in the log (a backfill then trains on the first kept version covering its date). Holds the dataset's writer
     lock, so an ingestion's pushed-but-uncommitted objects are never taken for garbage; a kept version whose listing
@@ -326,8 +328,12 @@ def collect_data_versions(keep: set[str], cfg: PipelineConfig, apply: bool) -> C
     root = cfg.data_root
     with file_lock(root / ".dvc-host.lock"), store.exclusive(f"dataset:{HEAD}", cfg) as connection:
         head = head_md5(cfg, connection)
-        kept = keep | ({head} if head else set())
         logged = version_history(cfg)
+        # Recent versions stay whatever references them: a scheduled retrain names one by its Asset event, a replay
+        # or a retrain may be reading one now.
+        recent = {r["md5"] for r in logged if logged_since is not None
+                  and r.get("interval_end", "") >= logged_since.astimezone(dt.UTC).isoformat()}
+        kept = keep | recent | ({head} if head else set())
         dropped = sorted({r["md5"] for r in logged} - kept)
         if not logged:
             return Collection([], 0, 0)

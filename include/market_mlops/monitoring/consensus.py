@@ -149,7 +149,8 @@ def consensus_accuracy(symbol: str, latest: dict[str, Any], interval_end: dt.dat
                           "predicted": [r["direction"] for r in rows] + [latest["direction"]],
                           "anchor": [r["anchor_predicted"] for r in rows] + [latest["anchor_predicted"]]})
     calls["ts"] = pd.to_datetime(calls["ts"], utc=True)
-    calls = calls.drop_duplicates("ts", keep="last").sort_values("ts")
+    calls = calls.drop_duplicates("ts", keep="first").sort_values("ts")  # a later call on the same anchor bar
+    # (its forecast missing for a newer session) has seen more: the first is the honest one
     since = calls["ts"].min().to_pydatetime() - dt.timedelta(days=cfg.spec(timeframe).warmup_days)
     bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
     resolved = resolved_forecasts(calls, bars, horizon, cfg.labels_of(symbol, timeframe))

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import shutil
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from market_mlops.registry import aliases, store
 from market_mlops.registry.versions import ARCHIVED_TAG
@@ -62,8 +62,16 @@ def plan_model(name: str, cfg: PipelineConfig) -> ModelPlan:
         replaced = int(moves[-1]["from"]) if moves else None
     archive = versions_to_archive(list(live), _int(champion), _int(challenger), replaced, cfg.retention.keep_versions)
     keep = sorted(set(live) - set(archive))
-    data = sorted({live[v].tags.get("data.version", "") for v in keep} - {""})
+    data = sorted({_data_version(c, live[v]) for v in keep} - {""})
     return ModelPlan(name=name, keep=keep, archive=archive, data_versions=data)
+
+
+def _data_version(c: Any, version: ModelVersion) -> str:
+    """The data version a version was trained on: its tag, else its run's (a weight refresh tags only the run)."""
+    tagged = (version.tags or {}).get("data.version")
+    if tagged or not version.run_id:
+        return str(tagged or "")
+    return str(c.get_run(version.run_id).data.tags.get("data.version", ""))
 
 
 def _int(value: str | int | None) -> int | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.contracts import Band, ChampionShard, DriftResult, RetrainConf
+from market_mlops.contracts import Band, ChampionShard, ConsensusResult, DriftResult, RetrainConf
 from market_mlops.registry import aliases, store, versions
 
 if TYPE_CHECKING:
@@ -381,3 +381,11 @@ def emergency_retrain_confs(results: list[list[DriftResult]]) -> list[RetrainCon
     return [{"symbols": [r["symbol"]], "timeframes": [r["timeframe"]], "until": r["interval_end"],
              "reason": f"emergency: {r['model']} v{r['version']} {r['delta_points']} pts"}
             for shard in results for r in (shard or []) if r and r.get("emergency_retrain_triggered")]
+
+
+def consensus_of_checks(results: list[list[DriftResult]], interval_end: dt.datetime,
+                        cfg: PipelineConfig | None = None) -> list[ConsensusResult]:
+    """The per-symbol consensus of the champions every shard checked (`monitoring.consensus`)."""
+    from market_mlops.monitoring.consensus import build_consensus
+
+    return build_consensus([r for shard in results for r in (shard or []) if r], interval_end, cfg or get_config())

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
                   cfg: PipelineConfig | None = None) -> RetentionReport:
     """Plan retention and, with `apply`, carry it out; returns the numbers (what was, or would be, archived)."""
-    from market_mlops.data.versioning import collect_data_versions
+    from market_mlops.data.versioning import Collection, collect_data_versions
     from market_mlops.monitoring.archive import (
         ARCHIVED_TABLES,
         archive_old_rows,
@@ -45,7 +45,11 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
                 archive_version(plan.name, version, cfg, as_of)
     rows = {spec.table.name: (archive_old_rows if apply else count_old_rows)(spec, before, kept, cfg)
             for spec in ARCHIVED_TABLES}
-    collection = collect_data_versions({md5 for p in plans for md5 in p.data_versions}, cfg, apply)
+    if plans:
+        collection = collect_data_versions({md5 for p in plans for md5 in p.data_versions}, cfg, apply, before)
+    else:  # an empty registry (a worker pointed at the wrong MLflow) must not read as "no data is needed"
+        log.warning("retention: no registered model found at %s: data versions are kept", cfg.mlflow_tracking_uri)
+        collection = Collection([], 0, 0)
     report: RetentionReport = {
         "applied": apply, "as_of": as_of.isoformat(timespec="seconds"), "models": len(plans),
         "versions_kept": sum(len(p.keep) for p in plans),
