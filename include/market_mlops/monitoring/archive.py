@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import UniqueConstraint, and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select
 
 from market_mlops.state import store, tables
 
@@ -80,7 +80,7 @@ def archive_old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, s
         found["record"] = [r if isinstance(r, str) else json.dumps(r) for r in found["record"]]
     stamps = pd.to_datetime(found[spec.time], utc=True)
     for month, rows in found.groupby(stamps.dt.strftime("%Y-%m").to_numpy()):
-        _merge_into(f"{cfg.archive_url}/{table.name}/{month}.parquet", rows.drop(columns="id"), _key(table))
+        _merge_into(f"{cfg.archive_url}/{table.name}/{month}.parquet", rows.drop(columns="id"), store.natural_key(table))
     with store.engine(cfg).begin() as connection:
         for start in range(0, len(found), 500):
             ids = [int(i) for i in found["id"].iloc[start:start + 500]]
@@ -88,11 +88,6 @@ def archive_old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, s
     log.info("archived %d %s rows older than %s to %s/%s/", len(found), table.name, before.date(), cfg.archive_url,
              table.name)
     return len(found)
-
-
-def _key(table: Table) -> list[str]:
-    constraint = next(c for c in table.constraints if isinstance(c, UniqueConstraint))
-    return [c.name for c in constraint.columns]
 
 
 def _merge_into(uri: str, rows: pd.DataFrame, key: list[str]) -> None:

@@ -62,3 +62,9 @@ def alias_history(name: str, alias: str = CHAMPION, cfg: PipelineConfig | None =
     return [{"when": r["moved_at"], "who": r["who"], "model": r["model"], "alias": r["alias"], "from": r["from_version"],
              "to": r["to_version"], "why": r["why"]}
             for r in state.rows(tables.alias_moves, cfg, order_by="moved_at", model=name, alias=alias)]
+
+
+def replaced_version(name: str, champion: str, cfg: PipelineConfig | None = None) -> str | None:
+    """The version `champion` replaced when it last became champion (a rollback's default target), or None."""
+    moves = [m for m in alias_history(name, CHAMPION, cfg) if m["to"] == str(champion) and m["from"]]
+    return str(moves[-1]["from"]) if moves else None

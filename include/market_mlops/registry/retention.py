@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from market_mlops.registry import aliases, store
-from market_mlops.registry.versions import ARCHIVED_TAG
+from market_mlops.registry.versions import ARCHIVED_TAG, suite_models
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -56,11 +56,9 @@ def plan_model(name: str, cfg: PipelineConfig) -> ModelPlan:
     live = {int(v.version): v for v in found if not is_archived(v)}
     champion = (model.aliases or {}).get(aliases.CHAMPION)
     challenger = (model.aliases or {}).get(aliases.CHALLENGER)
-    replaced = None
-    if champion is not None:
-        moves = [m for m in aliases.alias_history(name, aliases.CHAMPION, cfg) if m["to"] == str(champion) and m["from"]]
-        replaced = int(moves[-1]["from"]) if moves else None
-    archive = versions_to_archive(list(live), _int(champion), _int(challenger), replaced, cfg.retention.keep_versions)
+    replaced = None if champion is None else aliases.replaced_version(name, str(champion), cfg)
+    archive = versions_to_archive(list(live), _int(champion), _int(challenger), _int(replaced),
+                                  cfg.retention.keep_versions)
     keep = sorted(set(live) - set(archive))
     data = sorted({_data_version(c, live[v]) for v in keep} - {""})
     return ModelPlan(name=name, keep=keep, archive=archive, data_versions=data)
@@ -109,12 +107,4 @@ def _model_file_locations(mv: ModelVersion, cfg: PipelineConfig) -> list[str]:
 
 def registered_models(cfg: PipelineConfig) -> list[str]:
     """Every registered model of the suite (one paged search)."""
-    c = store.client(cfg)
-    names: list[str] = []
-    token = None
-    while True:
-        page = c.search_registered_models(filter_string="name LIKE '%-direction'", max_results=500, page_token=token)
-        names.extend(m.name for m in page)
-        token = page.token
-        if not token:
-            return sorted(names)
+    return sorted(m.name for m in suite_models(cfg))

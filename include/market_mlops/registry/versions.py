@@ -21,9 +21,11 @@ from market_mlops.registry import signing, store
 from market_mlops.registry.aliases import CHAMPION
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import numpy as np
     import pandas as pd
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
     from market_mlops.model.ensemble_model import BaselineModel, BaseModels
 
@@ -268,20 +270,26 @@ def create_version(name: str, run_id: str, tags: dict[str, str], cfg: PipelineCo
                                   model_id=logged_model.removeprefix("models:/") if logged_model else None)
 
 
-def champion_versions(pairs: list[tuple[str, str]], cfg: PipelineConfig | None = None) -> dict[tuple[str, str], str]:
-    """{(symbol, timeframe): champion version} for the pairs whose model has a champion: one registry search for
-    the whole universe, not a call per model. An unreachable server raises (never "no champions")."""
+def suite_models(cfg: PipelineConfig | None = None) -> Iterator[RegisteredModel]:
+    """The suite's registered models, page by page (one search a page, not a call per model). An unreachable
+    server raises (never "no models")."""
     c = store.client(cfg)
-    wanted = {store.model_name(s, t): (s, t) for s, t in pairs}
-    found: dict[tuple[str, str], str] = {}
     token = None
     while True:
         page = c.search_registered_models(filter_string="name LIKE '%-direction'", max_results=500, page_token=token)
-        for model in page:
-            version = (model.aliases or {}).get(CHAMPION)
-            if model.name in wanted and version is not None:
-                found[wanted[model.name]] = str(version)
+        yield from page
         token = page.token
         if not token:
-            return {pair: found[pair] for pair in pairs if pair in found}
+            return
 
+
+def champion_versions(pairs: list[tuple[str, str]], cfg: PipelineConfig | None = None) -> dict[tuple[str, str], str]:
+    """{(symbol, timeframe): champion version} for the pairs whose model has a champion: one registry search for
+    the whole universe, not a call per model. An unreachable server raises (never "no champions")."""
+    wanted = {store.model_name(s, t): (s, t) for s, t in pairs}
+    found: dict[tuple[str, str], str] = {}
+    for model in suite_models(cfg):
+        version = (model.aliases or {}).get(CHAMPION)
+        if model.name in wanted and version is not None:
+            found[wanted[model.name]] = str(version)
+    return {pair: found[pair] for pair in pairs if pair in found}

@@ -118,6 +118,12 @@ def engine(cfg: PipelineConfig | None = None) -> Engine:
         return _engine((cfg or get_config()).state_url)
 
 
+def natural_key(table: Table) -> list[str]:
+    """The columns of the table's unique constraint: what makes a row the same row."""
+    constraint = next(c for c in table.constraints if isinstance(c, UniqueConstraint))
+    return [c.name for c in constraint.columns]
+
+
 def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None,
            connection: Connection | None = None) -> None:
     """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write).
@@ -125,8 +131,7 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig 
     if not rows:
         return
     eng = connection.engine if connection is not None else engine(cfg)
-    key = next(c for c in table.constraints if isinstance(c, UniqueConstraint))
-    key_columns = [c.name for c in key.columns]
+    key_columns = natural_key(table)
     if eng.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:

@@ -244,10 +244,9 @@ def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | Non
     if current is None:
         raise store.RegistryError(f"{name} has no champion to roll back")
     if to_version is None:
-        moves = [m for m in aliases.alias_history(name, aliases.CHAMPION, cfg) if m["to"] == current and m["from"]]
-        if not moves:
+        to_version = aliases.replaced_version(name, current, cfg)
+        if to_version is None:
             raise store.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
-        to_version = str(moves[-1]["from"])
     store.client(cfg).get_model_version(name, str(to_version))  # fails clearly if the version does not exist
     versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
     aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
