@@ -26,7 +26,7 @@ ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (
 docs: setup  ## the docs site (mkdocs, material theme) on http://127.0.0.1:8000; Ctrl-C stops it
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
 
-test: setup browser-deps  ## every tier (what CI runs): the default suite, the scale, scheduler, cluster and browser tiers, then each tier's time
+test: setup browser-deps  ## every tier (what CI runs) in two lanes side by side: default, cluster, browser | scale, scheduler; then each tier's time
 	$(PY) -m market_mlops.dev.tiers
 
 test-cluster: setup  ## only the cluster tier (Celery, two workers in network namespaces; needs root)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from market_mlops.config import FeatureSelectionSpec
 
-RANKING_ROUNDS = 40  # enough splits for a gain ranking; it is a filter, not a model
+RANKING_ROUNDS = 40  # enough splits for a gain ranking; it is a filter, not a model (never more than the boosters get)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ class FeatureSelection:
         return (f"selected {len(self.kept)} of {len(self.table)} features ({int(reasons.get('correlated', 0))} "
                 f"correlated above |rho| {spec.max_abs_correlation}, {int(reasons.get('low_importance', 0))} below "
                 f"{spec.min_importance:g} of the split gain)")
+
+
+def ranking_rounds(boost_rounds: int) -> int:
+    """Rounds of the ranking model for a fit whose boosters get at most `boost_rounds`: a filter costs no more
+    than the model it filters for (a 10-round fleet ranks in 10 rounds, not 40)."""
+    return max(1, min(RANKING_ROUNDS, boost_rounds))
 
 
 def uncorrelated_columns(X: np.ndarray, max_abs_correlation: float,
@@ -59,7 +65,7 @@ def uncorrelated_columns(X: np.ndarray, max_abs_correlation: float,
     return sorted(int(k) for k in kept), duplicates
 
 
-def gain_shares(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def gain_shares(X: np.ndarray, y: np.ndarray, seed: int, rounds: int = RANKING_ROUNDS) -> np.ndarray:
     """Each column's share of a small class-weighted LightGBM model's total split gain (zeros when it made none)."""
     import lightgbm as lgb
 
@@ -68,18 +74,19 @@ def gain_shares(X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     data = lgb.Dataset(X, y, weight=balanced_weights(y), params={"max_bin": 31, "verbose": -1, "num_threads": 1})
     model = lgb.train({"objective": "multiclass", "num_class": N_CLASSES, "num_leaves": 15, "learning_rate": 0.1,
                        "min_data_in_leaf": 20, "num_threads": 1, "seed": seed, "deterministic": True,
-                       "force_row_wise": True, "verbose": -1}, data, num_boost_round=RANKING_ROUNDS)
+                       "force_row_wise": True, "verbose": -1}, data, num_boost_round=rounds)
     gains = np.asarray(model.feature_importance(importance_type="gain"), dtype=float)
     total = gains.sum()
     return gains / total if total > 0 else np.zeros_like(gains)
 
 
 def select_features(X: np.ndarray, y: np.ndarray, rows: np.ndarray, names: list[str], spec: FeatureSelectionSpec,
-                    seed: int) -> FeatureSelection:
-    """The features a fit on `rows` uses, decided from those rows alone."""
+                    seed: int, rounds: int = RANKING_ROUNDS) -> FeatureSelection:
+    """The features a fit on `rows` uses, decided from those rows alone; the ranking model boosts `rounds` rounds
+    (`ranking_rounds`: never more than the fit's own boosters)."""
     train = X[rows]
     everything = list(range(X.shape[1]))
-    importance = gain_shares(train, y[rows], seed) if spec.min_importance > 0 or spec.max_abs_correlation < 1 \
+    importance = gain_shares(train, y[rows], seed, rounds) if spec.min_importance > 0 or spec.max_abs_correlation < 1 \
         else np.full(X.shape[1], np.nan)
     ranked = np.argsort(-np.nan_to_num(importance, nan=0.0), kind="stable")  # ties keep the table's order
     if spec.max_abs_correlation < 1:

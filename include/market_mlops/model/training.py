@@ -30,7 +30,7 @@ import pandas as pd
 from market_mlops.config import Training
 from market_mlops.model.ensemble import blend, fit_weights
 from market_mlops.model.evaluation import classification_metrics
-from market_mlops.model.selection import FeatureSelection, select_features
+from market_mlops.model.selection import FeatureSelection, ranking_rounds, select_features
 from market_mlops.model.walk_forward import Split, walk_forward_splits
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class _SplitData:
 
 
 def _prepare_split(X: np.ndarray, y: np.ndarray, rows: np.ndarray, names: list[str], cfg: Training) -> _SplitData:
-    selection = select_features(X, y, rows, names, cfg.feature_selection, cfg.seed)
+    selection = select_features(X, y, rows, names, cfg.feature_selection, cfg.seed, ranking_rounds(cfg.boost_rounds))
     return _SplitData(selection, BinnedRows.build(X[:, selection.kept], y, rows))
 
 
@@ -342,7 +342,8 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
     served, fit_rows, served_selection = evaluated, len(holdout.train), evaluated_selection
     if cfg.refit == "full":
         started = time.perf_counter()
-        served_selection = select_features(Xv, y, np.arange(len(y)), names, cfg.feature_selection, cfg.seed)
+        served_selection = select_features(Xv, y, np.arange(len(y)), names, cfg.feature_selection, cfg.seed,
+                                           ranking_rounds(cfg.boost_rounds))
         selection_seconds += time.perf_counter() - started
         served = refit_served_models(Xv[:, served_selection.kept], y, evaluated, params, cfg.seed, at_once, timings)
         fit_rows = len(y)
