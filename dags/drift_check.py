@@ -49,6 +49,8 @@ from market_mlops.orchestration import (
     configured_calendar,
     configured_start_date,
     default_args,
+    horizon_list,
+    horizon_param,
     list_param,
     universe_params,
 )
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     doc_md=__doc__,
     params={
         **universe_params("champions"),
+        **horizon_param("champions"),
     },
 )
 def drift_check():
@@ -78,6 +81,7 @@ def drift_check():
 
         require_fresh_data(data_interval_end)  # old data: a critical alert and no band, never a silent success
         return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]),
+                               horizons=horizon_list(params.get("horizons")),
                                cooldown_until=data_interval_end)
 
     @task(map_index_template="{{ shard['label'] }}")

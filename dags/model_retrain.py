@@ -47,6 +47,8 @@ from market_mlops.orchestration import (
     TRAINING_POOL,
     configured_start_date,
     default_args,
+    horizon_list,
+    horizon_param,
     list_param,
     universe_params,
 )
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     doc_md=__doc__,
     params={
         **universe_params("configured"),
+        **horizon_param("configured"),
         "search_trials": Param(0, type="integer", minimum=0, maximum=200, description="Optuna trials per booster"),
         "force_promotion": Param(False, type="boolean", description="Promote regardless of the gate (audited)"),
         "until": Param(None, type=["null", "string"], description="Train on data up to this time (ISO 8601) instead "
@@ -107,7 +110,8 @@ def model_retrain():
     def list_models(params=None) -> list[ModelShard]:
         from market_mlops.tasks.universe import model_shards
 
-        return model_shards(list_param(params["symbols"]), list_param(params["timeframes"]))
+        return model_shards(list_param(params["symbols"]), list_param(params["timeframes"]),
+                            horizons=horizon_list(params.get("horizons")))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
     def retrain_model(shard: ModelShard, data: TrainingData, params=None, dag_run=None, ti=None) -> list[TrainingSummary]:

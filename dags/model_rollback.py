@@ -5,7 +5,8 @@ Moves the `champion` alias of one registered model back to the version it replac
 old champion keeps its artifacts; the move is written to the alias audit trail and announced on Slack. Same as
 `market-mlops rollback --symbol S --timeframe TF [--to-version N]`.
 
-**Params**: `symbol`, `timeframe`, `to_version` (empty = the version the current champion replaced).
+**Params**: `symbol`, `timeframe`, `horizon` (empty = the timeframe's main horizon), `to_version` (empty = the
+version the current champion replaced).
 
 **When it fails**
 - "has no champion" / "replaced no earlier version": name the version to go back to in `to_version`.
@@ -41,6 +42,8 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     params={
         "symbol": Param(configured_symbols()[0], type="string", enum=configured_symbols(), description="Symbol of the model"),
         "timeframe": Param("d1", type="string", enum=configured_timeframes(), description="Timeframe of the model"),
+        "horizon": Param(None, type=["null", "integer"], minimum=1, description="Horizon of the model in bars (empty "
+                         "= the timeframe's main horizon; the others' models are <SYMBOL>-<tf>-h<N>-direction)"),
         "to_version": Param(None, type=["null", "string"], pattern="^[0-9]+$",
                             description="Version number to restore (empty = the version the champion replaced). The "
                                         "versions: `market-mlops models`, or MLflow > Models > <SYMBOL>-<tf>-direction"),
@@ -51,7 +54,8 @@ def model_rollback():
     def rollback_champion(params=None) -> RollbackResult:
         from market_mlops.tasks.promotion import rollback_model
 
-        return rollback_model(params["symbol"], params["timeframe"], params["to_version"] or None)
+        return rollback_model(params["symbol"], params["timeframe"], params["to_version"] or None,
+                              horizon=params.get("horizon") or None)
 
     rollback_champion()
 

@@ -28,6 +28,8 @@ from market_mlops.orchestration import (
     TRAINING_POOL,
     configured_start_date,
     default_args,
+    horizon_list,
+    horizon_param,
     list_param,
     universe_params,
 )
@@ -47,6 +49,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     doc_md=__doc__,
     params={
         **universe_params("champions"),
+        **horizon_param("champions"),
     },
 )
 def weekly_weight_refresh():
@@ -54,7 +57,8 @@ def weekly_weight_refresh():
     def list_champions(params=None) -> list[ChampionShard]:
         from market_mlops.tasks.universe import champion_shards
 
-        return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]))
+        return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]),
+                               horizons=horizon_list(params.get("horizons")))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
     def refresh_weights(shard: ChampionShard, data_interval_end=None, dag_run=None, ti=None) -> list[TrainingSummary]:

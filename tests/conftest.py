@@ -19,6 +19,9 @@ from market_mlops.dev.local_stack import configure_environment  # noqa: E402
 configure_environment(_HOME, override=True)
 for key in [k for k in os.environ if k.startswith("MLOPS__") or k.startswith("AIRFLOW_CONN_")]:
     del os.environ[key]
+from tests.horizons import ONE_HORIZON  # noqa: E402
+
+os.environ.update(ONE_HORIZON)  # each test trains the main horizon of a timeframe (see tests/horizons.py)
 
 
 @pytest.fixture(scope="session")

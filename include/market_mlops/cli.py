@@ -9,7 +9,7 @@
                                        that date (ingestion, drift check), the interval ending it (retrain, refresh)
   market-mlops config check            validate config/pipeline.yaml plus MLOPS__* overrides
   market-mlops config show             print the resolved configuration
-  market-mlops rollback --symbol SPY --timeframe d1 [--to-version N]
+  market-mlops rollback --symbol SPY --timeframe d1 [--horizon H] [--to-version N]
                                        move `champion` back to the version it replaced (or to N)
   market-mlops models                  champion and challenger of every registered model
   market-mlops pools                   create or resize the suite's Airflow pools (dvc, training)
@@ -41,7 +41,7 @@ def _config(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from market_mlops.tasks.promotion import rollback_model
 
-    moved = rollback_model(args.symbol, args.timeframe, args.to_version)
+    moved = rollback_model(args.symbol, args.timeframe, args.to_version, horizon=args.horizon)
     print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
     return 0
 
@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="move the champion alias back")
     rb.add_argument("--symbol", required=True)
     rb.add_argument("--timeframe", required=True)
+    rb.add_argument("--horizon", type=int, help="the model's horizon in bars (default: the timeframe's main one)")
     rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)

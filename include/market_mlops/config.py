@@ -67,8 +67,39 @@ class TimeframeSpec(_Strict):
     refresh_window: int = Field(ge=50, description="resolved bars the weekly weight refresh fits and scores on")
     refresh_lookback_days: int = Field(ge=1, description="calendar days of bars read to find that window")
     partition: Literal["year", "month"] = Field(description="one dataset file per symbol and year, or month")
-    horizon: int = Field(ge=1, le=500, description="bars ahead the label looks")
+    horizons: list[int] = Field(min_length=1, description="bars ahead the label looks, one model per horizon; the "
+                                "first is the timeframe's main horizon (its model is `SYMBOL-tf-direction`, the others "
+                                "`SYMBOL-tf-hN-direction`); `horizon: N` is the same as `horizons: [N]`")
     labels: LabelSpec = Field(default_factory=LabelSpec, description="how the NEUTRAL band is drawn")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_horizon_is_a_list_of_one(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "horizon" in data:
+            if "horizons" in data:
+                raise ValueError("give horizons (a list) or horizon, not both")
+            data = {**{k: v for k, v in data.items() if k != "horizon"}, "horizons": [data["horizon"]]}
+        return data
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons_are_distinct_bar_counts(cls, value: list[int]) -> list[int]:
+        bad = [h for h in value if not 1 <= h <= 500]
+        if bad:
+            raise ValueError(f"horizons {bad} are outside 1..500 bars")
+        if len(set(value)) != len(value):
+            raise ValueError(f"horizons {value} name one horizon twice")
+        return value
+
+    @property
+    def horizon(self) -> int:
+        """The horizon this spec labels with: the main one (the first), or the one `at` chose."""
+        return self.horizons[0]
+
+    def at(self, horizon: int) -> TimeframeSpec:
+        """This timeframe seen by the model of one of its horizons (its `horizon` is that one)."""
+        return self if horizon == self.horizon else self.model_copy(update={"horizons": [horizon, *[
+            h for h in self.horizons if h != horizon]]})
 
     @property
     def daily(self) -> bool:
@@ -422,11 +453,29 @@ class PipelineConfig(_Strict):
         """{timeframe: bar length in minutes} of every configured timeframe."""
         return {name: spec.minutes for name, spec in self.timeframes.items()}
 
-    def spec(self, timeframe: str) -> TimeframeSpec:
+    def spec(self, timeframe: str, horizon: int | None = None) -> TimeframeSpec:
+        """A timeframe's settings; with `horizon`, as its model of that horizon sees them (`spec.horizon`)."""
         try:
-            return self.timeframes[timeframe]
+            found = self.timeframes[timeframe]
         except KeyError:
             raise ConfigError(f"unknown timeframe {timeframe!r}: configured are {sorted(self.timeframes)}") from None
+        return found if horizon is None else found.at(horizon)
+
+    def main_horizon(self, timeframe: str) -> int:
+        return self.spec(timeframe).horizon
+
+    def model_keys(self, symbols: list[str] | None = None, timeframes: list[str] | None = None,
+                   horizons: list[int] | None = None) -> list[tuple[str, str, int]]:
+        """(symbol, timeframe, horizon) of every model of `pairs`, the main horizon first; `horizons` narrows them
+        (a horizon no chosen timeframe declares is an error)."""
+        keys = [(s, t, h) for s, t in self.pairs(symbols, timeframes) for h in self.spec(t).horizons
+                if not horizons or h in horizons]
+        declared = {h for t in (timeframes or self.universe.timeframes) for h in self.spec(t).horizons}
+        unknown = sorted(set(horizons or []) - declared)
+        if unknown:
+            raise ConfigError(f"unknown horizon(s) {unknown}: the chosen timeframes declare {sorted(declared)} "
+                              "(timeframes.<tf>.horizons)")
+        return keys
 
     def pairs(self, symbols: list[str] | None = None, timeframes: list[str] | None = None,
               with_benchmark: bool = False) -> list[tuple[str, str]]:
@@ -462,8 +511,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if not keys:
             continue
         value: Any = yaml.safe_load(raw) if raw.strip() else None
-        if isinstance(value, str) and keys[-1] in {"symbols", "timeframes"}:
+        if isinstance(value, str) and keys[-1] in {"symbols", "timeframes", "horizons"}:
             value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, int) and keys[-1] == "horizons":
+            value = [value]
         node = nested
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -507,7 +558,13 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config file {config_file}{where} is not valid YAML: {exc.__class__.__name__}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {config_file} must hold a mapping of sections, not {type(raw).__name__}")
-    merged = _deep_merge(raw, _env_overrides(environ))
+    overrides = _env_overrides(environ)
+    merged = _deep_merge(raw, overrides)
+    for name, given in (overrides.get("timeframes") or {}).items():  # the variable's horizon(s) replace the file's
+        spec = merged["timeframes"].get(name) if isinstance(merged.get("timeframes"), dict) else None
+        if isinstance(given, dict) and isinstance(spec, dict):
+            for key in {"horizon", "horizons"} & set(given):
+                spec.pop({"horizon": "horizons", "horizons": "horizon"}[key], None)
     merged["home"] = environ.get("MLOPS_HOME") or merged.get("home") or str(REPO_ROOT / ".state")
     try:
         return PipelineConfig.model_validate(merged)

@@ -16,6 +16,7 @@ RetrainTrigger = Literal["param", "asset", "cron"]
 class ModelKey(TypedDict):
     symbol: str
     timeframe: str
+    horizon: int  # bars ahead (the timeframe's `horizons`): one model per horizon
 
 
 class ChampionRef(ModelKey):
@@ -124,6 +125,7 @@ class TrainingSummary(GateSummary, total=False):
     model: str
     symbol: str
     timeframe: str
+    horizon: int
     version: str
     run_id: str
     data_version: str
@@ -156,6 +158,7 @@ class DriftResult(TypedDict):
     version: str
     symbol: str
     timeframe: str
+    horizon: NotRequired[int]  # recorded since horizons became models (older checks lack it)
     interval_start: str
     interval_end: str
     band: Band
@@ -183,6 +186,7 @@ class DriftResult(TypedDict):
 class RetrainConf(TypedDict):
     symbols: list[str]
     timeframes: list[str]
+    horizons: list[int]  # empty: every horizon of those timeframes
     until: str
     reason: str
 

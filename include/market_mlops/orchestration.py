@@ -120,6 +120,19 @@ def universe_params(scope: str) -> dict[str, Param]:
     }
 
 
+def horizon_param(scope: str) -> dict[str, Param]:
+    """The `horizons` trigger-form param of the per-model DAGs: a timeframe has one model per horizon."""
+    return {"horizons": Param([], type=["null", "array"], items={"type": "integer"},
+                              description=f"Horizons in bars (empty = every horizon of the timeframes, all {scope}); "
+                                          "a model per (symbol, timeframe, horizon)")}
+
+
+def horizon_list(value: Any) -> list[int] | None:
+    """The `horizons` param as ints (a list or comma-separated string); empty means every configured horizon."""
+    chosen = list_param(value)
+    return [int(v) for v in chosen] if chosen else None
+
+
 def announce_dataset_version(extra: dict[str, Any]) -> str | None:
     """Record a `market_dataset` Asset event for a data version made outside a DAG run (`market-mlops import`), as
     the ingestion DAG's outlet does: the retrain DAG scheduled on the Asset is queued. Written to Airflow's metadata

@@ -205,6 +205,11 @@ def test_models_page_lists_every_model_with_its_last_band(ui: UI, page, demo_hom
     assert registered and registered <= set(shown), (registered, shown)
     bands = _demo_drift_bands(demo_home)
     assert bands and {m: shown[m] for m in bands} == bands
+    # The demo runs the default horizons: every d1 and h1 series is three models, and each symbol's consensus
+    # takes a vote from each of its champions.
+    assert {"AAPL-d1-direction", "AAPL-d1-h1-direction", "AAPL-d1-h20-direction", "AAPL-h1-h24-direction"} <= registered
+    votes = frame.locator('#consensus tr[data-symbol="AAPL"]').inner_text()
+    assert "d1 h20" in votes and "d1 h1" in votes and "h1 h6" in votes, votes
 
 
 def test_every_kind_of_link_on_the_models_pages_works_from_the_menu(ui: UI, page, demo_home: Path):
@@ -269,7 +274,9 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
                                     "'baseline: %' ORDER BY id DESC").fetchone()
         previous = db.execute("SELECT to_version FROM alias_moves WHERE alias = 'challenger' AND model = ? ORDER BY id "
                               "DESC", (model,)).fetchone()[0]
-    symbol, timeframe = model.removesuffix("-direction").rsplit("-", 1)
+    from market_mlops.ui.fleet import parse_model_name
+
+    symbol, timeframe, horizon = parse_model_name(model)  # type: ignore[misc]
     before = {r["dag_run_id"] for r in ui.runs("model_rollback")}
     page.goto(f"{ui.base}/dags/model_rollback", wait_until="networkidle")
     page.get_by_role("button", name="Trigger").first.click()
@@ -282,7 +289,8 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     editor.click()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
-    page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "to_version": previous}))
+    page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "horizon": horizon,
+                                          "to_version": previous}))
     page.screenshot(path=str(SHOTS / "rollback-form.png"), full_page=True)
     dialog.get_by_role("button", name="Trigger").click()
     deadline = time.monotonic() + 60

@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.native import REPO, Forwarder, Namespace, service_environment, service_steps
+from tests.horizons import ONE_HORIZON
 from tests.postgres import psql
 from tests.servers import AirflowRest, free_port, wait_for_http
 
@@ -54,7 +55,8 @@ FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "30", "MLOPS__TRAINING__BOOST_ROUNDS":
         # here the point is the cooldown across workers).
         "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-05-30", "MLOPS__DRIFT__MIN_OUTCOMES": "2",
         "MLOPS__DRIFT__BAND_CONFIDENCE": "0.5",
-        "MLOPS__DRIFT__MONITOR_BELOW": "-1", "MLOPS__DRIFT__DRIFT_BELOW": "-2", "MLOPS__DRIFT__EMERGENCY_BELOW": "-5"}
+        "MLOPS__DRIFT__MONITOR_BELOW": "-1", "MLOPS__DRIFT__DRIFT_BELOW": "-2", "MLOPS__DRIFT__EMERGENCY_BELOW": "-5",
+        **ONE_HORIZON}
 HISTORY = (dt.date(2021, 1, 4), dt.date(2025, 6, 30))
 BACKFILL = (dt.date(2025, 7, 1), dt.date(2025, 7, 7))  # 4 July: exchange holiday
 KILLED = dt.date(2025, 7, 8)  # the session whose writer is killed mid-merge

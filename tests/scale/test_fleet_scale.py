@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.horizons import ONE_HORIZON
+
 pytestmark = pytest.mark.scale
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = [f"F{i:03d}" for i in range(275)]
@@ -32,7 +34,7 @@ END = dt.date(2025, 9, 30)
 HOLE = ("F137", "d1", dt.date(2025, 9, 12))  # its vendor file ends here: the model's data has a hole at the cutoff
 TINY = {"MLOPS__TRAINING__RF_ESTIMATORS": "10", "MLOPS__TRAINING__BOOST_ROUNDS": "10", "MLOPS__TRAINING__FOLDS": "2",
         "MLOPS__TRAINING__MIN_TRAIN_ROWS": "100", "MLOPS__TRAINING__HISTORY_YEARS": "3",
-        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "50", "MLOPS__TRAINING__MODEL_ARTIFACTS": "lean"}
+        "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "50", "MLOPS__TRAINING__MODEL_ARTIFACTS": "lean", **ONE_HORIZON}
 # (tiny windows still hold all three classes: the default volatility band keeps about a third of labels in each)
 
 

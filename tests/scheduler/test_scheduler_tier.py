@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.files import parquet_digests
+from tests.horizons import ONE_HORIZON
 from tests.postgres import PG, psql
 from tests.servers import AirflowRest, free_port
 
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS": "80", "MLOPS__TRAINING__FOLDS": "3",
         "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
         "MLOPS__TRAINING__BOOTSTRAP_SAMPLES": "200", "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL",
-        "MLOPS__UNIVERSE__TIMEFRAMES": "d1"}
+        "MLOPS__UNIVERSE__TIMEFRAMES": "d1", **ONE_HORIZON}
 
 
 def _session_members(sid: int) -> list[int]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -33,7 +34,8 @@ def test_environment_overrides_nested_keys_and_lists(tmp_path):
 
 
 @pytest.mark.parametrize(("env", "key", "hint"), [
-    ({"MLOPS__TIMEFRAMES__D1__HORIZON": "0"}, "timeframes.d1.horizon", "greater than or equal to 1"),
+    ({"MLOPS__TIMEFRAMES__D1__HORIZONS": "0"}, "timeframes.d1.horizons", "outside 1..500"),
+    ({"MLOPS__TIMEFRAMES__D1__HORIZONS": "5,1,5"}, "timeframes.d1.horizons", "twice"),
     ({"MLOPS__UNIVERSE__TIMEFRAMES": "d1,w1"}, "universe", "timeframes ['w1'] have no entry"),
     ({"MLOPS__UNIVERSE__BENCHMARK": "qqq"}, "universe.benchmark", "upper-case ticker"),
     ({"MLOPS__DRIFT__EMERGENCY_BELOW": "-10"}, "drift", "monitor_below > drift_below > emergency_below"),
@@ -60,8 +62,9 @@ def test_cli_prints_one_line_and_exits_2_on_bad_config(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("universe: {benchmark: SPY, symbols: [SPY], timeframes: [d1]}\ntimeframes: {d1: {minutes: 1440, bars_per_year: 252, "
                    "warmup_days: 420, refresh_window: 250, refresh_lookback_days: 400, partition: year, horizon: -3}}\n")
+    user_env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS__")}  # not the session's pins
     out = subprocess.run([sys.executable, "-m", "market_mlops.cli", "config", "check", "--file", str(bad)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=user_env)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "timeframes.d1.horizon" in out.stderr and "Traceback" not in out.stderr

@@ -31,7 +31,7 @@ VERSIONS = [_version("SPY-d1-direction", 1, ("champion",)), _version("AAPL-d1-di
             _version("QQQ-h1-direction", 1, ("champion",))]
 CHECKS = [_check("SPY-d1-direction", 7, "normal", 0.56, 1.0), _check("SPY-d1-direction", 8, "emergency", 0.20, -35.0),
           _check("QQQ-h1-direction", 8, "monitor", 0.49, -6.0)]
-PAIRS = [("SPY", "d1"), ("AAPL", "d1"), ("MSFT", "d1")]
+PAIRS = [("SPY", "d1", None), ("AAPL", "d1", None), ("MSFT", "d1", None)]  # each timeframe's main horizon
 
 
 def test_rows_flag_what_needs_a_person_and_carry_the_last_check():
@@ -126,12 +126,12 @@ def test_the_accuracy_line_breaks_between_versions_on_a_time_axis():
 
 
 def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_calls_fared():
-    member = {"timeframe": "d1", "predicted": "BULLISH", "weight": 0.7}
+    member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7}
     records = [{"symbol": "SPY", "direction": "BULLISH", "agreement": 0.7, "interval_end": "2025-11-14T21:45:00+00:00",
-                "members": [member, {**member, "timeframe": "h1", "predicted": "BEARISH", "weight": 0.3}],
-                "resolved": 12, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1"}]
+                "members": [member, {**member, "timeframe": "h1", "horizon": 6, "predicted": "BEARISH", "weight": 0.3}],
+                "resolved": 12, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1", "horizon": 5}]
     page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records)
     row = page.split('data-symbol="SPY"')[1].split("</tr>")[0]
-    assert "BULLISH" in row and "0.70" in row and "d1 BULLISH (0.70), h1 BEARISH (0.30)" in row
-    assert "50.0% of 12 (the d1 champion alone 41.7%)" in row
+    assert "BULLISH" in row and "0.70" in row and "d1 h5 BULLISH (0.70), h1 h6 BEARISH (0.30)" in row
+    assert "50.0% of 12 (the d1 h5 champion alone 41.7%)" in row
     assert "Consensus: none yet" in models_page([], NOW)

@@ -96,8 +96,9 @@ def build_consensus(results: list[DriftResult], interval_end: dt.datetime,
     out: list[ConsensusResult] = []
     for symbol, checked in sorted(by_symbol.items()):
         members = []
-        for result in sorted(checked, key=lambda r: r["timeframe"]):
-            mine = load_forecasts(symbol, result["timeframe"], cfg, model_version=str(result["version"]))
+        for result in sorted(checked, key=lambda r: (r["timeframe"], r["model"])):
+            mine = load_forecasts(symbol, result["timeframe"], cfg, model_version=str(result["version"]),
+                                  model_name=result["model"])
             mine = mine[mine["ts"] < pd.Timestamp(interval_end)]
             if mine.empty:
                 continue

@@ -105,14 +105,17 @@ def upsert_forecasts(frame: pd.DataFrame, cfg: PipelineConfig | None = None) -> 
 
 
 def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None,
-                   model_version: str | None = None) -> pd.DataFrame:
-    """The stored forecasts of a pair (of one model version, if given), by ts."""
+                   model_version: str | None = None, model_name: str | None = None) -> pd.DataFrame:
+    """The stored forecasts of a pair (of one model, of one of its versions, if given), by ts. A pair has one model
+    per horizon: a version number alone names a version of each."""
     from sqlalchemy import select
 
     from market_mlops.state import store, tables
 
     t = tables.forecasts
     query = select(*(t.c[c] for c in FORECAST_COLUMNS)).where(t.c.symbol == symbol, t.c.timeframe == timeframe)
+    if model_name is not None:
+        query = query.where(t.c.model_name == model_name)
     if model_version is not None:
         query = query.where(t.c.model_version == str(model_version))
     rows = store.frame(query.order_by(t.c.ts, t.c.model_version), cfg)

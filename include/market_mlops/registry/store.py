@@ -27,8 +27,16 @@ class RegistryError(RuntimeError):
             'Airflow retries the task')
 
 
-def model_name(symbol: str, timeframe: str) -> str:
-    return f"{symbol}-{timeframe}-direction"
+def model_slug(symbol: str, timeframe: str, horizon: int | None = None, cfg: PipelineConfig | None = None) -> str:
+    """`AAPL-d1` for the timeframe's main horizon (None), `AAPL-d1-h20` for another: the model's part of its
+    registered name and of its runs' keys."""
+    if horizon is None or horizon == (cfg or get_config()).main_horizon(timeframe):
+        return f"{symbol}-{timeframe}"
+    return f"{symbol}-{timeframe}-h{horizon}"
+
+
+def model_name(symbol: str, timeframe: str, horizon: int | None = None, cfg: PipelineConfig | None = None) -> str:
+    return f"{model_slug(symbol, timeframe, horizon, cfg)}-direction"
 
 
 def client(cfg: PipelineConfig | None = None) -> MlflowClient:

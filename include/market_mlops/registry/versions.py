@@ -283,13 +283,14 @@ def suite_models(cfg: PipelineConfig | None = None) -> Iterator[RegisteredModel]
             return
 
 
-def champion_versions(pairs: list[tuple[str, str]], cfg: PipelineConfig | None = None) -> dict[tuple[str, str], str]:
-    """{(symbol, timeframe): champion version} for the pairs whose model has a champion: one registry search for
-    the whole universe, not a call per model. An unreachable server raises (never "no champions")."""
-    wanted = {store.model_name(s, t): (s, t) for s, t in pairs}
-    found: dict[tuple[str, str], str] = {}
+def champion_versions(keys: list[tuple[str, str, int]],
+                      cfg: PipelineConfig | None = None) -> dict[tuple[str, str, int], str]:
+    """{(symbol, timeframe, horizon): champion version} for the models that have a champion: one registry search
+    for the whole universe, not a call per model. An unreachable server raises (never "no champions")."""
+    wanted = {store.model_name(s, t, h, cfg): (s, t, h) for s, t, h in keys}
+    found: dict[tuple[str, str, int], str] = {}
     for model in suite_models(cfg):
         version = (model.aliases or {}).get(CHAMPION)
         if model.name in wanted and version is not None:
             found[wanted[model.name]] = str(version)
-    return {pair: found[pair] for pair in pairs if pair in found}
+    return {key: found[key] for key in keys if key in found}

@@ -52,7 +52,8 @@ def baseline_metrics(evaluation: dict[str, Any], rule: str) -> dict[str, Any]:
 
 def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, X: pd.DataFrame, y: np.ndarray,
                                bars: pd.DataFrame, trained: TrainedEnsemble, evaluation: dict[str, Any],
-                               gate: GateResult, cfg: PipelineConfig, reference_run_id: str) -> BaselineVersion:
+                               gate: GateResult, cfg: PipelineConfig, reference_run_id: str,
+                               horizon: int | None = None) -> BaselineVersion:
     """Register the better baseline of this holdout as a signed version and move `champion` to it (idempotent: a
     retry finds its run and version). `reference_run_id`: the trained model's run, whose drift reference (the same
     rows' features) the baseline's checks read instead of a second copy."""
@@ -60,11 +61,11 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
     from market_mlops.model.labels import label_record
     from market_mlops.tasks.retrain import fit_span, git_commit
 
-    spec = cfg.spec(timeframe)
-    name = store.model_name(symbol, timeframe)
+    spec = cfg.spec(timeframe, horizon)
+    name = store.model_name(symbol, timeframe, spec.horizon, cfg)
     rule = str(gate.summary.get("baseline_compared") or "majority")
     interval_end = data["interval_end"]
-    run_key = f"baseline-{symbol}-{timeframe}-{interval_end[:16]}"
+    run_key = f"baseline-{store.model_slug(symbol, timeframe, spec.horizon, cfg)}-{interval_end[:16]}"
     metrics = baseline_metrics(evaluation, rule)
     majority = int(np.bincount(y, minlength=3).argmax())  # the rule's "refit": every labelled row
     span = fit_span(bars, trained)
@@ -72,8 +73,8 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
     run_id = existing.info.run_id if existing is not None and existing.info.status == "FINISHED" else None
     if run_id is None:
         example = X.tail(3).assign(**{LAST_KNOWN_LABEL: y[-3:].astype(float)})
-        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
-                "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": interval_end,
+        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "horizon": str(spec.horizon),
+                "data.version": data["md5"], "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": interval_end,
                 "code.git_commit": git_commit(), "kind": "baseline", "baseline.rule": rule,
                 REFERENCE_RUN_TAG: reference_run_id, **span}
         run_id = _log_baseline_run(existing.info.run_id if existing else None, run_key, tags, rule, majority, X,

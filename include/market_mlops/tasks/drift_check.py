@@ -72,7 +72,7 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
 
     spec = cfg.spec(timeframe)
     horizon, labels = model_labels(model.base.meta, cfg, timeframe)
-    forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version)
+    forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version, model_name=model.name)
     mine = forecasts[forecasts["ts"] < pd.Timestamp(interval_end)]
     # Resolving a forecast reads the bars from its own onward, and its label band the warm-up before: the partitions
     # before that are not read.
@@ -174,13 +174,14 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
     done = _checked_in_this_run(shard, interval_end, (airflow_ctx or {}).get("run_id", ""), cfg)
 
     def check(champion: dict[str, Any]) -> DriftResult:
-        name = store.model_name(champion["symbol"], champion["timeframe"])
+        name = store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg)
         if (name, champion["version"]) in done:
             log.info("%s v%s was checked by an earlier try of this run: its result stands", name, champion["version"])
             return done[(name, champion["version"])]
         triggers = champion.get("emergency_triggers")
         return check_model_drift(champion["symbol"], champion["timeframe"], interval_start, interval_end, airflow_ctx,
-                                 cfg, None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers])
+                                 cfg, None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers],
+                                 champion.get("horizon"))
 
     return run_shard(shard["champions"], model_label, check)  # type: ignore[arg-type]
 
@@ -196,7 +197,7 @@ def _checked_in_this_run(shard: ChampionShard, interval_end: dt.datetime, run_id
 
     if not run_id:
         return {}
-    names = [store.model_name(c["symbol"], c["timeframe"]) for c in shard["champions"]]
+    names = [store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg) for c in shard["champions"]]
     checks = tables.drift_checks
     rows = state.frame(select(checks.c.model, checks.c.model_version, checks.c.record).where(
         checks.c.interval_end == interval_end.isoformat(), checks.c.model.in_(names)), cfg, what=" of drift_checks")
@@ -211,18 +212,19 @@ def _checked_in_this_run(shard: ChampionShard, interval_end: dt.datetime, run_id
 
 def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
                       airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None,
-                      earlier_triggers: list[dt.datetime] | None = None) -> DriftResult:
+                      earlier_triggers: list[dt.datetime] | None = None, horizon: int | None = None) -> DriftResult:
     """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain).
     `earlier_triggers`: the model's emergency retrains within the cooldown, when the caller read them for the fleet
-    (else they are read here)."""
+    (else they are read here). `horizon`: which of the timeframe's models (default: its main horizon's)."""
     from market_mlops.monitoring.bands import decide_emergency
     from market_mlops.monitoring.forecasts import score_and_store
     from market_mlops.monitoring.history import emergency_triggers, record_drift_check
 
     cfg = cfg or get_config()
     airflow_ctx = airflow_ctx or {}
-    name = store.model_name(symbol, timeframe)
+    name = store.model_name(symbol, timeframe, horizon, cfg)
     model = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
+    horizon = int(model.base.meta.get("horizon") or cfg.spec(timeframe, horizon).horizon)
     run = store.client(cfg).get_run(model.run_id)
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
 
@@ -239,7 +241,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
 
     drifted = [d for d in drifts if d.drifted]
     report: dict[str, Any] = {
-        "model": name, "version": model.version, "symbol": symbol, "timeframe": timeframe,
+        "model": name, "version": model.version, "symbol": symbol, "timeframe": timeframe, "horizon": horizon,
         "interval_start": interval_start.isoformat(), "interval_end": interval_end.isoformat(),
         "band": accuracy.band, "realized_accuracy": _rounded(accuracy.realized, 4),
         "holdout_accuracy": round(accuracy.holdout, 4), "delta_points": _rounded(accuracy.delta_points, 2),
@@ -378,7 +380,8 @@ def xcom_safe(result: dict[str, Any]) -> dict[str, Any]:
 def emergency_retrain_confs(results: list[list[DriftResult]]) -> list[RetrainConf]:
     """Conf of each retrain to trigger (the results of every shard): one model, training data up to the drift
     check's interval end."""
-    return [{"symbols": [r["symbol"]], "timeframes": [r["timeframe"]], "until": r["interval_end"],
+    return [{"symbols": [r["symbol"]], "timeframes": [r["timeframe"]], "horizons": [int(r["horizon"])] if r.get("horizon") else [],
+             "until": r["interval_end"],
              "reason": f"emergency: {r['model']} v{r['version']} {r['delta_points']} pts"}
             for shard in results for r in (shard or []) if r and r.get("emergency_retrain_triggered")]
 

@@ -230,9 +230,11 @@ def _promote(name: str, version: str, champion: str | None, reason: str, numbers
 
 
 def rollback_model(symbol: str, timeframe: str, to_version: str | None = None,
-                   cfg: PipelineConfig | None = None) -> RollbackResult:
-    """`rollback` of the registered model of (symbol, timeframe)."""
-    return rollback(store.model_name(symbol, timeframe), to_version, cfg)
+                   cfg: PipelineConfig | None = None, horizon: int | None = None) -> RollbackResult:
+    """`rollback` of the registered model of (symbol, timeframe, horizon); no horizon: the timeframe's main one."""
+    cfg = cfg or get_config()
+    cfg.model_keys([symbol], [timeframe], [horizon] if horizon else None)  # an unknown name: one line saying which
+    return rollback(store.model_name(symbol, timeframe, horizon, cfg), to_version, cfg)
 
 
 def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> RollbackResult:

@@ -99,22 +99,25 @@ def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, int
 
 
 def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
-                    cfg: PipelineConfig | None = None) -> TrainingSummary:
+                    cfg: PipelineConfig | None = None, horizon: int | None = None) -> TrainingSummary:
+    """Refit the champion's ensemble weights on its newest resolved rows and gate them (`horizon`: which of the
+    timeframe's models; default its main horizon's)."""
     from market_mlops.model.ensemble import fit_weights
     from market_mlops.model.ensemble_model import BaseModels
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
-    spec = cfg.spec(timeframe)
-    name = store.model_name(symbol, timeframe)
+    name = store.model_name(symbol, timeframe, horizon, cfg)
     parent = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
-    skipped: TrainingSummary = {"model": name, "symbol": symbol, "timeframe": timeframe, "version": parent.version,
-                                "parent_version": parent.version}
+    spec = cfg.spec(timeframe, int(parent.base.meta.get("horizon") or cfg.spec(timeframe, horizon).horizon))
+    skipped: TrainingSummary = {"model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
+                                "version": parent.version, "parent_version": parent.version}
     if not isinstance(parent.base, BaseModels):
         log.info("%s: champion v%s is a baseline: no ensemble weights to refresh", name, parent.version)
         return {**skipped, "skipped": "the champion is a baseline: no ensemble weights to refresh"}
-    run_key = f"refresh-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}-from-v{parent.version}"
+    run_key = f"refresh-{store.model_slug(symbol, timeframe, spec.horizon, cfg)}-{interval_end:%Y%m%dT%H%M}" \
+              f"-from-v{parent.version}"
     existing = store.find_run(run_key, cfg)
     recorded = existing.data.tags.get("mlops.summary") if existing is not None else None
     if recorded:  # a retried task: registered and gated already
@@ -138,7 +141,8 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
     number = test_number(dt.datetime.fromisoformat(parent_tags["data.interval_end"]), interval_end)
     confidence = spent_confidence(cfg.training.promotion_confidence, number)
-    tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "refresh.parent_version": parent.version,
+    tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "horizon": str(spec.horizon),
+            "refresh.parent_version": parent.version,
             "refresh.parent_run_id": parent.run_id, "data.interval_end": interval_end.isoformat(),
             "data.version": parent_tags.get("data.version", "unknown"),
             "data.gx_result_id": parent_tags.get("data.gx_result_id", "unknown"),
@@ -168,7 +172,7 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                                                unsigned_tags={**gate.version_tags(), "gate.test_number": str(number)})
     decision = apply_gate(name, str(mv.version), gate, cfg)
     summary: TrainingSummary = {
-        "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version),
+        "model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "version": str(mv.version),
         "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],
         "previous_weights": [round(float(w), 3) for w in parent.base.meta["weights"]],
         "eval_rows": int(len(win.eval_rows)), "accuracy": round(evaluation["model_accuracy"], 4),
@@ -188,7 +192,8 @@ def refresh_shard(shard: ChampionShard, interval_end: dt.datetime, airflow_ctx: 
     from market_mlops.tasks.universe import model_label
 
     return run_shard(shard["champions"], model_label,
-                     lambda c: refresh_weights(c["symbol"], c["timeframe"], interval_end, airflow_ctx, cfg))
+                     lambda c: refresh_weights(c["symbol"], c["timeframe"], interval_end, airflow_ctx, cfg,
+                                               c.get("horizon")))
 
 
 def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], params: dict[str, Any],

@@ -101,10 +101,10 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 def consensus_line(record: dict[str, Any]) -> str:
     """One symbol's newest consensus: the call, its agreement, each champion's vote, how the calls have fared."""
-    votes = ", ".join(f"{m['timeframe']} {m['predicted']} w {m['weight']:.2f}" for m in record["members"])
+    votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} w {m['weight']:.2f}" for m in record["members"])
     fared = ("no call resolved yet" if not record.get("resolved") else
              f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
-             f"({record['anchor_timeframe']} champion alone {record['anchor_accuracy']:.3f})")
+             f"({record['anchor_timeframe']} h{record['horizon']} champion alone {record['anchor_accuracy']:.3f})")
     agree = sum(1 for m in record["members"] if m["predicted"] == record["direction"])
     return (f"  {record['symbol']:<8} {record['direction']:<8} agreement {record['agreement']:.2f} "
             f"({agree} of {len(record['members'])} champions: {votes}); {fared}; {record['interval_end'][:10]}")

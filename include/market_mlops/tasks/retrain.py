@@ -92,17 +92,19 @@ def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
 
 
 def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConfig, until: dt.datetime,
-                   history_years: int, fresh_from: dt.datetime | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+                   history_years: int, fresh_from: dt.datetime | None = None,
+                   horizon: int | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Features X, labels y (only rows with both), the bars of those rows (closes, timestamps and the label known
     `horizon` bars earlier, `last_known_label`), all before `until`.
 
     `fresh_from`: the pair's last bar must reach it. The version log says which interval a run covered, not that
-    every session before it is in the data: a catch-up run over a hole would train on stale bars."""
+    every session before it is in the data: a catch-up run over a hole would train on stale bars. `horizon`: the
+    model's (default: the timeframe's main one)."""
     from market_mlops.data.dataset import load_bars
     from market_mlops.model.features import build_features, feature_columns
     from market_mlops.model.labels import labels_and_usable_rows
 
-    spec, benchmark = cfg.spec(timeframe), cfg.universe.benchmark
+    spec, benchmark = cfg.spec(timeframe, horizon), cfg.universe.benchmark
     since = until - dt.timedelta(days=365 * history_years)
     bars = load_bars(dataset, timeframe, [symbol, *([benchmark] if benchmark else [])], until=until, since=since)
     own = bars[bars["symbol"] == symbol].reset_index(drop=True)
@@ -146,9 +148,11 @@ def _package_versions() -> dict[str, str]:
 
 def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
                   force_promotion: bool = False, search_trials: int | None = None,
-                  cfg: PipelineConfig | None = None, emergency: bool = False) -> TrainingSummary:
+                  cfg: PipelineConfig | None = None, emergency: bool = False,
+                  horizon: int | None = None) -> TrainingSummary:
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate.
-    `emergency`: the drift check found the champion broken; if no challenger passes, the better baseline serves."""
+    `emergency`: the drift check found the champion broken; if no challenger passes, the better baseline serves.
+    `horizon`: which of the timeframe's models (default: its main horizon's)."""
     from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
@@ -156,11 +160,11 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
-    spec = cfg.spec(timeframe)
+    spec = cfg.spec(timeframe, horizon)
     training_cfg = cfg.training if search_trials is None else cfg.training.model_copy(update={"search_trials": search_trials})
     interval_end = dt.datetime.fromisoformat(data["interval_end"])
-    name = store.model_name(symbol, timeframe)
-    run_key = f"retrain-{symbol}-{timeframe}-{interval_end:%Y%m%dT%H%M}"
+    name = store.model_name(symbol, timeframe, spec.horizon, cfg)
+    run_key = f"retrain-{store.model_slug(symbol, timeframe, spec.horizon, cfg)}-{interval_end:%Y%m%dT%H%M}"
 
     # A retried task finds its earlier work by the run key: done (summary recorded) is reported again; a run that
     # finished logging is reused and only what is missing after it (registration, gate) is done.
@@ -173,7 +177,8 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
 
     marks = [("start", time.perf_counter())]  # phase timings: what a mapped task spends beside the fit
     X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end, training_cfg.history_years,
-                                fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg))
+                                fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg),
+                                horizon=spec.horizon)
     marks.append(("features", time.perf_counter()))
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
     marks.append(("fit", time.perf_counter()))
@@ -187,7 +192,8 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
         run_id = existing.info.run_id
     else:
-        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "data.version": data["md5"],
+        tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "horizon": str(spec.horizon),
+                "data.version": data["md5"],
                 "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
                 "code.git_commit": commit, **span, **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
                 **_package_versions()}
@@ -213,12 +219,13 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     baseline_rule = None
     if decision.get("champion_version") is None or gate.demote:  # nothing (good) serves: the better baseline does
         baseline = register_baseline_champion(symbol, timeframe, data, X, y, bars, trained, evaluation, gate, cfg,
-                                               run_id)
+                                               run_id, spec.horizon)
         decision["champion_version"] = baseline["version"]
         baseline_rule, serving = baseline["rule"], "baseline"
     marks.append(("promote", time.perf_counter()))
     summary: TrainingSummary = {
-        "model": name, "symbol": symbol, "timeframe": timeframe, "version": str(mv.version), "run_id": run_id,
+        "model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "version": str(mv.version),
+        "run_id": run_id,
         "data_version": data["md5"], "holdout_rows": int(len(hold)), "accuracy": round(evaluation["model_accuracy"], 4),
         "majority_accuracy": round(evaluation["majority_accuracy"], 4),
         "persistence_accuracy": round(evaluation["persistence_accuracy"], 4),
@@ -261,7 +268,7 @@ def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, 
 
     return run_shard(shard["models"], model_label,
                      lambda m: retrain_model(m["symbol"], m["timeframe"], data, airflow_ctx, force_promotion,
-                                             search_trials, cfg, emergency))
+                                             search_trials, cfg, emergency, m.get("horizon")))
 
 
 def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X: pd.DataFrame, y: np.ndarray,

@@ -110,10 +110,10 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
 
     r = detail.row
-    recent = load_forecasts(r.symbol, r.timeframe, cfg).sort_values("ts").tail(last)
+    recent = load_forecasts(r.symbol, r.timeframe, cfg, model_name=r.model).sort_values("ts").tail(last)
     if recent.empty:
         return
-    spec = cfg.spec(r.timeframe)
+    spec = cfg.spec(r.timeframe, int(recent["horizon"].iloc[-1]))
     bars = load_bars(head_dataset(cfg), r.timeframe, [r.symbol],  # the warm-up: the label band reads earlier bars
                      since=recent["ts"].iloc[0].to_pydatetime() - dt.timedelta(days=spec.warmup_days))
     resolved = resolved_forecasts(recent, bars, spec.horizon, cfg.labels_of(r.symbol, r.timeframe))

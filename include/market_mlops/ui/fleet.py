@@ -32,6 +32,7 @@ class ModelRow:
     model: str
     symbol: str
     timeframe: str
+    horizon: int | None  # bars ahead; None: the timeframe's main horizon (a model named without -hN)
     champion: VersionInfo | None
     challenger: VersionInfo | None
     latest: VersionInfo | None  # the last version registered (a retrain or a refresh) and its gate decision
@@ -43,6 +44,11 @@ class ModelRow:
     in_cooldown: bool = False
     last_check: str | None = None
     drift_run_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`AAPL d1`, `AAPL d1 h20`: how pages name the model."""
+        return f"{self.symbol} {self.timeframe}" + (f" h{self.horizon}" if self.horizon is not None else "")
 
     @property
     def flag(self) -> str:
@@ -67,27 +73,41 @@ class ModelRow:
 _NO_VERSION = VersionInfo("", "", dt.datetime.min.replace(tzinfo=dt.UTC), (), {}, "")
 
 
-def model_rows(pairs: Iterable[tuple[str, str]], versions: Iterable[VersionInfo], checks: Iterable[dict[str, Any]],
-               trend: int = 12) -> list[ModelRow]:
-    """One row per (symbol, timeframe): the configured pairs, and any other model the registry holds."""
+def parse_model_name(name: str) -> tuple[str, str, int | None] | None:
+    """(symbol, timeframe, horizon or None) of `AAPL-d1-direction` / `AAPL-d1-h20-direction`; None for another name."""
+    if not name.endswith("-direction") or name.count("-") < 2:
+        return None
+    stem = name.removesuffix("-direction")
+    head, last = stem.rsplit("-", 1)
+    if last.startswith("h") and last[1:].isdigit() and "-" in head:
+        symbol, timeframe = head.rsplit("-", 1)
+        return symbol, timeframe, int(last[1:])
+    return head, last, None
+
+
+def model_rows(keys: Iterable[tuple[str, str, int | None]], versions: Iterable[VersionInfo],
+               checks: Iterable[dict[str, Any]], trend: int = 12, cfg: PipelineConfig | None = None) -> list[ModelRow]:
+    """One row per model (symbol, timeframe, horizon): the configured ones, and any other the registry holds."""
     by_model: dict[str, list[VersionInfo]] = {}
     for v in versions:
         by_model.setdefault(v.model, []).append(v)
     history: dict[str, list[dict[str, Any]]] = {}
     for record in sorted(checks, key=lambda r: str(r.get("interval_end", ""))):
         history.setdefault(str(record.get("model")), []).append(record)
-    names = {model_name(s, t): (s, t) for s, t in pairs}
+    names = {model_name(s, t, h, cfg): (s, t, h) for s, t, h in keys}
     for name in by_model:
-        if name not in names and name.endswith("-direction") and name.count("-") >= 2:
-            symbol, timeframe = name.removesuffix("-direction").rsplit("-", 1)
-            names[name] = (symbol, timeframe)
+        parsed = parse_model_name(name)
+        if name not in names and parsed is not None:
+            names[name] = parsed
     rows = []
-    for name, (symbol, timeframe) in names.items():
+    for name, (symbol, timeframe, horizon) in names.items():
+        main = horizon is None or (cfg is not None and timeframe in cfg.timeframes
+                                   and horizon == cfg.main_horizon(timeframe))
         mine = sorted(by_model.get(name, []), key=lambda v: int(v.version))
         checked = history.get(name, [])
         last = checked[-1] if checked else {}
         rows.append(ModelRow(
-            model=name, symbol=symbol, timeframe=timeframe,
+            model=name, symbol=symbol, timeframe=timeframe, horizon=None if main else horizon,
             champion=next((v for v in mine if CHAMPION in v.aliases), None),
             challenger=next((v for v in mine if CHALLENGER in v.aliases), None),
             latest=mine[-1] if mine else None, versions=len(mine),
@@ -153,4 +173,5 @@ def fleet(cfg: PipelineConfig, model: str | None = None) -> list[ModelRow]:
     """The rows of the Models page (or of one model): the registry and the SQL store, one read each."""
     from market_mlops.monitoring.history import drift_history
 
-    return model_rows(cfg.pairs() if model is None else [], registry_versions(cfg, model), drift_history(cfg, model))
+    return model_rows(cfg.model_keys() if model is None else [], registry_versions(cfg, model),
+                      drift_history(cfg, model), cfg=cfg)

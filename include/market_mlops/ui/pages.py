@@ -86,16 +86,17 @@ def consensus_table(records: list[dict[str, Any]]) -> str:
         return "<p class=muted>Consensus: none yet (the drift check builds one per symbol).</p>"
     body = []
     for r in records:
-        votes = ", ".join(f"{escape(m['timeframe'])} {escape(m['predicted'])} ({m['weight']:.2f})" for m in r["members"])
+        votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} ({m['weight']:.2f})"
+                          for m in r["members"])
         fared = ("no call resolved yet" if not r.get("resolved") else
-                 f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} (the {escape(r['anchor_timeframe'])} "
+                 f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} (the {escape(r['anchor_timeframe'])} h{r['horizon']} "
                  f"champion alone {_pct(r.get('anchor_accuracy'))})")
         body.append(f'<tr data-symbol="{escape(r["symbol"])}"><td>{escape(r["symbol"])}</td>'
                     f"<td>{escape(r['direction'])}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
                     f"<td>{fared}</td><td>{escape(r['interval_end'][:10])}</td></tr>")
     head = ("<tr><th>symbol</th><th>consensus</th><th>agreement</th><th>votes (weight: skill above chance)</th>"
             "<th>realized accuracy</th><th>session</th></tr>")
-    return f'<h2>Consensus across timeframes</h2><table id="consensus">{head}{"".join(body)}</table>'
+    return f'<h2>Consensus across timeframes and horizons</h2><table id="consensus">{head}{"".join(body)}</table>'
 
 
 def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention", band: str | None = None,
@@ -113,7 +114,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
         decision = latest.tags.get("gate.decision", "") if latest else ""
         body.append(
             f'<tr data-model="{escape(r.model)}" data-band="{escape(r.band or "none")}">'
-            f'<td><a href="model/{quote(r.model)}">{escape(r.symbol)} {escape(r.timeframe)}</a>'
+            f'<td><a href="model/{quote(r.model)}">{escape(r.label)}</a>'
             f'{f" <span class=flag>{escape(r.flag)}</span>" if r.flag else ""}</td>'
             f"<td>{_version(r.champion, now)}</td><td>{_version(r.challenger, now)}</td>"
             f"<td>{_pct(r.gate('challenger_accuracy', r.champion))}</td>"
@@ -174,7 +175,8 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
         links.append(f'<a href="../report/{quote(r.drift_run_id)}">last drift report</a>')
     links += [outside(f"{airflow_base}/dags/model_retrain/runs", "retrain runs", new_tab=False),
               outside(f"{airflow_base}/dags/model_rollback", f"roll back (trigger model_rollback with symbol "
-                      f"{escape(r.symbol)}, timeframe {escape(r.timeframe)})", new_tab=False)]
+                      f"{escape(r.symbol)}, timeframe {escape(r.timeframe)}"
+                      f"{'' if r.horizon is None else f', horizon {r.horizon}'})", new_tab=False)]
     moves = "".join(
         f"<tr><td>{escape(str(m['when'])[:19])}</td><td>{escape(m['alias'])}</td>"
         f"<td>{escape(str(m.get('from') or '-'))}</td><td>{escape(str(m['to']))}</td>"
