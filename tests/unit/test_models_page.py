@@ -129,9 +129,14 @@ def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_cal
     member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7}
     records = [{"symbol": "SPY", "direction": "BULLISH", "agreement": 0.7, "interval_end": "2025-11-14T21:45:00+00:00",
                 "members": [member, {**member, "timeframe": "h1", "horizon": 6, "predicted": "BEARISH", "weight": 0.3}],
-                "resolved": 12, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1", "horizon": 5}]
-    page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records)
+                "resolved": 140, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1",
+                "horizon": 5}]
+    page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records, min_outcomes=25)
     row = page.split('data-symbol="SPY"')[1].split("</tr>")[0]
     assert "BULLISH" in row and "0.70" in row and "d1 h5 BULLISH (0.70), h1 h6 BEARISH (0.30)" in row
-    assert "50.0% of 12 (the d1 h5 champion alone 41.7%)" in row
+    assert "50.0% of 140 (28 outcomes; the d1 h5 champion alone 41.7%)" in row
+    # 12 calls on a 5-session label are 2.4 independent outcomes: no accuracy is shown for them
+    few = models_page([], NOW, consensus=[{**records[0], "resolved": 12}], min_outcomes=25)
+    row = few.split('data-symbol="SPY"')[1].split("</tr>")[0]
+    assert "12 resolved, 2.4 outcomes: too few to judge" in row and "50.0%" not in row
     assert "Consensus: none yet" in models_page([], NOW)

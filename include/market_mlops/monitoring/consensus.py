@@ -163,6 +163,12 @@ def consensus_accuracy(symbol: str, latest: dict[str, Any], interval_end: dt.dat
             "resolved": len(resolved)}
 
 
+def judged_outcomes(record: dict[str, Any]) -> float:
+    """Independent outcomes behind a consensus's realized accuracy: its resolved calls over its anchor's horizon
+    (calls a session apart on a 5-session label share most of their outcome)."""
+    return int(record.get("resolved") or 0) / max(int(record.get("horizon") or 1), 1)
+
+
 def latest_consensus(cfg: PipelineConfig) -> list[dict[str, Any]]:
     """The newest stored consensus of each symbol (what the Models page and `market-mlops models` show)."""
     from market_mlops.state import store, tables

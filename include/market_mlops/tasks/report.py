@@ -99,12 +99,22 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
     return lines + consensus_section(cfg)
 
 
-def consensus_line(record: dict[str, Any]) -> str:
-    """One symbol's newest consensus: the call, its agreement, each champion's vote, how the calls have fared."""
+def consensus_line(record: dict[str, Any], min_outcomes: float) -> str:
+    """One symbol's newest consensus: the call, its agreement, each champion's vote, how the calls have fared (the
+    accuracy only once its calls hold `min_outcomes` independent outcomes, as a drift band is judged)."""
+    from market_mlops.monitoring.consensus import judged_outcomes
+
     votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} w {m['weight']:.2f}" for m in record["members"])
-    fared = ("no call resolved yet" if not record.get("resolved") else
-             f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
-             f"({record['anchor_timeframe']} h{record['horizon']} champion alone {record['anchor_accuracy']:.3f})")
+    outcomes = judged_outcomes(record)
+    if not record.get("resolved"):
+        fared = "no call resolved yet"
+    elif outcomes < min_outcomes:
+        fared = (f"{record['resolved']} calls resolved, {outcomes:.1f} independent outcomes: too few to judge "
+                 f"(drift.min_outcomes {min_outcomes:g})")
+    else:
+        fared = (f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
+                 f"({outcomes:.0f} outcomes; {record['anchor_timeframe']} h{record['horizon']} champion alone "
+                 f"{record['anchor_accuracy']:.3f})")
     agree = sum(1 for m in record["members"] if m["predicted"] == record["direction"])
     return (f"  {record['symbol']:<8} {record['direction']:<8} agreement {record['agreement']:.2f} "
             f"({agree} of {len(record['members'])} champions: {votes}); {fared}; {record['interval_end'][:10]}")
@@ -116,8 +126,8 @@ def consensus_section(cfg: PipelineConfig) -> list[str]:
     records = latest_consensus(cfg)
     if not records:
         return ["Consensus: none yet (the drift check builds one per symbol after it checks the champions)"]
-    return ["Consensus across timeframes (newest per symbol; votes weighted by each champion's skill above chance):",
-            *[consensus_line(r) for r in records]]
+    return ["Consensus across timeframes and horizons (newest per symbol; votes weighted by each champion's skill above chance):",
+            *[consensus_line(r, cfg.drift.min_outcomes) for r in records]]
 
 
 def drift_section(cfg: PipelineConfig | None = None) -> list[str]:

@@ -47,7 +47,8 @@ def create_app() -> FastAPI:
         log.info("models page: %d rows (sort %s, band %s)", len(rows), sort, band or "all")
         from market_mlops.monitoring.consensus import latest_consensus
 
-        return pages.models_page(rows, dt.datetime.now(dt.UTC), sort, band, _public_base(), latest_consensus(cfg))
+        return pages.models_page(rows, dt.datetime.now(dt.UTC), sort, band, _public_base(), latest_consensus(cfg),
+                                 cfg.drift.min_outcomes)
 
     @app.get("/model/{name}", response_class=HTMLResponse, dependencies=guard)
     def model(name: str) -> str:

@@ -80,17 +80,22 @@ def _version(v: VersionInfo | None, now: dt.datetime) -> str:
            f'<span class="muted">{_age(v.created, now)}</span>'
 
 
-def consensus_table(records: list[dict[str, Any]]) -> str:
-    """The newest consensus per symbol: the call, its agreement, each champion's vote and how the calls fared."""
+def consensus_table(records: list[dict[str, Any]], min_outcomes: float) -> str:
+    """The newest consensus per symbol: the call, its agreement, each champion's vote and how the calls fared (the
+    accuracy once the calls hold `min_outcomes` independent outcomes)."""
+    from market_mlops.monitoring.consensus import judged_outcomes
+
     if not records:
         return "<p class=muted>Consensus: none yet (the drift check builds one per symbol).</p>"
     body = []
     for r in records:
         votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} ({m['weight']:.2f})"
                           for m in r["members"])
+        outcomes = judged_outcomes(r)
         fared = ("no call resolved yet" if not r.get("resolved") else
-                 f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} (the {escape(r['anchor_timeframe'])} h{r['horizon']} "
-                 f"champion alone {_pct(r.get('anchor_accuracy'))})")
+                 f"{r['resolved']} resolved, {outcomes:.1f} outcomes: too few to judge" if outcomes < min_outcomes else
+                 f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} ({outcomes:.0f} outcomes; the "
+                 f"{escape(r['anchor_timeframe'])} h{r['horizon']} champion alone {_pct(r.get('anchor_accuracy'))})")
         body.append(f'<tr data-symbol="{escape(r["symbol"])}"><td>{escape(r["symbol"])}</td>'
                     f"<td>{escape(r['direction'])}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
                     f"<td>{fared}</td><td>{escape(r['interval_end'][:10])}</td></tr>")
@@ -100,7 +105,8 @@ def consensus_table(records: list[dict[str, Any]]) -> str:
 
 
 def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention", band: str | None = None,
-                airflow_base: str = "", consensus: list[dict[str, Any]] | None = None) -> str:
+                airflow_base: str = "", consensus: list[dict[str, Any]] | None = None,
+                min_outcomes: float = 25) -> str:
     """One row per model: champion and challenger with age, the holdout against both baselines, the last band and
     the realized-accuracy trend, features drifted, cooldown, the last registration and its gate decision."""
     bands = ["", "emergency", "drift", "monitor", "normal", "none"]
@@ -136,7 +142,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
                + ", ".join(f"{sum(1 for r in rows if r.band == b)} {b}" for b in ("emergency", "drift", "monitor"))
                + "</p>")
     return _page("Models", f"<h1>Models</h1>{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
-                           f'<table id="models">{head}{"".join(body)}</table>{consensus_table(consensus or [])}')
+                           f'<table id="models">{head}{"".join(body)}</table>{consensus_table(consensus or [], min_outcomes)}')
 
 
 @dataclass
