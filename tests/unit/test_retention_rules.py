@@ -25,3 +25,30 @@ def test_rows_are_kept_for_calendar_months():
     at = dt.datetime(2025, 3, 31, 6, tzinfo=dt.UTC)
     assert months_before(at, 1) == dt.datetime(2025, 2, 28, 6, tzinfo=dt.UTC)
     assert months_before(at, 12) == dt.datetime(2024, 3, 31, 6, tzinfo=dt.UTC)
+
+
+def test_a_fleet_of_old_rows_is_counted_and_archived_per_model_on_sqlite(tmp_path):
+    """1,200 models with kept versions: one OR over them passed SQLite's expression depth limit (1,000)."""
+    import pandas as pd
+
+    from market_mlops.monitoring.archive import ARCHIVED_TABLES, archive_old_rows, count_old_rows, read_archive
+    from market_mlops.monitoring.forecasts import load_forecasts, upsert_forecasts
+
+    cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
+    old, new = pd.Timestamp("2024-01-02", tz="UTC"), pd.Timestamp("2025-06-02", tz="UTC")
+    models = [f"S{i:04d}-d1-direction" for i in range(1200)]
+    rows = [{"symbol": m.split("-")[0], "timeframe": "d1", "ts": ts, "horizon": 5, "model_name": m,
+             "model_version": version, "p_bearish": 0.3, "p_neutral": 0.3, "p_bullish": 0.4, "predicted": "BULLISH"}
+            for m in models for version in ("1", "2") for ts in (old, new)]
+    rows += [{**rows[0], "model_name": "GONE-d1-direction", "symbol": "GONE"}]  # a model the registry no longer has
+    upsert_forecasts(pd.DataFrame(rows), cfg)
+    kept = {m: {"2"} for m in models}  # v1 of every model is archived, v2 kept; GONE keeps nothing
+    forecasts = ARCHIVED_TABLES[0]
+    before = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    assert count_old_rows(forecasts, before, kept, cfg) == 1200 + 1
+    assert archive_old_rows(forecasts, before, kept, cfg) == 1201
+    assert count_old_rows(forecasts, before, kept, cfg) == 0
+    archived = read_archive("forecasts", cfg)
+    assert len(archived) == 1201 and set(archived["model_version"]) == {"1"}
+    left = load_forecasts("S0007", "d1", cfg)
+    assert sorted(zip(left["model_version"], left["ts"].dt.year, strict=True)) == [("1", 2025), ("2", 2024), ("2", 2025)]

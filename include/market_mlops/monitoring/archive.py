@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, select
 
 from market_mlops.state import store, tables
 
@@ -48,22 +48,26 @@ def months_before(moment: dt.datetime, months: int) -> dt.datetime:
     return (pd.Timestamp(moment) - pd.DateOffset(months=months)).to_pydatetime()
 
 
-def _old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, set[str]]) -> ColumnElement[bool]:
-    """Rows older than `before` of every version but the kept ones (a model not in `kept` keeps nothing)."""
+def _old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, set[str]]) -> list[ColumnElement[bool]]:
+    """Rows older than `before` of every version but the kept ones (a model not in `kept` keeps nothing), as one
+    small condition per model that keeps versions and one for every other model: a single OR over a fleet's models
+    passes SQLite's expression depth limit (1,000) and fails."""
     table = spec.table
     time = table.c[spec.time]
     utc = before.astimezone(dt.UTC)
     older = time < (utc if spec.time == "ts" else utc.isoformat())
-    kept_versions = [and_(table.c[spec.model] == model, table.c[spec.version].in_(sorted(versions)))
-                     for model, versions in kept.items() if versions]
-    return and_(older, ~or_(*kept_versions)) if kept_versions else older
+    keeping = sorted(model for model, versions in kept.items() if versions)
+    per_model = [and_(older, table.c[spec.model] == model, table.c[spec.version].not_in(sorted(kept[model])))
+                 for model in keeping]
+    return [*per_model, and_(older, table.c[spec.model].not_in(keeping)) if keeping else older]
 
 
 def count_old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, set[str]], cfg: PipelineConfig) -> int:
     from sqlalchemy import func
 
-    query = select(func.count()).select_from(spec.table).where(_old_rows(spec, before, kept))
-    return int(store.frame(query, cfg, what=f" of {spec.table.name}")[0]["count_1"])
+    return sum(int(store.frame(select(func.count()).select_from(spec.table).where(condition), cfg,
+                               what=f" of {spec.table.name}")[0]["count_1"])
+               for condition in _old_rows(spec, before, kept))
 
 
 def archive_old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, set[str]],
@@ -72,8 +76,8 @@ def archive_old_rows(spec: ArchivedTable, before: dt.datetime, kept: dict[str, s
     import pandas as pd
 
     table = spec.table
-    found = pd.DataFrame(store.frame(select(table).where(_old_rows(spec, before, kept)), cfg,
-                                     what=f" of {table.name}"))
+    found = pd.DataFrame([row for condition in _old_rows(spec, before, kept)
+                          for row in store.frame(select(table).where(condition), cfg, what=f" of {table.name}")])
     if found.empty:
         return 0
     if "record" in found:  # JSON column: text in the archive, as the store's JSON
