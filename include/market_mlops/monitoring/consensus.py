@@ -103,6 +103,10 @@ def build_consensus(results: list[DriftResult], interval_end: dt.datetime,
             if mine.empty:
                 continue
             last = mine.iloc[-1]
+            if last["ts"] < pd.Timestamp(result["interval_start"]):  # its bars for the session are missing
+                log.warning("consensus %s: %s v%s has no forecast for the session from %s (newest %s): no vote",
+                            symbol, result["model"], result["version"], result["interval_start"][:16], last["ts"])
+                continue
             accuracy, source = member_accuracy(result, cfg.drift.min_outcomes)
             members.append(Member(result["model"], str(result["version"]), result["timeframe"], int(last["horizon"]),
                                   cfg.spec(result["timeframe"]).minutes * int(last["horizon"]),
