@@ -74,12 +74,14 @@ def with_last_known_label(feats: pd.DataFrame, close: pd.Series, horizon: int, l
 
 
 def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
-                    cfg: PipelineConfig | None = None, meta: dict[str, Any] | None = None) -> pd.DataFrame:
+                    cfg: PipelineConfig | None = None, meta: dict[str, Any] | None = None,
+                    computed: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Score bars in [since, until) with `model` and upsert them into the store. `meta`: the version's metadata
-    (its horizon and label settings)."""
+    (its horizon and label settings); `computed`: bars and features already computed (`feature_window`) from `since`
+    or earlier up to `until`."""
     cfg = cfg or get_config()
     horizon, labels = model_labels(meta or {}, cfg, timeframe)
-    own, feats = feature_window(cfg, symbol, timeframe, since, until)
+    own, feats = computed if computed is not None else feature_window(cfg, symbol, timeframe, since, until)
     feats = with_last_known_label(feats, own["close"], horizon, labels)
     cols = model.features
     window = feats[(feats["ts"] >= pd.Timestamp(since)) & feats[cols].notna().all(axis=1)]

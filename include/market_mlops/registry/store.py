@@ -86,12 +86,23 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow's UI opens an experiment
 CLASSIC_ML = "custom_model_development"  # runs, metrics, models: not the GenAI view (traces, "Evaluations")
 
 
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, name) -> id: an experiment's id never changes
+
+
 def experiment_id(cfg: PipelineConfig | None = None, name: str = EXPERIMENT) -> str:
     """Get or create, marked for MLflow's classic machine-learning view; safe when mapped tasks on a fresh tracking
-    store race to create it (the loser re-reads)."""
+    store race to create it (the loser re-reads). Asked once per process and tracking store: every run a worker logs
+    needs it twice (find the run, start it), a round trip each to a tracking server."""
+    cfg = cfg or get_config()
+    key = (cfg.mlflow_tracking_uri, name)
+    if key not in _EXPERIMENT_IDS:
+        _EXPERIMENT_IDS[key] = _get_or_create_experiment(cfg, name)
+    return _EXPERIMENT_IDS[key]
+
+
+def _get_or_create_experiment(cfg: PipelineConfig, name: str) -> str:
     import mlflow.exceptions
 
-    cfg = cfg or get_config()
     c = client(cfg)
     found = c.get_experiment_by_name(name)
     if found is not None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import pandas as pd
+    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
     from market_mlops.model.ensemble_model import BaselineModel, BaseModels
@@ -49,6 +50,7 @@ class LoadedModel:
     run_id: str
     base: BaseModels | BaselineModel
     tags: dict[str, str] = field(default_factory=dict)
+    run: Run | None = None  # its training run as read to verify it (tags, metrics): callers need not read it again
 
     @property
     def features(self) -> list[str]:
@@ -104,7 +106,8 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
             verify_checksums(paths, expected)
             base = load_models(paths)  # reads every file into memory: the folder can go
             _keep_files(cfg, mv.run_id, paths)
-    return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}))
+    return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}),
+                       run=run)
 
 
 def model_cache_dir(cfg: PipelineConfig | None) -> Path | None:

@@ -53,16 +53,26 @@ def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: in
 
     from market_mlops.model.evaluation import finance_metrics
 
-    close = bars.sort_values("ts").set_index("ts")["close"]
-    forward = (close.shift(-horizon) / close - 1).reindex(resolved["ts"]).to_numpy()
-    next_bar = (close.shift(-1) / close - 1).reindex(resolved["ts"]).to_numpy()
+    ordered = bars.sort_values("ts")
+    close = ordered["close"].to_numpy(dtype=float)
+    stamps = ordered["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64)  # UTC instants, whatever the unit
+    wanted = resolved["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    at = np.searchsorted(stamps, wanted)
+    found = (at < len(stamps)) & (stamps[np.minimum(at, len(stamps) - 1)] == wanted) if len(stamps) else at < 0
+    forward, next_bar = np.full(len(wanted), np.nan), np.full(len(wanted), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ahead = np.concatenate([close[horizon:] / close[:-horizon] - 1, np.full(horizon, np.nan)])[:len(close)]
+        one = np.concatenate([close[1:] / close[:-1] - 1, [np.nan]])[:len(close)]
+    forward[found], next_bar[found] = ahead[at[found]], one[at[found]]
     usable = np.isfinite(forward) & np.isfinite(next_bar)
     proba = resolved[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(dtype=float)[usable]
     return finance_metrics(proba, forward[usable], next_bar[usable], bars_per_year)
 
 
 def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, holdout_accuracy: float,
-                     interval_end: dt.datetime, cfg: PipelineConfig) -> AccuracyCheck:
+                     interval_end: dt.datetime, cfg: PipelineConfig, bars: pd.DataFrame | None = None) -> AccuracyCheck:
+    """Realized accuracy of the version's resolved forecasts and its band; `bars`: the series' bars up to
+    `interval_end` when the caller has them (read here when they do not reach back far enough)."""
     import pandas as pd
 
     from market_mlops.data.dataset import load_bars
@@ -77,7 +87,8 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     # Resolving a forecast reads the bars from its own onward, and its label band the warm-up before: the partitions
     # before that are not read.
     since = (mine["ts"].min().to_pydatetime() if len(mine) else interval_end) - dt.timedelta(days=spec.warmup_days)
-    bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
+    if bars is None or bars.empty or bars["ts"].iloc[0] > pd.Timestamp(since):
+        bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
     resolved = resolved_forecasts(mine, bars, horizon, labels).tail(cfg.drift.accuracy_outcomes * horizon)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
@@ -88,10 +99,17 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
                          check.upper_delta_points, check.reason)
 
 
+def drift_lookback(cfg: PipelineConfig, timeframe: str) -> dt.timedelta:
+    """Calendar days of bars that hold the last `drift.window` bars of a timeframe (half again for holidays)."""
+    return dt.timedelta(days=max(120, math.ceil(cfg.drift.window * 365 / cfg.spec(timeframe).bars_per_year * 1.5)))
+
+
 def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
-                          cfg: PipelineConfig, reference_run_id: str | None = None) -> tuple[list[FeatureDrift], str]:
+                          cfg: PipelineConfig, reference_run_id: str | None = None,
+                          feats: pd.DataFrame | None = None) -> tuple[list[FeatureDrift], str]:
     """PSI and KS of each feature over the last `drift.window` bars against the training reference of the model,
-    and the status ("measured", or why not)."""
+    and the status ("measured", or why not). `feats`: the series' features up to `interval_end`, reaching back
+    `drift_lookback` at least, when the caller has them."""
     import mlflow
     import pandas as pd
 
@@ -105,9 +123,8 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
 
     reference_run = reference_run_id or model.run_id  # a baseline version reads its trained model's reference
     reference = pd.read_parquet(versions.run_file(reference_run, "reference/reference_features.parquet", cfg))
-    spec = cfg.spec(timeframe)
-    lookback = max(120, math.ceil(cfg.drift.window * 365 / spec.bars_per_year * 1.5))  # calendar days for the window
-    _own, feats = feature_window(cfg, symbol, timeframe, interval_end - dt.timedelta(days=lookback), interval_end)
+    if feats is None:
+        _own, feats = feature_window(cfg, symbol, timeframe, interval_end - drift_lookback(cfg, timeframe), interval_end)
     current = feats[model.features].dropna().tail(cfg.drift.window)
     too_few = enough_for_feature_drift(current, cfg.drift)
     if too_few:
@@ -172,6 +189,7 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
 
     cfg = cfg or get_config()
     done = _checked_in_this_run(shard, interval_end, (airflow_ctx or {}).get("run_id", ""), cfg)
+    windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
 
     def check(champion: dict[str, Any]) -> DriftResult:
         name = store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg)
@@ -181,7 +199,7 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
         triggers = champion.get("emergency_triggers")
         return check_model_drift(champion["symbol"], champion["timeframe"], interval_start, interval_end, airflow_ctx,
                                  cfg, None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers],
-                                 champion.get("horizon"))
+                                 champion.get("horizon"), windows)
 
     return run_shard(shard["champions"], model_label, check)  # type: ignore[arg-type]
 
@@ -212,12 +230,15 @@ def _checked_in_this_run(shard: ChampionShard, interval_end: dt.datetime, run_id
 
 def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
                       airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None,
-                      earlier_triggers: list[dt.datetime] | None = None, horizon: int | None = None) -> DriftResult:
+                      earlier_triggers: list[dt.datetime] | None = None, horizon: int | None = None,
+                      windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] | None = None
+                      ) -> DriftResult:
     """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain).
     `earlier_triggers`: the model's emergency retrains within the cooldown, when the caller read them for the fleet
-    (else they are read here). `horizon`: which of the timeframe's models (default: its main horizon's)."""
+    (else they are read here). `horizon`: which of the timeframe's models (default: its main horizon's).
+    `windows`: a shard's bars and features by (symbol, timeframe, since): the horizons of a series share them."""
     from market_mlops.monitoring.bands import decide_emergency
-    from market_mlops.monitoring.forecasts import score_and_store
+    from market_mlops.monitoring.forecasts import feature_window, score_and_store
     from market_mlops.monitoring.history import emergency_triggers, record_drift_check
 
     cfg = cfg or get_config()
@@ -225,16 +246,25 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     name = store.model_name(symbol, timeframe, horizon, cfg)
     model = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
     horizon = int(model.base.meta.get("horizon") or cfg.spec(timeframe, horizon).horizon)
-    run = store.client(cfg).get_run(model.run_id)
+    run = model.run or store.client(cfg).get_run(model.run_id)
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
 
+    # One window of bars and features serves scoring (from the cutoff), resolution and feature drift (the last
+    # `drift.window` bars), for each horizon of the series in this shard.
+    since = min(cutoff, interval_end - drift_lookback(cfg, timeframe))
+    key = (symbol, timeframe, since.isoformat())
+    windows = {} if windows is None else windows
+    if key not in windows:
+        windows.clear()  # one series at a time: a shard lists a series' horizons side by side
+        windows[key] = feature_window(cfg, symbol, timeframe, since, interval_end)
+    own, feats = windows[key]
     # Forecasts for every bar after the training cutoff up to this interval (upsert: reruns change nothing).
-    scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta)
+    scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta,
+                             computed=(own, feats))
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
-    accuracy = measure_accuracy(model, symbol, timeframe, float(reference),
-                                interval_end, cfg)
+    accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
-                                                   run.data.tags.get("reference.run_id"))
+                                                   run.data.tags.get("reference.run_id"), feats=feats)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
     triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
     emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)
