@@ -11,7 +11,13 @@
   market-mlops config show             print the resolved configuration
   market-mlops rollback --symbol SPY --timeframe d1 [--horizon H] [--to-version N]
                                        move `champion` back to the version it replaced (or to N)
-  market-mlops models                  champion and challenger of every registered model
+  market-mlops models                  champion and challenger of every registered model, each symbol's consensus and
+                                       the latest alerts
+  market-mlops retention [--apply] [--as-of YYYY-MM-DD]
+                                       archive old model versions, forecasts and drift rows, collect unused data
+                                       versions (a dry run unless --apply)
+  market-mlops replay --from D --to D [--policy P]... [--symbol S] [--timeframe TF]
+                                       replay retrain policies over history beside a static model
   market-mlops pools                   create or resize the suite's Airflow pools (dvc, training)
   market-mlops secrets check [--require VAR...]
                                        refuse empty, short or placeholder secrets (airflow-init and mlflow run it)
@@ -57,9 +63,9 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from market_mlops.tasks.report import models_section
+    from market_mlops.tasks.report import alerts_section, models_section
 
-    print("\n".join(models_section()))
+    print("\n".join([*models_section(), "", *alerts_section()]))
     return 0
 
 

@@ -31,7 +31,12 @@ def test_a_fleet_of_old_rows_is_counted_and_archived_per_model_on_sqlite(tmp_pat
     """1,200 models with kept versions: one OR over them passed SQLite's expression depth limit (1,000)."""
     import pandas as pd
 
-    from market_mlops.monitoring.archive import ARCHIVED_TABLES, archive_old_rows, count_old_rows, read_archive
+    from market_mlops.monitoring.archive import (
+        ARCHIVED_TABLES,
+        archive_old_rows,
+        count_old_rows,
+        read_archive,
+    )
     from market_mlops.monitoring.forecasts import load_forecasts, upsert_forecasts
 
     cfg = load_config(environ={"MLOPS_HOME": str(tmp_path)})
