@@ -16,7 +16,8 @@ champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tas
    classes; a JSON and HTML report in the MLflow experiment `market-drift`, a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
 
-`build_consensus`, per symbol: a consensus direction across its champions (every timeframe), each champion's newest
+`build_consensus`, per symbol: a consensus direction across its champions (every timeframe and horizon; skipped in a
+run narrowed by `timeframes` or `horizons`, which checks only some of them), each champion's newest
 forecast weighted by its skill (realized accuracy above chance once judged on `drift.min_outcomes` outcomes, else its
 reference), with an agreement score (the weight of the champions calling that direction) and the consensus's own
 realized accuracy beside its anchor's (the champion looking furthest ahead); stored in the SQL store's `consensus`.
@@ -104,9 +105,14 @@ def drift_check():
         return emergency_retrain_confs(list(results))
 
     @task
-    def build_consensus(results, data_interval_end=None) -> list[ConsensusResult]:
+    def build_consensus(results, data_interval_end=None, params=None) -> list[ConsensusResult]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from market_mlops.tasks.drift_check import consensus_of_checks
 
+        if list_param(params["timeframes"]) or horizon_list(params.get("horizons")):
+            raise AirflowSkipException("this run checked some of each symbol's champions (timeframes or horizons "
+                                       "narrowed): the session's consensus of all of them is left as it was")
         return consensus_of_checks(list(results), data_interval_end)
 
     checked = check_model_drift.expand(shard=list_champions())

@@ -102,3 +102,11 @@ def test_each_horizon_is_a_model_with_its_forecasts_its_vote_and_its_own_rollbac
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "unknown horizon(s) [7]" in out.stderr and out.stderr.strip().count("\n") == 0, \
         out.stderr
+
+    # Reordered horizons would hand the plain name to another horizon: the retrain refuses, naming the fix.
+    from market_mlops.tasks.retrain import resolve_data_version, retrain_model
+
+    monkeypatch.setenv("MLOPS__TIMEFRAMES__D1__HORIZONS", "20,5,1")
+    data = resolve_data_version(dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+    with pytest.raises(ValueError, match=r"trained AAPL-d1-direction 5 bars ahead, the config now says 20.*put it first"):
+        retrain_model("AAPL", "d1", data, horizon=20)

@@ -40,3 +40,12 @@ def test_the_vote_is_weighted_by_realized_accuracy_only_once_judged_on_enough_ou
     assert member_accuracy(judged, 25) == (0.48, "realized")  # type: ignore[arg-type]
     assert member_accuracy({**judged, "outcomes": 5.4}, 25) == (0.41, "reference")  # type: ignore[arg-type]
     assert member_accuracy({**judged, "realized_accuracy": None}, 25) == (0.41, "reference")  # type: ignore[arg-type]
+
+
+def test_calls_sharing_an_outcome_are_counted_once():
+    from market_mlops.monitoring.consensus import calls_per_outcome, judged_outcomes
+
+    assert calls_per_outcome(20, 252) == 20 and calls_per_outcome(5, 252) == 5 and calls_per_outcome(1, 252) == 1
+    assert calls_per_outcome(24, 1764) == 24 / 7 and calls_per_outcome(6, 1764) == 1  # h1: 7 bars a session
+    assert judged_outcomes({"resolved": 100, "horizon": 24, "calls_per_outcome": 24 / 7}) == 100 / (24 / 7)
+    assert judged_outcomes({"resolved": 100, "horizon": 5}) == 20  # a row stored before the spacing was recorded

@@ -34,6 +34,8 @@ def test_a_model_sees_its_own_horizon_and_the_main_one_keeps_its_name(defaults):
     assert parse_model_name("AAPL-d1-h20-direction") == ("AAPL", "d1", 20)
     assert parse_model_name("BRK-B-d1-direction") == ("BRK-B", "d1", None)
     assert parse_model_name("BRK-B-d1-h1-direction") == ("BRK-B", "d1", 1)
+    assert parse_model_name("BRK-B-h1-direction") == ("BRK-B", "h1", None)  # a dashed ticker on h1, its main horizon
+    assert parse_model_name("BRK-B-h1-h24-direction") == ("BRK-B", "h1", 24)
     assert model_label({"symbol": "AAPL", "timeframe": "d1", "horizon": 1}, defaults) == "AAPL d1 h1"
     assert model_label({"symbol": "AAPL", "timeframe": "d1", "horizon": 5}, defaults) == "AAPL d1"
 

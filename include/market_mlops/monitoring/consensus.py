@@ -121,6 +121,7 @@ def build_consensus(results: list[DriftResult], interval_end: dt.datetime,
             "agreement": call.agreement, "p_bearish": round(call.proba[0], 4), "p_neutral": round(call.proba[1], 4),
             "p_bullish": round(call.proba[2], 4), "anchor": call.anchor.model, "anchor_timeframe": call.anchor.timeframe,
             "anchor_ts": call.anchor.ts, "anchor_predicted": call.anchor.predicted, "horizon": call.anchor.horizon,
+            "calls_per_outcome": calls_per_outcome(call.anchor.horizon, cfg.spec(call.anchor.timeframe).bars_per_year),
             "members": [asdict(m) | {"weight": call.weights[m.model]} for m in members],
         }
         record |= consensus_accuracy(symbol, record, interval_end, cfg)
@@ -159,7 +160,8 @@ def consensus_accuracy(symbol: str, latest: dict[str, Any], interval_end: dt.dat
     since = calls["ts"].min().to_pydatetime() - dt.timedelta(days=cfg.spec(timeframe).warmup_days)
     bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
     resolved = resolved_forecasts(calls, bars, horizon, cfg.labels_of(symbol, timeframe))
-    resolved = resolved.tail(cfg.drift.accuracy_outcomes * horizon)
+    resolved = resolved.tail(math.ceil(cfg.drift.accuracy_outcomes
+                                       * calls_per_outcome(horizon, cfg.spec(timeframe).bars_per_year)))
     if resolved.empty:
         return {"realized_accuracy": None, "anchor_accuracy": None, "resolved": 0}
     return {"realized_accuracy": round(float(resolved["correct"].mean()), 4),
@@ -167,10 +169,17 @@ def consensus_accuracy(symbol: str, latest: dict[str, Any], interval_end: dt.dat
             "resolved": len(resolved)}
 
 
+def calls_per_outcome(horizon: int, bars_per_year: int, sessions_per_year: int = 252) -> float:
+    """How many consecutive consensus calls (one per session) share one outcome of the anchor's label: its horizon
+    in sessions, at least 1 (d1 at 20: 20 calls; h1 at 24 on a 7-bar stock session: 3.4; h1 at 6: 1)."""
+    return max(1.0, horizon / max(bars_per_year / sessions_per_year, 1e-9))
+
+
 def judged_outcomes(record: dict[str, Any]) -> float:
-    """Independent outcomes behind a consensus's realized accuracy: its resolved calls over its anchor's horizon
-    (calls a session apart on a 5-session label share most of their outcome)."""
-    return int(record.get("resolved") or 0) / max(int(record.get("horizon") or 1), 1)
+    """Independent outcomes behind a consensus's realized accuracy: its resolved calls (one per session) over the
+    calls that share an outcome (calls a session apart on a 5-session label share most of it)."""
+    share = record.get("calls_per_outcome") or max(int(record.get("horizon") or 1), 1)  # rows from before it was kept
+    return int(record.get("resolved") or 0) / float(share)
 
 
 def latest_consensus(cfg: PipelineConfig) -> list[dict[str, Any]]:

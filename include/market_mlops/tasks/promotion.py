@@ -98,6 +98,11 @@ def champion_on_holdout(name: str, version: str | None, X_holdout: pd.DataFrame,
         return None if champion is None else ChampionOnHoldout(champion, np.zeros(0, dtype=bool), None, horizon)
     loaded = versions.load_verified(name, champion, cfg=cfg)
     champion_horizon = int(loaded.base.meta.get("horizon", horizon))
+    if champion_horizon != horizon:
+        raise ValueError(
+            f"{name}: its champion v{champion} calls {champion_horizon} bars ahead, this challenger {horizon}: the "
+            "timeframe's main horizon (the first of timeframes.<tf>.horizons, the model named without -hN) changed; "
+            f"put {champion_horizon} first again (a new horizon is a new model, added after it)")
     if isinstance(loaded.base, BaselineModel):
         rows = np.ones(len(X_holdout), dtype=bool)
         return ChampionOnHoldout(champion, rows, loaded.base.predict_from_baselines(baseline_preds), champion_horizon,

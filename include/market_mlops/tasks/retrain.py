@@ -169,6 +169,10 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     # A retried task finds its earlier work by the run key: done (summary recorded) is reported again; a run that
     # finished logging is reused and only what is missing after it (registration, gate) is done.
     existing = store.find_run(run_key, cfg)
+    earlier = existing.data.params.get("horizon") if existing is not None else None
+    if earlier is not None and earlier != str(spec.horizon):
+        raise ValueError(f"run {run_key} trained {name} {earlier} bars ahead, the config now says {spec.horizon}: the "
+                         "timeframe's main horizon (the first of timeframes.<tf>.horizons) changed; put it first again")
     recorded = existing.data.tags.get("mlops.summary") if existing is not None else None
     if recorded:
         done: TrainingSummary = json.loads(recorded)

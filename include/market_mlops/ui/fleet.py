@@ -74,14 +74,16 @@ _NO_VERSION = VersionInfo("", "", dt.datetime.min.replace(tzinfo=dt.UTC), (), {}
 
 
 def parse_model_name(name: str) -> tuple[str, str, int | None] | None:
-    """(symbol, timeframe, horizon or None) of `AAPL-d1-direction` / `AAPL-d1-h20-direction`; None for another name."""
+    """(symbol, timeframe, horizon or None) of `AAPL-d1-direction` / `AAPL-d1-h20-direction`; None for another name.
+    A timeframe is lower-case and a ticker upper-case, so `BRK-B-h1-direction` is BRK-B on h1, not BRK on "B"."""
     if not name.endswith("-direction") or name.count("-") < 2:
         return None
     stem = name.removesuffix("-direction")
     head, last = stem.rsplit("-", 1)
     if last.startswith("h") and last[1:].isdigit() and "-" in head:
         symbol, timeframe = head.rsplit("-", 1)
-        return symbol, timeframe, int(last[1:])
+        if timeframe.isalnum() and timeframe == timeframe.lower() and not timeframe.isdigit():
+            return symbol, timeframe, int(last[1:])
     return head, last, None
 
 
