@@ -231,7 +231,10 @@ class Storage(_Strict):
     dvc_remote_url: str = "dvc-remote"
     s3_endpoint_url: str | None = None
     mlflow_tracking_uri: str | None = None
-    mlflow_artifact_root: str = "mlflow/artifacts"
+    mlflow_artifact_root: str | None = Field(
+        default=None, description="where new experiments keep run and model files; null = the tracking server's "
+        "own (its --artifacts-destination, e.g. S3 through --serve-artifacts), or <MLOPS_HOME>/mlflow/artifacts with "
+        "the embedded SQLite store")
     state_url: str | None = Field(default=None, description="the suite's SQL store (SQLAlchemy URL): data versions, "
                                   "drift checks, alias moves; null = sqlite:///<MLOPS_HOME>/state.db")
     model_cache: str | None = Field(default="cache/models", description="this worker's cache of verified model "
@@ -444,8 +447,13 @@ class PipelineConfig(_Strict):
         return self.storage.state_url or f"sqlite:///{self.home / 'state.db'}"
 
     @property
-    def mlflow_artifact_root(self) -> str:
+    def mlflow_artifact_root(self) -> str | None:
+        """None: a tracking server decides. A local folder under a tracking server would keep every run's files on
+        the disk of the worker that logged them, where no other host (or the server's UI) can read them."""
         root = self.storage.mlflow_artifact_root
+        if root is None:
+            return None if self.mlflow_tracking_uri.startswith(("http://", "https://")) else \
+                self.path("mlflow/artifacts").as_uri()
         return root if "://" in root else self.path(root).as_uri()
 
     @property

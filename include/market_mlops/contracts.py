@@ -181,6 +181,7 @@ class DriftResult(TypedDict):
     emergency_retrain_triggered: bool
     in_cooldown: bool
     mlflow_run_id: str
+    seconds: NotRequired[dict[str, float]]  # phases: load, window, score, measure, report (MLflow)
 
 
 class RetrainConf(TypedDict):

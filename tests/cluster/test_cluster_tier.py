@@ -74,6 +74,7 @@ class Cluster:
         self.workers: dict[str, tuple[Namespace, dict[str, str]]] = {}
         self.vendor = (home, home)
         self.brokers: list[Forwarder] = []  # every way to Redis (the servers', the workers')
+        self.s3 = None  # a boto3 client of the tier's object store
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.home / f"{name}.log", "ab")
@@ -238,6 +239,7 @@ def cluster(tmp_path_factory):
                           aws_secret_access_key="testing", region_name="us-east-1")
         for bucket in BUCKETS:
             s3.create_bucket(Bucket=bucket)
+        c.s3 = s3
         history, drops = _write_vendor_files(home / "vendor")
         _upload(s3, history, "mlops-landing", "history")
         _upload(s3, drops, "mlops-landing", "drops")
@@ -467,6 +469,14 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
         forecasts = dict(conn.execute(text("SELECT model_name, count(*) FROM forecasts GROUP BY model_name")).all())
     assert set(forecasts) == set(names) and min(forecasts.values()) >= 10
 
+    # Every run's and model's files went through MLflow's server to the object store: none is on a worker's disk
+    # (the network namespaces share one file system, so a local file would be read by the other worker unnoticed).
+    stored = [o["Key"] for page in cluster.s3.get_paginator("list_objects_v2").paginate(Bucket="mlflow")
+              for o in page.get("Contents", [])]
+    assert any(k.endswith("/MLmodel") for k in stored) and any(k.endswith("reference_features.parquet") for k in stored)
+    for _ns, env in cluster.workers.values():
+        assert not (Path(env["MLOPS_HOME"]) / "mlflow").exists(), env["MLOPS_HOME"]
+
     # MLflow's basic-auth, as compose runs it: the pipeline did all of the above; nobody else may move a champion.
     def status(path: str, body: dict, user: tuple[str, str] | None) -> int:
         headers = {"Content-Type": "application/json"}
@@ -502,12 +512,46 @@ def test_two_workers_without_a_shared_disk_run_the_lifecycle(cluster, tmp_path):
                      "search_trials": 0}})
         cluster.wait_runs("model_retrain", lambda r: r["dag_run_id"] == "tier_retrain_one_worker", 1, 1500)
         figures["1 worker"] = _retrain_figures(cluster, client, "tier_retrain_one_worker")
-    (cluster.home / "retrain-workers.json").write_text(json.dumps(figures, indent=2))
+    drift = _drift_figures(cluster, "tier_drift_2", second)
+    (cluster.home / "retrain-workers.json").write_text(json.dumps({**figures, "drift": drift}, indent=2))
     for label, f in figures.items():
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in f["median_phase_seconds"].items())
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in f["median_phase_seconds"].items())
         print(f"retrain of {f['models']} models through Celery, {label}: wall {f['wall_seconds']:.1f} s; per mapped "
               f"task (median) {f['median_task_seconds']:.1f} s = {phases}, start/teardown "
               f"{f['median_overhead_seconds']:.1f}; queued -> started {f['median_queue_seconds']:.1f} s")
+    phases = ", ".join(f"{k} {v:.3f}" for k, v in drift["median_phase_seconds"].items())
+    print(f"drift check of {drift['champions']} champions through Celery: per champion (median) "
+          f"{drift['median_champion_seconds']:.3f} s = {phases}; per mapped task (median) "
+          f"{drift['median_task_seconds']:.1f} s, of which start/teardown {drift['median_overhead_seconds']:.1f} s")
+    if os.environ.get("MLOPS_TIER_BENCH"):  # the 2,000-model table of docs/dags.md, from these figures
+        from market_mlops.dev.bench.fleet import (
+            DEFAULT_FIT_S,
+            SHARED_WORKER_SLOWDOWN,
+            PerModelCosts,
+            projection_table,
+        )
+
+        shared = figures["2 workers"]  # two tasks at once on 2 cores: one projected worker's load
+        print(projection_table(PerModelCosts(
+            task_overhead_s=shared["median_overhead_seconds"],
+            beside_fit_s=sum(v for k, v in shared["median_phase_seconds"].items() if k != "fit"),
+            fit_s=DEFAULT_FIT_S * SHARED_WORKER_SLOWDOWN, drift_task_overhead_s=drift["median_overhead_seconds"],
+            drift_champion_s=drift["median_champion_seconds"])))
+
+
+def _drift_figures(cluster: Cluster, run_id: str, records: dict[str, dict]) -> dict:
+    """Per champion of a drift_check run: the phases its check recorded (load, window, score, measure, report) and
+    their sum; per mapped check_model_drift task: its duration and the rest (start, teardown, the shard's reads)."""
+    import statistics
+
+    tasks = [t["duration"] for t in cluster.task_instances("drift_check")
+             if t["dag_run_id"] == run_id and t["task_id"] == "check_model_drift" and t["state"] == "success"]
+    seconds = [r["seconds"] for r in records.values() if r.get("airflow_run_id") == run_id and "seconds" in r]
+    per_champion = statistics.median(sum(s.values()) for s in seconds)
+    return {"champions": len(seconds), "median_champion_seconds": per_champion,
+            "median_phase_seconds": {k: statistics.median(s[k] for s in seconds) for k in seconds[0]},
+            "median_task_seconds": statistics.median(tasks),
+            "median_overhead_seconds": statistics.median(tasks) - per_champion * len(seconds) / len(tasks)}
 
 
 def _retrain_figures(cluster: Cluster, client, run_id: str) -> dict:

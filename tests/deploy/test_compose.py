@@ -109,6 +109,21 @@ def test_pools_and_dags_wiring(compose):
     assert "celery worker" in worker["command"] and "deploy" not in worker  # scale with --scale, not a fixed count
 
 
+def test_celery_workers_import_the_task_libraries_before_they_fork(compose):
+    """Every Airflow service names the suite's Celery config; it is Airflow's own plus a hook that imports what the
+    tasks need (each name must resolve: a typo would only log a warning and cost every task its import again)."""
+    import importlib
+    import importlib.util
+
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    from market_mlops.celery_worker import TASK_LIBRARIES
+
+    module, _, name = _env(compose["x-airflow-common"])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) == DEFAULT_CELERY_CONFIG
+    assert [n for n in TASK_LIBRARIES if importlib.util.find_spec(n) is None] == []
+
+
 @pytest.mark.integration
 def test_the_mlflow_service_answers_its_host_names_and_only_its_accounts_write(compose, tmp_path):
     """The compose `mlflow` command, run natively (SQLite and a folder standing in for Postgres and MinIO):
@@ -215,7 +230,36 @@ def test_the_mlflow_service_answers_its_host_names_and_only_its_accounts_write(c
         assert call("model-versions/create", user=analyst, body=version, method="POST") == 403
         assert call("registered-models/alias", user=analyst, body={**alias, "version": "2"}, method="POST") == 403
         assert call("registered-models/alias", user=None, body=alias, method="POST") == 401
+
+        # The suite's experiments keep their files where the server sends them (--artifacts-destination: MinIO in
+        # compose), never on the disk of the worker that logged them; a folder goes up side by side (the suite's
+        # artifact repository), in MLflow's layout.
+        import mlflow
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        from market_mlops.config import load_config
+        from market_mlops.registry import store
+        from market_mlops.registry.artifact_upload import ParallelUploadRepository
+
+        os.environ.update({"MLFLOW_TRACKING_USERNAME": pipeline[0], "MLFLOW_TRACKING_PASSWORD": pipeline[1]})
+        cfg = load_config(environ={"MLOPS_HOME": str(tmp_path / "worker"),
+                                   "MLOPS__STORAGE__MLFLOW_TRACKING_URI": f"http://localhost:{port}"})
+        drift = store.client(cfg).get_experiment(store.experiment_id(cfg, store.DRIFT_EXPERIMENT))
+        assert drift.artifact_location.startswith("mlflow-artifacts:/"), drift.artifact_location
+        folder = tmp_path / "files"
+        for rel in ("a.json", "plots/b.svg", "plots/deep/c.csv", "model/artifacts/rf.skops"):
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(rel)
+        with mlflow.start_run(experiment_id=drift.experiment_id) as run:
+            assert isinstance(get_artifact_repository(run.info.artifact_uri), ParallelUploadRepository)  # registered by the package's entry point
+            mlflow.log_artifacts(str(folder), "report")
+        landed = sorted(str(f.relative_to(tmp_path / "artifacts")).split("/artifacts/report/", 1)[-1]
+                        for f in (tmp_path / "artifacts").rglob("*") if f.is_file())
+        assert landed == ["a.json", "model/artifacts/rf.skops", "plots/b.svg", "plots/deep/c.csv"]
+        assert not (tmp_path / "worker" / "mlflow").exists()
     finally:
+        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
 

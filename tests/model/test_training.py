@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from market_mlops.config import FeatureSelectionSpec, Training, get_config
@@ -210,7 +211,10 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
 
     assert c.get_model_version("AAA-h1-direction", "1").source.startswith("models:/m-")
     local = mlflow.artifacts.download_artifacts("models:/AAA-h1-direction@champion", dst_path=str(training_env / "served"))
-    example = mlflow.models.Model.load(local).load_input_example(local)
+    champion_run = c.get_model_version_by_alias("AAA-h1-direction", "champion").run_id
+    example = pd.read_parquet(mlflow.artifacts.download_artifacts(  # rows it learned, as a caller would send them
+        run_id=champion_run, artifact_path="reference/reference_features.parquet")).tail(3)
+    assert mlflow.models.Model.load(local).signature.inputs.input_names() == list(example.columns)
     served = mlflow.pyfunc.load_model("models:/AAA-h1-direction@champion").predict(example)
     assert list(served.columns) == ["p_bearish", "p_neutral", "p_bullish", "label"] and len(served) == len(example)
     import tempfile

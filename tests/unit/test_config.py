@@ -103,3 +103,14 @@ def test_universe_groups_give_pairs_calendars_and_label_settings_and_refuse_what
         universe("{symbols: [AAPL], groups: [{name: a, symbols: [AAPL], timeframes: [d1]}]}")
     with pytest.raises(ConfigError, match="universe"):
         universe("{groups: [{name: a, symbols: [AAPL], timeframes: [d1], labels: {d1: {width: 3}}}]}")
+
+
+def test_mlflow_files_go_where_a_tracking_server_keeps_them_and_stay_local_only_with_the_embedded_store(tmp_path):
+    """A local artifact root under a tracking server would leave every run's files on the disk of the worker that
+    logged them (the compose stack did, before the default changed): unset, the server decides."""
+    home = {"MLOPS_HOME": str(tmp_path)}
+    assert load_config(environ=home).mlflow_artifact_root == (tmp_path / "mlflow" / "artifacts").as_uri()
+    server = {**home, "MLOPS__STORAGE__MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    assert load_config(environ=server).mlflow_artifact_root is None
+    chosen = {**server, "MLOPS__STORAGE__MLFLOW_ARTIFACT_ROOT": "s3://mlflow/elsewhere"}
+    assert load_config(environ=chosen).mlflow_artifact_root == "s3://mlflow/elsewhere"

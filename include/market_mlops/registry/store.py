@@ -6,6 +6,7 @@ not exist" is an answer; anything else (server down, refused) propagates, so the
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from market_mlops.config import PipelineConfig, get_config
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT = "market-direction"
 DRIFT_EXPERIMENT = "market-drift"
@@ -108,9 +111,14 @@ def _get_or_create_experiment(cfg: PipelineConfig, name: str) -> str:
     if found is not None:
         if (found.tags or {}).get(EXPERIMENT_KIND_TAG) != CLASSIC_ML:  # one made by an earlier release
             c.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+        if str(found.artifact_location).startswith("file:") and cfg.mlflow_tracking_uri.startswith("http"):
+            log.warning("experiment %s keeps its runs' files on the disk of the worker that logged them (%s), where "
+                        "other hosts cannot read them (an experiment created before the artifact root defaulted to the server's): rename it in MLflow's UI so "
+                        "the next run creates it again in the tracking server's store", name, found.artifact_location)
         return str(found.experiment_id)
     try:
-        return str(c.create_experiment(name, artifact_location=f"{cfg.mlflow_artifact_root.rstrip('/')}/{name}",
+        root = cfg.mlflow_artifact_root
+        return str(c.create_experiment(name, artifact_location=None if root is None else f"{root.rstrip('/')}/{name}",
                                        tags={EXPERIMENT_KIND_TAG: CLASSIC_ML}))
     except mlflow.exceptions.MlflowException as error:
         if not already_exists(error):

@@ -191,12 +191,15 @@ def _made(folder: Path) -> Path:
 SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "model/ensemble_model.py")
 
 
-def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> str:
+def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = True) -> str:
     """Log the pyfunc ensemble whose native files and checksums.json are in `model_dir` into the active run; returns
-    the logged model's id.
+    the logged model's id. `tag_run=False`: the caller sets `pyfunc_run_tags` with its own batch (one round trip less).
 
     The model carries only the modules it needs to load (`SERVING_MODULES`), not the whole suite: a fleet logs
-    thousands of versions. MLflow checks the logged model serves `example`, its input example (it loads it here)."""
+    thousands of versions. Its signature is inferred from `example`; no input example is stored: the run's
+    `reference/reference_features.parquet` already holds the rows it learned last (an input example would store some
+    of them twice), and MLflow would load every new version once more to check the example serves, 0.2 s a version
+    for the same checked-in code every time (tests/model/test_training.py serves a version through pyfunc)."""
     import shutil
 
     import mlflow
@@ -205,7 +208,6 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> str:
 
     from market_mlops.model.ensemble_model import artifact_files
 
-    checksums = json.loads((model_dir / "checksums.json").read_text())
     output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
     with tempfile.TemporaryDirectory(prefix="serving-code-") as tmp:
         code = Path(tmp) / PACKAGE_ROOT.name
@@ -216,13 +218,20 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame) -> str:
             name="model", python_model=str(PACKAGE_ROOT / "model" / "pyfunc_model_code.py"),
             artifacts={**{k: str(model_dir / f) for k, f in artifact_files(model_dir).items()},
                        "checksums": str(model_dir / "checksums.json")},
-            signature=infer_signature(example, output), input_example=example, pip_requirements=PIP_REQUIREMENTS,
+            signature=infer_signature(example, output), pip_requirements=PIP_REQUIREMENTS,
             code_paths=[str(code)],
         )
-    # MLflow 3 keeps a logged model apart from the run's artifacts: the version must point at `models:/m-<id>`,
-    # or `models:/<name>@champion` resolves to an empty run folder.
-    mlflow.set_tags({**{f"sha256.{k}": v for k, v in checksums.items()}, MODEL_URI_TAG: info.model_uri})
+    if tag_run:
+        mlflow.set_tags(pyfunc_run_tags(model_dir, str(info.model_id)))
     return str(info.model_id)
+
+
+def pyfunc_run_tags(model_dir: Path, model_id: str) -> dict[str, str]:
+    """The run's tags of a logged pyfunc model: every file's sha256 and the model's URI (MLflow 3 keeps a logged
+    model apart from the run's artifacts: the version must point at `models:/m-<id>`, or
+    `models:/<name>@champion` resolves to an empty run folder)."""
+    checksums = json.loads((model_dir / "checksums.json").read_text())
+    return {**{f"sha256.{k}": v for k, v in checksums.items()}, MODEL_URI_TAG: f"models:/{model_id}"}
 
 
 LEAN_MODEL_PATH = "model/artifacts"  # a lean version's native files in its run: where a pyfunc keeps them

@@ -281,6 +281,8 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     """One MLflow run: parameters, fold and holdout metrics, evaluation files and charts, the drift reference and
     the pyfunc model, in a handful of calls (parameters, one folder of artifacts, the model, metrics): every call is a
     round trip to the tracking server, and a fleet makes thousands of runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
@@ -308,11 +310,12 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
                                    len(trained.holdout_index))
     lean = cfg.training.model_artifacts == "lean"  # no pyfunc to copy the run's params from: one batch at the end
     batch_params = [Param(k, str(v)) for k, v in params.items()]
-    batch_tags = [RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")]
+    reference_tag = [RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")]
+    file_tags: list[RunTag] = []  # every model file's sha256 (and a pyfunc's URI): known once the files are written
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         run_id = str(run.info.run_id)
         if not lean:
-            client.log_batch(run_id, params=batch_params, tags=batch_tags)
+            client.log_batch(run_id, params=batch_params, tags=reference_tag)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _write_evaluation(folder / "run", trained, evaluation)
@@ -323,10 +326,15 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             checksums = save_base_models(trained.models, trained.weights, trained.feature_names, model_dir,
                                          {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
                                           "labels": label_record(cfg.labels_of(symbol, timeframe))})
-            mlflow.log_artifacts(str(folder / "run"))
-            model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3))
+            # The run's files go up while MLflow builds and logs the pyfunc model (its own upload, a second folder).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-files") as pool:
+                run_files = pool.submit(client.log_artifacts, run_id, str(folder / "run"))
+                model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3), tag_run=False)
+                run_files.result()
+            if model_id is not None:
+                file_tags = [RunTag(k, v) for k, v in versions.pyfunc_run_tags(model_dir, model_id).items()]
         if lean:
-            batch_tags += [RunTag(f"sha256.{k}", v) for k, v in checksums.items()]
+            file_tags = [RunTag(f"sha256.{k}", v) for k, v in checksums.items()]
         now = int(time.time() * 1000)
         metrics = [Metric(f"fold.{k}", float(v), now, int(str(step)), model_id=model_id)
                    for step, row in trained.fold_table.iterrows() for k, v in row.items()
@@ -336,7 +344,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         metrics += [Metric("oof.model_accuracy", trained.oof_accuracy, now, 0, model_id=model_id),
                     Metric("drift.reference_accuracy", reference, now, 0, model_id=model_id)]
         client.log_batch(run_id, metrics=metrics, params=batch_params if lean else [],
-                         tags=batch_tags if lean else [])  # linked to the logged model, as MLflow's log_model would
+                         tags=(reference_tag if lean else []) + file_tags)  # linked to the logged model, as log_model would
         return run_id
 
 

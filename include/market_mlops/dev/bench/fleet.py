@@ -1,12 +1,13 @@
-"""The monthly retrain as a user runs it, and what a fleet of 2,000 models costs (issues 16 and 18).
+"""The monthly retrain as a user runs it, and what a fleet of 2,000 models costs (issues 16, 18 and 33).
 
 `retrain_dag` ingests 15 symbols x {d1, h1} with the ingestion DAG, runs the `model_retrain` DAG itself (dag.test on
 the embedded stack, the suite's default training config) and the `drift_check` DAG after it, and reads back what
 each mapped task spent: the phases every retrain records (features, fit, evaluate, MLflow logging, gate,
 registration, promotion), the task's duration beside them, and each drift check. `slots` trains the same models with
 the training pool at 1 slot (one model at a time, every core for its fits) and at 2 (two at once, one thread per
-fit). `projection` turns the measured costs into the wall time of a 2,000-model retrain and drift check on 1, 4
-and 16 Celery workers of 2 cores.
+fit). `projection` turns per-model costs into the wall time of a 2,000-model retrain and drift check on 1, 4 and 16
+Celery workers of 2 cores: `make bench-cluster` calls it with what the cluster tier measures on the production path
+(Celery, the authenticated MLflow server, S3, PostgreSQL) and the default config's fit measured here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,21 @@ SYMBOLS = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", 
 TIMEFRAMES = ["d1", "h1"]
 HISTORY_UNTIL, CUTOFF, DRIFT_SESSION = dt.date(2025, 9, 30), dt.date(2025, 10, 1), dt.date(2025, 11, 14)
 FLEET, WORKERS, CORES = 2_000, (1, 4, 16), 2
-# Measured by the cluster tier (`make bench-cluster`, 2026-12-01): a mapped task's start and teardown under Celery
-# (queueing, the task process, its imports, the execution API), beside the work it does.
-CELERY_TASK_OVERHEAD_S = 3.7
+# The default config's fit of one d1 model, alone on a 2-core machine (2 threads), and how much longer it takes when
+# two share the machine: `make bench` ("fit per model d1", "training pool 2 slots"), 2026-12-02. A fit is CPU work,
+# the same on either stack; the cluster tier trains a smaller config, so its own fit does not stand for the default.
+DEFAULT_FIT_S, SHARED_WORKER_SLOWDOWN = 0.94, 1.73
+
+
+@dataclass(frozen=True)
+class PerModelCosts:
+    """What one model costs in a mapped task, and where each figure was measured."""
+
+    task_overhead_s: float  # a retrain task's start and teardown under Celery (cluster tier)
+    beside_fit_s: float  # features, evaluation, MLflow logging, gate, registration, promotion (cluster tier)
+    fit_s: float  # the default config's fit with two tasks on the worker (make bench)
+    drift_task_overhead_s: float  # a drift task's start, teardown and shard reads (cluster tier)
+    drift_champion_s: float  # one champion's check: load, window, score, measure, report (cluster tier)
 
 
 def _stack_env(home: Path) -> dict[str, str]:
@@ -133,55 +147,62 @@ def _training_data(env: dict[str, str]) -> dict[str, str]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def projection(work_s: float, slowdown: float, drift_s: float, per_shard: int) -> list[dict[str, Any]]:
+def projection(costs: PerModelCosts, per_shard: int) -> list[dict[str, Any]]:
     """Wall time of a 2,000-model retrain and drift check on W workers of 2 cores, each running 2 tasks at once (the
-    training pool sized to 2 x W): waves of 2 x W shard tasks, each its Celery start/teardown plus its models one
-    after another. `work_s`: a model's retrain with every core (dag.test); `slowdown`: how much longer a model takes
-    when two share a worker (measured); `drift_s`: one champion's check. Assumes MLflow, PostgreSQL and S3 keep up:
-    the cluster tier measured MLflow logging as the largest phase through an authenticated server, so size that
-    server (workers, database) with the fleet."""
+    training pool sized to 2 x W): waves of 2 x W shard tasks, each its start/teardown plus its models one after
+    another. Assumes the MLflow server, PostgreSQL and S3 keep up with 2 x W tasks at once (the cluster tier measures
+    them with 2): size the server's workers and database with the fleet."""
     tasks = math.ceil(FLEET / per_shard)
     rows = []
     for workers in WORKERS:
         waves = math.ceil(tasks / (workers * CORES))
         rows.append({"workers": workers, "tasks": tasks,
-                     "retrain_s": waves * (CELERY_TASK_OVERHEAD_S + per_shard * work_s * slowdown),
-                     "drift_s": waves * (CELERY_TASK_OVERHEAD_S + per_shard * drift_s)})
+                     "retrain_s": waves * (costs.task_overhead_s + per_shard * (costs.fit_s + costs.beside_fit_s)),
+                     "drift_s": waves * (costs.drift_task_overhead_s + per_shard * costs.drift_champion_s)})
     return rows
 
 
-def fleet_figures() -> list[dict[str, Any]]:
-    """The rows `make bench` prints for issues 16 (the retrain DAG, slots) and 18 (the projection)."""
+def projection_table(costs: PerModelCosts) -> str:
+    """The projection as `make bench-cluster` prints it (and docs/dags.md shows it), with its inputs."""
     from market_mlops.config import Fleet
+
+    per_shard = Fleet().size_for(FLEET)
+    lines = [f"2,000 models as {math.ceil(FLEET / per_shard)} shards of {per_shard}, 2 tasks at once per 2-core worker; "
+             f"per model: fit {costs.fit_s:.2f} s (default config, two fits sharing a worker: make bench), "
+             f"the rest of its retrain {costs.beside_fit_s:.2f} s and {costs.task_overhead_s:.2f} s start/teardown a "
+             f"task, drift {costs.drift_champion_s:.3f} s a champion and {costs.drift_task_overhead_s:.2f} s a task "
+             "(cluster tier: Celery, MLflow with basic-auth, S3, PostgreSQL)",
+             "| Celery workers (2 cores each) | monthly retrain | one drift check |", "|---|---|---|"]
+    for p in projection(costs, per_shard):
+        lines.append(f"| {p['workers']} | {p['retrain_s'] / 60:.1f} min | {p['drift_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def fleet_figures() -> list[dict[str, Any]]:
+    """The rows `make bench` prints for issue 16 (the retrain DAG, slots) and the fit figures the projection takes."""
     from market_mlops.dev.bench.run import _row
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         measured = retrain_dag(home)
         slot = slots(home, [(s, "d1") for s in SYMBOLS[:6]])
-    slowdown = slot["per_model_two"] / slot["per_model_one"]
-    per_shard = Fleet().size_for(FLEET)
     rows = [
         _row("retrain DAG, 15 symbols x {d1, h1}", measured["retrain_s"], "s", "", None,
              f"{measured['models']} models through model_retrain (dag.test, default config, forced promotion)"),
         _row("  per mapped task (median)", measured["task_s"], "s", "", None,
              "phases: " + ", ".join(f"{p} {v:.2f}" for p, v in measured["phases"].items())),
         _row("  fit per model d1 / h1 (median)", measured["fit_by_timeframe"]["d1"], "s", "", None,
-             f"h1 {measured['fit_by_timeframe']['h1']:.2f} s"),
+             f"h1 {measured['fit_by_timeframe']['h1']:.2f} s (fleet.DEFAULT_FIT_S: {DEFAULT_FIT_S})"),
         _row("  overhead per mapped task (median)", measured["task_overhead_s"], "s", "", None,
-             f"task duration minus its model's phases in dag.test; under Celery ~{CELERY_TASK_OVERHEAD_S} s of "
-             "start/teardown (cluster tier)"),
+             "task duration minus its model's phases in dag.test (under Celery: make bench-cluster)"),
         _row("drift check DAG, 30 champions", measured["drift_s"], "s", "", None,
              f"per champion {measured['drift_check_s']:.2f} s (median mapped task)"),
         _row("training pool 1 slot, 6 d1 models", slot["one_slot_s"], "s", "", None,
              f"one at a time, 2 threads per fit: {slot['per_model_one']:.2f} s a model"),
         _row("training pool 2 slots, same models", slot["two_slots_s"], "s", "", None,
              f"two at once, 1 thread per fit: {slot['per_model_two']:.2f} s a model each, "
-             f"x{slot['one_slot_s'] / slot['two_slots_s']:.2f} throughput"),
+             f"x{slot['one_slot_s'] / slot['two_slots_s']:.2f} throughput, "
+             f"{slot['per_model_two'] / slot['per_model_one']:.2f}x as long each "
+             f"(fleet.SHARED_WORKER_SLOWDOWN: {SHARED_WORKER_SLOWDOWN}); the 2,000-model projection: make bench-cluster"),
     ]
-    for p in projection(measured["work_s"], slowdown, measured["drift_check_s"], per_shard):
-        rows.append(_row(f"projected 2,000-model retrain, {p['workers']} worker(s)", p["retrain_s"] / 60, "min", "",
-                         None, f"{p['tasks']} shards of {per_shard}, 2 tasks per 2-core worker"))
-        rows.append(_row(f"projected 2,000-model drift check, {p['workers']} worker(s)", p["drift_s"] / 60, "min",
-                         "", None, "same shards"))
     return rows

@@ -379,8 +379,8 @@ def demo_time() -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-w1", action="store_true")
-    parser.add_argument("--skip-fleet", action="store_true", help="leave out the retrain DAG run and the 2,000-model "
-                        "projection (about 5 minutes)")
+    parser.add_argument("--skip-fleet", action="store_true", help="leave out the retrain DAG run and the training "
+                        "pool slots (about 5 minutes)")
     parser.add_argument("--reference", type=int, default=3, metavar="N",
                         help="symbols of W1 to run through the seed-style reference beside the suite (0 = skip; "
                              "about a minute each)")
