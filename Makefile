@@ -63,7 +63,7 @@ import: setup  ## load vendor history: make import FILES="path/or/folder s3://bu
 bench: setup  ## prints benchmark figures next to their targets; writes bench-results.json
 	$(PY) -m market_mlops.dev.bench
 
-bench-cluster: setup  ## the cluster tier, then the same retrain on one Celery worker: prints 1 vs 2 workers (~9 min, root)
+bench-cluster: setup  ## the cluster tier, the same retrain on one Celery worker, drift per champion, the 2,000-model projection (~7 min, root)
 	MLOPS_TIER_BENCH=1 $(PY) -m pytest -m cluster -s -q -p no:logging
 
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28
