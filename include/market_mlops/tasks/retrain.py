@@ -326,11 +326,16 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             checksums = save_base_models(trained.models, trained.weights, trained.feature_names, model_dir,
                                          {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
                                           "labels": label_record(cfg.labels_of(symbol, timeframe))})
-            # The run's files go up while MLflow builds and logs the pyfunc model (its own upload, a second folder).
+            # Through a tracking server the run's files go up while MLflow builds and logs the pyfunc model (its own
+            # upload, a second folder); into a local store a second thread only contends with the first (+0.2 s).
+            remote = not str(run.info.artifact_uri).startswith("file:")
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-files") as pool:
-                run_files = pool.submit(client.log_artifacts, run_id, str(folder / "run"))
+                run_files = pool.submit(client.log_artifacts, run_id, str(folder / "run")) if remote else None
+                if run_files is None:
+                    client.log_artifacts(run_id, str(folder / "run"))
                 model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3), tag_run=False)
-                run_files.result()
+                if run_files is not None:
+                    run_files.result()
             if model_id is not None:
                 file_tags = [RunTag(k, v) for k, v in versions.pyfunc_run_tags(model_dir, model_id).items()]
         if lean:
