@@ -39,12 +39,7 @@ class ParallelUploadRepository(MlflowArtifactsRepository):
     def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        uploads = folder_uploads(local_dir, artifact_path)
-        if len(uploads) <= 1:
-            for file, folder in uploads:
-                self.log_artifact(file, folder)
-            return
-        with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(uploads)), thread_name_prefix="mlops-upload") as pool:
-            futures = [pool.submit(self.log_artifact, file, folder) for file, folder in uploads]
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="mlops-upload") as pool:  # started as needed
+            futures = [pool.submit(self.log_artifact, file, folder) for file, folder in folder_uploads(local_dir, artifact_path)]
         for future in futures:
             future.result()

@@ -113,8 +113,9 @@ def _get_or_create_experiment(cfg: PipelineConfig, name: str) -> str:
             c.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
         if str(found.artifact_location).startswith("file:") and cfg.mlflow_tracking_uri.startswith("http"):
             log.warning("experiment %s keeps its runs' files on the disk of the worker that logged them (%s), where "
-                        "other hosts cannot read them (an experiment created before the artifact root defaulted to the server's): rename it in MLflow's UI so "
-                        "the next run creates it again in the tracking server's store", name, found.artifact_location)
+                        "other hosts cannot read them (created before the artifact root defaulted to the server's): "
+                        "rename it in MLflow's UI so the next run creates it again in the tracking server's store",
+                        name, found.artifact_location)
         return str(found.experiment_id)
     try:
         root = cfg.mlflow_artifact_root

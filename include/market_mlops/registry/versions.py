@@ -193,7 +193,7 @@ SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "mod
 
 def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = True) -> str:
     """Log the pyfunc ensemble whose native files and checksums.json are in `model_dir` into the active run; returns
-    the logged model's id. `tag_run=False`: the caller sets `pyfunc_run_tags` with its own batch (one round trip less).
+    the logged model's id. `tag_run=False`: the caller sets `model_file_tags` with its own batch (one round trip less).
 
     The model carries only the modules it needs to load (`SERVING_MODULES`), not the whole suite: a fleet logs
     thousands of versions. Its signature is inferred from `example`; no input example is stored: the run's
@@ -222,16 +222,16 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = 
             code_paths=[str(code)],
         )
     if tag_run:
-        mlflow.set_tags(pyfunc_run_tags(model_dir, str(info.model_id)))
+        mlflow.set_tags(model_file_tags(json.loads((model_dir / "checksums.json").read_text()), str(info.model_id)))
     return str(info.model_id)
 
 
-def pyfunc_run_tags(model_dir: Path, model_id: str) -> dict[str, str]:
-    """The run's tags of a logged pyfunc model: every file's sha256 and the model's URI (MLflow 3 keeps a logged
-    model apart from the run's artifacts: the version must point at `models:/m-<id>`, or
+def model_file_tags(checksums: dict[str, str], model_id: str | None = None) -> dict[str, str]:
+    """The run's tags of its model files: every file's sha256 and, for a logged pyfunc model, its URI (MLflow 3 keeps
+    a logged model apart from the run's artifacts: the version must point at `models:/m-<id>`, or
     `models:/<name>@champion` resolves to an empty run folder)."""
-    checksums = json.loads((model_dir / "checksums.json").read_text())
-    return {**{f"sha256.{k}": v for k, v in checksums.items()}, MODEL_URI_TAG: f"models:/{model_id}"}
+    uri = {MODEL_URI_TAG: f"models:/{model_id}"} if model_id is not None else {}
+    return {**{f"sha256.{k}": v for k, v in checksums.items()}, **uri}
 
 
 LEAN_MODEL_PATH = "model/artifacts"  # a lean version's native files in its run: where a pyfunc keeps them
@@ -244,7 +244,7 @@ def log_lean_model(model_dir: Path) -> None:
 
     checksums = json.loads((model_dir / "checksums.json").read_text())
     mlflow.log_artifacts(str(model_dir), LEAN_MODEL_PATH)
-    mlflow.set_tags({f"sha256.{k}": v for k, v in checksums.items()})
+    mlflow.set_tags(model_file_tags(checksums))
 
 
 def log_model_files(model_dir: Path, example: pd.DataFrame, artifacts: str) -> str | None:

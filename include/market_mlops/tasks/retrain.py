@@ -311,7 +311,6 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     lean = cfg.training.model_artifacts == "lean"  # no pyfunc to copy the run's params from: one batch at the end
     batch_params = [Param(k, str(v)) for k, v in params.items()]
     reference_tag = [RunTag("drift.reference", "out-of-sample accuracy pooled over walk-forward folds and holdout")]
-    file_tags: list[RunTag] = []  # every model file's sha256 (and a pyfunc's URI): known once the files are written
     with mlflow.start_run(run_id=run_id, experiment_id=store.experiment_id(cfg), run_name=run_key, tags=tags) as run:
         run_id = str(run.info.run_id)
         if not lean:
@@ -328,18 +327,13 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
                                           "labels": label_record(cfg.labels_of(symbol, timeframe))})
             # Through a tracking server the run's files go up while MLflow builds and logs the pyfunc model (its own
             # upload, a second folder); into a local store a second thread only contends with the first (+0.2 s).
-            remote = not str(run.info.artifact_uri).startswith("file:")
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-files") as pool:
-                run_files = pool.submit(client.log_artifacts, run_id, str(folder / "run")) if remote else None
-                if run_files is None:
-                    client.log_artifacts(run_id, str(folder / "run"))
+                uploading = pool.submit(client.log_artifacts, run_id, str(folder / "run"))
+                if str(run.info.artifact_uri).startswith("file:"):
+                    uploading.result()  # a local store: one at a time
                 model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3), tag_run=False)
-                if run_files is not None:
-                    run_files.result()
-            if model_id is not None:
-                file_tags = [RunTag(k, v) for k, v in versions.pyfunc_run_tags(model_dir, model_id).items()]
-        if lean:
-            file_tags = [RunTag(f"sha256.{k}", v) for k, v in checksums.items()]
+                uploading.result()
+        file_tags = [RunTag(k, v) for k, v in versions.model_file_tags(checksums, model_id).items()]
         now = int(time.time() * 1000)
         metrics = [Metric(f"fold.{k}", float(v), now, int(str(step)), model_id=model_id)
                    for step, row in trained.fold_table.iterrows() for k, v in row.items()
