@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ import numpy as np
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import Band, ChampionShard, ConsensusResult, DriftResult, RetrainConf
 from market_mlops.registry import aliases, store, versions
+from market_mlops.tasks.phases import PhaseClock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -244,13 +244,13 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
 
     cfg = cfg or get_config()
     airflow_ctx = airflow_ctx or {}
-    marks = [("start", time.perf_counter())]  # phase timings, recorded with the check (make bench-cluster reads them)
+    clock = PhaseClock()  # recorded with the check
     name = store.model_name(symbol, timeframe, horizon, cfg)
     model = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
     horizon = int(model.base.meta.get("horizon") or cfg.spec(timeframe, horizon).horizon)
     run = model.run or store.client(cfg).get_run(model.run_id)
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
-    marks.append(("load", time.perf_counter()))
+    clock.mark("load")
 
     # One window of bars and features serves scoring (from the cutoff), resolution and feature drift (the last
     # `drift.window` bars), for each horizon of the series in this shard.
@@ -261,11 +261,11 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         windows.clear()  # one series at a time: a shard lists a series' horizons side by side
         windows[key] = feature_window(cfg, symbol, timeframe, since, interval_end)
     own, feats = windows[key]
-    marks.append(("window", time.perf_counter()))
+    clock.mark("window")
     # Forecasts for every bar after the training cutoff up to this interval (upsert: reruns change nothing).
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta,
                              computed=(own, feats))
-    marks.append(("score", time.perf_counter()))
+    clock.mark("score")
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
@@ -273,7 +273,7 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
     triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
     emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)
-    marks.append(("measure", time.perf_counter()))
+    clock.mark("measure")
 
     drifted = [d for d in drifts if d.drifted]
     report: dict[str, Any] = {
@@ -294,8 +294,8 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "features": [asdict(d) for d in drifts],
     }
     report["mlflow_run_id"] = _log_report(cfg, report)
-    marks.append(("report", time.perf_counter()))
-    report["seconds"] = {phase: round(t - marks[i][1], 3) for i, (phase, t) in enumerate(marks[1:])}
+    clock.mark("report")
+    report["seconds"] = clock.seconds()
     record_drift_check({k: v for k, v in report.items() if k not in REPORT_ONLY} |
                        {"top_features": [d.feature for d in drifted[:5]], "airflow_run_id": airflow_ctx.get("run_id", "")},
                        cfg)

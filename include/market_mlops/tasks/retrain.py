@@ -35,6 +35,7 @@ from market_mlops.contracts import (
     TrainingSummary,
 )
 from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
+from market_mlops.tasks.phases import PhaseClock
 
 if TYPE_CHECKING:
     from market_mlops.model.training import TrainedEnsemble
@@ -179,18 +180,18 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         log.info("run %s already registered as %s v%s; not training again", run_key, name, done.get("version"))
         return done
 
-    marks = [("start", time.perf_counter())]  # phase timings: what a mapped task spends beside the fit
+    clock = PhaseClock()  # what a mapped task spends beside the fit
     X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end, training_cfg.history_years,
                                 fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg),
                                 horizon=spec.horizon)
-    marks.append(("features", time.perf_counter()))
+    clock.mark("features")
     trained = train_ensemble(X, y, training_cfg, spec.horizon)
-    marks.append(("fit", time.perf_counter()))
+    clock.mark("fit")
     hold = trained.holdout_index
     last_known = bars["last_known_label"].to_numpy(dtype=float)
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
                                   trained.train_index, spec.horizon, spec.bars_per_year, last_known)
-    marks.append(("evaluate", time.perf_counter()))
+    clock.mark("evaluate")
     commit = git_commit()
     span = fit_span(bars, trained)
     if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
@@ -203,16 +204,16 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                 **_package_versions()}
         run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
                                    trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
-    marks.append(("mlflow_log", time.perf_counter()))
+    clock.mark("mlflow_log")
     registered = versions.version_of_run(name, run_id, cfg)
     baseline_preds = baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known)
     gate = evaluate_gate(name, str(registered.version) if registered else None, X.iloc[hold], y[hold],
                          bars["ts"].iloc[hold], trained.holdout_proba, evaluation, baseline_preds, spec.horizon,
                          force=force_promotion, cfg=cfg)
-    marks.append(("gate", time.perf_counter()))
+    clock.mark("gate")
     lineage = {"data.version": data["md5"], "code.git_commit": commit, versions.KIND_TAG: "model", **span}
     mv = registered or versions.create_version(name, run_id, lineage, cfg, unsigned_tags=gate.version_tags())
-    marks.append(("register", time.perf_counter()))
+    clock.mark("register")
     decision = apply_gate(name, str(mv.version), gate, cfg)
     if emergency and not gate.decision.promote and not gate.champion_is_baseline and not gate.demote \
             and gate.champion is not None and gate.decision.outcome != "already champion":
@@ -226,7 +227,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                                                run_id, spec.horizon)
         decision["champion_version"] = baseline["version"]
         baseline_rule, serving = baseline["rule"], "baseline"
-    marks.append(("promote", time.perf_counter()))
+    clock.mark("promote")
     summary: TrainingSummary = {
         "model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "version": str(mv.version),
         "run_id": run_id,
@@ -238,7 +239,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
         "weights": [round(float(w), 3) for w in trained.weights], **decision, "serving": serving,
         "fit_end": span[versions.FIT_END_TAG], "evaluation_end": span[versions.EVALUATION_END_TAG],
-        "seconds": {phase: round(t - marks[i][1], 3) for i, (phase, t) in enumerate(marks[1:])}}
+        "seconds": clock.seconds()}
     if baseline_rule:
         summary["baseline_rule"] = baseline_rule
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))  # the mark of a finished model
