@@ -93,6 +93,10 @@ class Forwarder:
                     pass
 
     def close(self) -> None:
+        try:  # wakes the thread blocked in accept(): a closed socket it still waits on stays listening on the port
+            self.server.shutdown(socket.SHUT_RDWR)
+        except OSError:  # not listening (already down)
+            pass
         self.server.close()
         for s in self.open:
             s.close()
