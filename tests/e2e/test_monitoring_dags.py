@@ -120,6 +120,16 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
         check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__another-run"})
     [again] = checks_at_end()
     assert (checked["airflow_run_id"], again["airflow_run_id"]) == ("manual__retry-test", "manual__another-run")
+    # It logs into the report run of the first check of this interval (its record names it): no second run; one
+    # deleted in MLflow since gets a new run instead of failing the check.
+    assert again["mlflow_run_id"] == checked["mlflow_run_id"]
+    assert set(again["seconds"]) == {"prefetch", "load", "window", "score", "measure", "report"}
+    c.delete_run(again["mlflow_run_id"])
+    with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1"):
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__third-run"})
+    [third] = checks_at_end()
+    assert third["mlflow_run_id"] != again["mlflow_run_id"]
+    assert c.get_run(third["mlflow_run_id"]).data.tags["mlops.run_key"] == f"drift-SPY-d1-direction-{end.isoformat()[:16]}"
 
     # A check for a session the data does not reach is refused with a critical alert, and no band is written.
     from market_mlops.monitoring.alerts import Outbox

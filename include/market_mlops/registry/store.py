@@ -47,8 +47,10 @@ def client(cfg: PipelineConfig | None = None) -> MlflowClient:
     from mlflow import MlflowClient
 
     cfg = cfg or get_config()
-    # Download progress bars fill task logs with carriage returns; a user can still turn them back on.
+    # Download progress bars fill task logs with carriage returns, and the URL MLflow prints when a run ends costs a
+    # round trip to read the run back (the suite logs its own links); a user can still turn either back on.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(cfg.mlflow_tracking_uri)
     if cfg.mlflow_tracking_uri.startswith("sqlite:///"):
         Path(cfg.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -135,3 +137,4 @@ def find_run(run_key: str, cfg: PipelineConfig | None = None, experiment: str = 
     runs = c.search_runs([experiment_id(cfg, experiment)], filter_string=f"tags.`mlops.run_key` = '{run_key}'",
                          order_by=["attributes.start_time DESC"])
     return runs[0] if runs else None
+

@@ -77,13 +77,17 @@ def download_model_files(name: str, version: str, dst: Path) -> Path:
     return local / "artifacts"
 
 
-def load_verified(name: str, version: str | None = None, alias: str | None = None,
-                  cfg: PipelineConfig | None = None) -> LoadedModel:
-    """A version's model, its signature and every file's sha256 checked against the run's tags before anything is
-    deserialized. The files come from this worker's model cache when it holds them (the checksums are computed again
-    on every load: a cache is never trusted), else from the store, then kept in the cache."""
-    from market_mlops.model.ensemble_model import artifact_files, load_models, verify_checksums
+@dataclass
+class VersionReads:
+    """What loading a version reads from the registry before its files: the version (tags, signature) and its run
+    (checksums, metrics). A drift shard reads them for all its champions at once (`prefetch_versions`)."""
 
+    version: ModelVersion
+    run: Run
+
+
+def read_version(name: str, version: str | None = None, alias: str | None = None,
+                 cfg: PipelineConfig | None = None) -> VersionReads:
     c = store.client(cfg)
     mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
     if not mv.run_id:
@@ -91,23 +95,93 @@ def load_verified(name: str, version: str | None = None, alias: str | None = Non
     if ARCHIVED_TAG in (mv.tags or {}):
         raise store.RegistryError(f"{name} v{mv.version} was archived by retention on {mv.tags[ARCHIVED_TAG][:10]}: "
                                   "its model files are removed; use a kept version (market-mlops models lists them)")
-    run = c.get_run(mv.run_id)
-    expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
-    if not expected:
-        raise store.RegistryError(f"{name} v{mv.version} has no recorded checksums: refusing to load it")
-    signing.verify(signing.configured_keys(), name, str(mv.version), mv.run_id, expected, dict(mv.tags or {}))
-    cached = _cached_files(cfg, mv.run_id, expected)
+    return VersionReads(mv, c.get_run(mv.run_id))
+
+
+def load_verified(name: str, version: str | None = None, alias: str | None = None,
+                  cfg: PipelineConfig | None = None, reads: VersionReads | None = None) -> LoadedModel:
+    """A version's model, its signature and every file's sha256 checked against the run's tags before anything is
+    deserialized. The files come from this worker's model cache when it holds them (the checksums are computed again
+    on every load: a cache is never trusted), else from the store, then kept in the cache. `reads`: the version and
+    run as the caller read them (`prefetch_versions`), else read here."""
+    from market_mlops.model.ensemble_model import load_models
+
+    reads = reads or read_version(name, version, alias, cfg)
+    mv, run = reads.version, reads.run
+    run_id = run.info.run_id
+    expected = _expected_checksums(name, mv, run)
+    signing.verify(signing.configured_keys(), name, str(mv.version), run_id, expected, dict(mv.tags or {}))
+    cached = _cached_files(cfg, run_id, expected)
     if cached is not None:
         base = load_models(cached)
     else:
         with tempfile.TemporaryDirectory(prefix="model-") as tmp:
-            local = download_model_files(name, str(mv.version), Path(tmp))
-            paths = {k: str(local / f) for k, f in artifact_files(local).items()}
-            verify_checksums(paths, expected)
-            base = load_models(paths)  # reads every file into memory: the folder can go
-            _keep_files(cfg, mv.run_id, paths)
-    return LoadedModel(name=name, version=str(mv.version), run_id=mv.run_id, base=base, tags=dict(mv.tags or {}),
+            base = load_models(_download_verified(name, str(mv.version), expected, Path(tmp), cfg, run_id))
+    return LoadedModel(name=name, version=str(mv.version), run_id=run_id, base=base, tags=dict(mv.tags or {}),
                        run=run)
+
+
+def _expected_checksums(name: str, mv: ModelVersion, run: Run) -> dict[str, str]:
+    expected = {k.removeprefix("sha256."): v for k, v in run.data.tags.items() if k.startswith("sha256.")}
+    if not expected:
+        raise store.RegistryError(f"{name} v{mv.version} has no recorded checksums: refusing to load it")
+    return expected
+
+
+def _download_verified(name: str, version: str, expected: dict[str, str], tmp: Path, cfg: PipelineConfig | None,
+                       run_id: str) -> dict[str, str]:
+    """The version's files downloaded under `tmp`, their checksums checked, and kept in the cache."""
+    from market_mlops.model.ensemble_model import artifact_files, verify_checksums
+
+    local = download_model_files(name, version, tmp)
+    paths = {k: str(local / f) for k, f in artifact_files(local).items()}
+    verify_checksums(paths, expected)
+    _keep_files(cfg, run_id, paths)
+    return paths
+
+
+def prefetch_versions(wanted: list[tuple[str, str]], run_files: tuple[str, ...], cfg: PipelineConfig | None = None,
+                      threads: int = 8) -> dict[tuple[str, str], VersionReads | Exception]:
+    """{(name, version): its registry reads, or the error reading it} for a shard, side by side (each read is a
+    round trip to the tracking server): the versions and their runs, then their model files into this worker's cache
+    (checked against the run's checksums) and their runs' `run_files` (one missing is left to its reader). Nothing is
+    trusted from here: `load_verified` checks the signature and the cached files again."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def read(key: tuple[str, str]) -> VersionReads | Exception:
+        try:
+            return read_version(*key, cfg=cfg)
+        except Exception as error:  # noqa: BLE001 - this version's failure is its own, raised where it is loaded
+            return error
+
+    def cache_model(key: tuple[str, str], reads: VersionReads) -> None:
+        run_id = reads.run.info.run_id
+        expected = _expected_checksums(key[0], reads.version, reads.run)
+        if _cached_files(cfg, run_id, expected) is None:
+            with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+                _download_verified(*key, expected, Path(tmp), cfg, run_id)
+
+    def cache_run_file(run_id: str, path: str) -> None:
+        try:
+            run_file(run_id, path, cfg)
+        except Exception:  # noqa: BLE001 - an older run without the file: its reader says what that means
+            log.debug("run %s has no %s", run_id, path)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(wanted)))) as pool:
+        found = dict(zip(wanted, pool.map(read, wanted), strict=True))
+        if model_cache_dir(cfg) is None:  # nothing to keep files in: each is read where it is needed
+            return found
+        models: dict[tuple[str, str], Future[None]] = {}
+        for key, reads in found.items():
+            if isinstance(reads, VersionReads):
+                models[key] = pool.submit(cache_model, key, reads)
+                for path in run_files:
+                    pool.submit(cache_run_file, reads.run.info.run_id, path)
+        for key, job in models.items():  # the pool's exit waits for the run files
+            error = job.exception()
+            if isinstance(error, Exception):
+                found[key] = error
+    return found
 
 
 def model_cache_dir(cfg: PipelineConfig | None) -> Path | None:

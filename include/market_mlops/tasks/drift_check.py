@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
-from market_mlops.contracts import Band, ChampionShard, ConsensusResult, DriftResult, RetrainConf
+from market_mlops.contracts import Band, ChampionRef, ChampionShard, ConsensusResult, DriftResult, RetrainConf
 from market_mlops.registry import aliases, store, versions
 from market_mlops.tasks.phases import PhaseClock
 
@@ -180,75 +180,121 @@ def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = N
     raise StaleData(message)
 
 
+@dataclass
+class CheckedChampion:
+    """One champion measured, before its report is logged, its check recorded and its alerts sent (done for the
+    whole shard at once: `publish_checks`)."""
+
+    report: dict[str, Any]  # the record, and the report's per-feature rows (`REPORT_ONLY`)
+    drifted: list[FeatureDrift]
+    emergency_reason: str
+    scored: pd.DataFrame
+    seconds: dict[str, float]
+
+
 def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end: dt.datetime,
                 airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None) -> list[DriftResult]:
-    """`check_model_drift` for each champion of a shard, with the cooldowns its listing read for the whole fleet.
+    """Check each champion of a shard (the version its listing named), with the cooldowns that listing read for the
+    whole fleet. The registry reads and downloads of every champion go side by side first, then each is measured,
+    then the shard's reports are logged side by side and its checks recorded in one statement, then alerts.
     A champion an earlier try of this same Airflow run already checked is not checked (and alerted) again: its
     stored result stands. Raises `ShardFailed` naming the failures, after the others are done."""
-    from market_mlops.tasks.shards import run_shard
+    from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE
+    from market_mlops.tasks.shards import ShardFailed, work_through
     from market_mlops.tasks.universe import model_label
 
     cfg = cfg or get_config()
-    done = _checked_in_this_run(shard, interval_end, (airflow_ctx or {}).get("run_id", ""), cfg)
+    airflow_ctx = airflow_ctx or {}
+    earlier = _earlier_checks(shard, interval_end, cfg)
+    run_id = airflow_ctx.get("run_id", "")
+    done: dict[tuple[str, str], Any] = {key: xcom_safe({k: v for k, v in r.items() if k not in ("top_features", "airflow_run_id")})
+            for key, r in earlier.items() if run_id and r.get("airflow_run_id") == run_id}
+    results: dict[int, DriftResult] = {}
+    todo: list[tuple[int, ChampionRef]] = []
+    for i, champion in enumerate(shard["champions"]):
+        key = (store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg),
+               str(champion["version"]))
+        if key in done:
+            log.info("%s v%s was checked by an earlier try of this run: its result stands", *key)
+            results[i] = done[key]
+        else:
+            todo.append((i, champion))
+    shared = PhaseClock()
+    wanted = [(store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg), str(c["version"])) for _, c in todo]
+    reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
+    shared.mark("prefetch")
     windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
 
-    def check(champion: dict[str, Any]) -> DriftResult:
-        name = store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg)
-        if (name, champion["version"]) in done:
-            log.info("%s v%s was checked by an earlier try of this run: its result stands", name, champion["version"])
-            return done[(name, champion["version"])]
+    def check(item: tuple[int, ChampionRef]) -> tuple[int, CheckedChampion]:
+        _i, champion = item
         triggers = champion.get("emergency_triggers")
-        return check_model_drift(champion["symbol"], champion["timeframe"], interval_start, interval_end, airflow_ctx,
-                                 cfg, None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers],
-                                 champion.get("horizon"), windows)
+        return item[0], measure_champion(
+            champion, reads[wanted[todo.index(item)]], interval_start, interval_end, cfg,
+            None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers], windows)
 
-    return run_shard(shard["champions"], model_label, check)  # type: ignore[arg-type]
+    checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
+    shared.mark("checks")  # each check records its own phases
+    reports = {model: r["mlflow_run_id"] for (model, _v), r in earlier.items() if r.get("mlflow_run_id")}
+    published = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, reports)
+    results.update(zip([i for i, _ in checked], published, strict=True))
+    if failures:
+        raise ShardFailed(failures, len(results))
+    return [results[i] for i in sorted(results)]
 
 
-def _checked_in_this_run(shard: ChampionShard, interval_end: dt.datetime, run_id: str,
-                         cfg: PipelineConfig) -> dict[tuple[str, str], DriftResult]:
-    """{(model, version): result} of the shard's champions already checked for this interval by this Airflow run
-    (one query for the shard)."""
+def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
+                      airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None,
+                      horizon: int | None = None) -> DriftResult:
+    """`check_shard` of one model's current champion (`horizon`: which of the timeframe's models, default its main
+    horizon's)."""
+    from market_mlops.tasks.universe import model_label
+
+    cfg = cfg or get_config()
+    name = store.model_name(symbol, timeframe, horizon, cfg)
+    version = str(store.client(cfg).get_model_version_by_alias(name, aliases.CHAMPION).version)
+    champion: ChampionRef = {"symbol": symbol, "timeframe": timeframe, "horizon": horizon, "version": version}  # type: ignore[typeddict-item]
+    return check_shard({"label": model_label(champion, cfg), "champions": [champion]}, interval_start, interval_end,
+                       airflow_ctx, cfg)[0]
+
+
+REFERENCE_FILES = ("reference/reference_features.parquet", "evaluation/holdout_metrics.json")
+
+
+def _earlier_checks(shard: ChampionShard, interval_end: dt.datetime,
+                    cfg: PipelineConfig) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(model, version): record} of the shard's champions already checked for this interval, by any Airflow run
+    (one query for the shard): a retry keeps those of its own run, a rerun logs into their report runs."""
     from sqlalchemy import select
 
     from market_mlops.state import store as state
     from market_mlops.state import tables
 
-    if not run_id:
-        return {}
     names = [store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg) for c in shard["champions"]]
     checks = tables.drift_checks
     rows = state.frame(select(checks.c.model, checks.c.model_version, checks.c.record).where(
         checks.c.interval_end == interval_end.isoformat(), checks.c.model.in_(names)), cfg, what=" of drift_checks")
-    found = {}
-    for row in rows:
-        record = json.loads(row["record"]) if isinstance(row["record"], str) else dict(row["record"])
-        if record.get("airflow_run_id") == run_id:
-            found[(row["model"], row["model_version"])] = xcom_safe(
-                {k: v for k, v in record.items() if k not in ("top_features", "airflow_run_id")})
-    return found  # type: ignore[return-value]
+    return {(row["model"], row["model_version"]):
+            json.loads(row["record"]) if isinstance(row["record"], str) else dict(row["record"]) for row in rows}
 
 
-def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
-                      airflow_ctx: dict[str, str] | None = None, cfg: PipelineConfig | None = None,
-                      earlier_triggers: list[dt.datetime] | None = None, horizon: int | None = None,
-                      windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] | None = None
-                      ) -> DriftResult:
-    """Forecast, measure, report and alert for one champion; returns the result (and whether to retrain).
-    `earlier_triggers`: the model's emergency retrains within the cooldown, when the caller read them for the fleet
-    (else they are read here). `horizon`: which of the timeframe's models (default: its main horizon's).
-    `windows`: a shard's bars and features by (symbol, timeframe, since): the horizons of a series share them."""
+def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Exception, interval_start: dt.datetime,
+                     interval_end: dt.datetime, cfg: PipelineConfig, earlier_triggers: list[dt.datetime] | None,
+                     windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]]) -> CheckedChampion:
+    """Forecast and measure one champion (`reads`: its registry reads from the shard's prefetch, or why they failed).
+    `earlier_triggers`: its emergency retrains within the cooldown, when the listing read them for the fleet (else
+    read here). `windows`: a shard's bars and features by (symbol, timeframe, since): a series' horizons share them."""
     from market_mlops.monitoring.bands import decide_emergency
     from market_mlops.monitoring.forecasts import feature_window, score_and_store
-    from market_mlops.monitoring.history import emergency_triggers, record_drift_check
+    from market_mlops.monitoring.history import emergency_triggers
 
-    cfg = cfg or get_config()
-    airflow_ctx = airflow_ctx or {}
+    if isinstance(reads, Exception):
+        raise reads
+    symbol, timeframe = champion["symbol"], champion["timeframe"]
     clock = PhaseClock()  # recorded with the check
-    name = store.model_name(symbol, timeframe, horizon, cfg)
-    model = versions.load_verified(name, alias=aliases.CHAMPION, cfg=cfg)
-    horizon = int(model.base.meta.get("horizon") or cfg.spec(timeframe, horizon).horizon)
-    run = model.run or store.client(cfg).get_run(model.run_id)
+    name = store.model_name(symbol, timeframe, champion.get("horizon"), cfg)
+    model = versions.load_verified(name, cfg=cfg, reads=reads)
+    horizon = int(model.base.meta.get("horizon") or cfg.spec(timeframe, champion.get("horizon")).horizon)
+    run = reads.run
     cutoff = dt.datetime.fromisoformat(run.data.tags["data.interval_end"])
     clock.mark("load")
 
@@ -256,7 +302,6 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     # `drift.window` bars), for each horizon of the series in this shard.
     since = min(cutoff, interval_end - drift_lookback(cfg, timeframe))
     key = (symbol, timeframe, since.isoformat())
-    windows = {} if windows is None else windows
     if key not in windows:
         windows.clear()  # one series at a time: a shard lists a series' horizons side by side
         windows[key] = feature_window(cfg, symbol, timeframe, since, interval_end)
@@ -293,19 +338,46 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
         "emergency_reason": emergency.reason, "feature_drift_rule": _feature_rule(cfg),
         "features": [asdict(d) for d in drifts],
     }
-    report["mlflow_run_id"] = _log_report(cfg, report)
-    clock.mark("report")
-    report["seconds"] = clock.seconds()
-    record_drift_check({k: v for k, v in report.items() if k not in REPORT_ONLY} |
-                       {"top_features": [d.feature for d in drifted[:5]], "airflow_run_id": airflow_ctx.get("run_id", "")},
-                       cfg)
-    log.info("drift %s v%s: band %s, realized %.3f vs reference %.3f (%s pts, %d resolved), %d/%d features drifted, "
-             "prediction PSI %s; seconds %s", name, model.version, accuracy.band, accuracy.realized, accuracy.holdout,
-             report["delta_points"], accuracy.resolved, len(drifted), len(drifts), report["prediction_psi"],
-             report["seconds"])
-    _alert_if_needed(report, drifted, len(drifts), emergency.reason, airflow_ctx, cfg)
-    _alert_staleness(report, scored, interval_start, cfg)
-    return xcom_safe({k: v for k, v in report.items() if k not in REPORT_ONLY})  # type: ignore[return-value]
+    return CheckedChampion(report, drifted, emergency.reason, scored, clock.seconds())
+
+
+def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], cfg: PipelineConfig,
+                   shared: PhaseClock, reports: dict[str, str] | None = None) -> list[DriftResult]:
+    """The shard's reports in MLflow (side by side: each is a few round trips), its checks in the SQL store (one
+    statement), then each champion's log line and alerts. `shared`: the shard's clock since its start, whose phases
+    (and the reports') are split evenly among its champions in the `seconds` each check records. `reports`:
+    {model: report run of an earlier check of this interval}, logged into again (a rerun makes no second run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from market_mlops.monitoring.history import recent_histories, record_drift_checks
+
+    if not checked:
+        return []
+    histories = recent_histories([c.report["model"] for c in checked], cfg)
+    with ThreadPoolExecutor(max_workers=min(REPORT_THREADS, len(checked))) as pool:
+        run_ids = list(pool.map(lambda c: _log_report(cfg, c.report, histories[c.report["model"]],
+                                                      (reports or {}).get(c.report["model"])), checked))
+    shared.mark("report")
+    share = {phase: round(s / len(checked), 3) for phase, s in shared.seconds().items() if phase != "checks"}
+    records = []
+    for c, run_id in zip(checked, run_ids, strict=True):
+        c.report["mlflow_run_id"] = run_id
+        c.report["seconds"] = {"prefetch": share["prefetch"], **c.seconds, "report": share["report"]}
+        records.append({k: v for k, v in c.report.items() if k not in REPORT_ONLY} |
+                       {"top_features": [d.feature for d in c.drifted[:5]],
+                        "airflow_run_id": airflow_ctx.get("run_id", "")})
+    record_drift_checks(records, cfg)
+    results = []
+    for c in checked:
+        r = c.report
+        log.info("drift %s v%s: band %s, realized %s vs reference %.3f (%s pts, %d resolved), %d/%d features "
+                 "drifted, prediction PSI %s; seconds %s", r["model"], r["version"], r["band"], r["realized_accuracy"],
+                 r["holdout_accuracy"], r["delta_points"], r["resolved"], r["features_drifted"], r["features_checked"],
+                 r["prediction_psi"], r["seconds"])
+        _alert_if_needed(r, c.drifted, r["features_checked"], c.emergency_reason, airflow_ctx, cfg)
+        _alert_staleness(r, c.scored, dt.datetime.fromisoformat(r["interval_start"]), cfg)
+        results.append(xcom_safe({k: v for k, v in r.items() if k not in REPORT_ONLY}))
+    return results  # type: ignore[return-value]
 
 
 def staleness_findings(champion_age_days: float, is_baseline: bool, session_forecasts: int, max_age_days: int,
@@ -348,34 +420,57 @@ def _rounded(value: float, digits: int) -> float:
     return round(value, digits) if np.isfinite(value) else value
 
 
-def _log_report(cfg: PipelineConfig, report: dict[str, Any]) -> str:
-    """The report as JSON and HTML in the MLflow experiment `market-drift` (one run per model and interval): the
-    metrics in one batch and both files in one upload (every call is a round trip to the tracking server)."""
+REPORT_THREADS = 4  # reports a shard logs at once
+
+
+def _report_key(report: dict[str, Any]) -> str:
+    return f"drift-{report['model']}-{report['interval_end'][:16]}"
+
+
+def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[str, Any]],
+                existing: str | None) -> str:
+    """The report as JSON and HTML in the MLflow experiment `market-drift`: one run per model and interval
+    (`existing`: the run an earlier check of it logged, as its record says), its tags and metrics in one batch while
+    both files upload. The client API, not the fluent one: a shard logs its reports from several threads."""
     import tempfile
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
-    import mlflow
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, RunTag
+    from mlflow.exceptions import MlflowException
 
     from market_mlops.monitoring.drift_report import render_html
-    from market_mlops.monitoring.history import drift_history
 
-    key = f"drift-{report['model']}-{report['interval_end'][:16]}"
-    existing = store.find_run(key, cfg, store.DRIFT_EXPERIMENT)
-    with mlflow.start_run(run_id=existing.info.run_id if existing else None,
-                          experiment_id=store.experiment_id(cfg, store.DRIFT_EXPERIMENT), run_name=key,
-                          tags={"mlops.run_key": key, "model": report["model"], "model_version": report["version"],
-                                "band": report["band"]}) as run:
-        now = int(time.time() * 1000)
-        store.client(cfg).log_batch(run.info.run_id, metrics=[
-            Metric(k, float(v), now, 0) for k, v in report.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)])
-        with tempfile.TemporaryDirectory() as tmp:
+    key = _report_key(report)
+    client = store.client(cfg)
+    tags = {"mlops.run_key": key, "model": report["model"], "model_version": report["version"], "band": report["band"]}
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in report.items()
+               if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]
+
+    def write(run_id: str, tagged: bool) -> str:
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=1) as side:
+            batch = side.submit(client.log_batch, run_id, metrics=metrics,
+                                tags=[] if tagged else [RunTag(k, str(v)) for k, v in tags.items()])
             (Path(tmp) / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
-            (Path(tmp) / "drift_report.html").write_text(render_html(report, drift_history(cfg, report["model"]),
-                                                                     cfg.drift))
-            mlflow.log_artifacts(tmp, "drift")
-        return str(run.info.run_id)
+            (Path(tmp) / "drift_report.html").write_text(render_html(report, history, cfg.drift))
+            client.log_artifacts(run_id, tmp, "drift")
+            batch.result()
+        client.set_terminated(run_id)
+        return run_id
+
+    def new_run() -> str:
+        return str(client.create_run(store.experiment_id(cfg, store.DRIFT_EXPERIMENT), run_name=key,
+                                     tags=tags).info.run_id)
+
+    if not existing:
+        return write(new_run(), tagged=True)
+    try:
+        return write(existing, tagged=False)
+    except MlflowException as error:  # deleted in MLflow since: this check gets a run of its own
+        log.warning("drift report run %s of %s cannot be logged to (%s): logging a new run", existing, key,
+                    str(error)[:200])
+        return write(new_run(), tagged=True)
 
 
 def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checked: int, emergency_reason: str,

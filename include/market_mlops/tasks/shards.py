@@ -40,6 +40,16 @@ class ShardFailed(RuntimeError):
 
 def run_shard(items: Sequence[Item], name: Callable[[Item], str], work: Callable[[Item], Result]) -> list[Result]:
     """`work` on each item in order; every failure is logged with its traceback and the rest go on."""
+    results, failures = work_through(items, name, work)
+    if failures:
+        raise ShardFailed(failures, len(results))
+    return results
+
+
+def work_through(items: Sequence[Item], name: Callable[[Item], str],
+                 work: Callable[[Item], Result]) -> tuple[list[Result], list[ModelFailure]]:
+    """`run_shard` that returns the failures instead of raising them, for a shard with work left after its models
+    (the drift check logs its reports and alerts for the champions that were checked)."""
     results: list[Result] = []
     failures: list[ModelFailure] = []
     started = time.perf_counter()
@@ -51,6 +61,4 @@ def run_shard(items: Sequence[Item], name: Callable[[Item], str], work: Callable
             failures.append(ModelFailure(name(item), error))
     log.info("shard of %d models: %d done, %d failed in %.1f s", len(items), len(results), len(failures),
              time.perf_counter() - started)
-    if failures:
-        raise ShardFailed(failures, len(results))
-    return results
+    return results, failures
