@@ -3,8 +3,10 @@
 
 Runs after every trading session of the configured calendar (`universe.schedule_calendar`, +45 min; the same
 trading-session timetable as ingestion, holidays skipped). `list_champions` reads every champion in one registry
-search and every cooldown in one query of the SQL store. For each champion (`check_model_drift`, mapped one task per
-champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tasks`):
+search and every cooldown in one query of the SQL store. `check_model_drift` is mapped one task per champion, or
+per shard of champions in a fleet larger than `fleet.max_mapped_tasks`; a shard first reads its champions' versions
+and runs and downloads their model and reference files side by side (into the worker's cache; every load still
+verifies signature and checksums), then, for each champion (the version the listing named):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
@@ -13,7 +15,8 @@ champion, or per shard of champions in a fleet larger than `fleet.max_mapped_tas
    resolved / horizon outcomes (their labels overlap), nothing but normal below `drift.min_outcomes` of them, and a
    band is raised only when the one-sided upper bound of accuracy (`drift.band_confidence`) is below its edge;
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
-   classes; a JSON and HTML report in the MLflow experiment `market-drift`, a row in the SQL store's `drift_checks`;
+   classes; a JSON and HTML report in the MLflow experiment `market-drift` (one run per champion and session; the
+   shard's reports are logged side by side once its champions are measured), a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
 
 `build_consensus`, per symbol: a consensus direction across its champions (every timeframe and horizon; skipped in a

@@ -89,13 +89,17 @@ class VersionReads:
 def read_version(name: str, version: str | None = None, alias: str | None = None,
                  cfg: PipelineConfig | None = None) -> VersionReads:
     c = store.client(cfg)
-    mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version))
+    mv = _loadable(name, c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, str(version)))
+    return VersionReads(mv, c.get_run(str(mv.run_id)))
+
+
+def _loadable(name: str, mv: ModelVersion) -> ModelVersion:
     if not mv.run_id:
         raise store.RegistryError(f"{name} v{mv.version} names no training run: refusing to load it")
     if ARCHIVED_TAG in (mv.tags or {}):
         raise store.RegistryError(f"{name} v{mv.version} was archived by retention on {mv.tags[ARCHIVED_TAG][:10]}: "
                                   "its model files are removed; use a kept version (market-mlops models lists them)")
-    return VersionReads(mv, c.get_run(mv.run_id))
+    return mv
 
 
 def load_verified(name: str, version: str | None = None, alias: str | None = None,
@@ -148,10 +152,20 @@ def prefetch_versions(wanted: list[tuple[str, str]], run_files: tuple[str, ...],
     trusted from here: `load_verified` checks the signature and the cached files again."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    def read(key: tuple[str, str]) -> VersionReads | Exception:
+    client = store.client(cfg)
+
+    def read(key: tuple[str, str]) -> ModelVersion | Exception:
         try:
-            return read_version(*key, cfg=cfg)
+            return _loadable(key[0], client.get_model_version(*key))
         except Exception as error:  # noqa: BLE001 - this version's failure is its own, raised where it is loaded
+            return error
+
+    def with_run(mv: ModelVersion | Exception, runs: dict[str, Run]) -> VersionReads | Exception:
+        if isinstance(mv, Exception):
+            return mv
+        try:
+            return VersionReads(mv, runs.get(str(mv.run_id)) or client.get_run(str(mv.run_id)))
+        except Exception as error:  # noqa: BLE001 - as above
             return error
 
     def cache_model(key: tuple[str, str], reads: VersionReads) -> None:
@@ -168,7 +182,13 @@ def prefetch_versions(wanted: list[tuple[str, str]], run_files: tuple[str, ...],
             log.debug("run %s has no %s", run_id, path)
 
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(wanted)))) as pool:
-        found = dict(zip(wanted, pool.map(read, wanted), strict=True))
+        read_versions = dict(zip(wanted, pool.map(read, wanted), strict=True))
+        # Their runs in one search of the suite's experiment (a run elsewhere is read on its own).
+        run_ids = sorted({str(mv.run_id) for mv in read_versions.values() if not isinstance(mv, Exception)})
+        runs = {r.info.run_id: r for r in client.search_runs(
+            [store.experiment_id(cfg)], filter_string="attributes.run_id IN ({})".format(
+                ", ".join(f"'{r}'" for r in run_ids)), max_results=max(len(run_ids), 1))} if run_ids else {}
+        found = dict(zip(wanted, pool.map(lambda mv: with_run(mv, runs), read_versions.values()), strict=True))
         if model_cache_dir(cfg) is None:  # nothing to keep files in: each is read where it is needed
             return found
         models: dict[tuple[str, str], Future[None]] = {}

@@ -354,7 +354,10 @@ def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], 
     if not checked:
         return []
     histories = recent_histories([c.report["model"] for c in checked], cfg)
-    with ThreadPoolExecutor(max_workers=min(REPORT_THREADS, len(checked))) as pool:
+    # Through a tracking server each report waits on round trips; into the embedded store (SQLite, local files) a
+    # second thread would only contend for its write lock.
+    threads = min(REPORT_THREADS, len(checked)) if cfg.mlflow_tracking_uri.startswith(("http:", "https:")) else 1
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         run_ids = list(pool.map(lambda c: _log_report(cfg, c.report, histories[c.report["model"]],
                                                       (reports or {}).get(c.report["model"])), checked))
     shared.mark("report")
