@@ -130,6 +130,22 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     [third] = checks_at_end()
     assert third["mlflow_run_id"] != again["mlflow_run_id"]
     assert c.get_run(third["mlflow_run_id"]).data.tags["mlops.run_key"] == f"drift-SPY-d1-direction-{end.isoformat()[:16]}"
+    # A try that logged its report but failed before recording its check: the next finds the run by its name.
+    from market_mlops.state import store as state
+    from market_mlops.state import tables
+
+    with state.engine(cfg).begin() as connection:
+        connection.execute(tables.drift_checks.delete().where(tables.drift_checks.c.interval_end == end.isoformat()))
+    with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1"):
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__fourth-run"})
+    [fourth] = checks_at_end()
+    assert fourth["mlflow_run_id"] == third["mlflow_run_id"]
+    # A version that lost the champion alias since its listing (a task cleared after a promotion) is not checked.
+    c.delete_registered_model_alias("SPY-d1-direction", "champion")
+    with pytest.raises(ShardFailed, match=r"1 of 1 models failed: NOPE d1"):
+        check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__fifth-run"})
+    assert checks_at_end() == [fourth]
+    c.set_registered_model_alias("SPY-d1-direction", "champion", champion)
 
     # A check for a session the data does not reach is refused with a critical alert, and no band is written.
     from market_mlops.monitoring.alerts import Outbox

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -271,7 +272,7 @@ def run_file(run_id: str, artifact_path: str, cfg: PipelineConfig | None = None)
     with tempfile.TemporaryDirectory(prefix="run-file-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp))
         _made(target.parent)
-        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        staging = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")  # tasks, threads
         shutil.copy2(local, staging)
         staging.replace(target)  # whole or absent
     return target

@@ -6,6 +6,7 @@ The decisions are pure functions in `monitoring.bands`; this module gathers thei
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from market_mlops.monitoring.drift import FeatureDrift
+    from market_mlops.tasks.shards import ModelFailure
 
 log = logging.getLogger(__name__)
 REPORT_ONLY = ("features", "feature_drift_rule")  # in the MLflow report, not in the SQL record or the XCom
@@ -199,6 +201,8 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
     then the shard's reports are logged side by side and its checks recorded in one statement, then alerts.
     A champion an earlier try of this same Airflow run already checked is not checked (and alerted) again: its
     stored result stands. Raises `ShardFailed` naming the failures, after the others are done."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE
     from market_mlops.tasks.shards import ShardFailed, work_through
     from market_mlops.tasks.universe import model_label
@@ -221,25 +225,44 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
             todo.append((i, champion))
     shared = PhaseClock()
     wanted = [(store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg), str(c["version"])) for _, c in todo]
-    reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
+    with ThreadPoolExecutor(max_workers=1) as side:  # beside the prefetch: one search, not a round trip on the path
+        reports_found = side.submit(_report_runs, [name for name, _v in wanted if (name, _v) not in earlier],
+                                    interval_end, cfg)
+        reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
+        reports = {model: r["mlflow_run_id"] for (model, _v), r in earlier.items() if r.get("mlflow_run_id")}
+        reports |= reports_found.result()
     shared.mark("prefetch")
+    prefetched = len(todo)
+    todo = [item for item, key in zip(todo, wanted, strict=True) if still_champion(key, reads[key])]
     windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
 
     def check(item: tuple[int, ChampionRef]) -> tuple[int, CheckedChampion]:
-        _i, champion = item
+        i, champion = item
         triggers = champion.get("emergency_triggers")
-        return item[0], measure_champion(
-            champion, reads[wanted[todo.index(item)]], interval_start, interval_end, cfg,
+        key = (store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg),
+               str(champion["version"]))
+        return i, measure_champion(
+            champion, reads[key], interval_start, interval_end, cfg,
             None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers], windows)
 
     checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
     shared.mark("checks")  # each check records its own phases
-    reports = {model: r["mlflow_run_id"] for (model, _v), r in earlier.items() if r.get("mlflow_run_id")}
-    published = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, reports)
-    results.update(zip([i for i, _ in checked], published, strict=True))
+    published, unpublished = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, reports, prefetched)
+    results.update({i: published[c.report["model"]] for i, c in checked if c.report["model"] in published})
+    failures += unpublished
     if failures:
         raise ShardFailed(failures, len(results))
     return [results[i] for i in sorted(results)]
+
+
+def still_champion(key: tuple[str, str], reads: versions.VersionReads | Exception) -> bool:
+    """False when the version the listing named holds the champion alias no more (a task cleared after a promotion):
+    a demoted version is not measured, alerted on or retrained for; the next check measures the new champion."""
+    if isinstance(reads, Exception) or aliases.CHAMPION in (reads.version.aliases or []):
+        return True
+    log.info("%s v%s is no longer the champion (its aliases: %s): not checked; the next drift check measures the "
+             "version that holds the alias now", *key, ", ".join(reads.version.aliases or []) or "none")
+    return False
 
 
 def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, interval_end: dt.datetime,
@@ -253,8 +276,12 @@ def check_model_drift(symbol: str, timeframe: str, interval_start: dt.datetime, 
     name = store.model_name(symbol, timeframe, horizon, cfg)
     version = str(store.client(cfg).get_model_version_by_alias(name, aliases.CHAMPION).version)
     champion: ChampionRef = {"symbol": symbol, "timeframe": timeframe, "horizon": horizon, "version": version}  # type: ignore[typeddict-item]
-    return check_shard({"label": model_label(champion, cfg), "champions": [champion]}, interval_start, interval_end,
-                       airflow_ctx, cfg)[0]
+    results = check_shard({"label": model_label(champion, cfg), "champions": [champion]}, interval_start,
+                          interval_end, airflow_ctx, cfg)
+    if not results:
+        raise store.RegistryError(f"{name} v{version} lost the champion alias while it was being checked: run the "
+                                  "check again to measure the version that holds it now")
+    return results[0]
 
 
 REFERENCE_FILES = ("reference/reference_features.parquet", "evaluation/holdout_metrics.json")
@@ -342,36 +369,49 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
 
 
 def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], cfg: PipelineConfig,
-                   shared: PhaseClock, reports: dict[str, str] | None = None) -> list[DriftResult]:
+                   shared: PhaseClock, reports: dict[str, str] | None = None,
+                   prefetched: int | None = None) -> tuple[dict[str, DriftResult], list[ModelFailure]]:
     """The shard's reports in MLflow (side by side: each is a few round trips), its checks in the SQL store (one
-    statement), then each champion's log line and alerts. `shared`: the shard's clock since its start, whose phases
-    (and the reports') are split evenly among its champions in the `seconds` each check records. `reports`:
-    {model: report run of an earlier check of this interval}, logged into again (a rerun makes no second run)."""
+    statement), then each champion's log line and alerts; returns {model: result} of those published and the
+    failures of those whose report could not be logged (recorded nowhere: the task's retry checks them again).
+    `shared`: the shard's clock since its start, whose phases are split evenly among its champions in the `seconds`
+    each check records (the prefetch among the `prefetched` it read for). `reports`: {model: report run of an earlier
+    check of this interval}, logged into again (a rerun makes no second run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from market_mlops.monitoring.history import recent_histories, record_drift_checks
+    from market_mlops.tasks.shards import ModelFailure
 
     if not checked:
-        return []
+        return {}, []
     histories = recent_histories([c.report["model"] for c in checked], cfg)
     # Through a tracking server each report waits on round trips; into the embedded store (SQLite, local files) a
     # second thread would only contend for its write lock.
     threads = min(REPORT_THREADS, len(checked)) if cfg.mlflow_tracking_uri.startswith(("http:", "https:")) else 1
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        run_ids = list(pool.map(lambda c: _log_report(cfg, c.report, histories[c.report["model"]],
-                                                      (reports or {}).get(c.report["model"])), checked))
+        logging_jobs = [pool.submit(_log_report, cfg, c.report, histories[c.report["model"]],
+                                    (reports or {}).get(c.report["model"])) for c in checked]
     shared.mark("report")
-    share = {phase: round(s / len(checked), 3) for phase, s in shared.seconds().items() if phase != "checks"}
-    records = []
-    for c, run_id in zip(checked, run_ids, strict=True):
-        c.report["mlflow_run_id"] = run_id
+    seconds = shared.seconds()
+    share = {"prefetch": round(seconds["prefetch"] / (prefetched or len(checked)), 3),
+             "report": round(seconds["report"] / len(checked), 3)}
+    logged, failures = [], []
+    for c, job in zip(checked, logging_jobs, strict=True):
+        error = job.exception()
+        if error is not None:
+            log.error("drift %s v%s: its report could not be logged (%s: %s); its check is not recorded",
+                      c.report["model"], c.report["version"], type(error).__name__, str(error)[:300])
+            failures.append(ModelFailure(f"{c.report['model']} v{c.report['version']}",
+                                         error if isinstance(error, Exception) else RuntimeError(str(error))))
+            continue
+        c.report["mlflow_run_id"] = job.result()
         c.report["seconds"] = {"prefetch": share["prefetch"], **c.seconds, "report": share["report"]}
-        records.append({k: v for k, v in c.report.items() if k not in REPORT_ONLY} |
-                       {"top_features": [d.feature for d in c.drifted[:5]],
-                        "airflow_run_id": airflow_ctx.get("run_id", "")})
-    record_drift_checks(records, cfg)
-    results = []
-    for c in checked:
+        logged.append(c)
+    record_drift_checks([{k: v for k, v in c.report.items() if k not in REPORT_ONLY} |
+                         {"top_features": [d.feature for d in c.drifted[:5]],
+                          "airflow_run_id": airflow_ctx.get("run_id", "")} for c in logged], cfg)
+    results: dict[str, DriftResult] = {}
+    for c in logged:
         r = c.report
         log.info("drift %s v%s: band %s, realized %s vs reference %.3f (%s pts, %d resolved), %d/%d features "
                  "drifted, prediction PSI %s; seconds %s", r["model"], r["version"], r["band"], r["realized_accuracy"],
@@ -379,8 +419,8 @@ def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], 
                  r["prediction_psi"], r["seconds"])
         _alert_if_needed(r, c.drifted, r["features_checked"], c.emergency_reason, airflow_ctx, cfg)
         _alert_staleness(r, c.scored, dt.datetime.fromisoformat(r["interval_start"]), cfg)
-        results.append(xcom_safe({k: v for k, v in r.items() if k not in REPORT_ONLY}))
-    return results  # type: ignore[return-value]
+        results[r["model"]] = xcom_safe({k: v for k, v in r.items() if k not in REPORT_ONLY})  # type: ignore[assignment]
+    return results, failures
 
 
 def staleness_findings(champion_age_days: float, is_baseline: bool, session_forecasts: int, max_age_days: int,
@@ -427,14 +467,39 @@ REPORT_THREADS = 4  # reports a shard logs at once
 
 
 def _report_key(report: dict[str, Any]) -> str:
-    return f"drift-{report['model']}-{report['interval_end'][:16]}"
+    return _run_key(report["model"], report["interval_end"])
+
+
+def _run_key(model: str, interval_end: str) -> str:
+    return f"drift-{model}-{interval_end[:16]}"
+
+
+def _report_runs(models: list[str], interval_end: dt.datetime, cfg: PipelineConfig) -> dict[str, str]:
+    """{model: its report run for this interval} of models whose check has no SQL record of one: a run logged by a
+    try that failed before recording its check is logged into again, not doubled. One search a model, side by side
+    (MLflow's search compares only run ids with a list)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = store.client(cfg)
+    experiment = store.experiment_id(cfg, store.DRIFT_EXPERIMENT) if models else ""
+
+    def newest(model: str) -> str | None:
+        runs = client.search_runs([experiment], filter_string=f"attributes.run_name = "
+                                  f"'{_run_key(model, interval_end.isoformat())}'",
+                                  max_results=1, order_by=["attributes.start_time DESC"])
+        return runs[0].info.run_id if runs else None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(REPORT_THREADS, len(models)))) as pool:
+        found = dict(zip(models, pool.map(newest, models), strict=True))
+    return {model: run_id for model, run_id in found.items() if run_id}
 
 
 def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[str, Any]],
                 existing: str | None) -> str:
     """The report as JSON and HTML in the MLflow experiment `market-drift`: one run per model and interval
-    (`existing`: the run an earlier check of it logged, as its record says), its tags and metrics in one batch while
-    both files upload. The client API, not the fluent one: a shard logs its reports from several threads."""
+    (`existing`: the run an earlier check of it logged), its tags and metrics in one batch while both files upload.
+    A run that cannot be written is ended FAILED, never left RUNNING. The client API, not the fluent one: a shard
+    logs its reports from several threads."""
     import tempfile
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -452,13 +517,18 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[
                if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]
 
     def write(run_id: str, tagged: bool) -> str:
-        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=1) as side:
-            batch = side.submit(client.log_batch, run_id, metrics=metrics,
-                                tags=[] if tagged else [RunTag(k, str(v)) for k, v in tags.items()])
-            (Path(tmp) / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
-            (Path(tmp) / "drift_report.html").write_text(render_html(report, history, cfg.drift))
-            client.log_artifacts(run_id, tmp, "drift")
-            batch.result()
+        try:
+            with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=1) as side:
+                batch = side.submit(client.log_batch, run_id, metrics=metrics,
+                                    tags=[] if tagged else [RunTag(k, str(v)) for k, v in tags.items()])
+                (Path(tmp) / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
+                (Path(tmp) / "drift_report.html").write_text(render_html(report, history, cfg.drift))
+                client.log_artifacts(run_id, tmp, "drift")
+                batch.result()
+        except Exception:
+            with contextlib.suppress(Exception):  # a deleted run cannot be ended: the caller decides
+                client.set_terminated(run_id, "FAILED")
+            raise
         client.set_terminated(run_id)
         return run_id
 
@@ -470,10 +540,24 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[
         return write(new_run(), tagged=True)
     try:
         return write(existing, tagged=False)
-    except MlflowException as error:  # deleted in MLflow since: this check gets a run of its own
-        log.warning("drift report run %s of %s cannot be logged to (%s): logging a new run", existing, key,
+    except MlflowException as error:
+        if not _deleted_run(client, existing):
+            raise
+        log.warning("drift report run %s of %s was deleted in MLflow (%s): logging a new run", existing, key,
                     str(error)[:200])
         return write(new_run(), tagged=True)
+
+
+def _deleted_run(client: Any, run_id: str) -> bool:
+    """True when the run is gone or in MLflow's trash; any other failure (the server down) is not a reason to log a
+    second run."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        return bool(client.get_run(run_id).info.lifecycle_stage == "deleted")
+    except MlflowException as error:
+        return bool(error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST))
 
 
 def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checked: int, emergency_reason: str,

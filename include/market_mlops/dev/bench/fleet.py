@@ -42,7 +42,7 @@ class PerModelCosts:
     beside_fit_s: float  # features, evaluation, MLflow logging, gate, registration, promotion (cluster tier)
     fit_s: float  # the default config's fit with two tasks on the worker (make bench)
     drift_task_overhead_s: float  # a drift task's start, teardown and shard reads (cluster tier)
-    drift_champion_s: float  # one champion's check: load, window, score, measure, report (cluster tier)
+    drift_champion_s: float  # one champion's check, its files cached: load, window, score, measure, report (cluster tier)
 
 
 def _stack_env(home: Path) -> dict[str, str]:
@@ -170,7 +170,8 @@ def projection_table(costs: PerModelCosts) -> str:
     lines = [f"2,000 models as {math.ceil(FLEET / per_shard)} shards of {per_shard}, 2 tasks at once per 2-core worker; "
              f"per model: fit {costs.fit_s:.2f} s (default config, two fits sharing a worker: make bench), "
              f"the rest of its retrain {costs.beside_fit_s:.2f} s and {costs.task_overhead_s:.2f} s start/teardown a "
-             f"task, drift {costs.drift_champion_s:.3f} s a champion and {costs.drift_task_overhead_s:.2f} s a task "
+             f"task, drift {costs.drift_champion_s:.3f} s a champion (its files in the worker's cache, as between "
+             f"retrains) and {costs.drift_task_overhead_s:.2f} s a task "
              "(cluster tier: Celery, MLflow with basic-auth, S3, PostgreSQL)",
              "| Celery workers (2 cores each) | monthly retrain | one drift check |", "|---|---|---|"]
     for p in projection(costs, per_shard):
