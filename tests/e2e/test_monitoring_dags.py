@@ -140,6 +140,9 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
         check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__fourth-run"})
     [fourth] = checks_at_end()
     assert fourth["mlflow_run_id"] == third["mlflow_run_id"]
+    reports = c.search_runs([c.get_experiment_by_name("market-drift").experiment_id],
+                            filter_string=f"attributes.run_name LIKE '%-{end.isoformat()[:16]}'")
+    assert [(r.data.tags["model"], r.info.status) for r in reports] == [("SPY-d1-direction", "FINISHED")]  # no NOPE run
     # A version that lost the champion alias since its listing (a task cleared after a promotion) is not checked.
     c.delete_registered_model_alias("SPY-d1-direction", "champion")
     with pytest.raises(ShardFailed, match=r"1 of 1 models failed: NOPE d1"):

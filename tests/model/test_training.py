@@ -252,6 +252,12 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     assert (cached / "xgb.json").exists()
     (cached / "xgb.json").write_text(json.dumps({"tampered": True}))
     assert versions.load_verified("AAA-h1-direction", version="1").version == "1"
+    # The same through a drift shard's prefetch, which sees the entry present and leaves the hashing to the load.
+    (cached / "xgb.json").write_text(json.dumps({"tampered": True}))
+    reads = versions.prefetch_versions([("AAA-h1-direction", "1")], ())[("AAA-h1-direction", "1")]
+    assert isinstance(reads, versions.VersionReads)
+    assert versions.load_verified("AAA-h1-direction", reads=reads).version == "1"
+    assert json.loads((cached / "xgb.json").read_text()) != {"tampered": True}
 
     # Tampering with a stored artifact: a worker without the verified files in its cache refuses the model before
     # anything is deserialized.

@@ -172,7 +172,7 @@ def prefetch_versions(wanted: list[tuple[str, str]], run_files: tuple[str, ...],
     def cache_model(key: tuple[str, str], reads: VersionReads) -> None:
         run_id = reads.run.info.run_id
         expected = _expected_checksums(key[0], reads.version, reads.run)
-        if _cached_files(cfg, run_id, expected) is None:
+        if not _in_cache(cfg, run_id, expected):  # present: hashed once, by the load that uses it
             with tempfile.TemporaryDirectory(prefix="model-") as tmp:
                 _download_verified(*key, expected, Path(tmp), cfg, run_id)
 
@@ -234,6 +234,18 @@ def _cached_files(cfg: PipelineConfig | None, run_id: str, expected: dict[str, s
         shutil.rmtree(folder, ignore_errors=True)  # cached again once the store's files verify
         return None
     return paths
+
+
+def _in_cache(cfg: PipelineConfig | None, run_id: str, expected: dict[str, str]) -> bool:
+    """Whether the cache holds a file for every checksum of a run (not whether they match: `_cached_files` checks)."""
+    from market_mlops.model.ensemble_model import artifact_files
+
+    root = model_cache_dir(cfg)
+    folder = root / run_id if root is not None else None
+    if folder is None or not folder.is_dir():
+        return False
+    files = artifact_files(folder)
+    return not set(expected) - set(files) and all((folder / f).exists() for f in files.values())
 
 
 def _keep_files(cfg: PipelineConfig | None, run_id: str, paths: dict[str, str]) -> None:

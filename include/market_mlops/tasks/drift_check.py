@@ -23,6 +23,9 @@ from market_mlops.registry import aliases, store, versions
 from market_mlops.tasks.phases import PhaseClock
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from concurrent.futures import Future
+
     import pandas as pd
 
     from market_mlops.monitoring.drift import FeatureDrift
@@ -225,34 +228,41 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
             todo.append((i, champion))
     shared = PhaseClock()
     wanted = [(store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg), str(c["version"])) for _, c in todo]
-    with ThreadPoolExecutor(max_workers=1) as side:  # beside the prefetch: one search, not a round trip on the path
-        reports_found = side.submit(_report_runs, [name for name, _v in wanted if (name, _v) not in earlier],
-                                    interval_end, cfg)
-        reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
-        reports = {model: r["mlflow_run_id"] for (model, _v), r in earlier.items() if r.get("mlflow_run_id")}
-        reports |= reports_found.result()
+    reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
     shared.mark("prefetch")
     prefetched = len(todo)
     todo = [item for item, key in zip(todo, wanted, strict=True) if still_champion(key, reads[key])]
+    recorded = {model: r["mlflow_run_id"] for (model, _v), r in earlier.items() if r.get("mlflow_run_id")}
     windows: dict[tuple[str, str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
 
     def check(item: tuple[int, ChampionRef]) -> tuple[int, CheckedChampion]:
         i, champion = item
         triggers = champion.get("emergency_triggers")
-        key = (store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg),
-               str(champion["version"]))
         return i, measure_champion(
-            champion, reads[key], interval_start, interval_end, cfg,
+            champion, reads[_key(champion, cfg)], interval_start, interval_end, cfg,
             None if triggers is None else [dt.datetime.fromisoformat(t) for t in triggers], windows)
 
-    checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
-    shared.mark("checks")  # each check records its own phases
-    published, unpublished = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, reports, prefetched)
+    # Each champion's report run is found (its check's SQL record, else its name) or made while the champions are
+    # measured: those round trips wait on the tracking server, the measuring on this worker's CPU.
+    with ThreadPoolExecutor(max_workers=report_threads(cfg, len(todo))) as side:
+        runs = {key[0]: side.submit(_report_run, cfg, *key, interval_end, recorded.get(key[0]))
+                for key in (_key(c, cfg) for _, c in todo) if not isinstance(reads[key], Exception)}
+        checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
+        shared.mark("checks")  # each check records its own phases
+        published, unpublished = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, runs, prefetched)
+        measured = {c.report["model"] for _, c in checked}
+        for model, run in runs.items():  # a run made for a check that failed: ended, found again by its retry
+            if model not in measured and not run.exception() and run.result()[1]:
+                side.submit(store.client(cfg).set_terminated, run.result()[0], "FAILED")
     results.update({i: published[c.report["model"]] for i, c in checked if c.report["model"] in published})
     failures += unpublished
     if failures:
         raise ShardFailed(failures, len(results))
     return [results[i] for i in sorted(results)]
+
+
+def _key(champion: ChampionRef, cfg: PipelineConfig) -> tuple[str, str]:
+    return store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg), str(champion["version"])
 
 
 def still_champion(key: tuple[str, str], reads: versions.VersionReads | Exception) -> bool:
@@ -369,14 +379,14 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
 
 
 def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], cfg: PipelineConfig,
-                   shared: PhaseClock, reports: dict[str, str] | None = None,
+                   shared: PhaseClock, runs: Mapping[str, Future[tuple[str, bool]]] | None = None,
                    prefetched: int | None = None) -> tuple[dict[str, DriftResult], list[ModelFailure]]:
     """The shard's reports in MLflow (side by side: each is a few round trips), its checks in the SQL store (one
     statement), then each champion's log line and alerts; returns {model: result} of those published and the
     failures of those whose report could not be logged (recorded nowhere: the task's retry checks them again).
     `shared`: the shard's clock since its start, whose phases are split evenly among its champions in the `seconds`
-    each check records (the prefetch among the `prefetched` it read for). `reports`: {model: report run of an earlier
-    check of this interval}, logged into again (a rerun makes no second run)."""
+    each check records (the prefetch among the `prefetched` it read for). `runs`: {model: its report run (`_report_run`)
+    as it is being found or made}; a model without one gets a new run."""
     from concurrent.futures import ThreadPoolExecutor
 
     from market_mlops.monitoring.history import recent_histories, record_drift_checks
@@ -385,12 +395,12 @@ def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], 
     if not checked:
         return {}, []
     histories = recent_histories([c.report["model"] for c in checked], cfg)
-    # Through a tracking server each report waits on round trips; into the embedded store (SQLite, local files) a
-    # second thread would only contend for its write lock.
-    threads = min(REPORT_THREADS, len(checked)) if cfg.mlflow_tracking_uri.startswith(("http:", "https:")) else 1
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        logging_jobs = [pool.submit(_log_report, cfg, c.report, histories[c.report["model"]],
-                                    (reports or {}).get(c.report["model"])) for c in checked]
+    def log_report(c: CheckedChampion) -> str:
+        run = (runs or {}).get(c.report["model"])
+        return _log_report(cfg, c.report, histories[c.report["model"]], run.result()[0] if run else None)
+
+    with ThreadPoolExecutor(max_workers=report_threads(cfg, len(checked))) as pool:
+        logging_jobs = [pool.submit(log_report, c) for c in checked]
     shared.mark("report")
     seconds = shared.seconds()
     share = {"prefetch": round(seconds["prefetch"] / (prefetched or len(checked)), 3),
@@ -466,6 +476,12 @@ def _rounded(value: float, digits: int) -> float:
 REPORT_THREADS = 4  # reports a shard logs at once
 
 
+def report_threads(cfg: PipelineConfig, reports: int) -> int:
+    """Through a tracking server each report waits on round trips; into the embedded store (SQLite, local files) a
+    second thread would only contend for its write lock."""
+    return max(1, min(REPORT_THREADS, reports)) if cfg.mlflow_tracking_uri.startswith(("http:", "https:")) else 1
+
+
 def _report_key(report: dict[str, Any]) -> str:
     return _run_key(report["model"], report["interval_end"])
 
@@ -474,30 +490,32 @@ def _run_key(model: str, interval_end: str) -> str:
     return f"drift-{model}-{interval_end[:16]}"
 
 
-def _report_runs(models: list[str], interval_end: dt.datetime, cfg: PipelineConfig) -> dict[str, str]:
-    """{model: its report run for this interval} of models whose check has no SQL record of one: a run logged by a
-    try that failed before recording its check is logged into again, not doubled. One search a model, side by side
-    (MLflow's search compares only run ids with a list)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _report_run(cfg: PipelineConfig, model: str, version: str, interval_end: dt.datetime,
+                recorded: str | None) -> tuple[str, bool]:
+    """(run id, made now) of a champion's report run for this interval: the one its check's SQL record names, else
+    one of that name (a try that failed before recording its check: logged into again, not doubled), else a new
+    one."""
+    if recorded:
+        return recorded, False
     client = store.client(cfg)
-    experiment = store.experiment_id(cfg, store.DRIFT_EXPERIMENT) if models else ""
+    key = _run_key(model, interval_end.isoformat())
+    found = client.search_runs([store.experiment_id(cfg, store.DRIFT_EXPERIMENT)],
+                               filter_string=f"attributes.run_name = '{key}'", max_results=1,
+                               order_by=["attributes.start_time DESC"])
+    if found:
+        return found[0].info.run_id, False
+    return _new_report_run(cfg, model, version, key), True
 
-    def newest(model: str) -> str | None:
-        runs = client.search_runs([experiment], filter_string=f"attributes.run_name = "
-                                  f"'{_run_key(model, interval_end.isoformat())}'",
-                                  max_results=1, order_by=["attributes.start_time DESC"])
-        return runs[0].info.run_id if runs else None
 
-    with ThreadPoolExecutor(max_workers=max(1, min(REPORT_THREADS, len(models)))) as pool:
-        found = dict(zip(models, pool.map(newest, models), strict=True))
-    return {model: run_id for model, run_id in found.items() if run_id}
+def _new_report_run(cfg: PipelineConfig, model: str, version: str, key: str) -> str:
+    return str(store.client(cfg).create_run(store.experiment_id(cfg, store.DRIFT_EXPERIMENT), run_name=key,
+                                            tags={"mlops.run_key": key, "model": model, "model_version": version}).info.run_id)
 
 
 def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[str, Any]],
-                existing: str | None) -> str:
-    """The report as JSON and HTML in the MLflow experiment `market-drift`: one run per model and interval
-    (`existing`: the run an earlier check of it logged), its tags and metrics in one batch while both files upload.
+                run_id: str | None) -> str:
+    """The report as JSON and HTML in the MLflow experiment `market-drift` (one run per model and interval: `run_id`,
+    a new one when None or deleted since): its tags and metrics in one batch while both files upload, side by side.
     A run that cannot be written is ended FAILED, never left RUNNING. The client API, not the fluent one: a shard
     logs its reports from several threads."""
     import tempfile
@@ -511,19 +529,22 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[
 
     key = _report_key(report)
     client = store.client(cfg)
-    tags = {"mlops.run_key": key, "model": report["model"], "model_version": report["version"], "band": report["band"]}
+    tags = [RunTag(k, str(v)) for k, v in {"mlops.run_key": key, "model": report["model"],
+                                           "model_version": report["version"], "band": report["band"]}.items()]
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in report.items()
                if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]
 
-    def write(run_id: str, tagged: bool) -> str:
+    def write(run_id: str) -> str:
         try:
-            with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=1) as side:
-                batch = side.submit(client.log_batch, run_id, metrics=metrics,
-                                    tags=[] if tagged else [RunTag(k, str(v)) for k, v in tags.items()])
-                (Path(tmp) / "drift_report.json").write_text(json.dumps(report, indent=2, default=str))
-                (Path(tmp) / "drift_report.html").write_text(render_html(report, history, cfg.drift))
-                client.log_artifacts(run_id, tmp, "drift")
+            with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as side:
+                batch = side.submit(client.log_batch, run_id, metrics=metrics, tags=tags)
+                files = [Path(tmp) / "drift_report.json", Path(tmp) / "drift_report.html"]
+                files[0].write_text(json.dumps(report, indent=2, default=str))
+                files[1].write_text(render_html(report, history, cfg.drift))
+                uploading = side.submit(client.log_artifact, run_id, str(files[0]), "drift")
+                client.log_artifact(run_id, str(files[1]), "drift")
+                uploading.result()
                 batch.result()
         except Exception:
             with contextlib.suppress(Exception):  # a deleted run cannot be ended: the caller decides
@@ -532,20 +553,16 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[
         client.set_terminated(run_id)
         return run_id
 
-    def new_run() -> str:
-        return str(client.create_run(store.experiment_id(cfg, store.DRIFT_EXPERIMENT), run_name=key,
-                                     tags=tags).info.run_id)
-
-    if not existing:
-        return write(new_run(), tagged=True)
+    if not run_id:
+        return write(_new_report_run(cfg, report["model"], str(report["version"]), key))
     try:
-        return write(existing, tagged=False)
+        return write(run_id)
     except MlflowException as error:
-        if not _deleted_run(client, existing):
+        if not _deleted_run(client, run_id):
             raise
-        log.warning("drift report run %s of %s was deleted in MLflow (%s): logging a new run", existing, key,
+        log.warning("drift report run %s of %s was deleted in MLflow (%s): logging a new run", run_id, key,
                     str(error)[:200])
-        return write(new_run(), tagged=True)
+        return write(_new_report_run(cfg, report["model"], str(report["version"]), key))
 
 
 def _deleted_run(client: Any, run_id: str) -> bool:
