@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,7 @@ def test_determinism_and_backfill_with_later_data_gives_the_same_model(training_
 
 
 @pytest.mark.training
-def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monkeypatch):
+def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monkeypatch, caplog):
     from market_mlops.model.ensemble_model import ModelIntegrityError
     from market_mlops.registry import aliases, signing, store, versions
     from market_mlops.tasks.promotion import rollback
@@ -254,8 +255,14 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     assert versions.load_verified("AAA-h1-direction", version="1").version == "1"
     # The same through a drift shard's prefetch, which sees the entry present and leaves the hashing to the load.
     (cached / "xgb.json").write_text(json.dumps({"tampered": True}))
+    caplog.set_level("INFO", logger="market_mlops.registry.versions")
+    logging.getLogger("market_mlops.registry.versions").addHandler(caplog.handler)  # the suite's loggers propagate not
     reads = versions.prefetch_versions([("AAA-h1-direction", "1")], ())[("AAA-h1-direction", "1")]
+    logging.getLogger("market_mlops.registry.versions").removeHandler(caplog.handler)
+    assert "prefetch of 1 versions" in caplog.text and "search failed" not in caplog.text
     assert isinstance(reads, versions.VersionReads)
+    # Read by the shard's search, with the aliases such a search leaves out put back from its registered models.
+    assert reads.version.aliases == c.get_model_version("AAA-h1-direction", "1").aliases == ["champion"]
     assert versions.load_verified("AAA-h1-direction", reads=reads).version == "1"
     assert json.loads((cached / "xgb.json").read_text()) != {"tampered": True}
 
