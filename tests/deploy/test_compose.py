@@ -122,6 +122,14 @@ def test_celery_workers_import_the_task_libraries_before_they_fork(compose):
     module, _, name = _env(compose["x-airflow-common"])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
     assert getattr(importlib.import_module(module), name) == DEFAULT_CELERY_CONFIG
     assert [n for n in TASK_LIBRARIES if importlib.util.find_spec(n) is None] == []
+    # And the MLflow client's plugin registries, which it builds on a process's first request otherwise (a later
+    # MLflow that moved them makes this fail here, not only cost every task its first round trip again).
+    import mlflow.tracking._model_registry.utils as registry_utils
+
+    from market_mlops.celery_worker import preload_task_libraries
+
+    assert set(preload_task_libraries()) == {"imports", "mlflow_package_map", "mlflow_registries"}
+    assert registry_utils._model_registry_store_registry is not None
 
 
 @pytest.mark.integration
