@@ -5,8 +5,9 @@ Runs after every trading session of the configured calendar (`universe.schedule_
 trading-session timetable as ingestion, holidays skipped). `list_champions` reads every champion in one registry
 search and every cooldown in one query of the SQL store. `check_model_drift` is mapped one task per champion, or
 per shard of champions in a fleet larger than `fleet.max_mapped_tasks`; a shard first reads its champions' versions
-and runs and downloads their model and reference files side by side (into the worker's cache; every load still
-verifies signature and checksums), then, for each champion (the version the listing named):
+(two registry searches) and runs (one search) and downloads their model and reference files side by side (into the
+worker's cache; every load still verifies signature and checksums), then, for each champion (the version the listing
+named; one that lost the champion alias since is not checked: the next run checks the version that holds it):
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
@@ -15,8 +16,9 @@ verifies signature and checksums), then, for each champion (the version the list
    resolved / horizon outcomes (their labels overlap), nothing but normal below `drift.min_outcomes` of them, and a
    band is raised only when the one-sided upper bound of accuracy (`drift.band_confidence`) is below its edge;
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
-   classes; a JSON and HTML report in the MLflow experiment `market-drift` (one run per champion and session; the
-   shard's reports are logged side by side once its champions are measured), a row in the SQL store's `drift_checks`;
+   classes; a JSON and HTML report in the MLflow experiment `market-drift` (one run per champion and session, found
+   again by a rerun or a retry, by its record or its name; the shard's reports are logged side by side once its
+   champions are measured), a row in the SQL store's `drift_checks`;
 4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
 
 `build_consensus`, per symbol: a consensus direction across its champions (every timeframe and horizon; skipped in a
@@ -35,9 +37,10 @@ at most once per `drift.cooldown_days`.
   `training.max_data_lag_days`); a critical alert went out and no band was measured. Run or backfill
   `market_data_ingestion` up to the date in the message, then clear the task.
 - `check_model_drift`: its error names each champion that failed (the others of its shard are checked): usually no
-  champion artifacts (checksum refused: do not override, retrain) or no bars for the session (ingestion did not
-  run: run it, then clear this task). The retry checks only the failed ones: a champion this run checked already
-  keeps its result and is not alerted twice.
+  champion artifacts (checksum refused: do not override, retrain), no bars for the session (ingestion did not
+  run: run it, then clear this task) or MLflow down while its report was logged (its report run is ended FAILED;
+  nothing is recorded for it). The retry checks only the failed ones: a champion this run checked already keeps its
+  result and is not alerted twice.
 - Alerts never fail the run: with Slack down they wait in the outbox and are retried on the next alert.
 """
 
