@@ -244,21 +244,35 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
 
     # Each champion's report run is found (its check's SQL record, else its name) or made while the champions are
     # measured: those round trips wait on the tracking server, the measuring on this worker's CPU.
+    published: dict[str, DriftResult] = {}
     with ThreadPoolExecutor(max_workers=report_threads(cfg, len(todo))) as side:
         runs = {key[0]: side.submit(_report_run, cfg, *key, interval_end, recorded.get(key[0]))
                 for key in (_key(c, cfg) for _, c in todo) if not isinstance(reads[key], Exception)}
-        checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
-        shared.mark("checks")  # each check records its own phases
-        published, unpublished = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, runs, prefetched)
-        measured = {c.report["model"] for _, c in checked}
-        for model, run in runs.items():  # a run made for a check that failed: ended, found again by its retry
-            if model not in measured and not run.exception() and run.result()[1]:
-                side.submit(store.client(cfg).set_terminated, run.result()[0], "FAILED")
+        try:
+            checked, failures = work_through(todo, lambda item: model_label(item[1], cfg), check)
+            shared.mark("checks")  # each check records its own phases
+            published, unpublished = publish_checks([c for _, c in checked], airflow_ctx, cfg, shared, runs,
+                                                    prefetched)
+        finally:  # whatever stopped a check (its error, the SQL store down, the task killed): no run left RUNNING
+            _end_unpublished(runs, published, cfg)
     results.update({i: published[c.report["model"]] for i, c in checked if c.report["model"] in published})
     failures += unpublished
     if failures:
         raise ShardFailed(failures, len(results))
     return [results[i] for i in sorted(results)]
+
+
+def _end_unpublished(runs: dict[str, Future[tuple[str, bool]]], published: dict[str, DriftResult],
+                     cfg: PipelineConfig) -> None:
+    """End FAILED the report runs left RUNNING (made or found so) of champions whose check was not published; the
+    retry finds each by its name and logs into it."""
+    client = store.client(cfg)
+    for model, run in runs.items():
+        if model not in published:
+            with contextlib.suppress(Exception):  # ending is best effort: the run's name finds it again either way
+                run_id, unfinished = run.result()
+                if unfinished:
+                    client.set_terminated(run_id, "FAILED")
 
 
 def _key(champion: ChampionRef, cfg: PipelineConfig) -> tuple[str, str]:
@@ -492,9 +506,9 @@ def _run_key(model: str, interval_end: str) -> str:
 
 def _report_run(cfg: PipelineConfig, model: str, version: str, interval_end: dt.datetime,
                 recorded: str | None) -> tuple[str, bool]:
-    """(run id, made now) of a champion's report run for this interval: the one its check's SQL record names, else
-    one of that name (a try that failed before recording its check: logged into again, not doubled), else a new
-    one."""
+    """(run id, RUNNING) of a champion's report run for this interval: the one its check's SQL record names (ended:
+    a check is recorded after its report), else one of that name (a try that failed before recording its check:
+    logged into again, not doubled), else a new one."""
     if recorded:
         return recorded, False
     client = store.client(cfg)
@@ -503,7 +517,7 @@ def _report_run(cfg: PipelineConfig, model: str, version: str, interval_end: dt.
                                filter_string=f"attributes.run_name = '{key}'", max_results=1,
                                order_by=["attributes.start_time DESC"])
     if found:
-        return found[0].info.run_id, False
+        return found[0].info.run_id, found[0].info.status == "RUNNING"
     return _new_report_run(cfg, model, version, key), True
 
 
@@ -545,11 +559,11 @@ def _log_report(cfg: PipelineConfig, report: dict[str, Any], history: list[dict[
                 # at once through an authenticated server to S3: 0.27 s against 0.31 s).
                 client.log_artifacts(run_id, tmp, "drift")
                 batch.result()
+            client.set_terminated(run_id)
         except Exception:
             with contextlib.suppress(Exception):  # a deleted run cannot be ended: the caller decides
                 client.set_terminated(run_id, "FAILED")
             raise
-        client.set_terminated(run_id)
         return run_id
 
     if not run_id:
