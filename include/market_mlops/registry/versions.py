@@ -159,17 +159,18 @@ def prefetch_versions(wanted: list[tuple[str, str]], run_files: tuple[str, ...],
     client = store.client(cfg)
     downloaded: list[str] = []
 
-    def read(key: tuple[str, str]) -> ModelVersion | Exception:
-        try:
-            return _loadable(key[0], client.get_model_version(*key))
-        except Exception as error:  # noqa: BLE001 - this version's failure is its own, raised where it is loaded
-            return error
-
     def loadable(key: tuple[str, str], mv: ModelVersion) -> ModelVersion | Exception:
         try:
             return _loadable(key[0], mv)
-        except store.RegistryError as error:  # as above
+        except store.RegistryError as error:  # this version's failure is its own, raised where it is loaded
             return error
+
+    def read(key: tuple[str, str]) -> ModelVersion | Exception:
+        try:
+            mv = client.get_model_version(*key)
+        except Exception as error:  # noqa: BLE001 - as above
+            return error
+        return loadable(key, mv)
 
     def with_run(mv: ModelVersion | Exception, runs: dict[str, Run]) -> VersionReads | Exception:
         if isinstance(mv, Exception):
@@ -271,12 +272,10 @@ def _cached_files(cfg: PipelineConfig | None, run_id: str, expected: dict[str, s
     from market_mlops.model.ensemble_model import ModelIntegrityError, artifact_files, verify_checksums
 
     root = model_cache_dir(cfg)
-    folder = root / run_id if root is not None else None
-    if folder is None or not folder.is_dir():
+    if root is None or not _in_cache(cfg, run_id, expected):
         return None
+    folder = root / run_id
     paths = {k: str(folder / f) for k, f in artifact_files(folder).items()}
-    if set(expected) - set(paths) or not all(Path(p).exists() for p in paths.values()):
-        return None
     try:
         verify_checksums(paths, expected)
     except ModelIntegrityError:

@@ -219,15 +219,14 @@ def check_shard(shard: ChampionShard, interval_start: dt.datetime, interval_end:
     results: dict[int, DriftResult] = {}
     todo: list[tuple[int, ChampionRef]] = []
     for i, champion in enumerate(shard["champions"]):
-        key = (store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg),
-               str(champion["version"]))
+        key = _key(champion, cfg)
         if key in done:
             log.info("%s v%s was checked by an earlier try of this run: its result stands", *key)
             results[i] = done[key]
         else:
             todo.append((i, champion))
     shared = PhaseClock()
-    wanted = [(store.model_name(c["symbol"], c["timeframe"], c.get("horizon"), cfg), str(c["version"])) for _, c in todo]
+    wanted = [_key(c, cfg) for _, c in todo]
     reads = versions.prefetch_versions(wanted, (*REFERENCE_FILES, f"reference/{NULL_THRESHOLDS_FILE}"), cfg)
     shared.mark("prefetch")
     prefetched = len(todo)
@@ -276,6 +275,7 @@ def _end_unpublished(runs: dict[str, Future[tuple[str, bool]]], published: dict[
 
 
 def _key(champion: ChampionRef, cfg: PipelineConfig) -> tuple[str, str]:
+    """(model, version) of a listed champion: how its earlier check, its registry reads and its report run are found."""
     return store.model_name(champion["symbol"], champion["timeframe"], champion.get("horizon"), cfg), str(champion["version"])
 
 
