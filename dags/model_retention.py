@@ -12,7 +12,11 @@ Runs Sundays at 05:00 UTC (before Monday's weight refresh). **As of the interval
    stay) are garbage-collected from the
    DVC remote and this worker's cache; a backfill of their dates trains on the first kept version covering them.
 
-Same as `market-mlops retention --apply` (without `--apply`: the plan, nothing changed).
+A dry run by default, scheduled or triggered: it logs the plan and changes nothing. A triggered run applies it
+when `apply` is ticked in the form (the same as `market-mlops retention --apply`); scheduled runs apply it only when
+the deployment says so (`retention.apply_on_schedule: true`, or `MLOPS__RETENTION__APPLY_ON_SCHEDULE=true`). Data
+versions logged within `retention.archive_after_months` of the newest data are never collected, whatever the date
+of the run: a retrain or replay of a recent month can always materialize its version.
 
 **Params**: `apply` (off: a dry run that logs the plan).
 
@@ -44,15 +48,17 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     tags=["registry", "mlflow", "dvc", "weekly"],
     doc_md=__doc__,
     params={
-        "apply": Param(True, type="boolean", description="Carry the plan out (off: log it, change nothing)"),
+        "apply": Param(False, type="boolean", description="Carry the plan out: archive versions, move old rows, "
+                       "collect data versions (off: a dry run that logs the plan and changes nothing)"),
     },
 )
 def model_retention():
     @task
-    def apply_retention(params=None, data_interval_end=None) -> RetentionReport:
-        from market_mlops.tasks.retention import run_retention
+    def apply_retention(params=None, data_interval_end=None, dag_run=None) -> RetentionReport:
+        from market_mlops.tasks.retention import retention_applies, run_retention
 
-        return run_retention(apply=bool(params["apply"]), as_of=data_interval_end)
+        return run_retention(apply=retention_applies(bool(params["apply"]), str(dag_run.run_type)),
+                             as_of=data_interval_end)
 
     apply_retention()
 

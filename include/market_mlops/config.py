@@ -376,6 +376,8 @@ class Retention(_Strict):
                                       "versions no longer kept, move from the SQL store to Parquet archives")
     archive_url: str | None = Field(default=None, description="where those archives go: null = <batches_url>/archive "
                                     "(an s3:// batches_url puts them in the object store)")
+    apply_on_schedule: bool = Field(default=False, description="the weekly model_retention DAG's scheduled runs "
+                                    "carry the plan out (false: they log it, as every run does unless told to apply)")
 
 
 class PipelineConfig(_Strict):

@@ -57,3 +57,39 @@ def test_a_fleet_of_old_rows_is_counted_and_archived_per_model_on_sqlite(tmp_pat
     assert len(archived) == 1201 and set(archived["model_version"]) == {"1"}
     left = load_forecasts("S0007", "d1", cfg)
     assert sorted(zip(left["model_version"], left["ts"].dt.year, strict=True)) == [("1", 2025), ("2", 2024), ("2", 2025)]
+
+
+def test_retention_is_a_dry_run_unless_the_form_or_the_deployment_says_apply():
+    from market_mlops.tasks.retention import retention_applies
+
+    cfg = load_config()
+    assert cfg.retention.apply_on_schedule is False
+    assert not retention_applies(False, "DagRunType.MANUAL", cfg)
+    assert not retention_applies(False, "DagRunType.SCHEDULED", cfg)  # the default deployment: scheduled runs plan only
+    assert retention_applies(True, "DagRunType.MANUAL", cfg)
+    on_schedule = load_config(environ={"MLOPS__RETENTION__APPLY_ON_SCHEDULE": "true"})
+    assert retention_applies(False, "DagRunType.SCHEDULED", on_schedule)
+    assert not retention_applies(False, "DagRunType.MANUAL", on_schedule)  # a triggered run: its form decides
+
+
+def test_the_model_retention_form_defaults_to_a_dry_run():
+    import ast
+    from pathlib import Path
+
+    from market_mlops.config import REPO_ROOT
+
+    tree = ast.parse(Path(REPO_ROOT / "dags" / "model_retention.py").read_text())
+    params = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Param"]
+    apply = [p for p in params if any(isinstance(k.value, ast.Constant) and k.value.value == "boolean"
+                                      for k in p.keywords)]
+    assert len(apply) == 1 and apply[0].args[0].value is False
+
+
+def test_data_versions_are_aged_by_the_data_clock_not_the_wall_clock():
+    from market_mlops.tasks.retention import data_clock
+
+    today = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    ends = ["2025-10-31T21:00:00+00:00", "2025-11-14T21:00:00+00:00", ""]
+    assert data_clock(today, ends) == dt.datetime(2025, 11, 14, 21, tzinfo=dt.UTC)
+    assert data_clock(dt.datetime(2025, 11, 1, tzinfo=dt.UTC), ends) == dt.datetime(2025, 11, 1, tzinfo=dt.UTC)
+    assert data_clock(today, []) == today

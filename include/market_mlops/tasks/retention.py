@@ -22,6 +22,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def retention_applies(apply_param: bool, run_type: str, cfg: PipelineConfig | None = None) -> bool:
+    """Whether a `model_retention` run carries its plan out: a triggered run when its form says so, a scheduled one
+    when the deployment does (`retention.apply_on_schedule`); anything else is a dry run."""
+    cfg = cfg or get_config()
+    return apply_param or (run_type.lower().endswith("scheduled") and cfg.retention.apply_on_schedule)
+
+
+def data_clock(as_of: dt.datetime, logged_ends: list[str]) -> dt.datetime:
+    """The date retention measures ages from: `as_of`, or the end of the newest logged data when that is earlier.
+    A run dated today on data that ends a year ago would otherwise find every data version "old" and collect what a
+    retrain or replay of the data's last months asks for."""
+    ends = [dt.datetime.fromisoformat(e).astimezone(dt.UTC) for e in logged_ends if e]
+    return min(as_of, max(ends)) if ends else as_of
+
+
 def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
                   cfg: PipelineConfig | None = None) -> RetentionReport:
     """Plan retention and, with `apply`, carry it out; returns the numbers (what was, or would be, archived)."""
@@ -34,11 +49,16 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
     )
     from market_mlops.registry.retention import archive_version, plan_model, registered_models
 
+    from market_mlops.data.versioning import version_history
+
     cfg = cfg or get_config()
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     plans = [plan_model(name, cfg) for name in registered_models(cfg)]
     kept = {p.name: {str(v) for v in p.keep} for p in plans}
     before = months_before(as_of, cfg.retention.archive_after_months)
+    # Data versions are aged by the data's own clock: a retrain or replay of its last months must find them.
+    data_before = months_before(data_clock(as_of, [r.get("interval_end", "") for r in version_history(cfg)]),
+                                cfg.retention.archive_after_months)
     if apply:
         for plan in plans:
             for version in plan.archive:
@@ -46,7 +66,7 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
     rows = {spec.table.name: (archive_old_rows if apply else count_old_rows)(spec, before, kept, cfg)
             for spec in ARCHIVED_TABLES}
     if plans:
-        collection = collect_data_versions({md5 for p in plans for md5 in p.data_versions}, cfg, apply, before)
+        collection = collect_data_versions({md5 for p in plans for md5 in p.data_versions}, cfg, apply, data_before)
     else:  # an empty registry (a worker pointed at the wrong MLflow) must not read as "no data is needed"
         log.warning("retention: no registered model found at %s: data versions are kept", cfg.mlflow_tracking_uri)
         collection = Collection([], 0, 0)
