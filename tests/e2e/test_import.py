@@ -63,6 +63,29 @@ def test_vendor_files_land_as_written_and_a_second_import_changes_nothing(own_da
     assert parquet_digests(_dataset(home)) == before
 
 
+def test_calendar_features_of_a_date_only_daily_file_are_those_of_its_session_dates(own_data):
+    """A vendor's date-only daily bar is stored at 00:00 UTC (the previous evening in New York): its features must
+    read Monday's bar as Monday and the 1st of a month as that month."""
+    import numpy as np
+
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.model.features import build_features
+
+    home, vendor = own_data
+    assert market_mlops("import", str(vendor)).returncode == 0
+    stored = load_bars(_dataset(home), "d1", ["AAPL"])
+    assert (stored["ts"].dt.hour == 0).all()  # date-only: midnight UTC
+    feats = build_features(stored, 252)
+    dates = pd.to_datetime(pd.read_csv(vendor / "AAPL.csv")["Date"])
+    weekday = np.round(np.angle(feats["dow_cos"] + 1j * feats["dow_sin"]) / (2 * np.pi) * 5) % 5
+    assert (np.asarray(weekday) == dates.dt.dayofweek.to_numpy()).all()
+    assert set(dates.dt.dayofweek) == {0, 1, 2, 3, 4}
+    month = np.round(np.angle(feats["month_cos"] + 1j * feats["month_sin"]) / (2 * np.pi) * 12) % 12
+    assert (np.asarray(month) == dates.dt.month.to_numpy() - 1).all()
+    day = np.round(np.angle(feats["dom_cos"] + 1j * feats["dom_sin"]) / (2 * np.pi) * 31) % 31
+    assert (np.asarray(day) == dates.dt.day.to_numpy() - 1).all()
+
+
 def test_missing_sessions_are_named_by_symbol_date_and_file(own_data):
     home, vendor = own_data
     out = market_mlops("import", str(vendor))

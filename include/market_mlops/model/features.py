@@ -118,15 +118,38 @@ def _returns(o: Array, h: Array, lo: Array, c: Array, v: Array, out: Columns, re
         out[f"dist_low{n}"] = _ratio(c, talib.MIN(lo, n))
 
 
+DAILY_SPACING = np.timedelta64(20, "h")  # bars this far apart (median) are one a session
+SESSION_SHIFT = np.timedelta64(3, "h")  # a daily bar's stamp + this, in UTC, falls on its session's date
+
+
+def session_days(ts: pd.Series) -> np.ndarray:
+    """The session date of each daily bar (datetime64[D]). A daily bar is stamped at its session's open or, from a
+    vendor's date-only file, at 00:00 UTC of its date; every session opens between 21:00 UTC the evening before (FX,
+    Sydney) and the afternoon of its date (New York), so its date is the UTC date of the stamp plus three hours. The
+    New York clock is wrong here: 00:00 UTC is the previous evening there, and Monday's bar would read as Sunday."""
+    stamps = pd.DatetimeIndex(ts).tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[m]")
+    return (stamps + SESSION_SHIFT).astype("datetime64[D]")
+
+
+def is_daily(ts: pd.Series) -> bool:
+    stamps = pd.DatetimeIndex(ts).as_unit("ns").asi8
+    return len(stamps) > 1 and np.median(np.diff(stamps)) >= DAILY_SPACING.astype("timedelta64[ns]").astype(np.int64)
+
+
 def _calendar(ts: pd.Series, out: Columns) -> None:
-    """Day of week, month, day of month and hour in New York time, as angles (numpy on the local clock values)."""
-    local = pd.DatetimeIndex(ts).tz_convert("America/New_York").tz_localize(None).to_numpy().astype("datetime64[m]")
-    days = local.astype("datetime64[D]")
+    """Day of week, month, day of month and hour, as angles (numpy on the clock values): for daily bars those of the
+    session's date (`session_days`, no hour), for intraday bars those of the New York clock."""
+    if is_daily(ts):
+        days = session_days(ts)
+        minute = np.zeros(len(days), dtype=np.int64)
+    else:
+        local = pd.DatetimeIndex(ts).tz_convert("America/New_York").tz_localize(None).to_numpy().astype("datetime64[m]")
+        days = local.astype("datetime64[D]")
+        minute = (local - days).astype(np.int64)
     months = days.astype("datetime64[M]")
     dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     month = months.astype(np.int64) % 12
     dom = (days - months).astype(np.int64)
-    minute = (local - days).astype(np.int64)
     # Each clock value takes few distinct values: sine and cosine from a table of them, not per bar.
     for name, value, steps, period in (("dow", dow, 7, 5), ("month", month, 12, 12), ("dom", dom, 31, 31),
                                        ("hour", minute, 1440, 1440)):
