@@ -285,10 +285,17 @@ class Training(_Strict):
     search_timeout_s: int = Field(default=120, ge=1)
     rf_estimators: int = Field(default=60, ge=10)
     boost_rounds: int = Field(default=300, ge=10)
-    promotion_tolerance: float = Field(default=0.02, ge=0, le=0.5)
-    min_compare_outcomes: int = Field(default=50, ge=1, description="a challenger is compared with the champion on "
-                                      "the holdout rows the champion never learned, when they hold at least this many "
-                                      "outcomes (rows / horizon); fewer, and the baselines decide alone")
+    gate_metric: Literal["log_loss", "accuracy"] = Field(
+        default="log_loss", description="the score the gate proves a challenger's skill on, against each baseline and "
+        "the champion: log_loss (proper: rewards honest probabilities) or accuracy (the calls only); the other is "
+        "shown beside")
+    yearly_false_promotions: float = Field(
+        default=0.10, gt=0, le=0.5, description="the chance a challenger with no skill replaces a champion within a "
+        "champion-year, over its 12 monthly retrains (half of it), its challengers' live records (two fifths) and 52 "
+        "weekly refreshes (a tenth); each test is held to its share over its count a year")
+    min_compare_outcomes: int = Field(default=30, ge=1, description="separate outcomes (rows / horizon: overlapping "
+                                      "labels share theirs) a comparison needs to judge anything, holdout or live; "
+                                      "fewer: 'too few outcomes', nothing changes")
     weight_prior_rows: float = Field(default=250, ge=0, description="the weekly refresh shrinks the fitted weights "
                                      "toward the current ones as if they came from this many rows (0 = no shrinkage)")
     refresh_min_rows: int = Field(default=100, ge=10, description="fewer resolved bars in the refresh's fit window: "
@@ -296,7 +303,7 @@ class Training(_Strict):
     gate_requires: Literal["ic", "rank_ic", "long_short_sharpe"] | None = Field(
         default=None, description="a finance metric the challenger's holdout value must have above 0 to be promoted")
     promotion_confidence: float = Field(default=0.90, ge=0.5, lt=1, description="two-sided confidence of the "
-                                        "bootstrap intervals the gate reads (vs the better baseline, vs the champion)")
+                                        "replay's block-bootstrap intervals between policies")
     max_data_lag_days: int = Field(default=3, ge=0, le=366)
     bootstrap_samples: int = Field(default=500, ge=50)
     model_artifacts: Literal["full", "lean"] = Field(

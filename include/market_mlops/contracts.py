@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal, NotRequired, TypedDict
 
 Band = Literal["normal", "monitor", "drift", "emergency"]
-GateOutcome = Literal["promoted", "kept as challenger", "already champion"]
+GateOutcome = Literal["promoted", "kept as challenger", "already champion", "too few outcomes"]
 RetrainTrigger = Literal["param", "asset", "cron"]
 
 
@@ -101,24 +101,31 @@ class GateSummary(TypedDict, total=False):
     reason: str
     previous_champion: str | None
     champion_version: str | None
+    metric: str  # what the gate decided on: log_loss (default) or accuracy (`training.gate_metric`)
     challenger_accuracy: float
-    majority_accuracy: float
+    climatology_accuracy: float
     persistence_accuracy: float
-    champion_accuracy: float
-    diff_mean: float
-    diff_ci_low: float
-    diff_ci_high: float
-    baseline_compared: str  # the better baseline, which the challenger must beat significantly
-    baseline_diff_mean: float
-    baseline_diff_ci_low: float
-    baseline_diff_ci_high: float
-    confidence: float  # of the intervals (the weekly refresh spends less per test)
-    block: int  # rows per bootstrap block
-    effective_rows: float  # holdout rows / horizon: overlapping labels share outcomes
+    challenger_log_loss: float
+    climatology_log_loss: float
+    persistence_log_loss: float
+    baseline_compared: str  # the better baseline (lower log-loss on the same rows)
+    skill_mean: float  # score difference over the better baseline (log-loss: nats; positive: the challenger is better)
+    skill_low: float  # its interval at the test's level
+    skill_high: float
+    skill_e_value: float  # the evidence against "no better than that baseline"; the weaker of the two baselines'
+    e_threshold: float  # 1 / the test's level
+    test_level: float  # alpha of this test: its share of training.yearly_false_promotions
+    outcomes: float  # holdout rows / horizon: overlapping labels share outcomes
+    accuracy_diff_mean: float  # accuracy(challenger) - accuracy(better baseline), shown beside
+    accuracy_diff_low: float
+    accuracy_diff_high: float
     champion_rows: int  # holdout rows the champion had not learned, on which it was compared
-    test_number: int  # the weekly refresh: the how-many-th test of this champion (error spending)
-    champion_vs_baseline_mean: float  # the champion against the better baseline on the rows it never learned
-    champion_vs_baseline_ci_high: float
+    diff_mean: float  # the challenger against the champion on those rows (the metric's difference)
+    diff_low: float
+    diff_high: float
+    test_number: int  # the weekly refresh: the how-many-th test of this champion
+    champion_vs_baseline_mean: float  # the better baseline against the champion on rows it never learned
+    champion_vs_baseline_e_value: float
 
 
 class TrainingSummary(GateSummary, total=False):
@@ -140,7 +147,7 @@ class TrainingSummary(GateSummary, total=False):
     eval_rows: int
     ic: float | None
     serving: Literal["model", "baseline"]  # what is champion after this run: a trained model or a naive baseline
-    baseline_rule: str  # when a baseline was made champion by this run: majority | persistence
+    baseline_rule: str  # when a baseline was made champion by this run: climatology | persistence
     fit_end: str  # the last bar the registered (served) models learned
     evaluation_end: str  # the last bar of the holdout the gate decided on
     skipped: str  # the weekly refresh made no version: why

@@ -1,83 +1,103 @@
-"""The promotion decision as a pure function: every branch, without MLflow."""
+"""The promotion decision as a pure function of evidence: every branch, without MLflow."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from market_mlops.registry.gate import Interval, decide_promotion
+from market_mlops.model.evidence import Evidence
+from market_mlops.registry.gate import BUDGET_SHARE, TESTS_PER_YEAR, decide_promotion, level_of
 
-BASELINES = {"majority": 0.45, "persistence": 0.40}
-
-
-def test_the_first_model_that_beats_both_baselines_is_promoted():
-    decision = decide_promotion("1", 0.50, BASELINES, None, None, tolerance=0.02)
-    assert decision.promote and decision.reason == "first model that beats both baselines"
+MIN = 30
 
 
-@pytest.mark.parametrize(("accuracy", "beaten_by"), [
-    (0.45, "majority"),                # a tie is not a win
-    (0.42, "majority"),
-    (0.39, "majority and persistence"),
-])
-def test_a_model_that_does_not_beat_a_baseline_stays_challenger(accuracy, beaten_by):
-    decision = decide_promotion("2", accuracy, BASELINES, None, None, tolerance=0.02)
-    assert decision.outcome == "kept as challenger" and decision.reason == f"does not beat the {beaten_by} baseline"
+def proven(mean: float = 0.05, outcomes: float = 300) -> Evidence:
+    return Evidence(mean, mean - 0.02, mean + 0.02, 1e4, 240, int(outcomes), outcomes)
 
 
-@pytest.mark.parametrize(("low", "promoted"), [(0.01, True), (-0.019, True), (-0.02, False), (-0.10, False)])
-def test_against_a_champion_the_interval_low_end_must_stay_above_minus_tolerance(low, promoted):
-    decision = decide_promotion("3", 0.55, BASELINES, "2", Interval(mean=low + 0.03, low=low, high=low + 0.06),
-                                tolerance=0.02)
-    assert decision.promote is promoted
-    assert ("not worse than champion v2" in decision.reason) is promoted
-    assert ("worse than champion v2 beyond tolerance 0.02" == decision.reason) is (not promoted)
+def unproven(mean: float = 0.01, outcomes: float = 300) -> Evidence:
+    return Evidence(mean, mean - 0.03, mean + 0.03, 3.0, 240, int(outcomes), outcomes)
 
 
-def test_baselines_are_checked_before_the_champion():
-    decision = decide_promotion("3", 0.44, BASELINES, "2", Interval(0.1, 0.05, 0.15), tolerance=0.02)
-    assert decision.outcome == "kept as challenger" and "majority" in decision.reason
+def test_the_first_model_proven_over_both_baselines_is_promoted():
+    decision = decide_promotion("1", {"persistence": proven(), "climatology": proven(0.08)}, None, None, MIN)
+    assert decision.promote and decision.reason.startswith(
+        "first model to beat both baselines: skill over the persistence baseline +0.0500 nats")
+
+
+@pytest.mark.parametrize("which", ["persistence", "climatology"])
+def test_a_model_not_proven_over_either_baseline_stays_challenger(which):
+    evidence = {"persistence": proven(), "climatology": proven()}
+    evidence[which] = unproven()
+    decision = decide_promotion("2", evidence, None, None, MIN)
+    assert decision.outcome == "kept as challenger"
+    assert decision.reason.startswith(f"skill over the {which} baseline not proven: +0.0100 nats")
+
+
+def test_too_few_outcomes_judge_nothing_whatever_the_evidence():
+    thin = {"persistence": proven(outcomes=20), "climatology": proven(outcomes=20)}
+    decision = decide_promotion("1", thin, None, None, MIN)
+    assert decision.outcome == "too few outcomes" and not decision.promote
+    assert decision.reason == "too few outcomes to judge: 20 of the 30 needed (rows / horizon); nothing changes"
+
+
+def test_against_a_champion_the_challenger_must_not_be_proven_worse():
+    both = {"persistence": proven(), "climatology": proven()}
+    kept = decide_promotion("3", both, "2", unproven(-0.02), MIN, champion_over_challenger=proven(0.02))
+    assert kept.outcome == "kept as challenger" and kept.reason.startswith("champion v2 is proven better")
+    won = decide_promotion("3", both, "2", unproven(-0.01), MIN, champion_over_challenger=unproven(0.01))
+    assert won.promote and "not proven worse than champion v2" in won.reason
+
+
+def test_a_refresh_must_prove_an_improvement_over_the_champion():
+    both = {"persistence": proven(), "climatology": proven()}
+    assert not decide_promotion("5", both, "4", unproven(), MIN, require_improvement=True).promote
+    assert decide_promotion("5", both, "4", proven(), MIN, require_improvement=True).promote
+    not_compared = decide_promotion("5", both, "4", None, MIN, champion_not_compared="no unseen rows",
+                                    require_improvement=True)
+    assert not not_compared.promote and not_compared.reason == "not compared with champion v4: no unseen rows"
+
+
+def test_a_champion_that_cannot_be_compared_is_replaced_by_a_challenger_proven_over_the_baselines():
+    both = {"persistence": proven(), "climatology": proven()}
+    decision = decide_promotion("3", both, "2", None, MIN, champion_not_compared="it learned every holdout row")
+    assert decision.promote and decision.reason.endswith("champion v2 not compared: it learned every holdout row")
+    baseline = decide_promotion("3", both, "2", None, MIN, champion_is_baseline=True)
+    assert baseline.promote and baseline.reason.startswith("beats both baselines, replaces the baseline champion v2")
 
 
 def test_force_promotes_whatever_the_numbers_and_says_so():
-    decision = decide_promotion("4", 0.10, BASELINES, "2", Interval(-0.5, -0.6, -0.4), tolerance=0.02, force=True)
+    decision = decide_promotion("4", {"persistence": unproven(outcomes=1)}, "2", None, MIN, force=True)
     assert decision.promote and "forced by the operator" in decision.reason
 
 
 def test_the_champion_itself_is_already_champion_even_when_forced():
-    assert decide_promotion("2", 0.9, BASELINES, "2", None, tolerance=0.02, force=True).outcome == "already champion"
+    assert decide_promotion("2", {"persistence": proven()}, "2", None, MIN, force=True).outcome == "already champion"
 
 
-@pytest.mark.parametrize(("low", "promoted"), [(0.004, True), (0.0, False), (-0.03, False)])
-def test_beating_the_baselines_must_be_significant(low, promoted):
-    """0.5055 against a majority baseline of 0.4890 on 362 rows is a coin flip: the interval's low end decides."""
-    decision = decide_promotion("1", 0.5055, {"majority": 0.4890, "persistence": 0.40}, None, None, tolerance=0.02,
-                                vs_baseline=Interval(mean=0.0165, low=low, high=0.06))
+@pytest.mark.parametrize(("value", "promoted"), [(0.03, True), (0.0, False), (-0.02, False), (float("nan"), False)])
+def test_the_gate_can_require_a_finance_metric_above_zero(value, promoted):
+    decision = decide_promotion("1", {"persistence": proven(), "climatology": proven()}, None, None, MIN,
+                                required=("ic", value))
     assert decision.promote is promoted
-    if not promoted:
-        assert decision.reason.startswith("not significantly better than the majority baseline (+0.017, interval [")
+    assert ("holdout ic" in decision.reason) is (not promoted)
 
 
-def test_the_bootstrap_interval_of_a_small_edge_on_few_rows_spans_zero_and_of_a_real_one_does_not():
-    import numpy as np
+def test_the_yearly_budget_is_spent_across_retrains_live_records_and_refreshes():
+    yearly = 0.10
+    assert sum(BUDGET_SHARE.values()) == pytest.approx(1.0)
+    spent = sum(level_of(kind, yearly) * TESTS_PER_YEAR[kind] for kind in TESTS_PER_YEAR)
+    assert spent == pytest.approx(yearly)  # a champion-year's tests together: at most the yearly level
+    assert 1 / level_of("retrain", yearly) == pytest.approx(240)
 
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
 
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 362)
+def test_a_champion_proven_worse_than_the_better_baseline_is_replaced_by_it():
+    from market_mlops.registry.gate import decide_demotion
 
-    def right_on(count: int) -> np.ndarray:  # exactly `count` rows right, which ones at random
-        pred = (y + 1) % 3
-        hits = rng.choice(362, count, replace=False)
-        pred[hits] = y[hits]
-        return pred
-
-    baseline, lucky, skilled = right_on(177), right_on(183), right_on(225)  # 0.489, 0.5055, 0.622
-    assert bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5).low < 0
-    assert bootstrap_accuracy_difference(y, skilled, baseline, 500, 1, horizon=5).low > 0
-    wide = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5, confidence=0.99)
-    narrow = bootstrap_accuracy_difference(y, lucky, baseline, 500, 1, horizon=5, confidence=0.80)
-    assert wide.low < narrow.low < narrow.high < wide.high
-    assert narrow.block >= 10 and narrow.effective_rows == pytest.approx(362 / 5)  # at least 2 x horizon
+    assert decide_demotion("4", "persistence", proven(0.12), "on 300 rows").startswith(
+        "the persistence baseline is proven better than champion v4 on 300 rows: +0.1200 nats")
+    assert decide_demotion("4", "persistence", unproven(0.05), "on 300 rows") is None  # could be luck
+    assert decide_demotion("4", "persistence", None, "") is None
 
 
 def test_the_block_grows_with_the_dependence_in_the_data():
@@ -119,14 +139,6 @@ def test_finance_metrics_read_the_score_against_the_returns():
     assert np.isnan(flat["ic"]) and flat["turnover"] == 0 and flat["long_short_return"] == 0
 
 
-@pytest.mark.parametrize(("value", "promoted"), [(0.03, True), (0.0, False), (-0.02, False), (float("nan"), False)])
-def test_the_gate_can_require_a_finance_metric_above_zero(value, promoted):
-    decision = decide_promotion("1", 0.60, BASELINES, None, None, tolerance=0.02,
-                                vs_baseline=Interval(0.15, 0.1, 0.2), required=("ic", value))
-    assert decision.promote is promoted
-    assert ("holdout ic" in decision.reason) is (not promoted)
-
-
 def test_a_champion_is_compared_only_on_rows_it_never_learned_less_the_overlap():
     import pandas as pd
 
@@ -140,78 +152,46 @@ def test_a_champion_is_compared_only_on_rows_it_never_learned_less_the_overlap()
     assert not unseen_rows(stamps, pd.Timestamp("2025-01-30", tz="UTC"), 3).any()
 
 
-def test_a_champion_significantly_worse_than_the_better_baseline_is_replaced_by_it():
-    from market_mlops.registry.gate import decide_demotion
-
-    assert decide_demotion("4", Interval(-0.12, -0.2, -0.04), "persistence", 300).startswith(
-        "champion v4 is significantly worse than the persistence baseline on the 300 holdout rows it never learned")
-    assert decide_demotion("4", Interval(-0.05, -0.12, 0.01), "persistence", 300) is None  # could be luck
-    assert decide_demotion("4", None, "persistence", 0) is None
-
-
-def test_the_weekly_refresh_spends_its_error_over_the_weeks_of_a_champion():
-    import datetime as dt
-    import math
-
-    from market_mlops.tasks.refresh import spent_confidence, test_number
-
-    cutoff = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    assert test_number(cutoff, cutoff + dt.timedelta(days=3)) == 1
-    assert test_number(cutoff, cutoff + dt.timedelta(days=15)) == 3
-    one_sided = [(1 - spent_confidence(0.9, k)) / 2 for k in range(1, 10_000)]
-    assert one_sided[0] == pytest.approx(0.05 * 6 / math.pi ** 2) and one_sided == sorted(one_sided, reverse=True)
-    assert sum(one_sided) < 0.05  # every test of a champion together: at most the one-sided level of one test
-
-
-def test_a_small_tail_is_read_off_the_bootstrap_standard_error_not_the_most_extreme_resample():
-    import numpy as np
-
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
-
-    rng = np.random.default_rng(2)
-    y = rng.integers(0, 3, 400)
-    a, b = np.where(rng.random(400) < 0.5, y, (y + 1) % 3), np.where(rng.random(400) < 0.4, y, (y + 2) % 3)
-    lows = [bootstrap_accuracy_difference(y, a, b, 500, 1, 5, 1 - 2 * alpha).low for alpha in (0.005, 0.0005, 0.00005)]
-    assert lows[0] > lows[1] > lows[2]  # a percentile interval of 500 resamples stops at its smallest one
-
-
-def _gate(champion, baselines, y, pred):
-    import numpy as np
-
+def _gate(champion, baselines, y, proba):
     from market_mlops.config import load_config
+    from market_mlops.model.evaluation import evaluate_with_baselines
     from market_mlops.tasks.promotion import gate_decision
 
     cfg = load_config(environ={})
-    evaluation = {"model_accuracy": float((pred == y).mean()),
-                  **{f"{b}_accuracy": float((p == y).mean()) for b, p in baselines.items()}}
-    proba = np.eye(3)[pred] * 0.9 + 0.03
-    return gate_decision(None, y, proba, evaluation, baselines, 5, champion, False, cfg)
+    zero = np.zeros(len(y))
+    evaluation = evaluate_with_baselines(y, proba, baselines, zero, zero)
+    return gate_decision(None, y, proba, evaluation, baselines, 1, champion, False, cfg)
+
+
+def _forecasts(y: np.ndarray, right: float, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities putting 0.6 on the observed class with probability `right`, else on another one."""
+    call = np.where(rng.random(len(y)) < right, y, (y + rng.integers(1, 3, len(y))) % 3)
+    return np.eye(3)[call] * 0.45 + 0.15
 
 
 def test_the_gate_compares_a_champion_on_its_unseen_rows_and_falls_back_to_the_baseline_when_it_is_worse():
-    import numpy as np
-
     from market_mlops.tasks.promotion import ChampionOnHoldout
 
     rng = np.random.default_rng(7)
     y = rng.integers(0, 3, 600)
-    persistence = np.where(rng.random(600) < 0.45, y, (y + 1) % 3)
-    baselines = {"majority": np.zeros(600, dtype=int), "persistence": persistence}
-    weak = np.where(rng.random(600) < 0.40, y, (y + 2) % 3)  # below the persistence baseline: not promoted
+    persistence = _forecasts(y, 0.6, rng)
+    baselines = {"climatology": np.full((600, 3), 1 / 3), "persistence": persistence}
+    weak = _forecasts(y, 0.5, rng)  # not better than persistence: not promoted
     unseen = np.arange(600) >= 100
-    broken = ChampionOnHoldout("3", unseen, np.where(rng.random(500) < 0.2, y[unseen], (y[unseen] + 1) % 3), 5)
+    broken = ChampionOnHoldout("3", unseen, _forecasts(y[unseen], 0.2, rng), 1)
     gate = _gate(broken, baselines, y, weak)
-    assert not gate.decision.promote and gate.demote.startswith("champion v3 is significantly worse than the "
-                                                                "persistence baseline on the 500 holdout rows")
-    sound = ChampionOnHoldout("3", unseen, np.where(rng.random(500) < 0.46, y[unseen], (y[unseen] + 1) % 3), 5)
+    assert not gate.decision.promote and gate.demote.startswith(
+        "the persistence baseline is proven better than champion v3 on the 500 holdout rows it never learned")
+    sound = ChampionOnHoldout("3", unseen, _forecasts(y[unseen], 0.6, rng), 1)
     assert _gate(sound, baselines, y, weak).demote is None
-    # A challenger that beats the baselines, against a champion it cannot be compared with: the baselines decide.
-    strong = np.where(rng.random(600) < 0.7, y, (y + 2) % 3)
-    unfair = ChampionOnHoldout("3", np.zeros(600, dtype=bool), None, 5, note="it learned all but 0 of the 600 rows")
+    # A challenger proven over the baselines, against a champion it cannot be compared with: the baselines decide.
+    strong = _forecasts(y, 0.85, rng)
+    unfair = ChampionOnHoldout("3", np.zeros(600, dtype=bool), None, 1, note="it learned all but 0 of the 600 rows")
     decided = _gate(unfair, baselines, y, strong)
-    assert decided.decision.promote and decided.decision.reason == (
-        "beats both baselines; champion v3 not compared: it learned all but 0 of the 600 rows")
-    baseline_champion = ChampionOnHoldout("2", np.ones(600, dtype=bool), persistence, 5, is_baseline=True,
+    assert decided.decision.promote and decided.decision.reason.endswith(
+        "champion v3 not compared: it learned all but 0 of the 600 rows")
+    assert decided.summary["baseline_compared"] == "persistence" and decided.summary["outcomes"] == 600
+    baseline_champion = ChampionOnHoldout("2", np.ones(600, dtype=bool), persistence, 1, is_baseline=True,
                                           rule="persistence")
-    assert _gate(baseline_champion, baselines, y, strong).decision.reason == \
-        "beats both baselines: replaces the baseline champion v2"
+    assert _gate(baseline_champion, baselines, y, strong).decision.reason.startswith(
+        "beats both baselines, replaces the baseline champion v2")

@@ -121,20 +121,58 @@ class BaseModels:
         X = frame[self.features].to_numpy(dtype=np.float32)
         return {"rf": booster_proba(self.rf, X), "xgb": booster_proba(self.xgb, X), "lgbm": booster_proba(self.lgbm, X)}
 
-    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
+    def blend(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
+        """The base models' probabilities blended with the ensemble weights (or `weights`), before calibration."""
         from market_mlops.model.ensemble import blend
 
         probas = self.base_probas(frame)
         w = np.asarray(weights if weights is not None else self.meta["weights"], dtype=float)
         return blend([probas[k] for k in self.meta["order"]], w)
 
+    def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
+        """Served probabilities: the blend, pooled with the persistence baseline as calibrated at training (a
+        version from before calibration: the blend), never below `baselines.PROBABILITY_FLOOR`."""
+        return calibrated(self.meta, self.blend(frame, weights), frame)
 
-def save_baseline(rule: str, majority_class: int, feature_names: list[str], folder: Path,
+
+def baseline_tables(meta: dict[str, Any]) -> Any:
+    """A version's baselines (`model.baselines.BaselineTables`): as counted at training, or, for a version from
+    before they were recorded, its majority class as the one-hot call it served."""
+    from market_mlops.model.baselines import BaselineTables
+
+    if meta.get("baselines"):
+        return BaselineTables.from_record(meta["baselines"])
+    return BaselineTables.of_majority(int(meta.get("majority_class", 1)))
+
+
+def last_known_of(frame: pd.DataFrame, needed_by: str) -> np.ndarray:
+    if LAST_KNOWN_LABEL not in frame:
+        raise ValueError(f"{needed_by} needs a {LAST_KNOWN_LABEL!r} column (the label of bar t - horizon, known at "
+                         "bar t; NaN where none is): score it through market_mlops.monitoring.forecasts")
+    return frame[LAST_KNOWN_LABEL].to_numpy(dtype=float)
+
+
+def calibrated(meta: dict[str, Any], blended: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """`blended` as a version serves it: through its calibration pool (which reads the persistence baseline's
+    probabilities for each row), floored."""
+    from market_mlops.model.baselines import PERSISTENCE, floor_probabilities
+    from market_mlops.model.calibration import Calibration
+
+    calibration = Calibration.from_record(meta.get("calibration"))
+    if calibration.rows == 0 or calibration.method.startswith("none"):
+        return floor_probabilities(blended)
+    persistence = baseline_tables(meta).probabilities(PERSISTENCE, last_known_of(frame, "a calibrated model"),
+                                                      len(frame))
+    return calibration.apply(blended, persistence)
+
+
+def save_baseline(rule: str, tables: Any, feature_names: list[str], folder: Path,
                   extra_meta: dict[str, Any] | None = None) -> dict[str, str]:
-    """Write a baseline version's rule (`majority`: always `majority_class`; `persistence`: the last known label);
-    returns {"meta": sha256}."""
+    """Write a baseline version's rule (`climatology`: the class shares it counted; `persistence`: the shares that
+    followed each last known label) and its tables; returns {"meta": sha256}."""
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": "baseline", "rule": rule, "majority_class": int(majority_class), "features": feature_names,
+    meta = {"kind": "baseline", "rule": rule, "baselines": tables.record(),
+            "majority_class": int(np.argmax(tables.climatology)), "features": feature_names,
             "classes": ["BEARISH", "NEUTRAL", "BULLISH"], "order": [], "weights": [], **(extra_meta or {})}
     (folder / BASELINE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     checksums = {"meta": sha256_file(folder / BASELINE_FILE)}
@@ -143,8 +181,10 @@ def save_baseline(rule: str, majority_class: int, feature_names: list[str], fold
 
 
 class BaselineModel:
-    """A naive rule served like a model: the majority class of its training window, or persistence of the last known
-    label (which the scoring frame carries as `last_known_label`, from the bars before it)."""
+    """A naive baseline served like a model (`model.baselines`): climatology, the class shares of its training
+    window, or persistence, the shares that followed the last known label (which the scoring frame carries as
+    `last_known_label`, from the bars before it). A version from before baselines had probabilities (rule
+    `majority`) serves its one-hot call, floored."""
 
     def __init__(self, paths: dict[str, str]) -> None:
         self.meta = json.loads(Path(paths["meta"]).read_text())
@@ -155,25 +195,20 @@ class BaselineModel:
 
     @property
     def rule(self) -> str:
-        return str(self.meta["rule"])
+        """climatology or persistence (a legacy `majority` version reads as climatology)."""
+        from market_mlops.model.baselines import CLIMATOLOGY
 
-    def calls(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.rule == "majority":
-            return np.full(len(frame), int(self.meta["majority_class"]))
-        if LAST_KNOWN_LABEL not in frame:
-            raise ValueError(f"the persistence baseline needs a {LAST_KNOWN_LABEL!r} column (the label of bar "
-                             "t - horizon): score it through market_mlops.monitoring.forecasts")
-        known = frame[LAST_KNOWN_LABEL].to_numpy(dtype=float)
-        return np.where(np.isfinite(known), np.nan_to_num(known), int(self.meta["majority_class"])).astype(int)
-
-    def predict_from_baselines(self, baseline_preds: dict[str, np.ndarray]) -> np.ndarray:
-        """Its calls on an evaluation's rows, from the baselines' predictions there."""
-        return np.asarray(baseline_preds[self.rule]).astype(int)
+        rule = str(self.meta["rule"])
+        return CLIMATOLOGY if rule == "majority" else rule
 
     def predict_proba(self, frame: pd.DataFrame, weights: list[float] | np.ndarray | None = None) -> np.ndarray:
-        from market_mlops.model.ensemble import one_hot
+        from market_mlops.model.baselines import CLIMATOLOGY
 
-        return one_hot(self.calls(frame))
+        known = None if self.rule == CLIMATOLOGY else last_known_of(frame, "the persistence baseline")
+        return baseline_tables(self.meta).probabilities(self.rule, known, len(frame))
+
+    def calls(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(frame).argmax(axis=1)
 
 
 def load_models(paths: dict[str, str]) -> BaseModels | BaselineModel:

@@ -1,7 +1,7 @@
-"""Out-of-sample evaluation, always next to the naive baselines on the same rows.
-
-Baselines: the majority class of the training window, and persistence of the last *known* label (the label of
-bar t - horizon, the most recent one whose future had happened by bar t).
+"""Out-of-sample evaluation, always next to the naive baselines on the same rows (`model.baselines`): climatology,
+the class shares of the rows the model was fitted on, and persistence, the shares that followed the last *known*
+label (the label of bar t - horizon, the most recent one whose future had happened by bar t). Every forecaster is
+scored on probabilities (log-loss, Brier score, calibration error) and on its calls (accuracy, IC, a long/short book).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from market_mlops.model.ensemble import log_loss, one_hot
+from market_mlops.model.baselines import BASELINES, BaselineTables
+from market_mlops.model.calibration import probability_scores
+from market_mlops.model.ensemble import log_loss
 from market_mlops.model.labels import CLASSES
 
 COST_BPS = 10.0
@@ -88,48 +90,52 @@ def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_retu
             "long_short_max_drawdown": drawdown, "turnover": float(np.mean(changes)) if len(changes) else 0.0}
 
 
-def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, majority_class: int, persistence_labels: np.ndarray,
+def evaluate_with_baselines(y: np.ndarray, proba: np.ndarray, baselines: dict[str, np.ndarray],
                             forward_return: np.ndarray, next_bar_return: np.ndarray,
                             bars_per_year: int = 252) -> dict[str, Any]:
-    """Model metrics and both baselines on the same rows (keys prefixed model_, majority_, persistence_)."""
+    """Model metrics and each baseline's (`baselines`: name -> probabilities on the same rows) on the same rows,
+    keys prefixed model_, climatology_, persistence_; `better_baseline`: the one with the lower log-loss."""
     out: dict[str, Any] = {"rows": int(len(y))}
-    candidates = {"model": proba, "majority": one_hot(np.full(len(y), majority_class)), "persistence": one_hot(persistence_labels)}
-    for name, p in candidates.items():
+    for name, p in {"model": proba, **baselines}.items():
         metrics = classification_metrics(y, p)
+        metrics.update(probability_scores(y, p))
         pred = p.argmax(axis=1)
         metrics["direction_hit_rate"] = direction_hit_rate(pred, forward_return)
         metrics["long_flat_return"] = long_flat_return(pred, next_bar_return)
         metrics.update(finance_metrics(p, forward_return, next_bar_return, bars_per_year))
         out.update({f"{name}_{k}": v for k, v in metrics.items()})
+    if baselines:
+        out["better_baseline"] = min(baselines, key=lambda b: (out[f"{b}_log_loss"], b))
     out["buy_and_hold_return"] = float(np.prod(1 + next_bar_return) - 1)
     return out
 
 
-def baseline_predictions(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, horizon: int,
-                         last_known: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """What each naive baseline predicts on `rows`: the majority class of the rows the model was fitted on, and
-    persistence of the last known label (that of the bar `horizon` bars earlier). `last_known`: that label per row,
-    taken by bar position (what the served baseline calls; NaN where none is known, which calls the majority);
-    without it, the row `horizon` rows earlier (the same where no row was dropped between)."""
-    majority = int(np.bincount(y[fit_rows], minlength=3).argmax())
+def baseline_probabilities(y: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray, horizon: int,
+                           last_known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each baseline's probabilities on `rows`, counted on `fit_rows` (the rows the model was fitted on).
+    `last_known`: each row's last known label, by bar position (NaN where none is known); without it, the label
+    `horizon` rows earlier (the same where no row was dropped between)."""
     if last_known is None:
-        known = np.where(rows >= horizon, y[np.maximum(rows - horizon, 0)], majority)
+        known = np.full(len(y), np.nan)
+        known[horizon:] = y[:-horizon]
     else:
-        values = np.asarray(last_known, dtype=float)[rows]
-        known = np.where(np.isfinite(values), np.nan_to_num(values), majority).astype(int)
-    return {"majority": np.full(len(rows), majority), "persistence": known}
+        known = np.asarray(last_known, dtype=float)
+    tables = BaselineTables.fit(y[fit_rows], known[fit_rows])
+    return tables.all_probabilities(known[rows], len(rows))
 
 
 def evaluate_holdout(y: np.ndarray, proba: np.ndarray, close: np.ndarray, rows: np.ndarray, fit_rows: np.ndarray,
-                     horizon: int, bars_per_year: int = 252, last_known: np.ndarray | None = None) -> dict[str, Any]:
-    """`evaluate_with_baselines` on `rows` of a series (the baselines of `baseline_predictions`), forward and
-    next-bar returns from the closes (0 where the future is unknown)."""
+                     horizon: int, bars_per_year: int = 252, last_known: np.ndarray | None = None,
+                     baselines: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """`evaluate_with_baselines` on `rows` of a series (`baselines`: their probabilities there, default those of
+    `baseline_probabilities`), forward and next-bar returns from the closes (0 where the future is unknown)."""
     forward = np.zeros(len(close))
     forward[:-horizon] = close[horizon:] / close[:-horizon] - 1
     next_bar = np.append(close[1:] / close[:-1] - 1, 0.0)
-    baselines = baseline_predictions(y, rows, fit_rows, horizon, last_known)
-    return evaluate_with_baselines(y[rows], proba, int(baselines["majority"][0]) if len(rows) else 0,
-                                   baselines["persistence"], forward[rows], next_bar[rows], bars_per_year)
+    if baselines is None:
+        baselines = baseline_probabilities(y, rows, fit_rows, horizon, last_known)
+    return evaluate_with_baselines(y[rows], proba, {b: baselines[b] for b in BASELINES}, forward[rows],
+                                   next_bar[rows], bars_per_year)
 
 
 @dataclass(frozen=True)

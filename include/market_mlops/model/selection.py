@@ -66,12 +66,13 @@ def uncorrelated_columns(X: np.ndarray, max_abs_correlation: float,
 
 
 def gain_shares(X: np.ndarray, y: np.ndarray, seed: int, rounds: int = RANKING_ROUNDS) -> np.ndarray:
-    """Each column's share of a small class-weighted LightGBM model's total split gain (zeros when it made none)."""
+    """Each column's share of a small LightGBM model's total split gain (zeros when it made none); unweighted, as
+    the fits it chooses for are (their objective is the log-loss the gate scores)."""
     import lightgbm as lgb
 
-    from market_mlops.model.training import N_CLASSES, balanced_weights
+    from market_mlops.model.baselines import N_CLASSES
 
-    data = lgb.Dataset(X, y, weight=balanced_weights(y), params={"max_bin": 31, "verbose": -1, "num_threads": 1})
+    data = lgb.Dataset(X, y, params={"max_bin": 31, "verbose": -1, "num_threads": 1})
     model = lgb.train({"objective": "multiclass", "num_class": N_CLASSES, "num_leaves": 15, "learning_rate": 0.1,
                        "min_data_in_leaf": 20, "num_threads": 1, "seed": seed, "deterministic": True,
                        "force_row_wise": True, "verbose": -1}, data, num_boost_round=rounds)

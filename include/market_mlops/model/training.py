@@ -1,4 +1,8 @@
-"""Base models (a binned random forest, XGBoost, LightGBM), seeded and class-weighted, and the walk-forward loop.
+"""Base models (a binned random forest, XGBoost, LightGBM), seeded, and the walk-forward loop.
+
+Every fit minimizes the multi-class log-loss, unweighted: the gate scores log-loss against the baselines, and class
+weights (once square-root inverse frequencies) bought accuracy on rare classes by pushing every probability away
+from the majority class, so the served probabilities scored worse than a uniform guess on real stocks.
 
 Speed without giving up honesty (issue 16): every booster is a histogram learner, so a symbol's rows are binned once
 (bin edges from the development rows, never from the holdout) and each fold reuses those edges instead of
@@ -7,6 +11,9 @@ validation split (the last part of each training window, separated by `horizon` 
 The fits of one model (folds x base models) are independent: they run side by side, one thread each, as many at once
 as the threads the worker gives this model (`fit_threads`), which keeps OpenMP from oversubscribing the cores.
 Ensemble weights come from out-of-fold probabilities only; the holdout is scored once, by models that never saw it.
+The blend is then calibrated and pooled with the persistence baseline (`model.calibration`) on the out-of-fold rows:
+the holdout's probabilities are that pool's, fitted without it; the served pool is fitted again on every
+out-of-sample row (folds and holdout).
 
 What is served is then refit (`training.refit: full`): the same three models, with the same hyperparameters (the
 boosters with the rounds early stopping chose for the evaluated fit) and the same weights, on every labelled row up to
@@ -28,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import Training
+from market_mlops.model.baselines import N_CLASSES, PERSISTENCE, BaselineTables
+from market_mlops.model.calibration import Calibration
 from market_mlops.model.ensemble import blend, fit_weights
 from market_mlops.model.evaluation import classification_metrics
 from market_mlops.model.selection import FeatureSelection, ranking_rounds, select_features
@@ -35,16 +44,8 @@ from market_mlops.model.walk_forward import Split, walk_forward_splits
 
 log = logging.getLogger(__name__)
 BASE_MODELS = ("rf", "xgb", "lgbm")
-N_CLASSES = 3
 MAX_BIN = 31  # histogram bins per feature: coarse bins cost nothing on noisy returns and halve the split search
 EARLY_STOPPING_ROUNDS = 20
-
-
-def balanced_weights(y: np.ndarray) -> np.ndarray:
-    """Square-root inverse class frequency: rare classes count more without giving up accuracy wholesale."""
-    counts = np.bincount(y.astype(int), minlength=N_CLASSES).astype(float)
-    per_class = np.sqrt(len(y) / (N_CLASSES * np.maximum(counts, 1)))
-    return per_class[y.astype(int)]
 
 
 def _inner_split(n: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,16 +114,14 @@ class BinnedRows:
         return cls(X, y, bin_rows, lgb_binned, xgb_ref)
 
     def lgb_rows(self, rows: np.ndarray) -> Any:
-        """The rows (positions among the bin rows) as a LightGBM subset, weighted by `balanced_weights`."""
-        subset = self.lgb_binned.subset(rows).construct()
-        subset.set_weight(balanced_weights(self.y[rows]))
-        return subset
+        """The rows (positions among the bin rows) as a LightGBM subset."""
+        return self.lgb_binned.subset(rows).construct()
 
     def xgb_rows(self, rows: np.ndarray, ref: Any = None) -> Any:
         import xgboost as xgb
 
-        return xgb.QuantileDMatrix(self.X[rows], self.y[rows], weight=balanced_weights(self.y[rows]),
-                                   ref=self.xgb_reference if ref is None else ref, max_bin=MAX_BIN, nthread=1)
+        return xgb.QuantileDMatrix(self.X[rows], self.y[rows], ref=self.xgb_reference if ref is None else ref,
+                                   max_bin=MAX_BIN, nthread=1)
 
 
 def _check_classes(y: np.ndarray) -> None:
@@ -252,6 +251,13 @@ class TrainedEnsemble:
     refit: bool = False  # `models` learned every labelled row (the last one is `fit_rows` - 1)
     fit_rows: int = 0  # rows the served models learned (from the first)
     selection: pd.DataFrame | None = None  # the served fit's feature selection table (`select_features`)
+    calibration: Calibration = field(default_factory=Calibration)  # the served pool: every out-of-sample row
+    evaluated_calibration: Calibration = field(default_factory=Calibration)  # out-of-fold rows only (the holdout's)
+    baselines: BaselineTables | None = None  # the served baselines: counted on the rows the served models learned
+    holdout_baselines: dict[str, np.ndarray] = field(default_factory=dict)  # their probabilities on the holdout,
+    # counted on the evaluated fit's rows
+    holdout_blend: np.ndarray | None = None  # the evaluated models' blend on the holdout, before calibration
+    evaluated_baselines: BaselineTables | None = None  # the baselines counted on the evaluated fit's rows
 
 
 @dataclass(frozen=True)
@@ -288,13 +294,24 @@ def _run_fits(fits: list[_Fit], fit_one: Callable[[_Fit], tuple[Any, np.ndarray,
     return {(f.split.name, f.model): r for f, r in zip(ordered, results, strict=True)}
 
 
-def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
-                   threads: int | None = None) -> TrainedEnsemble:
-    """Walk-forward folds for out-of-fold probabilities and weights, then base models scored on the holdout, then
-    (`cfg.refit == "full"`) the served models refit on every row. Each of these fits selects its features on its
-    own training rows (`select_features`) and bins them on those rows.
+def last_known_by_position(y: np.ndarray, horizon: int) -> np.ndarray:
+    """The label `horizon` rows earlier (NaN before there is one): the persistence baseline's input where no row
+    was dropped between."""
+    known = np.full(len(y), np.nan)
+    known[horizon:] = y[:-horizon] if horizon else y
+    return known
 
-    `threads`: cores this model may use (default `fit_threads(cfg)`); that many fits run at once, one thread each."""
+
+def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
+                   threads: int | None = None, last_known: np.ndarray | None = None) -> TrainedEnsemble:
+    """Walk-forward folds for out-of-fold probabilities, weights and the calibration pool, then base models scored on
+    the holdout, then (`cfg.refit == "full"`) the served models refit on every row. Each of these fits selects its
+    features on its own training rows (`select_features`) and bins them on those rows.
+
+    `threads`: cores this model may use (default `fit_threads(cfg)`); that many fits run at once, one thread each.
+    `last_known`: per row, the label known `horizon` bars earlier (NaN: none), the persistence baseline's input
+    (default: by position)."""
+    last_known = last_known_by_position(y, horizon) if last_known is None else np.asarray(last_known, dtype=float)
     names = list(X.columns)
     Xv = X.to_numpy(dtype=np.float32)
     at_once = fit_threads(cfg) if threads is None else threads
@@ -330,14 +347,27 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
     oof_y = y[np.concatenate([s.test for s in folds])]
     oof = [np.vstack([done[(s.name, m)][1] for s in folds]) for m in BASE_MODELS]
     weights, method = fit_weights(oof, oof_y)
-    oof_pred = blend(oof, weights).argmax(axis=1)
-    log.info("ensemble weights %s (%s) from %d out-of-fold rows; fit seconds %s",
+    oof_blend = blend(oof, weights)
+    # Persistence on each fold's test rows as counted on that fold's training rows: out of sample, like the blend.
+    oof_persistence = np.vstack([BaselineTables.fit(y[s.train], last_known[s.train]).probabilities(
+        PERSISTENCE, last_known[s.test], len(s.test)) for s in folds])
+    evaluated_calibration = Calibration.fit(oof_y, oof_blend, oof_persistence)
+    oof_proba = evaluated_calibration.apply(oof_blend, oof_persistence)
+    oof_pred = oof_proba.argmax(axis=1)
+    log.info("ensemble weights %s (%s) from %d out-of-fold rows; calibration a %.2f b %.2f c %s; fit seconds %s",
              {m: round(float(w), 3) for m, w in zip(BASE_MODELS, weights, strict=True)}, method, len(oof_y),
+             evaluated_calibration.a, evaluated_calibration.b, [round(v, 2) for v in evaluated_calibration.c],
              {m: round(t, 2) for m, t in timings.items()})
 
     evaluated = {m: done[(holdout.name, m)][0] for m in BASE_MODELS}
     holdout_base = {m: done[(holdout.name, m)][1] for m in BASE_MODELS}
-    holdout_proba = blend([holdout_base[m] for m in BASE_MODELS], weights)
+    holdout_blend = blend([holdout_base[m] for m in BASE_MODELS], weights)
+    evaluated_tables = BaselineTables.fit(y[holdout.train], last_known[holdout.train])
+    holdout_baselines = evaluated_tables.all_probabilities(last_known[holdout.test], len(holdout.test))
+    holdout_proba = evaluated_calibration.apply(holdout_blend, holdout_baselines[PERSISTENCE])
+    # What serves is pooled on every out-of-sample row: the folds' and the holdout's (its blend never saw it).
+    calibration = Calibration.fit(np.concatenate([oof_y, y[holdout.test]]), np.vstack([oof_blend, holdout_blend]),
+                                  np.vstack([oof_persistence, holdout_baselines[PERSISTENCE]]))
     evaluated_selection = prepared[holdout.name].selection
     served, fit_rows, served_selection = evaluated, len(holdout.train), evaluated_selection
     if cfg.refit == "full":
@@ -356,7 +386,11 @@ def train_ensemble(X: pd.DataFrame, y: np.ndarray, cfg: Training, horizon: int,
                            train_index=holdout.train, timings=timings,
                            oof_accuracy=float((oof_pred == oof_y).mean()), oof_rows=int(len(oof_y)),
                            evaluated_models=evaluated, evaluated_features=evaluated_selection.names(),
-                           refit=cfg.refit == "full", fit_rows=fit_rows, selection=served_selection.table)
+                           refit=cfg.refit == "full", fit_rows=fit_rows, selection=served_selection.table,
+                           calibration=calibration, evaluated_calibration=evaluated_calibration,
+                           baselines=BaselineTables.fit(y[:fit_rows], last_known[:fit_rows]),
+                           holdout_baselines=holdout_baselines, holdout_blend=holdout_blend,
+                           evaluated_baselines=evaluated_tables)
 
 
 def refit_served_models(X: np.ndarray, y: np.ndarray, evaluated: dict[str, Any], params: dict[str, dict[str, Any]],

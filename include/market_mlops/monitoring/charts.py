@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 WIDTH, HEIGHT, PAD = 640, 220, 40
 BAND_COLOURS = {"normal": "#2e7d32", "monitor": "#f9a825", "drift": "#ef6c00", "emergency": "#c62828"}
@@ -180,6 +181,35 @@ def matrix_chart(rows: Sequence[str], columns: Sequence[str], counts: Sequence[S
                          f'text-anchor="middle">{count}</text>')
     parts.append(f'<text x="12" y="{top + cell * len(rows) / 2:.0f}" font-size="11">{escape(row_title)}</text>')
     return _svg(left + cell * len(columns) + 20, top + cell * len(rows) + 26, "".join(parts), title)
+
+
+CLASS_COLOURS = {"BEARISH": "#c62828", "NEUTRAL": "#616161", "BULLISH": "#2e7d32"}
+
+
+def reliability_chart(table: Any, title: str = "reliability") -> str:
+    """Observed frequency against mean forecast probability, per class (one point per probability bin, its area by
+    forecasts): a calibrated forecaster's points lie on the diagonal. `table`: `model.calibration.reliability_table`."""
+    if table is None or len(table) == 0:
+        return _empty(f"{title}: no forecasts")
+    size = 260
+    parts = [_frame(title), f'<rect x="{PAD}" y="{PAD}" width="{size}" height="{size}" fill="none" stroke="#bbb"/>',
+             f'<line x1="{PAD}" y1="{PAD + size}" x2="{PAD + size}" y2="{PAD}" stroke="#999" stroke-dasharray="4 3"/>']
+    largest = max(float(table["forecasts"].max()), 1.0)
+    for row in table.itertuples():
+        x = PAD + size * float(row.mean_probability)
+        y = PAD + size * (1 - float(row.observed_frequency))
+        radius = 2 + 6 * math.sqrt(float(row.forecasts) / largest)
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{CLASS_COLOURS.get(row._1, "#1565c0")}" '
+                     f'fill-opacity="0.7"><title>{escape(str(row._1))}: forecast {row.mean_probability:.2f}, observed '
+                     f'{row.observed_frequency:.2f} ({row.forecasts})</title></circle>')
+    for k, (name, colour) in enumerate(CLASS_COLOURS.items()):
+        y = PAD + 14 + 16 * k
+        parts.append(f'<circle cx="{PAD + size + 20}" cy="{y - 4}" r="5" fill="{colour}"/>'
+                     f'<text x="{PAD + size + 30}" y="{y}" font-size="11">{name}</text>')
+    parts.append(f'<text x="{PAD + size / 2}" y="{PAD + size + 28}" font-size="11" text-anchor="middle">mean forecast '
+                 f'probability</text><text x="{PAD - 8}" y="{PAD + size}" font-size="11" text-anchor="end">0</text>'
+                 f'<text x="{PAD - 8}" y="{PAD + 10}" font-size="11" text-anchor="end">1</text>')
+    return _svg(PAD + size + 110, PAD + size + 40, "".join(parts), title)
 
 
 def _polyline(points: list[str]) -> str:

@@ -21,7 +21,8 @@ from market_mlops.model.labels import CLASSES, direction_labels
 
 log = logging.getLogger(__name__)
 FORECAST_COLUMNS = ["symbol", "timeframe", "ts", "horizon", "model_name", "model_version", "p_bearish", "p_neutral",
-                    "p_bullish", "predicted"]
+                    "p_bullish", "predicted", "role"]
+CHAMPION_ROLE, SHADOW_ROLE = "champion", "shadow"  # served, or a challenger's forecast beside it (never served)
 
 
 def feature_window(cfg: PipelineConfig, symbol: str, timeframe: str, since: dt.datetime,
@@ -75,10 +76,12 @@ def with_last_known_label(feats: pd.DataFrame, close: pd.Series, horizon: int, l
 
 def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt.datetime, until: dt.datetime,
                     cfg: PipelineConfig | None = None, meta: dict[str, Any] | None = None,
-                    computed: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
+                    computed: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                    role: str = CHAMPION_ROLE) -> pd.DataFrame:
     """Score bars in [since, until) with `model` and upsert them into the store. `meta`: the version's metadata
     (its horizon and label settings); `computed`: bars and features already computed (`feature_window`) from `since`
-    or earlier up to `until`."""
+    or earlier up to `until`; `role`: champion or shadow (a stored row keeps the role it was first written with: a
+    promoted challenger's earlier forecasts stay shadow, they were never served)."""
     cfg = cfg or get_config()
     horizon, labels = model_labels(meta or {}, cfg, timeframe)
     own, feats = computed if computed is not None else feature_window(cfg, symbol, timeframe, since, until)
@@ -91,7 +94,8 @@ def score_and_store(model: ForecastModel, symbol: str, timeframe: str, since: dt
     out = pd.DataFrame({"symbol": symbol, "timeframe": timeframe, "ts": window["ts"].to_numpy(),
                         "horizon": horizon, "model_name": model.name,
                         "model_version": str(model.version), "p_bearish": proba[:, 0], "p_neutral": proba[:, 1],
-                        "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)]})
+                        "p_bullish": proba[:, 2], "predicted": [CLASSES[i] for i in proba.argmax(axis=1)],
+                        "role": role})
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
     upsert_forecasts(out, cfg)
     return out
@@ -101,15 +105,17 @@ def upsert_forecasts(frame: pd.DataFrame, cfg: PipelineConfig | None = None) -> 
     """Insert or replace rows by (model, version, ts)."""
     from market_mlops.state import store, tables
 
+    frame = frame if "role" in frame else frame.assign(role=CHAMPION_ROLE)
     rows = frame[FORECAST_COLUMNS].assign(ts=pd.to_datetime(frame["ts"], utc=True), model_version=frame["model_version"].astype(str))
-    store.upsert(tables.forecasts, rows.to_dict("records"), cfg)
+    store.upsert(tables.forecasts, rows.to_dict("records"), cfg, keep=("role",))
     log.info("stored %d forecast(s) of %s", len(frame), sorted(set(frame["model_name"] + " v" + frame["model_version"])))
 
 
 def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = None,
-                   model_version: str | None = None, model_name: str | None = None) -> pd.DataFrame:
-    """The stored forecasts of a pair (of one model, of one of its versions, if given), by ts. A pair has one model
-    per horizon: a version number alone names a version of each."""
+                   model_version: str | None = None, model_name: str | None = None,
+                   role: str | None = None) -> pd.DataFrame:
+    """The stored forecasts of a pair (of one model, of one of its versions, of one role, if given), by ts. A pair
+    has one model per horizon: a version number alone names a version of each."""
     from sqlalchemy import select
 
     from market_mlops.state import store, tables
@@ -120,6 +126,8 @@ def load_forecasts(symbol: str, timeframe: str, cfg: PipelineConfig | None = Non
         query = query.where(t.c.model_name == model_name)
     if model_version is not None:
         query = query.where(t.c.model_version == str(model_version))
+    if role is not None:
+        query = query.where(t.c.role == role)
     rows = store.frame(query.order_by(t.c.ts, t.c.model_version), cfg)
     out = pd.DataFrame(rows, columns=FORECAST_COLUMNS)
     out["ts"] = pd.to_datetime(out["ts"], utc=True)  # SQLite returns naive UTC, PostgreSQL aware

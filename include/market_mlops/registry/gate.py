@@ -1,36 +1,44 @@
-"""The promotion decision, as a pure function of numbers (no MLflow): fast to test, the same in every caller.
+"""The promotion decision, as a pure function of evidence (no MLflow): fast to test, the same in every caller.
 
-A new version becomes `champion` only if it beats both naive baselines on its holdout, significantly: the lower end
-of the block-bootstrap interval of accuracy(challenger) - accuracy(better baseline) on the same rows is above zero
-(a few points on a few hundred rows is a coin flip, not a skill). When a champion exists and has not learned enough
-of those rows, the interval of accuracy(challenger) - accuracy(champion) on the rows it has not learned must have its
-lower end above -tolerance (not worse beyond the tolerance), or above zero where an improvement is required (the
-weekly refresh: same base models, so only a better blend is worth a new version). A served model learned every row up
-to its cutoff: on too few rows after it there is nothing fair to compare, and the baselines decide alone (said in the
-reason). A champion that is a baseline is replaced by any challenger that beats the baselines. An operator may force a
-promotion; the reason says so.
+A new version becomes `champion` only if its skill over each naive baseline is proven on the same rows: the
+challenger's log-loss (`training.gate_metric`; accuracy may be chosen) against climatology's and against
+persistence's, each an e-value of the betting test of `model.evidence` that must reach 1 / alpha (beating the better
+baseline means beating both: an intersection-union test, each at alpha). Fewer separate outcomes than
+`training.min_compare_outcomes` (rows / horizon: overlapping labels share theirs) and nothing is judged: "too few
+outcomes", nothing changes.
 
-The other way round (`decide_demotion`): a champion model that, on the rows it never learned, is significantly worse
-than the better baseline is doing harm, and the baseline takes its place until a model beats it (a market that
-turned against the model: serving the baseline is the recovery the gate can vouch for).
+Alpha is spent so that a challenger with no skill replaces a champion within a champion-year with probability at most
+`training.yearly_false_promotions` (10 %): the year's budget is split between the 12 monthly retrains (half), the 12
+challengers' live records (`shadow`, two fifths) and the 52 weekly refreshes (a tenth), each test at its share
+divided by its count a year (Bonferroni: valid whatever the dependence between retests on overlapping holdouts). A
+retrain's holdout test is read once; a live record may be read after every session, which its e-process allows.
+
+When a champion exists and can be scored on enough holdout rows it never learned, the challenger must not be proven
+worse than it (or, where an improvement is required, the weekly refresh's same base models, be proven better). A
+served model learned every row up to its cutoff: it is then not compared on the holdout, and its shadow challenger's
+live record decides (`monitoring.shadow`). A champion that is a baseline is replaced by any challenger that beats the
+baselines. An operator may force a promotion; the reason says so.
+
+The other way round (`decide_demotion`): a champion model whose log-loss the better baseline is proven to beat is
+doing harm, and the baseline takes its place until a model beats it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from market_mlops.contracts import GateOutcome
+from market_mlops.model.evidence import Evidence
+
+TestKind = Literal["retrain", "shadow", "refresh"]
+TESTS_PER_YEAR: dict[TestKind, int] = {"retrain": 12, "shadow": 12, "refresh": 52}
+BUDGET_SHARE: dict[TestKind, float] = {"retrain": 0.5, "shadow": 0.4, "refresh": 0.1}
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Mean and confidence interval of a difference of accuracies."""
-
-    mean: float
-    low: float
-    high: float
-    block: int = 0  # rows per bootstrap block
-    effective_rows: float = 0.0  # rows / horizon
+def level_of(kind: TestKind, yearly: float) -> float:
+    """The alpha of one test of `kind`: its share of the yearly budget over its count a year."""
+    return yearly * BUDGET_SHARE[kind] / TESTS_PER_YEAR[kind]
 
 
 @dataclass(frozen=True)
@@ -43,52 +51,63 @@ class Decision:
         return self.outcome == "promoted"
 
 
-def decide_promotion(version: str, accuracy: float, baselines: dict[str, float], champion: str | None,
-                     vs_champion: Interval | None, tolerance: float, force: bool = False,
-                     vs_baseline: Interval | None = None, required: tuple[str, float] | None = None,
-                     champion_not_compared: str | None = None, require_improvement: bool = False,
-                     champion_is_baseline: bool = False) -> Decision:
-    """Whether `version` (holdout `accuracy`) replaces `champion`; `vs_champion` is None when there is none or it
-    could not be compared (`champion_not_compared` says why); `vs_baseline`: the interval of the difference with the
-    better baseline (None: point estimates only); `required`: a finance metric (name, holdout value) that must be
-    above 0 (`training.gate_requires`); `require_improvement`: beat the champion, not just match it."""
+def too_few_outcomes(evidence: list[Evidence], minimum: float) -> str | None:
+    """Why nothing can be judged: the thinnest comparison holds fewer than `minimum` separate outcomes."""
+    thinnest = min((e.outcomes for e in evidence), default=0.0)
+    if thinnest >= minimum:
+        return None
+    return f"too few outcomes to judge: {thinnest:.0f} of the {minimum:g} needed (rows / horizon)"
+
+
+def decide_promotion(version: str, vs_baselines: dict[str, Evidence], champion: str | None,
+                     vs_champion: Evidence | None, min_outcomes: float, force: bool = False,
+                     required: tuple[str, float] | None = None, champion_not_compared: str | None = None,
+                     require_improvement: bool = False, champion_is_baseline: bool = False,
+                     champion_over_challenger: Evidence | None = None) -> Decision:
+    """Whether `version` replaces `champion`. `vs_baselines`: evidence that it scores better than each baseline,
+    the better one first; `vs_champion`: that it scores better than the champion on holdout rows the champion never
+    learned (None: not compared, `champion_not_compared` says why) and `champion_over_challenger` the other way;
+    `required`: a finance metric (name, holdout value) that must be above 0 (`training.gate_requires`);
+    `require_improvement`: beat the champion, not just not lose to it."""
     if champion == version:
         return Decision("already champion", f"v{version} is the champion already")
     if force:
         return Decision("promoted", "forced by the operator (force_promotion)")
-    beaten_by = [name for name, value in baselines.items() if accuracy <= value]
-    if beaten_by:
-        return Decision("kept as challenger", f"does not beat the {' and '.join(beaten_by)} baseline")
-    if vs_baseline is not None and not vs_baseline.low > 0:
-        better = max(baselines, key=lambda name: baselines[name])
-        return Decision("kept as challenger", f"not significantly better than the {better} baseline "
-                        f"({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")
+    thin = too_few_outcomes(list(vs_baselines.values()), min_outcomes)
+    if thin:
+        return Decision("too few outcomes", f"{thin}; nothing changes")
+    for name, evidence in vs_baselines.items():
+        if not evidence.proven:
+            return Decision("kept as challenger", f"skill over the {name} baseline not proven: {evidence.describe()}")
+    better = next(iter(vs_baselines))
+    proof = f"skill over the {better} baseline {vs_baselines[better].describe()}"
     if required is not None and not required[1] > 0:
         return Decision("kept as challenger", f"its holdout {required[0]} {required[1]:+.3f} is not above 0 "
                         "(training.gate_requires)")
     if champion is None:
-        return Decision("promoted", "first model that beats both baselines")
+        return Decision("promoted", f"first model to beat both baselines: {proof}")
     if champion_is_baseline:
-        return Decision("promoted", f"beats both baselines: replaces the baseline champion v{champion}")
+        return Decision("promoted", f"beats both baselines, replaces the baseline champion v{champion}: {proof}")
     if vs_champion is None:
         if require_improvement:
             return Decision("kept as challenger", f"not compared with champion v{champion}: {champion_not_compared}")
-        return Decision("promoted", f"beats both baselines; champion v{champion} not compared: {champion_not_compared}")
-    if require_improvement and not vs_champion.low > 0:
-        return Decision("kept as challenger", f"not significantly better than champion v{champion} "
-                        f"({vs_champion.mean:+.3f}, interval [{vs_champion.low:+.3f}, {vs_champion.high:+.3f}])")
-    if not vs_champion.low > -tolerance:
-        return Decision("kept as challenger", f"worse than champion v{champion} beyond tolerance {tolerance}")
+        return Decision("promoted", f"beats both baselines ({proof}); champion v{champion} not compared: "
+                        f"{champion_not_compared}")
     if require_improvement:
-        return Decision("promoted", f"beats both baselines and champion v{champion} ({vs_champion.mean:+.3f}, "
-                        f"interval [{vs_champion.low:+.3f}, {vs_champion.high:+.3f}])")
-    return Decision("promoted", f"beats both baselines and is not worse than champion v{champion} beyond tolerance")
+        if not vs_champion.proven:
+            return Decision("kept as challenger", f"improvement over champion v{champion} not proven: "
+                            f"{vs_champion.describe()}")
+        return Decision("promoted", f"beats both baselines and champion v{champion}: {vs_champion.describe()}")
+    if champion_over_challenger is not None and champion_over_challenger.proven:
+        return Decision("kept as challenger", f"champion v{champion} is proven better: "
+                        f"{champion_over_challenger.describe()}")
+    return Decision("promoted", f"beats both baselines and is not proven worse than champion v{champion} "
+                    f"({vs_champion.describe()})")
 
 
-def decide_demotion(champion: str, vs_baseline: Interval | None, baseline: str, rows: int) -> str | None:
-    """Why the better baseline should replace `champion`, or None: the upper end of the interval of
-    accuracy(champion) - accuracy(better baseline) on the `rows` it never learned is below zero."""
-    if vs_baseline is None or not vs_baseline.high < 0:
+def decide_demotion(champion: str, baseline: str, baseline_over_champion: Evidence | None,
+                    where: str) -> str | None:
+    """Why the `baseline` should replace `champion`, or None: the baseline's better score is proven `where`."""
+    if baseline_over_champion is None or not baseline_over_champion.proven:
         return None
-    return (f"champion v{champion} is significantly worse than the {baseline} baseline on the {rows} holdout rows it "
-            f"never learned ({vs_baseline.mean:+.3f}, interval [{vs_baseline.low:+.3f}, {vs_baseline.high:+.3f}])")
+    return f"the {baseline} baseline is proven better than champion v{champion} {where}: {baseline_over_champion.describe()}"

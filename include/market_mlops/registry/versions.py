@@ -346,7 +346,8 @@ def _made(folder: Path) -> Path:
     return folder
 
 
-SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "model/ensemble_model.py")
+SERVING_MODULES = ("__init__.py", "model/__init__.py", "model/ensemble.py", "model/ensemble_model.py",
+                   "model/baselines.py", "model/calibration.py")
 
 
 def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = True) -> str:

@@ -125,9 +125,10 @@ def natural_key(table: Table) -> list[str]:
 
 
 def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig | None = None,
-           connection: Connection | None = None) -> None:
-    """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write).
-    With `connection`, inside that transaction (the caller commits)."""
+           connection: Connection | None = None, keep: tuple[str, ...] = ()) -> None:
+    """Insert rows; a row whose natural key exists replaces its values (a retried write is the same write), except
+    the `keep` columns, which stay as first written. With `connection`, inside that transaction (the caller
+    commits)."""
     if not rows:
         return
     eng = connection.engine if connection is not None else engine(cfg)
@@ -137,7 +138,7 @@ def upsert(table: Table, rows: Sequence[Mapping[str, Any]], cfg: PipelineConfig 
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     statement = dialect_insert(table)
-    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in (*key_columns, "id")}
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in (*key_columns, "id", *keep)}
     statement = statement.on_conflict_do_update(index_elements=key_columns, set_=updates)
     try:
         if connection is not None:

@@ -82,6 +82,7 @@ forecasts = Table(
     Column("p_neutral", Float, nullable=False),
     Column("p_bullish", Float, nullable=False),
     Column("predicted", String(10), nullable=False),
+    Column("role", String(10), nullable=False, server_default="champion"),  # champion (served) | shadow (never served)
     UniqueConstraint("model_name", "model_version", "ts", name="uq_forecasts_key"),
     Index("ix_forecasts_symbol_timeframe_ts", "symbol", "timeframe", "ts"),
 )

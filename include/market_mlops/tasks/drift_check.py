@@ -155,6 +155,112 @@ def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series,
     return psi_from_shares(reference_shares, class_shares(recent_predictions))
 
 
+@dataclass
+class LiveChecks:
+    """A champion's live records at a check: its shadow challenger's against it (`monitoring.shadow.ShadowRecord`)
+    and, for a champion model, the baselines' against it; and what they decide (promote the challenger, demote the
+    champion to a baseline, or nothing)."""
+
+    shadow: Any = None  # ShadowRecord | None
+    champion: Any = None  # ChampionRecord | None
+    shadow_forecasts: int = 0
+
+    @property
+    def action(self) -> tuple[str, str, str] | None:
+        """(promote | demote, the challenger's version or the baseline's rule, why), or None."""
+        if self.shadow is not None and self.shadow.decision == "promote":
+            return "promote", self.shadow.challenger, self.shadow.reason
+        if self.champion is not None and self.champion.demote_to:
+            return "demote", self.champion.demote_to, self.champion.reason
+        return None
+
+    def report(self) -> dict[str, Any]:
+        action = self.action
+        return {"shadow": self.shadow.record() if self.shadow is not None else None,
+                "live": self.champion.record() if self.champion is not None else None,
+                "shadow_forecasts": self.shadow_forecasts,
+                "live_action": {"action": action[0], "target": action[1], "reason": action[2]} if action else None}
+
+
+def shadow_challenger(name: str, champion_version: str, cfg: PipelineConfig) -> versions.LoadedModel | None:
+    """The version the `challenger` alias names when it is another trained model (a challenger that did not pass, or
+    a demoted champion): it forecasts in shadow. None: no such version, or it cannot be loaded (said in the log)."""
+    challenger = aliases.alias_version(name, aliases.CHALLENGER, cfg)
+    if challenger is None or challenger == str(champion_version):
+        return None
+    try:
+        loaded = versions.load_verified(name, challenger, cfg=cfg)
+    except Exception as error:  # noqa: BLE001 - an archived or broken challenger is no reason to fail the check
+        log.warning("%s: challenger v%s is not forecast in shadow (%s: %s)", name, challenger, type(error).__name__,
+                    str(error)[:200])
+        return None
+    return None if loaded.is_baseline else loaded
+
+
+def measure_live(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
+                 cfg: PipelineConfig, computed: tuple[pd.DataFrame, pd.DataFrame]) -> LiveChecks:
+    """Score the shadow challenger (if any) from its cutoff, then the live records (`monitoring.shadow`) on the
+    resolved sessions: challenger against champion and baselines, and baselines against a champion model."""
+    import pandas as pd
+
+    from market_mlops.model.baselines import BASELINES
+    from market_mlops.model.ensemble_model import baseline_tables
+    from market_mlops.model.labels import direction_labels
+    from market_mlops.monitoring.forecasts import (
+        SHADOW_ROLE,
+        load_forecasts,
+        model_labels,
+        resolved_forecasts,
+        score_and_store,
+    )
+    from market_mlops.monitoring.shadow import champion_record, shadow_record
+    from market_mlops.registry.gate import level_of
+
+    own, _feats = computed
+    horizon, labels = model_labels(model.base.meta, cfg, timeframe)
+    training = cfg.training
+    alpha = level_of("shadow", training.yearly_false_promotions)
+    challenger = shadow_challenger(model.name, model.version, cfg)
+    live = LiveChecks()
+    if challenger is not None:
+        cutoff = dt.datetime.fromisoformat((challenger.run.data.tags if challenger.run else {}).get(
+            "data.interval_end", interval_end.isoformat()))
+        live.shadow_forecasts = len(score_and_store(challenger, symbol, timeframe, cutoff, interval_end, cfg,
+                                                    meta=challenger.base.meta, computed=computed, role=SHADOW_ROLE))
+    stored = load_forecasts(symbol, timeframe, cfg, model_name=model.name)
+    stored = stored[stored["ts"] < pd.Timestamp(interval_end)]
+    code = {c: i for i, c in enumerate(("BEARISH", "NEUTRAL", "BULLISH"))}
+    known = direction_labels(own["close"].reset_index(drop=True), horizon, labels).shift(horizon)
+    last_known = pd.Series(known.to_numpy(), index=pd.to_datetime(own["ts"], utc=True).to_numpy())
+
+    def resolved(version: str) -> pd.DataFrame:
+        mine = stored[stored["model_version"] == str(version)]
+        out = resolved_forecasts(mine, own, horizon, labels)
+        return out.assign(y=out["realized"].map(code).astype(int)) if len(out) else out
+
+    def probabilities(frame: pd.DataFrame) -> np.ndarray:
+        return frame[["p_bearish", "p_neutral", "p_bullish"]].to_numpy(dtype=float)
+
+    def baselines(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        known_then = last_known.reindex(pd.to_datetime(frame["ts"], utc=True).to_numpy()).to_numpy(dtype=float)
+        return {b: baseline_tables(meta).probabilities(b, known_then, len(frame)) for b in BASELINES}
+
+    mine = resolved(model.version)
+    if not model.is_baseline and len(mine):
+        live.champion = champion_record(mine["y"].to_numpy(), probabilities(mine), baselines(mine, model.base.meta),
+                                        horizon, alpha, training.min_compare_outcomes, model.version,
+                                        training.gate_metric)
+    if challenger is not None:
+        theirs = resolved(challenger.version)
+        paired = mine.merge(theirs, on="ts", suffixes=("_champion", ""))
+        champion_p = paired[["p_bearish_champion", "p_neutral_champion", "p_bullish_champion"]].to_numpy(dtype=float)
+        live.shadow = shadow_record(paired["y"].to_numpy(dtype=int), champion_p, probabilities(paired),
+                                    baselines(paired, challenger.base.meta), horizon, alpha,
+                                    training.min_compare_outcomes, (challenger.version, model.version),
+                                    model.is_baseline, training.gate_metric)
+    return live
+
+
 class StaleData(RuntimeError):
     """The newest data cannot answer for this session: no band is measured on it."""
 
@@ -362,6 +468,8 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta,
                              computed=(own, feats))
     clock.mark("score")
+    live = measure_live(model, symbol, timeframe, interval_end, cfg, (own, feats))
+    clock.mark("live")
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
@@ -387,7 +495,7 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
         "prediction_psi": _rounded(prediction_psi, 4),
         "emergency_retrain_triggered": emergency.retrain, "in_cooldown": emergency.in_cooldown,
         "emergency_reason": emergency.reason, "feature_drift_rule": _feature_rule(cfg),
-        "features": [asdict(d) for d in drifts],
+        "features": [asdict(d) for d in drifts], **live.report(),
     }
     return CheckedChampion(report, drifted, emergency.reason, scored, clock.seconds())
 
@@ -443,8 +551,31 @@ def publish_checks(checked: list[CheckedChampion], airflow_ctx: dict[str, str], 
                  r["prediction_psi"], r["seconds"])
         _alert_if_needed(r, c.drifted, r["features_checked"], c.emergency_reason, airflow_ctx, cfg)
         _alert_staleness(r, c.scored, dt.datetime.fromisoformat(r["interval_start"]), cfg)
+        apply_live_action(r, cfg)
         results[r["model"]] = xcom_safe({k: v for k, v in r.items() if k not in REPORT_ONLY})  # type: ignore[assignment]
     return results, failures
+
+
+def apply_live_action(report: dict[str, Any], cfg: PipelineConfig) -> str | None:
+    """Carry out what the live records decided: promote the shadow challenger, or serve the better baseline instead
+    of the champion model (idempotent: a retry finds the alias moved). Returns the new champion's version."""
+    from market_mlops.monitoring.alerts import Alert, send_alert
+    from market_mlops.tasks.baseline import serve_baseline_from_live
+
+    action = report.get("live_action")
+    name, version = report["model"], str(report["version"])
+    if not action or aliases.alias_version(name, aliases.CHAMPION, cfg) != version:
+        return None
+    kind, target, why = action["action"], str(action["target"]), str(action["reason"])
+    if kind == "promote":
+        aliases.move_alias(name, aliases.CHAMPION, target, f"live record: {why}", cfg)
+        client = store.client(cfg)
+        client.set_model_version_tag(name, version, "replaced_by", target)
+        client.set_model_version_tag(name, version, "replaced_reason", f"live record: {why}")
+        send_alert(Alert(title=f"Promoted {name} v{target} to champion on its live record", severity="info",
+                         kind="promotion", facts={"model": name, "from": version, "to": target}, lines=[why]))
+        return target
+    return serve_baseline_from_live(name, version, target, why, cfg)
 
 
 def staleness_findings(champion_age_days: float, is_baseline: bool, session_forecasts: int, max_age_days: int,

@@ -19,10 +19,11 @@ import numpy as np
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import GateSummary, RollbackResult
 from market_mlops.registry import aliases, store, versions
-from market_mlops.registry.gate import Decision, Interval, decide_demotion, decide_promotion
+from market_mlops.registry.gate import Decision, TestKind, decide_demotion, decide_promotion, level_of
 
 if TYPE_CHECKING:
     import pandas as pd
+
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,12 @@ class GateResult:
 
 @dataclass(frozen=True)
 class ChampionOnHoldout:
-    """The champion's side of the gate: its predictions on the holdout rows it has not learned (`rows`, a mask), or
+    """The champion's side of the gate: its probabilities on the holdout rows it has not learned (`rows`, a mask), or
     why it is not compared."""
 
     version: str
     rows: np.ndarray  # bool mask over the holdout rows: the ones the champion never learned
-    pred: np.ndarray | None  # its predictions on those rows; None: not compared (`note` says why)
+    proba: np.ndarray | None  # its probabilities on those rows; None: not compared (`note` says why)
     horizon: int
     is_baseline: bool = False
     note: str | None = None
@@ -87,10 +88,11 @@ def unseen_rows(holdout_ts: pd.Series, fit_end: pd.Timestamp | None, horizon: in
 
 
 def champion_on_holdout(name: str, version: str | None, X_holdout: pd.DataFrame, holdout_ts: pd.Series,
-                        baseline_preds: dict[str, np.ndarray], horizon: int,
+                        baseline_probas: dict[str, np.ndarray], horizon: int,
                         cfg: PipelineConfig) -> ChampionOnHoldout | None:
     """Load the champion (None when there is none or it is `version` itself) and score it on the holdout rows it has
-    not learned; too few of them (`training.min_compare_outcomes` effective rows) and it is not compared."""
+    not learned; too few of them (`training.min_compare_outcomes` outcomes) and it is not compared. `X_holdout`
+    carries each row's last known label (a calibrated model and persistence read it)."""
     from market_mlops.model.ensemble_model import BaselineModel
 
     champion = aliases.alias_version(name, aliases.CHAMPION, cfg)
@@ -105,102 +107,109 @@ def champion_on_holdout(name: str, version: str | None, X_holdout: pd.DataFrame,
             f"put {champion_horizon} first again (a new horizon is a new model, added after it)")
     if isinstance(loaded.base, BaselineModel):
         rows = np.ones(len(X_holdout), dtype=bool)
-        return ChampionOnHoldout(champion, rows, loaded.base.predict_from_baselines(baseline_preds), champion_horizon,
+        return ChampionOnHoldout(champion, rows, loaded.base.predict_proba(X_holdout), champion_horizon,
                                  is_baseline=True, rule=loaded.base.rule)
     rows = unseen_rows(holdout_ts, learned_until(loaded, cfg), champion_horizon)
     need = cfg.training.min_compare_outcomes * champion_horizon
     if rows.sum() < need:
         return ChampionOnHoldout(champion, rows, None, champion_horizon, note=(
             f"it learned all but {int(rows.sum())} of the {len(rows)} holdout rows (need {need}: "
-            f"{cfg.training.min_compare_outcomes} outcomes of {champion_horizon} bars)"))
-    pred = loaded.predict_proba(X_holdout[rows]).argmax(axis=1)
-    return ChampionOnHoldout(champion, rows, pred, champion_horizon)
+            f"{cfg.training.min_compare_outcomes} outcomes of {champion_horizon} bars); its shadow challenger's live "
+            "record compares them"))
+    return ChampionOnHoldout(champion, rows, loaded.predict_proba(X_holdout[rows]), champion_horizon)
 
 
 def evaluate_gate(name: str, version: str | None, X_holdout: pd.DataFrame, y_holdout: np.ndarray,
                   holdout_ts: pd.Series, challenger_proba: np.ndarray, evaluation: dict[str, Any],
-                  baseline_preds: dict[str, np.ndarray], horizon: int, force: bool = False,
+                  baseline_probas: dict[str, np.ndarray], horizon: int, force: bool = False,
                   cfg: PipelineConfig | None = None, require_improvement: bool = False,
-                  confidence: float | None = None) -> GateResult:
+                  kind: TestKind = "retrain") -> GateResult:
     """The gate for a challenger (`version`: its number when a retry finds it registered, else None). Reads the
-    champion and scores it on the rows of the holdout it has not learned; writes nothing. `baseline_preds`: each
-    baseline's predictions on the holdout rows (`model.evaluation.baseline_predictions`); `holdout_ts`: the rows'
-    bar times. `confidence`: of the intervals (default `training.promotion_confidence`; the refresh spends less)."""
+    champion and scores it on the rows of the holdout it has not learned; writes nothing. `baseline_probas`: each
+    baseline's probabilities on the holdout rows; `holdout_ts`: the rows' bar times; `kind`: which budget the test
+    spends (`registry.gate.level_of`)."""
     cfg = cfg or get_config()
-    champion = champion_on_holdout(name, version, X_holdout, holdout_ts, baseline_preds, horizon, cfg)
-    return gate_decision(version, y_holdout, challenger_proba, evaluation, baseline_preds, horizon, champion, force,
-                         cfg, require_improvement, confidence)
+    champion = champion_on_holdout(name, version, X_holdout, holdout_ts, baseline_probas, horizon, cfg)
+    return gate_decision(version, y_holdout, challenger_proba, evaluation, baseline_probas, horizon, champion, force,
+                         cfg, require_improvement, kind)
 
 
 def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: np.ndarray,
-                  evaluation: dict[str, Any], baseline_preds: dict[str, np.ndarray], horizon: int,
+                  evaluation: dict[str, Any], baseline_probas: dict[str, np.ndarray], horizon: int,
                   champion: ChampionOnHoldout | None, force: bool, cfg: PipelineConfig,
-                  require_improvement: bool = False, confidence: float | None = None) -> GateResult:
-    """The gate on numbers only: the challenger's holdout against the better baseline and (when the champion could
-    be scored on rows it has not learned) against the champion, then `decide_promotion`. The retrain, the weight
+                  require_improvement: bool = False, kind: TestKind = "retrain") -> GateResult:
+    """The gate on numbers only: the challenger's holdout against each baseline and (when the champion could be
+    scored on rows it has not learned) against the champion, then `decide_promotion`. The retrain, the weight
     refresh and the replay of a retrain policy all decide here."""
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+    from market_mlops.model.baselines import BASELINES
+    from market_mlops.model.evidence import score_evidence
 
-    accuracy = float(evaluation["model_accuracy"])
-    baselines = {"majority": float(evaluation["majority_accuracy"]),
-                 "persistence": float(evaluation["persistence_accuracy"])}
-    numbers: GateSummary = {"challenger_accuracy": round(accuracy, 4),
-                            "majority_accuracy": round(baselines["majority"], 4),
-                            "persistence_accuracy": round(baselines["persistence"], 4)}
     training = cfg.training
-    level = training.promotion_confidence if confidence is None else confidence
-    better = max(baselines, key=lambda b: baselines[b])
-    predicted = challenger_proba.argmax(axis=1)
-    vs_baseline = _interval(bootstrap_accuracy_difference(y_holdout, predicted, baseline_preds[better],
-                                                          training.bootstrap_samples, training.seed, horizon, level))
-    numbers.update({"baseline_compared": better, "baseline_diff_mean": round(vs_baseline.mean, 4),
-                    "baseline_diff_ci_low": round(vs_baseline.low, 4), "baseline_diff_ci_high": round(vs_baseline.high, 4),
-                    "confidence": level, "block": vs_baseline.block, "effective_rows": round(vs_baseline.effective_rows, 1)})
-    vs_champion = None
-    if champion is not None and champion.pred is not None and not champion.is_baseline:
+    metric = training.gate_metric
+    level = level_of(kind, training.yearly_false_promotions)
+    better = str(evaluation.get("better_baseline") or min(BASELINES, key=lambda b: evaluation[f"{b}_log_loss"]))
+    order = [better, *[b for b in BASELINES if b != better]]
+    vs_baselines = {b: score_evidence(y_holdout, challenger_proba, baseline_probas[b], horizon, level, metric)
+                    for b in order}
+    accuracy = score_evidence(y_holdout, challenger_proba, baseline_probas[better], horizon, level, "accuracy")
+    best = vs_baselines[better]
+    numbers: GateSummary = {
+        "metric": metric, "challenger_accuracy": round(float(evaluation["model_accuracy"]), 4),
+        "climatology_accuracy": round(float(evaluation["climatology_accuracy"]), 4),
+        "persistence_accuracy": round(float(evaluation["persistence_accuracy"]), 4),
+        "challenger_log_loss": round(float(evaluation["model_log_loss"]), 4),
+        "climatology_log_loss": round(float(evaluation["climatology_log_loss"]), 4),
+        "persistence_log_loss": round(float(evaluation["persistence_log_loss"]), 4),
+        "baseline_compared": better, "skill_mean": _round(best.mean), "skill_low": _round(best.low),
+        "skill_high": _round(best.high), "skill_e_value": _round(min(e.e_value for e in vs_baselines.values()), 3),
+        "e_threshold": round(1 / level, 1), "test_level": round(level, 6), "outcomes": round(best.outcomes, 1),
+        "accuracy_diff_mean": _round(accuracy.mean), "accuracy_diff_low": _round(accuracy.low),
+        "accuracy_diff_high": _round(accuracy.high)}
+    vs_champion = champion_over = None
+    if champion is not None and champion.proba is not None and not champion.is_baseline:
         rows = champion.rows
-        vs_champion = _interval(bootstrap_accuracy_difference(
-            y_holdout[rows], predicted[rows], champion.pred, training.bootstrap_samples, training.seed,
-            champion.horizon, level))
-        numbers.update({"champion_accuracy": round(float((champion.pred == y_holdout[rows]).mean()), 4),
-                        "champion_rows": int(rows.sum()), "diff_mean": round(vs_champion.mean, 4),
-                        "diff_ci_low": round(vs_champion.low, 4), "diff_ci_high": round(vs_champion.high, 4)})
+        vs_champion = score_evidence(y_holdout[rows], challenger_proba[rows], champion.proba, champion.horizon, level,
+                                     metric)
+        champion_over = score_evidence(y_holdout[rows], champion.proba, challenger_proba[rows], champion.horizon,
+                                       level, metric, interval=False)
+        numbers.update({"champion_rows": int(rows.sum()), "diff_mean": _round(vs_champion.mean),
+                        "diff_low": _round(vs_champion.low), "diff_high": _round(vs_champion.high)})
     need = training.gate_requires
     required = (need, float(evaluation[f"model_{need}"])) if need else None
     champion_version = champion.version if champion is not None else None
-    decision = decide_promotion(version or "new", accuracy, baselines, champion_version, vs_champion,
-                                training.promotion_tolerance, force, vs_baseline, required,
+    decision = decide_promotion(version or "new", vs_baselines, champion_version, vs_champion,
+                                training.min_compare_outcomes, force, required,
                                 champion.note if champion is not None else None, require_improvement,
-                                champion is not None and champion.is_baseline)
+                                champion is not None and champion.is_baseline, champion_over)
     if decision.outcome == "already champion":
         return GateResult(decision, {**numbers, "decision": decision.outcome, "champion_version": version},
                           champion_version)
     demote = None
     if champion is not None and not decision.promote:
-        demote = _demotion(champion, y_holdout, baseline_preds[better], better, training, level, numbers)
+        demote = _demotion(champion, y_holdout, baseline_probas[better], better, level, metric, numbers)
     summary: GateSummary = {"decision": decision.outcome, "reason": decision.reason,
                             "previous_champion": champion_version, **numbers}
     return GateResult(decision, summary, champion_version, champion.is_baseline if champion else False, demote)
 
 
-def _demotion(champion: ChampionOnHoldout, y_holdout: np.ndarray, baseline_pred: np.ndarray, better: str,
-              training: Any, level: float, numbers: GateSummary) -> str | None:
-    """Why the better baseline should replace the champion: a champion (a model, or a baseline of the other rule)
-    significantly worse than it on the rows it never learned (an interval, never a point estimate)."""
-    from market_mlops.model.evaluation import bootstrap_accuracy_difference
+def _round(value: float, digits: int = 4) -> float:
+    return round(float(value), digits) if np.isfinite(value) else float("nan")
 
-    if champion.pred is None or (champion.is_baseline and champion.rule in (None, better)):
+
+def _demotion(champion: ChampionOnHoldout, y_holdout: np.ndarray, baseline_proba: np.ndarray, better: str,
+              level: float, metric: str, numbers: GateSummary) -> str | None:
+    """Why the better baseline should replace the champion: a champion (a model, or a baseline of the other rule)
+    proven worse than it on the rows it never learned."""
+    from market_mlops.model.evidence import score_evidence
+
+    if champion.proba is None or (champion.is_baseline and champion.rule in (None, better)):
         return None
     rows = champion.rows
-    versus = _interval(bootstrap_accuracy_difference(y_holdout[rows], champion.pred, baseline_pred[rows],
-                                                     training.bootstrap_samples, training.seed, champion.horizon, level))
-    numbers.update({"champion_vs_baseline_mean": round(versus.mean, 4),
-                    "champion_vs_baseline_ci_high": round(versus.high, 4)})
-    return decide_demotion(champion.version, versus, better, int(rows.sum()))
-
-
-def _interval(difference: Any) -> Interval:
-    return Interval(difference.mean, difference.low, difference.high, difference.block, difference.effective_rows)
+    versus = score_evidence(y_holdout[rows], baseline_proba[rows], champion.proba, champion.horizon, level, metric,
+                            interval=False)
+    numbers.update({"champion_vs_baseline_mean": _round(versus.mean),
+                    "champion_vs_baseline_e_value": _round(versus.e_value, 3)})
+    return decide_demotion(champion.version, better, versus, f"on the {int(rows.sum())} holdout rows it never learned")
 
 
 def apply_gate(name: str, version: str, gate: GateResult, cfg: PipelineConfig | None = None) -> GateSummary:

@@ -7,11 +7,11 @@ part and the gate scores the result on its later part, separated by `horizon` ro
 champion a few weeks old on daily bars) and nothing is refitted: the summary says why.
 
 The gate asks more of a refresh than of a retrain: the same base models with other weights are worth a new version
-only if they beat the champion (not just match it), and the test spends its error across the weekly tests of one
-champion: the k-th week after the champion's cutoff tests at (1 - promotion_confidence) / 2 x 6 / (pi^2 k^2) on
-each side (the weights sum to the one-sided level over all weeks, so 52 Mondays a year cannot find a lucky blend
-more often than one test would). The new version reuses the champion's base-model files byte for byte (same
-checksums) and records its parent.
+only if they are proven better than the champion (not just not worse), and the test spends the refresh's share of the
+yearly false-promotion budget (`registry.gate.level_of`: a tenth of `training.yearly_false_promotions` over 52
+Mondays), so 52 Mondays a year cannot find a lucky blend more often than that. The new version reuses the
+champion's base-model files byte for byte (same checksums), records its parent, and keeps the parent's calibration
+pool and baselines.
 """
 
 from __future__ import annotations
@@ -52,16 +52,9 @@ class RecentWindow:
     last_known: np.ndarray  # per row, the label of the bar `horizon` bars earlier (persistence's call)
 
 
-def spent_confidence(confidence: float, test_number: int) -> float:
-    """Two-sided confidence of the `test_number`-th weekly test of one champion: the one-sided error
-    (1 - confidence) / 2 spent as 6 / (pi^2 k^2) of it on the k-th test (the shares sum to one over all k)."""
-    alpha = (1 - confidence) / 2 * 6 / (math.pi ** 2 * max(1, test_number) ** 2)
-    return 1 - 2 * alpha
-
-
 def test_number(parent_cutoff: dt.datetime, interval_end: dt.datetime) -> int:
     """Which weekly test of a champion this is: the weeks from its cutoff to the refresh's interval end (the same
-    for a rerun or a backfill of that week)."""
+    for a rerun or a backfill of that week); recorded with the version."""
     return max(1, math.ceil((interval_end - parent_cutoff).total_seconds() / (7 * 86400)))
 
 
@@ -78,6 +71,7 @@ def split_window(rows: int, horizon: int, min_fit: int, min_eval: int) -> tuple[
 def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
                   cfg: PipelineConfig) -> RecentWindow | str:
     """The refresh's window, or why there is none."""
+    from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
     from market_mlops.model.labels import labels_and_usable_rows
     from market_mlops.monitoring.forecasts import feature_window, model_labels
     from market_mlops.tasks.promotion import learned_until, unseen_rows
@@ -89,13 +83,13 @@ def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, int
     label, usable = labels_and_usable_rows(feats, own["close"], parent.features, horizon, labels)
     usable &= (feats["ts"] < interval_end).to_numpy()
     usable[usable.to_numpy()] = unseen_rows(feats["ts"][usable], learned_until(parent, cfg), horizon)
-    window = feats[usable].tail(spec.refresh_window).reset_index(drop=True)
+    last_known = label.shift(horizon)[usable].tail(spec.refresh_window).to_numpy(dtype=float)
+    window = feats[usable].tail(spec.refresh_window).reset_index(drop=True).assign(**{LAST_KNOWN_LABEL: last_known})
     split = split_window(len(window), horizon, max(30, cfg.training.refresh_min_rows), 20)
     if isinstance(split, str):
         return split
     return RecentWindow(window, label[usable].tail(spec.refresh_window).to_numpy().astype(int),
-                        own["close"][usable].tail(spec.refresh_window).to_numpy(dtype=float), *split,
-                        label.shift(horizon)[usable].tail(spec.refresh_window).to_numpy(dtype=float))
+                        own["close"][usable].tail(spec.refresh_window).to_numpy(dtype=float), *split, last_known)
 
 
 def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airflow_ctx: dict[str, str] | None = None,
@@ -104,7 +98,7 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     timeframe's models; default its main horizon's)."""
     from market_mlops.model.ensemble import fit_weights
     from market_mlops.model.ensemble_model import BaseModels
-    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
+    from market_mlops.model.evaluation import baseline_probabilities, evaluate_holdout
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
     cfg = cfg or get_config()
@@ -135,12 +129,12 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
                                   min_rows=cfg.training.refresh_min_rows, prior=np.asarray(parent.base.meta["weights"]),
                                   prior_rows=cfg.training.weight_prior_rows)
     proba = parent.predict_proba(win.features.iloc[win.eval_rows], weights)
+    baselines = baseline_probabilities(win.y, win.eval_rows, win.fit_rows, spec.horizon, win.last_known)
     evaluation = evaluate_holdout(win.y, proba, win.closes, win.eval_rows, win.fit_rows, spec.horizon,
-                                  spec.bars_per_year, win.last_known)
+                                  spec.bars_per_year, win.last_known, baselines=baselines)
 
     parent_tags = store.client(cfg).get_run(parent.run_id).data.tags
     number = test_number(dt.datetime.fromisoformat(parent_tags["data.interval_end"]), interval_end)
-    confidence = spent_confidence(cfg.training.promotion_confidence, number)
     tags = {"mlops.run_key": run_key, "symbol": symbol, "timeframe": timeframe, "horizon": str(spec.horizon),
             "refresh.parent_version": parent.version,
             "refresh.parent_run_id": parent.run_id, "data.interval_end": interval_end.isoformat(),
@@ -151,7 +145,6 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
               "fit_rows": len(win.fit_rows), "eval_rows": len(win.eval_rows),
               "eval_start": str(win.features["ts"].iloc[win.eval_rows[0]]),
               "eval_end": str(win.features["ts"].iloc[win.eval_rows[-1]]), "test_number": number,
-              "confidence": round(confidence, 6),
               **{f"weight.{m}": float(w) for m, w in zip(order, weights, strict=True)}}
     if existing is not None and existing.info.status == "FINISHED":  # logged completely before a retry
         run_id = existing.info.run_id
@@ -162,9 +155,7 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
     registered = versions.version_of_run(name, run_id, cfg)
     gate = evaluate_gate(name, str(registered.version) if registered else None, win.features.iloc[win.eval_rows],
                          win.y[win.eval_rows], win.features["ts"].iloc[win.eval_rows], proba, evaluation,
-                         baseline_predictions(win.y, win.eval_rows, win.fit_rows, spec.horizon, win.last_known),
-                         spec.horizon, cfg=cfg,
-                         require_improvement=True, confidence=confidence)
+                         baselines, spec.horizon, cfg=cfg, require_improvement=True, kind="refresh")
     lineage = {"refresh.parent_version": parent.version, versions.KIND_TAG: "model",
                **{k: parent.tags[k] for k in (versions.FIT_END_TAG, versions.EVALUATION_END_TAG) if k in parent.tags},
                versions.WEIGHTS_FIT_END_TAG: str(win.features["ts"].iloc[win.fit_rows[-1]])}
@@ -176,12 +167,13 @@ def refresh_weights(symbol: str, timeframe: str, interval_end: dt.datetime, airf
         "parent_version": parent.version, "run_id": run_id, "weights": [round(float(w), 3) for w in weights],
         "previous_weights": [round(float(w), 3) for w in parent.base.meta["weights"]],
         "eval_rows": int(len(win.eval_rows)), "accuracy": round(evaluation["model_accuracy"], 4),
-        "majority_accuracy": round(evaluation["majority_accuracy"], 4),
-        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4), "test_number": number, **decision}
+        "log_loss": round(evaluation["model_log_loss"], 4), "test_number": number, **decision}
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))
-    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval accuracy %.3f on %d rows -> %s (test %d of this "
-             "champion, confidence %.4f)", name, mv.version, parent.version, summary["previous_weights"],
-             summary["weights"], summary["accuracy"], len(win.eval_rows), decision["decision"], number, confidence)
+    log.info("refreshed %s: v%s from v%s, weights %s -> %s, eval log-loss %.4f, accuracy %.3f on %d rows -> %s "
+             "(test %d of this champion, e-value %s of %s needed)", name, mv.version, parent.version,
+             summary["previous_weights"], summary["weights"], summary["log_loss"], summary["accuracy"],
+             len(win.eval_rows), decision["decision"], number, decision.get("skill_e_value"),
+             decision.get("e_threshold"))
     return summary
 
 

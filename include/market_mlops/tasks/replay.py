@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.model.baselines import BaselineTables
+from market_mlops.model.calibration import Calibration
 
 log = logging.getLogger(__name__)
 POLICY_PARTS = ("monthly", "weekly", "emergency")
@@ -64,8 +66,9 @@ class Champion:
     since_row: int  # first bar it scores (the bar after it was put in place)
     fit_end_row: int = -1  # the last bar (row of the series) its base models learned
     version: str = "1"
-    rule: str | None = None  # a baseline: majority | persistence
-    majority_class: int = 1
+    rule: str | None = None  # a baseline: climatology | persistence
+    tables: BaselineTables | None = None  # its baselines as counted on the rows it learned
+    calibration: Calibration | None = None  # a model's calibration pool
     positions: np.ndarray | None = None  # its features' columns in the series' feature table (None: all of them)
 
     def base_probas(self, X: np.ndarray) -> list[np.ndarray]:
@@ -76,18 +79,21 @@ class Champion:
         return [booster_proba(self.models[m], own) for m in ("rf", "xgb", "lgbm")]
 
     def proba(self, X: np.ndarray, weights: np.ndarray | None = None, last_known: np.ndarray | None = None) -> np.ndarray:
-        from market_mlops.model.ensemble import blend, one_hot
+        """Served probabilities on rows of the series (`last_known`: their last known labels, -1 where none)."""
+        from market_mlops.model.baselines import PERSISTENCE, floor_probabilities
+        from market_mlops.model.ensemble import blend
 
-        if self.rule == "majority":
-            return one_hot(np.full(len(X), self.majority_class))
-        if self.rule == "persistence":
-            known = np.full(len(X), self.majority_class) if last_known is None else last_known
-            return one_hot(np.where(known >= 0, known, self.majority_class))
-        return blend(self.base_probas(X), self.weights if weights is None else weights)
+        if self.rule is not None and self.tables is not None:
+            return self.tables.probabilities(self.rule, last_known, len(X))
+        blended = blend(self.base_probas(X), self.weights if weights is None else weights)
+        if self.calibration is None or self.tables is None:
+            return floor_probabilities(blended)
+        return self.calibration.apply(blended, self.tables.probabilities(PERSISTENCE, last_known, len(X)))
 
-    def score(self, series: Series, rows: slice | np.ndarray) -> np.ndarray:
-        """Its forecasts on rows of the series (a persistence baseline reads the labels known by then)."""
-        return self.proba(series.X[rows], last_known=series.last_known[rows])
+    def score(self, series: Series, rows: slice | np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Its forecasts on rows of the series (persistence, in a baseline or a model's pool, reads the labels known
+        by then)."""
+        return self.proba(series.X[rows], weights, last_known=series.last_known[rows])
 
 
 @dataclass
@@ -179,36 +185,38 @@ def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
            cfg: PipelineConfig) -> tuple[Champion, GateInputs]:
     """The retrain task's training for a cutoff: the version it would register (refit, `training.refit`) and the
     gate's inputs from its evaluated fit."""
-    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
+    from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.model.training import reference_accuracy, train_ensemble
     from market_mlops.tasks.retrain import training_frame
 
     spec = cfg.spec(series.timeframe)
     X, y, bars = training_frame(dataset, series.symbol, series.timeframe, cfg, until, cfg.training.history_years)
-    trained = train_ensemble(X, y, cfg.training, spec.horizon)
-    hold = trained.holdout_index
     last_known = bars["last_known_label"].to_numpy(dtype=float)
+    trained = train_ensemble(X, y, cfg.training, spec.horizon, last_known=last_known)
+    hold = trained.holdout_index
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
-                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known)
+                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known,
+                                  baselines=trained.holdout_baselines)
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, float(evaluation["model_accuracy"]), len(hold))
     position = {stamp: i for i, stamp in enumerate(series.ts)}  # the training rows as rows of the series
     rows = np.array([position[t] for t in bars["ts"]])
     first_after = int((series.ts < pd.Timestamp(until)).sum())  # the first bar at or after the cutoff
     columns = list(X.columns)
     champion = Champion(trained.models, trained.weights, trained.feature_names, reference, until, first_after,
-                        int(rows[trained.fit_rows - 1]), version,
-                        majority_class=int(np.bincount(y, minlength=3).argmax()),
+                        int(rows[trained.fit_rows - 1]), version, tables=trained.baselines,
+                        calibration=trained.calibration,
                         positions=np.array([columns.index(f) for f in trained.feature_names]))
-    return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation,
-                                baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known))
+    return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation, trained.holdout_baselines)
 
 
 def _baseline(challenger: Champion, gate: Any, version: str) -> Champion:
     """The better baseline of a challenger's holdout, served as `version` (what a retrain with no champion registers)."""
-    rule = str(gate.summary.get("baseline_compared") or "majority")
+    from market_mlops.model.baselines import CLIMATOLOGY
+
+    rule = str(gate.summary.get("baseline_compared") or CLIMATOLOGY)
     accuracy = float(gate.summary[f"{rule}_accuracy"])
     return Champion({}, np.zeros(0), challenger.features, accuracy, challenger.trained_until, challenger.since_row,
-                    challenger.fit_end_row, version, rule=rule, majority_class=challenger.majority_class)
+                    challenger.fit_end_row, version, rule=rule, tables=challenger.tables)
 
 
 def _install(run: PolicyRun, series: Series, champion: Champion) -> None:
@@ -237,20 +245,19 @@ def _champion_side(champion: Champion, series: Series, inputs: GateInputs, cfg: 
 
     horizon = series.horizon
     if champion.rule is not None:
-        calls = champion.score(series, inputs.rows).argmax(axis=1)
-        return ChampionOnHoldout(champion.version, np.ones(len(inputs.rows), dtype=bool), calls, horizon,
-                                 is_baseline=True, rule=champion.rule)
+        return ChampionOnHoldout(champion.version, np.ones(len(inputs.rows), dtype=bool),
+                                 champion.score(series, inputs.rows), horizon, is_baseline=True, rule=champion.rule)
     unseen = inputs.rows > champion.fit_end_row + horizon
     need = cfg.training.min_compare_outcomes * horizon
     if unseen.sum() < need:
         return ChampionOnHoldout(champion.version, unseen, None, horizon, note=(
             f"it learned all but {int(unseen.sum())} of the {len(unseen)} holdout rows (need {need}: "
             f"{cfg.training.min_compare_outcomes} outcomes of {horizon} bars)"))
-    return ChampionOnHoldout(champion.version, unseen, champion.score(series, inputs.rows[unseen]).argmax(axis=1), horizon)
+    return ChampionOnHoldout(champion.version, unseen, champion.score(series, inputs.rows[unseen]), horizon)
 
 
 def _gate(run: PolicyRun, series: Series, challenger: Champion, inputs: GateInputs, cfg: PipelineConfig,
-          weights_only: bool = False, confidence: float | None = None, emergency: bool = False) -> dict[str, Any]:
+          weights_only: bool = False, emergency: bool = False) -> dict[str, Any]:
     """The suite's gate against this policy's champion on the challenger's evaluation rows; promotes in memory (and,
     as the retrain task does, falls back to the better baseline)."""
     import dataclasses
@@ -259,7 +266,7 @@ def _gate(run: PolicyRun, series: Series, challenger: Champion, inputs: GateInpu
 
     gate = gate_decision(None, inputs.y, inputs.proba, inputs.evaluation, inputs.baselines, series.horizon,
                          _champion_side(run.champion, series, inputs, cfg), False, cfg,
-                         require_improvement=weights_only, confidence=confidence)
+                         require_improvement=weights_only, kind="refresh" if weights_only else "retrain")
     if emergency and not gate.decision.promote and not gate.demote and run.champion.rule is None:
         gate = dataclasses.replace(gate, demote=f"champion v{run.champion.version} is in the emergency band and no "
                                                 "challenger passed the gate")
@@ -279,8 +286,8 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
     """The weekly refresh: new weights for the champion's base models on the recent resolved bars they never learned
     (the refresh task's window, split, shrinkage and error spending), gated on the bars they were not fitted on."""
     from market_mlops.model.ensemble import fit_weights
-    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
-    from market_mlops.tasks.refresh import spent_confidence, split_window, test_number
+    from market_mlops.model.evaluation import baseline_probabilities, evaluate_holdout
+    from market_mlops.tasks.refresh import split_window
 
     spec = cfg.spec(series.timeframe)
     champion = run.champion
@@ -299,15 +306,14 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
     version = run.next_version()
     challenger = Champion(champion.models, weights, champion.features, champion.reference_accuracy, moment, now_row,
                           max(champion.fit_end_row, int(known[fit[-1]])), version,  # its weights learned these
-                          majority_class=champion.majority_class, positions=champion.positions)
-    proba = challenger.proba(X[evaluate])
+                          tables=champion.tables, calibration=champion.calibration, positions=champion.positions)
+    proba = challenger.score(series, known[evaluate])
     last_known = np.where(series.last_known[known] >= 0, series.last_known[known], np.nan)
+    baselines = baseline_probabilities(y, evaluate, fit, spec.horizon, last_known)
     evaluation = evaluate_holdout(y, proba, series.close[known], evaluate, fit, spec.horizon, spec.bars_per_year,
-                                  last_known)
-    confidence = spent_confidence(cfg.training.promotion_confidence, test_number(champion.trained_until, moment))
-    inputs = GateInputs(known[evaluate], y[evaluate], proba, evaluation,
-                        baseline_predictions(y, evaluate, fit, spec.horizon, last_known))
-    return {"version": version, **_gate(run, series, challenger, inputs, cfg, weights_only=True, confidence=confidence)}
+                                  last_known, baselines=baselines)
+    inputs = GateInputs(known[evaluate], y[evaluate], proba, evaluation, baselines)
+    return {"version": version, **_gate(run, series, challenger, inputs, cfg, weights_only=True)}
 
 
 def _drift_check(run: PolicyRun, series: Series, end_row: int, moment: dt.datetime, cfg: PipelineConfig) -> bool:

@@ -37,33 +37,72 @@ def lifecycle_summary(cfg: PipelineConfig | None = None) -> str:
     return "\n".join(line for section in sections for line in section)
 
 
-def champion_line(name: str, version: str | None, tags: dict[str, str], ic: float | None, age_days: float | None,
-                  latest: str | None, latest_decision: str) -> str:
-    """One model as `market-mlops models` and the demo print it: what serves (a model or a baseline, said plainly),
-    its holdout accuracy against the better baseline with the gate's interval, its IC and age, and what the last
-    registration decided."""
-    def number(key: str) -> float | None:
-        try:
-            return float(tags[key])
-        except (KeyError, ValueError):
-            return None
+def _number(tags: dict[str, str], key: str) -> float | None:
+    import math
 
+    try:
+        value = float(tags[key])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def skill_text(tags: dict[str, str]) -> str:
+    """A version's holdout against the better baseline, from its gate tags: the log-loss skill (nats, with the
+    interval at the gate's level) and the accuracy difference beside it; for a baseline, its log-loss and the
+    other baseline's."""
+    versus = tags.get("gate.baseline_compared", "better")
+    if tags.get("kind") == "baseline":
+        rule = tags.get("baseline.rule", "")
+        own, other = _number(tags, f"gate.{rule}_log_loss"), [
+            (b, _number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
+        if own is None:
+            return ""
+        return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None)
+    mean, low, high = (_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
+    if mean is None:
+        return ""
+    text = f"log-loss skill {mean:+.4f} nats"
+    if low is not None and high is not None:
+        text += f" [{low:+.4f}, {high:+.4f}]"
+    text += f" vs the {versus} baseline"
+    diff, dlow, dhigh = (_number(tags, f"gate.accuracy_diff_{k}") for k in ("mean", "low", "high"))
+    if diff is not None:
+        text += f", accuracy {diff * 100:+.1f} pts" + (
+            f" [{dlow * 100:+.1f}, {dhigh * 100:+.1f}]" if dlow is not None and dhigh is not None else "")
+    return text
+
+
+def live_text(record: dict[str, Any] | None) -> str:
+    """The shadow challenger's live record from a drift check's record: sessions, outcomes, the score difference
+    with its interval, the evidence and what it decided."""
+    shadow = (record or {}).get("shadow")
+    if not shadow:
+        return "no shadow challenger"
+    versus = shadow.get("versus_champion") or {}
+
+    def signed(value: Any) -> str:
+        return "n/a" if value is None else f"{float(value):+.4f}"
+
+    return (f"shadow v{shadow['challenger']}: {signed(versus.get('mean'))} nats [{signed(versus.get('low'))}, "
+            f"{signed(versus.get('high'))}] on {versus.get('sessions', 0)} sessions ({versus.get('outcomes', 0):g} "
+            f"outcomes), e-value {float(versus.get('e_value') or 1):.3g} of {versus.get('threshold', 0):g}: "
+            f"{shadow['decision']}")
+
+
+def champion_line(name: str, version: str | None, tags: dict[str, str], ic: float | None, age_days: float | None,
+                  latest: str | None, latest_decision: str, live: dict[str, Any] | None = None) -> str:
+    """One model as `market-mlops models` and the demo print it: what serves (a model or a baseline, said plainly),
+    its holdout log-loss skill and accuracy against the better baseline with the gate's intervals, its IC and age,
+    its shadow challenger's live record, and what the last registration decided."""
     if version is None:
         serving = "no champion"
     elif tags.get("kind") == "baseline":
         serving = f"v{version} {tags.get('baseline.rule', '')} baseline: no model has beaten it yet"
     else:
         serving = f"v{version} model"
-    accuracy, low, high = number("gate.challenger_accuracy"), number("gate.baseline_diff_ci_low"), \
-        number("gate.baseline_diff_ci_high")
-    versus = ""
-    if accuracy is not None:
-        versus = f"holdout accuracy {accuracy:.3f}"
-        margin = number("gate.baseline_diff_mean")
-        if margin is not None and low is not None and high is not None and tags.get("kind") != "baseline":
-            versus += (f", {margin * 100:+.1f} pts vs the {tags.get('gate.baseline_compared', 'better')} baseline "
-                       f"[{low * 100:+.1f}, {high * 100:+.1f}]")
-    facts = [versus, f"IC {ic:+.3f}" if ic is not None else "", f"age {age_days:.0f} d" if age_days is not None else "",
+    facts = [skill_text(tags), f"IC {ic:+.3f}" if ic is not None else "",
+             f"age {age_days:.0f} d" if age_days is not None else "", live_text(live) if live is not None else "",
              f"last v{latest}: {latest_decision}" if latest and latest != version else ""]
     return f"  {name:<22} {serving:<52} " + "; ".join(f for f in facts if f)
 
@@ -72,13 +111,16 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
     import datetime as dt
     import math
 
+    from market_mlops.monitoring.history import drift_history
     from market_mlops.registry import aliases, store
 
     cfg = cfg or get_config()
     c = store.client(cfg)
     now = dt.datetime.now(dt.UTC)
-    lines = ["Models (MLflow registry): what serves each series, its holdout against the better baseline (gate interval), "
-             "IC, age, the last registration:"]
+    lines = ["Models (MLflow registry): what serves each series, its holdout log-loss skill and accuracy against the "
+             "better baseline (intervals at the gate's level), IC, age, its shadow challenger's live record, the last "
+             "registration:"]
+    latest_checks = {r["model"]: r for r in drift_history(cfg)}  # oldest first: the newest check of each model wins
     for rm in sorted(c.search_registered_models(), key=lambda m: m.name):
         pointers = dict(rm.aliases or {})
         champion = pointers.get(aliases.CHAMPION)
@@ -95,7 +137,8 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
         decision = ""
         if latest and latest != "0" and latest != str(champion):
             decision = str((c.get_model_version(rm.name, latest).tags or {}).get("gate.decision", ""))
-        lines.append(champion_line(rm.name, None if champion is None else str(champion), tags, ic, age, latest, decision))
+        lines.append(champion_line(rm.name, None if champion is None else str(champion), tags, ic, age, latest, decision,
+                                   latest_checks.get(rm.name, {})))
     return lines + consensus_section(cfg)
 
 
@@ -168,16 +211,11 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     return lines
 
 
-def _pts(value: object) -> str:
-    return f"{float(value) * 100:+.1f}" if isinstance(value, int | float) else "?"
-
-
 def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
     """`market-mlops run model_retrain`: per model, what the gate decided and on what, and what serves now."""
     lines = []
     for r in summaries:
-        interval = (f"{_pts(r.get('baseline_diff_mean'))} pts vs the {r.get('baseline_compared', 'better')} baseline "
-                    f"[{_pts(r.get('baseline_diff_ci_low'))}, {_pts(r.get('baseline_diff_ci_high'))}]")
+        interval = skill_text({f"gate.{k}": str(v) for k, v in r.items()})
         ic = r.get("ic")
         serving = r.get("serving", "model")
         champion = r.get("champion_version")
@@ -204,7 +242,9 @@ def drift_lines(results: list[dict[str, Any]], cfg: PipelineConfig | None = None
                      f"{'n/a' if realized is None else f'{realized:.3f}'} vs reference {r.get('holdout_accuracy', 0):.3f}"
                      f" on {r.get('outcomes', 0)} outcomes ({r.get('resolved', 0)} resolved); features drifted "
                      f"{r.get('features_drifted', 0)}/{r.get('features_checked', 0)} ({r.get('feature_drift', '')}); "
-                     f"{'alert sent' if alerted else 'no alert'}{'; ' + retrain if retrain else ''}")
+                     f"{'alert sent' if alerted else 'no alert'}{'; ' + retrain if retrain else ''}"
+                     f"{'; ' + live_text(r) if r.get('shadow') else ''}"
+                     f"{'; LIVE: ' + str((r.get('live_action') or {}).get('reason')) if r.get('live_action') else ''}")
     return lines
 
 

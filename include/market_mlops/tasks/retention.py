@@ -40,7 +40,7 @@ def data_clock(as_of: dt.datetime, logged_ends: list[str]) -> dt.datetime:
 def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
                   cfg: PipelineConfig | None = None) -> RetentionReport:
     """Plan retention and, with `apply`, carry it out; returns the numbers (what was, or would be, archived)."""
-    from market_mlops.data.versioning import Collection, collect_data_versions
+    from market_mlops.data.versioning import Collection, collect_data_versions, version_history
     from market_mlops.monitoring.archive import (
         ARCHIVED_TABLES,
         archive_old_rows,
@@ -48,8 +48,6 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
         months_before,
     )
     from market_mlops.registry.retention import archive_version, plan_model, registered_models
-
-    from market_mlops.data.versioning import version_history
 
     cfg = cfg or get_config()
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)

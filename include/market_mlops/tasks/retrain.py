@@ -154,7 +154,8 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     """Train, evaluate against baselines, log to MLflow, register (idempotently) and run the promotion gate.
     `emergency`: the drift check found the champion broken; if no challenger passes, the better baseline serves.
     `horizon`: which of the timeframe's models (default: its main horizon's)."""
-    from market_mlops.model.evaluation import baseline_predictions, evaluate_holdout
+    from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
+    from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.model.training import train_ensemble
     from market_mlops.registry import store, versions
     from market_mlops.tasks.baseline import register_baseline_champion
@@ -185,12 +186,13 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                                 fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg),
                                 horizon=spec.horizon)
     clock.mark("features")
-    trained = train_ensemble(X, y, training_cfg, spec.horizon)
+    last_known = bars["last_known_label"].to_numpy(dtype=float)
+    trained = train_ensemble(X, y, training_cfg, spec.horizon, last_known=last_known)
     clock.mark("fit")
     hold = trained.holdout_index
-    last_known = bars["last_known_label"].to_numpy(dtype=float)
     evaluation = evaluate_holdout(y, trained.holdout_proba, bars["close"].to_numpy(dtype=float), hold,
-                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known)
+                                  trained.train_index, spec.horizon, spec.bars_per_year, last_known,
+                                  baselines=trained.holdout_baselines)
     clock.mark("evaluate")
     commit = git_commit()
     span = fit_span(bars, trained)
@@ -206,9 +208,9 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                                    trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
     clock.mark("mlflow_log")
     registered = versions.version_of_run(name, run_id, cfg)
-    baseline_preds = baseline_predictions(y, hold, trained.train_index, spec.horizon, last_known)
-    gate = evaluate_gate(name, str(registered.version) if registered else None, X.iloc[hold], y[hold],
-                         bars["ts"].iloc[hold], trained.holdout_proba, evaluation, baseline_preds, spec.horizon,
+    gate = evaluate_gate(name, str(registered.version) if registered else None,
+                         X.iloc[hold].assign(**{LAST_KNOWN_LABEL: last_known[hold]}), y[hold], bars["ts"].iloc[hold],
+                         trained.holdout_proba, evaluation, trained.holdout_baselines, spec.horizon,
                          force=force_promotion, cfg=cfg)
     clock.mark("gate")
     lineage = {"data.version": data["md5"], "code.git_commit": commit, versions.KIND_TAG: "model", **span}
@@ -232,8 +234,6 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "version": str(mv.version),
         "run_id": run_id,
         "data_version": data["md5"], "holdout_rows": int(len(hold)), "accuracy": round(evaluation["model_accuracy"], 4),
-        "majority_accuracy": round(evaluation["majority_accuracy"], 4),
-        "persistence_accuracy": round(evaluation["persistence_accuracy"], 4),
         "balanced_accuracy": round(evaluation["model_balanced_accuracy"], 4),
         "log_loss": round(evaluation["model_log_loss"], 4), "ic": _finite(evaluation["model_ic"]),
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
@@ -243,10 +243,11 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     if baseline_rule:
         summary["baseline_rule"] = baseline_rule
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))  # the mark of a finished model
-    log.info("retrained %s v%s: holdout accuracy %.3f (majority %.3f, persistence %.3f) -> %s; %s serves; "
-             "fit to %s, evaluated to %s; seconds %s", name, mv.version, summary["accuracy"],
-             summary["majority_accuracy"], summary["persistence_accuracy"], decision["decision"], serving,
-             summary["fit_end"], summary["evaluation_end"], summary["seconds"])
+    log.info("retrained %s v%s: holdout log-loss %.4f (climatology %.4f, persistence %.4f), accuracy %.3f "
+             "(climatology %.3f, persistence %.3f) -> %s; %s serves; fit to %s, evaluated to %s; seconds %s", name,
+             mv.version, summary["log_loss"], evaluation["climatology_log_loss"], evaluation["persistence_log_loss"],
+             summary["accuracy"], evaluation["climatology_accuracy"], evaluation["persistence_accuracy"],
+             decision["decision"], serving, summary["fit_end"], summary["evaluation_end"], summary["seconds"])
     return summary
 
 
@@ -287,7 +288,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
     import mlflow
     from mlflow.entities import Metric, Param, RunTag
 
-    from market_mlops.model.ensemble_model import save_base_models
+    from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL, save_base_models
     from market_mlops.model.labels import class_shares, label_record
     from market_mlops.model.training import reference_accuracy
     from market_mlops.registry import store, versions
@@ -318,21 +319,24 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             client.log_batch(run_id, params=batch_params, tags=reference_tag)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            _write_evaluation(folder / "run", trained, evaluation)
+            _write_evaluation(folder / "run", trained, evaluation, y[hold])
             # The served models' inputs: every row they learned (the last 2,000).
             _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             # A lean version's native files go up with the rest of the run's files, in the same call.
             model_dir = folder / "run" / versions.LEAN_MODEL_PATH if lean else folder / "model_files"
             checksums = save_base_models(trained.models, trained.weights, trained.feature_names, model_dir,
                                          {"symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon,
-                                          "labels": label_record(cfg.labels_of(symbol, timeframe))})
+                                          "labels": label_record(cfg.labels_of(symbol, timeframe)),
+                                          "calibration": trained.calibration.record(),
+                                          **({"baselines": trained.baselines.record()} if trained.baselines else {})})
             # Through a tracking server the run's files go up while MLflow builds and logs the pyfunc model (its own
             # upload, a second folder); into a local store a second thread only contends with the first (+0.2 s).
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-files") as pool:
                 uploading = pool.submit(client.log_artifacts, run_id, str(folder / "run"))
                 if str(run.info.artifact_uri).startswith("file:"):
                     uploading.result()  # a local store: one at a time
-                model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, X.tail(3), tag_run=False)
+                example = X.tail(3).assign(**{LAST_KNOWN_LABEL: bars[LAST_KNOWN_LABEL].tail(3).to_numpy(dtype=float)})
+                model_id = None if lean else versions.log_pyfunc_ensemble(model_dir, example, tag_run=False)
                 uploading.result()
         file_tags = [RunTag(k, v) for k, v in versions.model_file_tags(checksums, model_id).items()]
         now = int(time.time() * 1000)
@@ -348,7 +352,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         return run_id
 
 
-def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any]) -> None:
+def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], y_holdout: np.ndarray) -> None:
     """Fold table, feature selection and importance, holdout metrics and their charts (SVG) as files of the run."""
     from market_mlops.model.labels import CLASSES
     from market_mlops.model.training import feature_importance
@@ -362,12 +366,29 @@ def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[s
     (folder / "evaluation" / "holdout_metrics.json").write_text(json.dumps(evaluation, default=float))
     (folder / "plots" / "confusion_matrix.svg").write_text(matrix_chart(
         CLASSES, CLASSES, evaluation["model_confusion"], title="holdout confusion matrix"))
+    _write_calibration(folder, trained, evaluation, y_holdout)
     top = importances.head(25)
     (folder / "plots" / "feature_importance.svg").write_text(bar_chart(
         [str(k) for k in top.index], [float(v) for v in top], title="feature importance (forest, split gain, top 25)",
         value_format="{:.3g}"))
     if trained.selection is not None:
         _write_selection(folder, trained.selection)
+
+
+def _write_calibration(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], y_holdout: np.ndarray) -> None:
+    """The holdout's reliability table (per class and probability bin: forecasts, mean probability, observed
+    frequency) and chart, and the calibration pools (the holdout's and the served one)."""
+    from market_mlops.model.calibration import reliability_table
+    from market_mlops.monitoring.charts import reliability_chart
+
+    table = reliability_table(y_holdout, trained.holdout_proba)
+    (folder / "evaluation" / "reliability.csv").write_text(table.to_csv(index=False))
+    (folder / "evaluation" / "calibration.json").write_text(json.dumps(
+        {"served": trained.calibration.record(), "holdout": trained.evaluated_calibration.record(),
+         "log_loss": {k: evaluation.get(f"{k}_log_loss") for k in ("model", "climatology", "persistence")},
+         "brier": {k: evaluation.get(f"{k}_brier") for k in ("model", "climatology", "persistence")},
+         "calibration_error": evaluation.get("model_calibration_error")}, indent=2, default=float))
+    (folder / "plots" / "reliability.svg").write_text(reliability_chart(table, "holdout reliability (per class)"))
 
 
 def _write_selection(folder: Path, table: pd.DataFrame) -> None:
@@ -406,8 +427,9 @@ def report_retrain(results: list[list[TrainingSummary]], shards: list[ModelShard
     """Summarize the mapped retrains (it runs only when none failed: a failed shard fails the run and alerts itself)."""
     done = [r for shard in results for r in shard]
     for r in done:
-        log.info("%s v%s: accuracy %.3f vs majority %.3f / persistence %.3f -> %s (%s)", r.get("model"), r.get("version"),
-                 r.get("accuracy"), r.get("majority_accuracy"), r.get("persistence_accuracy"), r.get("decision"),
+        log.info("%s v%s: log-loss %s vs climatology %s / persistence %s, accuracy %s -> %s (%s)", r.get("model"),
+                 r.get("version"), r.get("log_loss"), r.get("climatology_log_loss"), r.get("persistence_log_loss"),
+                 r.get("accuracy"), r.get("decision"),
                  r.get("reason", ""))
     return {"trained": len(done), "models": sum(len(s["models"]) for s in shards),
             "promoted": [r["model"] for r in done if r.get("decision") == "promoted"]}

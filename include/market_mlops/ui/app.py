@@ -111,7 +111,7 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
 
     r = detail.row
-    recent = load_forecasts(r.symbol, r.timeframe, cfg, model_name=r.model).sort_values("ts").tail(last)
+    recent = load_forecasts(r.symbol, r.timeframe, cfg, model_name=r.model, role="champion").sort_values("ts").tail(last)
     if recent.empty:
         return
     spec = cfg.spec(r.timeframe, int(recent["horizon"].iloc[-1]))
