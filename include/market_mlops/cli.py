@@ -147,8 +147,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from market_mlops.tasks.reproduce import evaluate_model
 
     m = evaluate_model(Path(args.features), Path(args.model), args.timeframe, Path(args.out))
-    print(f"holdout accuracy {m['model_accuracy']:.3f} vs majority {m['majority_accuracy']:.3f}, "
-          f"persistence {m['persistence_accuracy']:.3f} -> {args.out}")
+    print(f"holdout log-loss {m['model_log_loss']:.4f} vs climatology {m['climatology_log_loss']:.4f}, persistence "
+          f"{m['persistence_log_loss']:.4f}; accuracy {m['model_accuracy']:.3f} vs {m['climatology_accuracy']:.3f}, "
+          f"{m['persistence_accuracy']:.3f} -> {args.out}")
     return 0
 
 

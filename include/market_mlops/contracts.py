@@ -108,6 +108,7 @@ class GateSummary(TypedDict, total=False):
     challenger_log_loss: float
     climatology_log_loss: float
     persistence_log_loss: float
+    calibration_error: float  # the challenger's holdout expected calibration error (reliability table)
     baseline_compared: str  # the better baseline (lower log-loss on the same rows)
     skill_mean: float  # score difference over the better baseline (log-loss: nats; positive: the challenger is better)
     skill_low: float  # its interval at the test's level

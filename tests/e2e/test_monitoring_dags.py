@@ -54,7 +54,8 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
             assert child_tags[key] == parent_tags[key]
         assert child_tags["sha256.meta"] != parent_tags["sha256.meta"]  # new weights
         assert child_tags["refresh.parent_version"] == parent
-        assert c.get_model_version(name, child.version).tags["gate.decision"] in {"promoted", "kept as challenger"}
+        assert c.get_model_version(name, child.version).tags["gate.decision"] in {"promoted", "kept as challenger",
+                                                                                  "too few outcomes"}
 
     # Weekday drift check: forecasts stored, bands measured, report and history written; a rerun changes nothing.
     drift = dagbag.dags["drift_check"]
@@ -63,7 +64,8 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     cfg = get_config()
     history = drift_history(cfg)
     assert {r["model"] for r in history} == set(parents)
-    assert all(r["band"] in BANDS and r["features_checked"] > 90 for r in history)
+    assert all(r["band"] in BANDS and r["features_checked"] > 50 for r in history), [
+        (r["model"], r["version"], r["band"], r["features_checked"], r.get("live_action")) for r in history]
     assert all(r["resolved"] >= 10 for r in history)
     assert all({"ic", "rank_ic", "long_short_sharpe", "turnover"} <= set(r["finance"]) for r in history)
     assert all(r["finance"]["ic"] is None or -1 <= r["finance"]["ic"] <= 1 for r in history)
@@ -123,7 +125,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     # It logs into the report run of the first check of this interval (its record names it): no second run; one
     # deleted in MLflow since gets a new run instead of failing the check.
     assert again["mlflow_run_id"] == checked["mlflow_run_id"]
-    assert set(again["seconds"]) == {"prefetch", "load", "window", "score", "measure", "report"}
+    assert set(again["seconds"]) == {"prefetch", "load", "window", "score", "live", "measure", "report"}
     c.delete_run(again["mlflow_run_id"])
     with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1"):
         check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__third-run"})

@@ -59,7 +59,10 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
         assert tags["data.version"].endswith(".dir") and tags["data.gx_result_id"].startswith("gx-")
         assert tags["airflow.dag_id"] == "model_retrain" and tags["airflow.task_id"] == "retrain_model"
         assert run.data.params["train_end"] < "2025-10-01"  # point in time
-        assert "holdout.majority_accuracy" in run.data.metrics and "holdout.persistence_accuracy" in run.data.metrics
+        assert {f"holdout.{b}_{m}" for b in ("climatology", "persistence") for m in ("accuracy", "log_loss", "brier")} \
+            <= set(run.data.metrics)
+        assert {a.path for a in c.list_artifacts(run.info.run_id, "evaluation")} >= {
+            "evaluation/reliability.csv", "evaluation/calibration.json"}
         assert str(versions[0].version) in {str(v) for v in c.get_registered_model(name).aliases.values()}
         assert versions[0].tags["fit.end"] > run.data.params["train_end"]  # the served version was refit
 
@@ -102,6 +105,7 @@ def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_p
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     metrics = json.loads((project / "build" / "metrics.json").read_text())
     assert 0 < metrics["model_accuracy"] < 1 and "persistence_accuracy" in metrics
+    assert metrics["model_log_loss"] <= metrics["climatology_log_loss"] + 0.05  # calibrated: never far off
     assert json.loads((project / "build" / "features.json").read_text())["data_version"].endswith(".dir")
     model_bytes = {str(p): sha256_file(p) for p in (project / "build" / "model").rglob("*") if p.is_file()}
     assert (project / "build" / "model" / "evaluated" / "rf.txt").exists()  # what `evaluate` scores: not the refit

@@ -16,14 +16,23 @@ NOW = dt.datetime(2025, 7, 10, tzinfo=dt.UTC)
 
 def _version(model: str, n: int, aliases: tuple[str, ...] = (), decision: str = "promoted", accuracy: str = "0.55"):
     return VersionInfo(model, str(n), NOW - dt.timedelta(days=10 - n), aliases,
-                       {"gate.decision": decision, "gate.challenger_accuracy": accuracy, "gate.majority_accuracy": "0.4",
-                        "gate.persistence_accuracy": "0.45"}, f"run{n}")
+                       {"gate.decision": decision, "gate.challenger_accuracy": accuracy, "gate.climatology_accuracy": "0.4",
+                        "gate.persistence_accuracy": "0.45", "gate.baseline_compared": "persistence",
+                        "gate.skill_mean": "0.031", "gate.skill_low": "0.012", "gate.skill_high": "0.05",
+                        "gate.accuracy_diff_mean": "0.1", "gate.accuracy_diff_low": "0.02", "gate.accuracy_diff_high": "0.18",
+                        "gate.challenger_log_loss": "1.0412", "gate.climatology_log_loss": "1.0985"}, f"run{n}")
+
+
+SHADOW = {"challenger": "2", "champion": "1", "decision": "keep", "reason": "v2 not proven better than champion v1 live",
+          "versus_champion": {"mean": 0.012, "low": -0.02, "high": 0.04, "e_value": 3.1, "threshold": 300.0,
+                              "outcomes": 42.0, "sessions": 42, "proven": False}}
 
 
 def _check(model: str, day: int, band: str, realized: float, delta: float) -> dict:
     return {"model": model, "interval_end": f"2025-07-{day:02d}T20:00:00+00:00", "band": band,
             "realized_accuracy": realized, "holdout_accuracy": 0.55, "delta_points": delta, "features_drifted": 2,
-            "in_cooldown": band == "emergency" and day > 7, "mlflow_run_id": f"drift{day}"}
+            "in_cooldown": band == "emergency" and day > 7, "mlflow_run_id": f"drift{day}",
+            "shadow": SHADOW if model == "SPY-d1-direction" else None}
 
 
 VERSIONS = [_version("SPY-d1-direction", 1, ("champion",)), _version("AAPL-d1-direction", 1),
@@ -60,7 +69,10 @@ def test_models_page_has_a_row_per_model_with_its_band_and_trend():
     assert bands == {"AAPL-d1-direction": "none", "MSFT-d1-direction": "none", "SPY-d1-direction": "emergency",
                      "QQQ-h1-direction": "monitor"}
     spy_row = page[page.index('data-model="SPY-d1-direction"'):].split("</tr>")[0]
-    assert "<polyline" in spy_row and "-35.0 pts" in spy_row and "55.0%" in spy_row and "40.0%" in spy_row
+    assert "<polyline" in spy_row and "-35.0 pts" in spy_row
+    assert "log-loss skill +0.0310 nats [+0.0120, +0.0500] vs the persistence baseline" in spy_row
+    assert "accuracy +10.0 pts [+2.0, +18.0]" in spy_row and "1.0412 / 1.0985" in spy_row
+    assert "shadow v2: +0.0120 nats [-0.0200, +0.0400] on 42 sessions (42 outcomes), e-value 3.1 of 300: keep" in spy_row
     assert 'href="model/SPY-d1-direction"' in spy_row
 
 

@@ -82,7 +82,10 @@ def wealth(d: np.ndarray, lowest: np.ndarray, null_mean: float = 0.0) -> np.ndar
     x = np.asarray(d, dtype=float) - null_mean
     if not len(x):
         return np.ones(0)
-    reach = np.maximum(null_mean - np.asarray(lowest, dtype=float), 1e-9)  # how far below the null d_i can fall
+    # How far below the null d_i can fall; a row that cannot fall below it (two forecasts that call the same class)
+    # is bet on as if it could fall by the median reach: smaller bets stay valid, and no row's bet is unbounded.
+    reach = null_mean - np.asarray(lowest, dtype=float)
+    reach = np.maximum(reach, max(float(np.median(reach)), 1e-6))
     n_before = PRIOR_WEIGHT + np.arange(len(x))
     sums = np.concatenate([[0.0], np.cumsum(x)[:-1]])
     squares = np.concatenate([[0.0], np.cumsum(x ** 2)[:-1]])

@@ -114,3 +114,20 @@ def champion_record(y: np.ndarray, champion: np.ndarray, baselines: dict[str, np
     name = proven[-1][1]
     return ChampionRecord(version, over, name, f"the {name} baseline is proven better than champion v{version} on "
                           f"{over[name].rows} live sessions: {over[name].describe()}")
+
+
+def describe_live(record: dict[str, Any] | None) -> str:
+    """The shadow challenger's live record from a drift check's record: sessions, outcomes, the score difference
+    with its interval, the evidence and what it decided."""
+    shadow = (record or {}).get("shadow")
+    if not shadow:
+        return "no shadow challenger"
+    versus = shadow.get("versus_champion") or {}
+
+    def signed(value: Any) -> str:
+        return "n/a" if value is None else f"{float(value):+.4f}"
+
+    return (f"shadow v{shadow['challenger']}: {signed(versus.get('mean'))} nats [{signed(versus.get('low'))}, "
+            f"{signed(versus.get('high'))}] on {versus.get('sessions', 0)} sessions ({versus.get('outcomes', 0):g} "
+            f"outcomes), e-value {float(versus.get('e_value') or 1):.3g} of {versus.get('threshold', 0):g}: "
+            f"{shadow['decision']}")

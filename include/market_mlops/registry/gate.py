@@ -25,6 +25,7 @@ doing harm, and the baseline takes its place until a model beats it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,3 +112,40 @@ def decide_demotion(champion: str, baseline: str, baseline_over_champion: Eviden
     if baseline_over_champion is None or not baseline_over_champion.proven:
         return None
     return f"the {baseline} baseline is proven better than champion v{champion} {where}: {baseline_over_champion.describe()}"
+
+
+def _number(tags: dict[str, str], key: str) -> float | None:
+    try:
+        value = float(tags[key])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def describe_skill(tags: dict[str, str]) -> str:
+    """A version's holdout against the better baseline, from its gate tags: the log-loss skill (nats, with the
+    interval at the gate's level) and the accuracy difference beside it; for a baseline, its log-loss and the
+    other baseline's."""
+    versus = tags.get("gate.baseline_compared", "better")
+    if tags.get("kind") == "baseline":
+        rule = tags.get("baseline.rule", "")
+        own, other = _number(tags, f"gate.{rule}_log_loss"), [
+            (b, _number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
+        if own is None:
+            return ""
+        return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None)
+    mean, low, high = (_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
+    if mean is None:
+        return ""
+    text = f"log-loss skill {mean:+.4f} nats"
+    if low is not None and high is not None:
+        text += f" [{low:+.4f}, {high:+.4f}]"
+    text += f" vs the {versus} baseline"
+    diff, dlow, dhigh = (_number(tags, f"gate.accuracy_diff_{k}") for k in ("mean", "low", "high"))
+    if diff is not None:
+        text += f", accuracy {diff * 100:+.1f} pts" + (
+            f" [{dlow * 100:+.1f}, {dhigh * 100:+.1f}]" if dlow is not None and dhigh is not None else "")
+    calibration = _number(tags, "gate.calibration_error")
+    if calibration is not None:
+        text += f", calibration error {calibration:.3f}"
+    return text

@@ -160,6 +160,7 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
         "challenger_log_loss": round(float(evaluation["model_log_loss"]), 4),
         "climatology_log_loss": round(float(evaluation["climatology_log_loss"]), 4),
         "persistence_log_loss": round(float(evaluation["persistence_log_loss"]), 4),
+        "calibration_error": _round(float(evaluation.get("model_calibration_error", float("nan")))),
         "baseline_compared": better, "skill_mean": _round(best.mean), "skill_low": _round(best.low),
         "skill_high": _round(best.high), "skill_e_value": _round(min(e.e_value for e in vs_baselines.values()), 3),
         "e_threshold": round(1 / level, 1), "test_level": round(level, 6), "outcomes": round(best.outcomes, 1),

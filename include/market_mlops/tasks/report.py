@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from market_mlops.config import PipelineConfig, get_config
+from market_mlops.monitoring.shadow import describe_live
+from market_mlops.registry.gate import describe_skill
 
 
 def _data_section(cfg: PipelineConfig) -> list[str]:
@@ -37,59 +39,6 @@ def lifecycle_summary(cfg: PipelineConfig | None = None) -> str:
     return "\n".join(line for section in sections for line in section)
 
 
-def _number(tags: dict[str, str], key: str) -> float | None:
-    import math
-
-    try:
-        value = float(tags[key])
-    except (KeyError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def skill_text(tags: dict[str, str]) -> str:
-    """A version's holdout against the better baseline, from its gate tags: the log-loss skill (nats, with the
-    interval at the gate's level) and the accuracy difference beside it; for a baseline, its log-loss and the
-    other baseline's."""
-    versus = tags.get("gate.baseline_compared", "better")
-    if tags.get("kind") == "baseline":
-        rule = tags.get("baseline.rule", "")
-        own, other = _number(tags, f"gate.{rule}_log_loss"), [
-            (b, _number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
-        if own is None:
-            return ""
-        return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None)
-    mean, low, high = (_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
-    if mean is None:
-        return ""
-    text = f"log-loss skill {mean:+.4f} nats"
-    if low is not None and high is not None:
-        text += f" [{low:+.4f}, {high:+.4f}]"
-    text += f" vs the {versus} baseline"
-    diff, dlow, dhigh = (_number(tags, f"gate.accuracy_diff_{k}") for k in ("mean", "low", "high"))
-    if diff is not None:
-        text += f", accuracy {diff * 100:+.1f} pts" + (
-            f" [{dlow * 100:+.1f}, {dhigh * 100:+.1f}]" if dlow is not None and dhigh is not None else "")
-    return text
-
-
-def live_text(record: dict[str, Any] | None) -> str:
-    """The shadow challenger's live record from a drift check's record: sessions, outcomes, the score difference
-    with its interval, the evidence and what it decided."""
-    shadow = (record or {}).get("shadow")
-    if not shadow:
-        return "no shadow challenger"
-    versus = shadow.get("versus_champion") or {}
-
-    def signed(value: Any) -> str:
-        return "n/a" if value is None else f"{float(value):+.4f}"
-
-    return (f"shadow v{shadow['challenger']}: {signed(versus.get('mean'))} nats [{signed(versus.get('low'))}, "
-            f"{signed(versus.get('high'))}] on {versus.get('sessions', 0)} sessions ({versus.get('outcomes', 0):g} "
-            f"outcomes), e-value {float(versus.get('e_value') or 1):.3g} of {versus.get('threshold', 0):g}: "
-            f"{shadow['decision']}")
-
-
 def champion_line(name: str, version: str | None, tags: dict[str, str], ic: float | None, age_days: float | None,
                   latest: str | None, latest_decision: str, live: dict[str, Any] | None = None) -> str:
     """One model as `market-mlops models` and the demo print it: what serves (a model or a baseline, said plainly),
@@ -101,8 +50,8 @@ def champion_line(name: str, version: str | None, tags: dict[str, str], ic: floa
         serving = f"v{version} {tags.get('baseline.rule', '')} baseline: no model has beaten it yet"
     else:
         serving = f"v{version} model"
-    facts = [skill_text(tags), f"IC {ic:+.3f}" if ic is not None else "",
-             f"age {age_days:.0f} d" if age_days is not None else "", live_text(live) if live is not None else "",
+    facts = [describe_skill(tags), f"IC {ic:+.3f}" if ic is not None else "",
+             f"age {age_days:.0f} d" if age_days is not None else "", describe_live(live) if live is not None else "",
              f"last v{latest}: {latest_decision}" if latest and latest != version else ""]
     return f"  {name:<22} {serving:<52} " + "; ".join(f for f in facts if f)
 
@@ -215,7 +164,7 @@ def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
     """`market-mlops run model_retrain`: per model, what the gate decided and on what, and what serves now."""
     lines = []
     for r in summaries:
-        interval = skill_text({f"gate.{k}": str(v) for k, v in r.items()})
+        interval = describe_skill({f"gate.{k}": str(v) for k, v in r.items()})
         ic = r.get("ic")
         serving = r.get("serving", "model")
         champion = r.get("champion_version")
@@ -243,7 +192,7 @@ def drift_lines(results: list[dict[str, Any]], cfg: PipelineConfig | None = None
                      f" on {r.get('outcomes', 0)} outcomes ({r.get('resolved', 0)} resolved); features drifted "
                      f"{r.get('features_drifted', 0)}/{r.get('features_checked', 0)} ({r.get('feature_drift', '')}); "
                      f"{'alert sent' if alerted else 'no alert'}{'; ' + retrain if retrain else ''}"
-                     f"{'; ' + live_text(r) if r.get('shadow') else ''}"
+                     f"{'; ' + describe_live(r) if r.get('shadow') else ''}"
                      f"{'; LIVE: ' + str((r.get('live_action') or {}).get('reason')) if r.get('live_action') else ''}")
     return lines
 

@@ -14,7 +14,7 @@ from market_mlops.registry.aliases import CHALLENGER, CHAMPION
 from market_mlops.registry.store import model_name
 
 BAND_ORDER = {"emergency": 0, "drift": 1, "monitor": 2, "normal": 3, None: 4}
-SORT_KEYS = ("attention", "model", "accuracy", "age")
+SORT_KEYS = ("attention", "model", "skill", "accuracy", "age")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class ModelRow:
     in_cooldown: bool = False
     last_check: str | None = None
     drift_run_id: str | None = None
+    shadow: dict[str, Any] | None = None  # the last check's live record of the shadow challenger
 
     @property
     def label(self) -> str:
@@ -116,7 +117,7 @@ def model_rows(keys: Iterable[tuple[str, str, int | None]], versions: Iterable[V
             band=last.get("band"), delta_points=_number(last.get("delta_points")),
             realized_trend=[x for x in (_number(r.get("realized_accuracy")) for r in checked[-trend:]) if x is not None],
             features_drifted=last.get("features_drifted"), in_cooldown=bool(last.get("in_cooldown")),
-            last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id")))
+            last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id"), shadow=last.get("shadow")))
     return rows
 
 
@@ -128,6 +129,7 @@ def sort_and_filter(rows: list[ModelRow], sort: str = "attention", band: str | N
         "attention": lambda r: (r.flag == "", BAND_ORDER.get(r.band, 4), r.delta_points or 0.0, r.model),
         "model": lambda r: (r.model,),
         "accuracy": lambda r: (-(r.gate("challenger_accuracy") or 0.0), r.model),
+        "skill": lambda r: (-(r.gate("skill_mean") or -1.0), r.model),
         "age": lambda r: (r.champion.created if r.champion else dt.datetime.max.replace(tzinfo=dt.UTC), r.model),
     }
     return sorted(rows, key=keys.get(sort, keys["attention"]))

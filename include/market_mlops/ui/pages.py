@@ -19,6 +19,8 @@ from market_mlops.config import Drift
 from market_mlops.monitoring.charts import BAND_COLOURS, bar_chart, sparkline
 from market_mlops.monitoring.drift_report import accuracy_chart
 from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url
+from market_mlops.monitoring.shadow import describe_live
+from market_mlops.registry.gate import describe_skill
 from market_mlops.ui.fleet import SORT_KEYS, ModelRow, VersionInfo
 
 OPEN_OUTSIDE = """
@@ -69,6 +71,19 @@ def _age(created: dt.datetime | None, now: dt.datetime) -> str:
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
+
+
+def _calibration(v: VersionInfo | None) -> str:
+    """The champion's holdout log-loss beside climatology's (a calibrated model is never far above it)."""
+    if v is None:
+        return ""
+    tags = v.tags
+    own = tags.get(f"gate.{tags['baseline.rule']}_log_loss") if tags.get("kind") == "baseline" and \
+        tags.get("baseline.rule") else tags.get("gate.challenger_log_loss")
+    climatology = tags.get("gate.climatology_log_loss")
+    if own in (None, "None", "nan") or climatology in (None, "None", "nan"):
+        return ""
+    return f"{float(own):.4f} / {float(climatology):.4f}"
 
 
 def _version(v: VersionInfo | None, now: dt.datetime) -> str:
@@ -123,9 +138,9 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f'<td><a href="model/{quote(r.model)}">{escape(r.label)}</a>'
             f'{f" <span class=flag>{escape(r.flag)}</span>" if r.flag else ""}</td>'
             f"<td>{_version(r.champion, now)}</td><td>{_version(r.challenger, now)}</td>"
-            f"<td>{_pct(r.gate('challenger_accuracy', r.champion))}</td>"
-            f"<td>{_pct(r.gate('majority_accuracy', r.champion))}</td>"
-            f"<td>{_pct(r.gate('persistence_accuracy', r.champion))}</td>"
+            f"<td>{escape(describe_skill(r.champion.tags) if r.champion else '')}</td>"
+            f"<td>{_calibration(r.champion)}</td>"
+            f"<td>{escape(describe_live({'shadow': r.shadow}) if r.shadow else '')}</td>"
             f"<td>{band_badge(r.band)}"
             f"{'' if r.delta_points is None else f' <span class=muted>{r.delta_points:+.1f} pts</span>'}</td>"
             f"<td>{sparkline(r.realized_trend)}</td>"
@@ -134,8 +149,9 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f"<td>{'' if latest is None else f'v{escape(latest.version)} {_age(latest.created, now)} ago'}</td>"
             f"<td>{escape(decision)}</td>"
             f'<td>{outside(f"{airflow_base}/dags/model_retrain/runs", "runs", new_tab=False)}</td></tr>')
-    head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th><th>holdout accuracy</th>"
-            "<th>majority</th><th>persistence</th><th>last drift band</th><th>realized accuracy</th>"
+    head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th>"
+            "<th>holdout vs the better baseline (gate's intervals)</th><th>log-loss: champion / climatology</th>"
+            "<th>shadow challenger's live record</th><th>last drift band</th><th>realized accuracy</th>"
             "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
     flagged = sum(1 for r in rows if r.flag)
     summary = (f"<p>{len(rows)} model(s); {flagged} flagged; "
@@ -205,12 +221,17 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
                   for i, row in enumerate(detail.confusion)) + "</table>")
     importance = bar_chart([n for n, _ in detail.importance[:15]], [v for _, v in detail.importance[:15]],
                            title="Feature importance (random forest)") if detail.importance else ""
+    live = (f"<h2>Shadow challenger</h2><p id='shadow'>{escape(describe_live({'shadow': r.shadow}))}"
+            f"{'' if not r.shadow else ' — ' + escape(str(r.shadow.get('reason', '')))}</p>") if r.shadow else \
+        "<h2>Shadow challenger</h2><p id='shadow' class=muted>none: the challenger is the champion</p>"
+    skill = escape(describe_skill(r.champion.tags)) if r.champion else ""
     facts = (f"<p>champion {_version(r.champion, now)} · challenger {_version(r.challenger, now)} · "
              f"{r.versions} version(s) · last band {band_badge(r.band)}"
              f"{' · in emergency cooldown' if r.in_cooldown else ''}"
              f"{f' · <span class=flag>{escape(r.flag)}</span>' if r.flag else ''}</p>")
     notes = "".join(f'<p class="muted">{escape(n)}</p>' for n in detail.notes)
-    return _page(r.model, f"<h1>{escape(r.model)}</h1><nav>{' '.join(links)}</nav>{facts}{notes}"
+    facts += f"<p id='skill'>{skill}</p>" if skill else ""
+    return _page(r.model, f"<h1>{escape(r.model)}</h1><nav>{' '.join(links)}</nav>{facts}{notes}{live}"
                           f'<h2>Realized accuracy</h2><div id="accuracy-chart">{chart}</div>'
                           "<h2>Champion timeline</h2><table id='timeline'><tr><th>when (UTC)</th><th>alias</th>"
                           f"<th>from</th><th>to</th><th>why</th><th>who</th></tr>{moves}</table>"

@@ -88,12 +88,13 @@ def _median(values: list[float]) -> float:
 
 
 def retrain_dag(home: Path) -> dict[str, Any]:
-    """Ingest, retrain (forced promotion, so every model has a champion for the drift check), drift check."""
+    """Ingest, retrain (the default gate: a model that is not proven leaves its series to the better baseline, which
+    the drift check then checks like a model), drift check."""
     env = _stack_env(home)
     history = _market_mlops(env, "run", "market_data_ingestion", "--date", HISTORY_UNTIL.isoformat(),
                             "--conf", json.dumps({"history_start": "2018-01-02"}))
     retrain = _market_mlops(env, "run", "model_retrain", "--date", CUTOFF.isoformat(),
-                            "--conf", json.dumps({"force_promotion": True, "reason": "bench"}))
+                            "--conf", json.dumps({"force_promotion": False, "reason": "bench"}))
     catch_up = _market_mlops(env, "run", "market_data_ingestion", "--date", DRIFT_SESSION.isoformat(),
                              "--conf", json.dumps({"history_start": CUTOFF.isoformat()}))
     drift = _market_mlops(env, "run", "drift_check", "--date", DRIFT_SESSION.isoformat())
@@ -103,11 +104,33 @@ def retrain_dag(home: Path) -> dict[str, Any]:
     phases = {p: [s["seconds"][p] for s in summaries] for p in summaries[0]["seconds"]}
     work = [sum(s["seconds"].values()) for s in summaries]
     return {"models": len(summaries), "retrain_s": retrain, "ingest_s": history + catch_up, "drift_s": drift,
+            "served": served_log_loss(summaries),
             "phases": {p: _median(v) for p, v in phases.items()},
             "fit_by_timeframe": {tf: _median([s["seconds"]["fit"] for s in summaries if s["timeframe"] == tf])
                                  for tf in TIMEFRAMES},
             "work_s": _median(work), "task_s": _median(tasks), "task_overhead_s": _median(tasks) - _median(work),
             "drift_check_s": _median(checks)}
+
+
+def served_log_loss(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each series' served champion (its model when promoted, else its baseline) against climatology on the same
+    holdout, and the trained models' calibrated log-loss against climatology whatever the gate decided."""
+    served, models = [], []
+    for s in summaries:
+        climatology = float(s.get("climatology_log_loss", float("nan")))
+        model = float(s.get("challenger_log_loss", s.get("log_loss", float("nan"))))
+        models.append(model - climatology)
+        if s.get("serving") == "baseline":
+            rule = str(s.get("baseline_rule") or s.get("baseline_compared") or "climatology")
+            served.append(("baseline", float(s.get(f"{rule}_log_loss", climatology)) - climatology))
+        else:
+            served.append(("model", model - climatology))
+    margins = [m for _, m in served]
+    return {"count": len(served), "models": sum(1 for k, _ in served if k == "model"),
+            "worse": sum(1 for m in margins if m > 1e-9), "worst": max(margins, default=float("nan")),
+            "trained_median": _median(models) if models else float("nan"),
+            "trained_max": max(models, default=float("nan")),
+            "trained_worse": sum(1 for m in models if m > 0)}
 
 
 def slots(home: Path, models: list[tuple[str, str]]) -> dict[str, float]:
@@ -189,7 +212,14 @@ def fleet_figures() -> list[dict[str, Any]]:
         slot = slots(home, [(s, "d1") for s in SYMBOLS[:6]])
     rows = [
         _row("retrain DAG, 15 symbols x {d1, h1}", measured["retrain_s"], "s", "", None,
-             f"{measured['models']} models through model_retrain (dag.test, default config, forced promotion)"),
+             f"{measured['models']} models through model_retrain (dag.test, default config and gate)"),
+        _row("served champions with holdout log-loss above climatology's", measured["served"]["worse"], "of "
+             f"{measured['served']['count']}", "0", measured["served"]["worse"] == 0,
+             f"{measured['served']['models']} models and {measured['served']['count'] - measured['served']['models']} "
+             f"baselines serve; worst margin {measured['served']['worst']:+.4f} nats"),
+        _row("  trained models' calibrated log-loss minus climatology's (median)", measured["served"]["trained_median"],
+             "nats", "", None, f"max {measured['served']['trained_max']:+.4f}; "
+             f"{measured['served']['trained_worse']} of {measured['models']} above it (the gate serves none of those)"),
         _row("  per mapped task (median)", measured["task_s"], "s", "", None,
              "phases: " + ", ".join(f"{p} {v:.2f}" for p, v in measured["phases"].items())),
         _row("  fit per model d1 / h1 (median)", measured["fit_by_timeframe"]["d1"], "s", "", None,
