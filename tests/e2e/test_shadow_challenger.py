@@ -2,7 +2,7 @@
 turned against is demoted to the baseline on its live forecasts, and a challenger an operator rolled back from is
 promoted again once its edge is proven on the sessions it forecast in shadow.
 
-The market: hourly bars of the suite's generator with a strong planted order-flow effect (`signal_strength` 1.5) that
+The market: hourly bars of the suite's generator with a strong planted order-flow effect (`signal_strength` 2, the strongest) that
 reverses after 31 January 2025 (`shift_after`). The one-hour model trained on the year before (1 February 2025)
 learned the effect as it was and is proven over both baselines; after the turn it calls the market backwards.
 `training.history_years` is 1 here (default 8) so that the retrain a year after the turn learns the market as it
@@ -22,7 +22,7 @@ from .conftest import run_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.training]
 MARKET = {"MLOPS__UNIVERSE__SYMBOLS": "AAPL", "MLOPS__UNIVERSE__BENCHMARK": "SPY", "MLOPS__UNIVERSE__TIMEFRAMES": "h1",
-          "MLOPS__SOURCE__SYNTHETIC__SIGNAL_STRENGTH": "1.5", "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-01-31",
+          "MLOPS__SOURCE__SYNTHETIC__SIGNAL_STRENGTH": "2.0", "MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER": "2025-01-31",
           "MLOPS__TRAINING__HISTORY_YEARS": "1"}
 NAME = "AAPL-h1-h1-direction"
 ONE_HOUR = {"symbols": ["AAPL"], "timeframes": ["h1"], "horizons": [1]}
