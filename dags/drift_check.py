@@ -19,7 +19,12 @@ named; one that lost the champion alias since is not checked: the next run check
    classes; a JSON and HTML report in the MLflow experiment `market-drift` (one run per champion and session, found
    again by a rerun or a retry, by its record or its name; the shard's reports are logged side by side once its
    champions are measured), a row in the SQL store's `drift_checks`;
-4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model.
+4. a Slack alert (drift or emergency band, or drifted features) with links to this run and the model;
+5. live records: the `challenger` version (when it is another trained model) scores the same bars in shadow (role
+   `shadow`, never served); on the sessions both resolved, a betting e-process of the paired log-loss difference
+   (valid read after every session) promotes it once proven at its level, and the same evidence against the
+   baselines demotes a champion model a baseline is proven better than. The record (sessions, outcomes, mean
+   difference with its interval, e-value and threshold, decision) is in the check's record and report.
 
 `build_consensus`, per symbol: a consensus direction across its champions (every timeframe and horizon; skipped in a
 run narrowed by `timeframes` or `horizons`, which checks only some of them), each champion's newest

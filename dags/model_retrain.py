@@ -9,14 +9,17 @@ done. Asset events for other sessions start a run whose `plan_retrain` skips eve
 
 One mapped `retrain_model` task per (symbol, timeframe), or per shard of models in a universe larger than
 `fleet.max_mapped_tasks` (the map index names its first and last model), in pool `training`: features, labels, purged and
-embargoed walk-forward folds, RandomForest + XGBoost + LightGBM, ensemble weights fitted out of fold, holdout
-metrics next to the majority and persistence baselines, an MLflow run and a registered model version
-(`<SYMBOL>-<tf>-direction`). The gate decides on that evaluated fit: the `champion` alias moves only if the new
-version beats the better baseline significantly (block bootstrap) and is not worse than the champion on the holdout
-rows the champion never learned. The version registered is the same configuration refit on every labelled row up to
+embargoed walk-forward folds, RandomForest + XGBoost + LightGBM, ensemble weights and a calibration pool fitted out
+of fold, holdout metrics (log-loss, Brier, accuracy, IC) next to the climatology and persistence baselines, an MLflow
+run and a registered model version (`<SYMBOL>-<tf>-direction`). The gate decides on that evaluated fit: the
+`champion` alias moves only if the new version's log-loss skill over each baseline is proven (a betting e-value at
+the retrain's share of `training.yearly_false_promotions`, at least `training.min_compare_outcomes` outcomes, else
+"too few outcomes": nothing changes) and it is not proven worse than the champion on holdout rows the champion never
+learned. A version that does not pass stays challenger and forecasts in shadow: `drift_check` promotes it once its
+live record proves it better. The version registered is the same configuration refit on every labelled row up to
 the cutoff (tags `fit.end`, `evaluation.end`). A series with no champion whose model does not pass gets the better
 baseline as a signed `kind=baseline` version and champion ("no model has beaten it yet"); so does a series whose
-champion is significantly worse than that baseline on the rows it never learned, or whose emergency retrain (reason
+champion is proven worse than that baseline on the rows it never learned, or whose emergency retrain (reason
 `emergency: ...`) finds no challenger that passes. `report_retrain`
 summarizes (a failed model fails its map index and the run, and is alerted by the failure callback).
 

@@ -31,7 +31,7 @@ def _day_forecasts(day: dt.date) -> pd.DataFrame:
     ts = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=13, minutes=30)
     return pd.DataFrame({"symbol": ["SPY", "SPY"], "timeframe": "d1", "ts": [ts, ts], "horizon": 5,
                          "model_name": "SPY-d1-direction", "model_version": ["1", "2"], "p_bearish": 0.2,
-                         "p_neutral": 0.3, "p_bullish": 0.5, "predicted": "bullish"})[FORECAST_COLUMNS]
+                         "p_neutral": 0.3, "p_bullish": 0.5, "predicted": "bullish", "role": "champion"})[FORECAST_COLUMNS]
 
 
 def _upsert_at_once(upsert: Callable, root: str, frame: pd.DataFrame, barrier) -> None:
