@@ -61,6 +61,7 @@ from market_mlops.orchestration import (
     configured_calendar,
     configured_start_date,
     default_args,
+    fail_now_when_permanent,
     horizon_list,
     horizon_param,
     list_param,
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def drift_check():
     @task
+    @fail_now_when_permanent
     def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
         from market_mlops.tasks.drift_check import require_fresh_data
         from market_mlops.tasks.universe import champion_shards
@@ -97,6 +99,7 @@ def drift_check():
                                cooldown_until=data_interval_end)
 
     @task(map_index_template="{{ shard['label'] }}")
+    @fail_now_when_permanent
     def check_model_drift(shard: ChampionShard, data_interval_start=None, data_interval_end=None, dag_run=None,
                           ti=None) -> list[DriftResult]:
         from market_mlops.orchestration import shard_failure
@@ -110,12 +113,14 @@ def drift_check():
             raise shard_failure(failed) from None
 
     @task
+    @fail_now_when_permanent
     def plan_emergency_retrains(results) -> list[RetrainConf]:
         from market_mlops.tasks.drift_check import emergency_retrain_confs
 
         return emergency_retrain_confs(list(results))
 
     @task
+    @fail_now_when_permanent
     def build_consensus(results, data_interval_end=None, params=None) -> list[ConsensusResult]:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -44,6 +44,7 @@ from market_mlops.orchestration import (
     configured_calendar,
     configured_start_date,
     default_args,
+    fail_now_when_permanent,
     list_param,
     universe_params,
 )
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def market_data_ingestion():
     @task
+    @fail_now_when_permanent
     def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> FetchedBatch:
         import datetime as dt
 
@@ -86,6 +88,7 @@ def market_data_ingestion():
                            list_param(params["timeframes"]), params["source"] or None, history)
 
     @task
+    @fail_now_when_permanent
     def validate_bars(fetched: FetchedBatch, run_id=None, params=None) -> ValidatedBatch:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -98,6 +101,7 @@ def market_data_ingestion():
             raise AirflowFailException(str(rejected)) from None
 
     @task(pool=DVC_POOL, outlets=[MARKET_DATASET])
+    @fail_now_when_permanent
     def version_dataset(validated: ValidatedBatch, run_id=None, outlet_events=None) -> VersionRecord:
         from market_mlops.tasks.ingestion import version_dataset as publish
 

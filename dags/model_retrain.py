@@ -50,6 +50,7 @@ from market_mlops.orchestration import (
     TRAINING_POOL,
     configured_start_date,
     default_args,
+    fail_now_when_permanent,
     horizon_list,
     horizon_param,
     list_param,
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def model_retrain():
     @task(inlets=[MARKET_DATASET])
+    @fail_now_when_permanent
     def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None,
                      inlet_events=None) -> RetrainPlan:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -96,20 +98,17 @@ def model_retrain():
         return decision
 
     @task
+    @fail_now_when_permanent
     def resolve_data_version(plan: RetrainPlan) -> TrainingData:
         import datetime as dt
 
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from market_mlops.tasks.retrain import NoDataVersion
         from market_mlops.tasks.retrain import resolve_data_version as resolve
 
-        try:
-            return resolve(dt.datetime.fromisoformat(plan["until"]), plan["md5"])
-        except NoDataVersion as missing:  # waiting will not create data: fail now, do not block the next run
-            raise AirflowFailException(str(missing)) from None
+        # No data version for the interval (NoDataVersion) fails at once: waiting will not create data.
+        return resolve(dt.datetime.fromisoformat(plan["until"]), plan["md5"])
 
     @task
+    @fail_now_when_permanent
     def list_models(params=None) -> list[ModelShard]:
         from market_mlops.tasks.universe import model_shards
 
@@ -117,6 +116,7 @@ def model_retrain():
                             horizons=horizon_list(params.get("horizons")))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
+    @fail_now_when_permanent
     def retrain_model(shard: ModelShard, data: TrainingData, params=None, dag_run=None, ti=None) -> list[TrainingSummary]:
         from market_mlops.orchestration import shard_failure
         from market_mlops.tasks.retrain import retrain_shard
@@ -132,6 +132,7 @@ def model_retrain():
             raise shard_failure(failed) from None
 
     @task(trigger_rule="none_failed_min_one_success")  # a failed shard fails the run (and alerted on its own)
+    @fail_now_when_permanent
     def report_retrain(results, shards: list[ModelShard], data: TrainingData | None) -> RetrainReport:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -24,6 +24,7 @@ from market_mlops.orchestration import (
     configured_symbols,
     configured_timeframes,
     default_args,
+    fail_now_when_permanent,
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def model_rollback():
     @task
+    @fail_now_when_permanent
     def rollback_champion(params=None) -> RollbackResult:
         from market_mlops.tasks.promotion import rollback_model
 

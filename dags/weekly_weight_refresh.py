@@ -10,6 +10,9 @@ gate of the retrain decides on the later part of the window (bars not used to fi
 **Params**: `symbols`, `timeframes` narrow the champions refreshed (empty = every champion).
 
 **When it fails**
+- `list_champions` with "stale data": the newest data version ends before the last session of the week (less
+  `training.max_data_lag_days`); a critical alert went out and nothing was refreshed. Run or backfill
+  `market_data_ingestion` up to the date in the message, then clear the task (it fails at once: no retry).
 - `refresh_weights` (one map index per champion, or per shard of champions in a large fleet, `fleet.*`): its error
   names each model that failed; the others finished. "need more history" means fewer resolved bars than the window;
   ingest more sessions. A checksum error means a stored artifact changed: investigate before anything else, then
@@ -28,6 +31,7 @@ from market_mlops.orchestration import (
     TRAINING_POOL,
     configured_start_date,
     default_args,
+    fail_now_when_permanent,
     horizon_list,
     horizon_param,
     list_param,
@@ -54,13 +58,17 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 )
 def weekly_weight_refresh():
     @task
-    def list_champions(params=None) -> list[ChampionShard]:
+    @fail_now_when_permanent
+    def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
+        from market_mlops.tasks.drift_check import require_fresh_data
         from market_mlops.tasks.universe import champion_shards
 
+        require_fresh_data(data_interval_end, what="weight refresh", withheld="no weights were refreshed")
         return champion_shards(symbols=list_param(params["symbols"]), timeframes=list_param(params["timeframes"]),
                                horizons=horizon_list(params.get("horizons")))
 
     @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
+    @fail_now_when_permanent
     def refresh_weights(shard: ChampionShard, data_interval_end=None, dag_run=None, ti=None) -> list[TrainingSummary]:
         from market_mlops.orchestration import shard_failure
         from market_mlops.tasks.refresh import refresh_shard

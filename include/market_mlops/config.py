@@ -35,6 +35,7 @@ DAILY_MINUTES = 1440  # a bar of this length (or longer) is one bar per session,
 class ConfigError(ValueError):
     """A configuration value is wrong; the message is one line a user can act on."""
 
+    retryable = False  # a retry cannot fix it: the task fails at once (orchestration.fail_now_when_permanent)
     hint = 'fix that value in the config file or its MLOPS__ variable, then clear the task'
 
 

@@ -7,6 +7,7 @@ Imported at parse time by the DAG files, so it imports only the standard library
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pendulum
@@ -48,6 +49,28 @@ def default_args(owner: str = "mlops", retries: int = 2, retry_minutes: int = 5)
         "on_failure_callback": on_task_failure,
         "on_retry_callback": on_task_retry,
     }
+
+
+def fail_now_when_permanent(task_function: Callable[..., Any]) -> Callable[..., Any]:
+    """Under `@task`: a failure no retry can fix (`monitoring.failures.is_permanent`) fails the task at once
+    (Airflow's fail-now, the suite's error chained, so the log's last line names it and its fix); anything else is
+    raised as it is and retried. Outages retry; user errors and missing things do not."""
+    import functools
+
+    @functools.wraps(task_function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from market_mlops.monitoring.failures import is_permanent
+
+        try:
+            return task_function(*args, **kwargs)
+        except Exception as error:
+            if not is_permanent(error):
+                raise
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+
+    return run
 
 
 def shard_failure(failed: Exception) -> BaseException:

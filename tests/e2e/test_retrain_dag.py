@@ -83,6 +83,25 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
     assert run_dag(dag, october_first, {"search_trials": 0, "force_promotion": False}) == "success"  # a rerun
     assert {n: len(c.search_model_versions(f"name = '{n}'")) for n in names} == counts
 
+    # A rollback that cannot succeed (the form's defaults: this champion replaced no earlier version) fails at once,
+    # without a retry, and the last line of its log names the real fix, not an outage.
+    from .conftest import market_mlops
+
+    name = "SPY-d1-direction"
+    champion = str(c.get_registered_model(name).aliases["champion"])
+    out = market_mlops("run", "model_rollback", "--date", "2025-10-02",
+                       "--conf", json.dumps({"symbol": "SPY", "timeframe": "d1"}))
+    assert out.returncode == 1, out.stdout[-1500:] + out.stderr[-1500:]
+    home = Path(os.environ["MLOPS_HOME"])
+    logs = list((home / "airflow" / "logs" / "dag_id=model_rollback").glob("*/task_id=rollback_champion/*"))
+    assert [log.name for log in logs] == ["attempt=1.log"], logs  # no second try
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    last = [line for line in lines if not line["event"].startswith("::")][-1]
+    assert last["event"].startswith(f"rollback_champion failed (try 1 of 2): RegistryRefusal: {name}: champion "
+                                    f"v{champion} replaced no earlier version"), last
+    assert last["event"].endswith("| what to do: name the version to move to: --to-version N (model_rollback's "
+                                  "to_version field); market-mlops models lists each model's versions"), last
+
 
 def test_dvc_repro_rebuilds_the_model_outside_airflow(dagbag, retrain_env, tmp_path):
     from market_mlops.model.ensemble_model import sha256_file

@@ -72,3 +72,55 @@ ALLOWED_WITHOUT_HINT = {"market_mlops.tasks.importing.NothingToImport", "market_
 def test_the_exceptions_allowed_without_a_hint_exist(name):
     module, cls = name.rsplit(".", 1)
     assert hasattr(importlib.import_module(module), cls)
+
+
+def test_a_failure_no_retry_can_fix_is_permanent_and_an_outage_is_not():
+    from market_mlops.config import ConfigError
+    from market_mlops.monitoring.failures import is_permanent
+    from market_mlops.registry.store import RegistryError, RegistryRefusal
+    from market_mlops.tasks.drift_check import StaleData
+    from market_mlops.tasks.retrain import NoDataVersion
+    from market_mlops.tasks.shards import ModelFailure, ShardFailed
+
+    for error in (ConfigError("x"), StaleData("x"), NoDataVersion("x"), RegistryRefusal("x", "do y")):
+        assert is_permanent(error)
+    try:
+        try:
+            raise ConfigError("horizons [1] unknown")
+        except ConfigError as error:
+            raise RuntimeError("wrapped") from error
+    except RuntimeError as wrapped:
+        assert is_permanent(wrapped)  # the cause decides
+    for error in (RegistryError("the server did not answer"), ConnectionError("refused"), OSError("disk")):
+        assert not is_permanent(error)
+    assert not ShardFailed([ModelFailure("A d1", ValueError("too few rows")),
+                            ModelFailure("B d1", RegistryRefusal("no v9", "name one"))], 0).retryable
+    assert ShardFailed([ModelFailure("A d1", ConnectionError("refused"))], 0).retryable
+
+
+def test_a_permanent_failure_fails_the_task_at_once_with_the_suite_error_chained():
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from market_mlops.monitoring.failures import failure_line
+    from market_mlops.orchestration import fail_now_when_permanent
+    from market_mlops.registry.store import RegistryRefusal
+
+    @fail_now_when_permanent
+    def refused(params=None):
+        raise RegistryRefusal("SPY-d1-direction: champion v1 replaced no earlier version", "name one: --to-version N")
+
+    @fail_now_when_permanent
+    def outage(params=None):
+        raise ConnectionError("mlflow:5000 refused")
+
+    with pytest.raises(AirflowFailException) as failed:
+        refused(params={})
+    line = failure_line("rollback_champion", failed.value, 1, 2, will_retry=False)
+    assert line == ("rollback_champion failed (try 1 of 2): RegistryRefusal: SPY-d1-direction: champion v1 replaced no "
+                    "earlier version | what to do: name one: --to-version N")
+    with pytest.raises(ConnectionError):
+        outage(params={})
+    import inspect
+
+    assert list(inspect.signature(refused).parameters) == ["params"]  # Airflow still sees the task's own arguments

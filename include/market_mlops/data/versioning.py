@@ -258,6 +258,13 @@ def version_history(cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
     return [r for r in store.records(tables.data_versions, cfg) if COLLECTED not in r]
 
 
+def collected_versions(cfg: PipelineConfig | None = None) -> dict[str, str]:
+    """{md5: when} of the data versions retention garbage-collected (their objects are gone from the remote)."""
+    from market_mlops.state import store, tables
+
+    return {str(r["md5"]): str(r[COLLECTED]) for r in store.records(tables.data_versions, cfg) if COLLECTED in r}
+
+
 def first_version_covering(history: list[dict[str, Any]], moment: dt.datetime) -> dict[str, Any] | None:
     """The first logged version whose interval reached `moment` (one run may have covered many sessions)."""
     cutoff = moment.astimezone(dt.UTC).isoformat()

@@ -29,6 +29,7 @@ LAST_KNOWN_LABEL = "last_known_label"  # the persistence baseline's input: the l
 class ModelIntegrityError(RuntimeError):
     """An artifact does not match its recorded checksum; the model is refused."""
 
+    retryable = False  # a retry cannot fix it: the task fails at once (orchestration.fail_now_when_permanent)
     hint = ('the stored artifact was changed or damaged: roll back to another version (model_rollback) or '
             'retrain the model')
 

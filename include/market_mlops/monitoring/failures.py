@@ -21,6 +21,23 @@ FAILURE_MARK = " | what to do: "  # what `market-mlops run` looks for in a faile
 GENERIC_HINT = "read the traceback above; fix the cause, then clear the task in the grid view to run it again"
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: set[int] = set()
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A failure no retry can fix: an exception in the chain says so (`retryable = False`: a wrong config value, a
+    version that does not exist, data a retry cannot bring). Outages (a server, the network) stay retryable."""
+    return any(getattr(e, "retryable", True) is False for e in _chain(exc))
+
+
 def explaining_error(exc: BaseException) -> BaseException:
     """The exception that says what went wrong: the first in the chain (the raised one, then what it was raised
     from or while handling) that carries a hint, else the raised one."""

@@ -31,6 +31,7 @@ FIELDS_TAG = "signature.fields"  # the version's lineage tags that are signed, c
 class UnsignedVersion(RuntimeError):
     """A version whose signature is missing or does not verify with any accepted key."""
 
+    retryable = False  # a retry cannot fix it: the task fails at once (orchestration.fail_now_when_permanent)
     hint = ('register versions only through model_retrain (it signs them), or add the key that signed it to '
             'MLOPS_SIGNING_KEYS; meanwhile roll back to a signed version (model_rollback)')
 

@@ -30,6 +30,17 @@ class RegistryError(RuntimeError):
             'Airflow retries the task')
 
 
+class RegistryRefusal(RegistryError):
+    """The registry answered and the request cannot be met as asked: a version that does not exist, nothing to roll
+    back to. A retry gets the same answer."""
+
+    retryable = False
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def model_slug(symbol: str, timeframe: str, horizon: int | None = None, cfg: PipelineConfig | None = None) -> str:
     """`AAPL-d1` for the timeframe's main horizon (None), `AAPL-d1-h20` for another: the model's part of its
     registered name and of its runs' keys."""

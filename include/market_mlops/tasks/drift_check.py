@@ -264,14 +264,17 @@ def measure_live(model: versions.LoadedModel, symbol: str, timeframe: str, inter
 class StaleData(RuntimeError):
     """The newest data cannot answer for this session: no band is measured on it."""
 
+    retryable = False  # a retry cannot fix it: the task fails at once (orchestration.fail_now_when_permanent)
     hint = ('ingest the missing sessions (market_data_ingestion, or a backfill of it), then clear this task;'
             ' no band was written on old data')
 
 
-def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = None) -> None:
-    """Refuse to check drift on data that ends before the session this run is for (less
-    `training.max_data_lag_days`, as the retrain refuses to train on it): a check on old bars would score old
-    forecasts and rewrite the bands as if nothing happened. Sends one critical alert and raises `StaleData`."""
+def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = None, what: str = "drift check",
+                       withheld: str = "no band was measured") -> None:
+    """Refuse to check drift (or refresh weights: `what`, `withheld`) on data that ends before the session this run
+    is for (less `training.max_data_lag_days`, as the retrain refuses to train on it): a check on old bars would
+    score old forecasts and rewrite the bands as if nothing happened, a refresh would find no new rows and read as a
+    success. Sends one critical alert and raises `StaleData`."""
     from market_mlops.data.versioning import choose_training_version, ends_before, version_history
     from market_mlops.monitoring.alerts import Alert, send_alert
     from market_mlops.tasks.retrain import freshness_floor, last_session_close
@@ -283,10 +286,10 @@ def require_fresh_data(interval_end: dt.datetime, cfg: PipelineConfig | None = N
     if record is not None and not ends_before(record, floor):
         return
     newest = f"ends {record['interval_end'][:16]}" if record else "does not exist"
-    message = (f"stale data: the newest data version {newest}, but the session this check is for closed "
-               f"{due:%Y-%m-%d %H:%M} UTC (allowed lag {cfg.training.max_data_lag_days} days): no band was measured; "
+    message = (f"stale data: the newest data version {newest}, but the session this {what} is for closed "
+               f"{due:%Y-%m-%d %H:%M} UTC (allowed lag {cfg.training.max_data_lag_days} days): {withheld}; "
                f"run or backfill market_data_ingestion up to {due:%Y-%m-%d}, then clear this task")
-    send_alert(Alert(title="Stale data: drift check refused", severity="critical", kind="staleness",
+    send_alert(Alert(title=f"Stale data: {what} refused", severity="critical", kind="staleness",
                      facts={"session_close": f"{due:%Y-%m-%d %H:%M}", "newest_data": newest}, lines=[message]))
     raise StaleData(message)
 

@@ -244,6 +244,19 @@ def _promote(name: str, version: str, champion: str | None, reason: str, numbers
                      facts={"model": name, "from": champion or "-", "to": version, **numbers}, lines=[reason]))
 
 
+def _existing_version(name: str, version: str, cfg: PipelineConfig) -> None:
+    """A refusal naming the fix when `version` of `name` does not exist (an outage still raises as it is)."""
+    import mlflow.exceptions
+
+    try:
+        store.client(cfg).get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as error:
+        if store.does_not_exist(error):
+            raise store.RegistryRefusal(f"{name} has no version {version}",
+                                        "name an existing version: market-mlops models lists them") from None
+        raise
+
+
 def rollback_model(symbol: str, timeframe: str, to_version: str | None = None,
                    cfg: PipelineConfig | None = None, horizon: int | None = None) -> RollbackResult:
     """`rollback` of the registered model of (symbol, timeframe, horizon); no horizon: the timeframe's main one."""
@@ -258,13 +271,17 @@ def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | Non
 
     cfg = cfg or get_config()
     current = aliases.alias_version(name, aliases.CHAMPION, cfg)
+    listing = "market-mlops models lists each model's versions"
     if current is None:
-        raise store.RegistryError(f"{name} has no champion to roll back")
+        raise store.RegistryRefusal(f"{name} has no champion to roll back",
+                                    f"nothing to undo: train it first (model_retrain); {listing}")
     if to_version is None:
         to_version = aliases.replaced_version(name, current, cfg)
         if to_version is None:
-            raise store.RegistryError(f"{name}: champion v{current} replaced no earlier version; name one with --to-version")
-    store.client(cfg).get_model_version(name, str(to_version))  # fails clearly if the version does not exist
+            raise store.RegistryRefusal(
+                f"{name}: champion v{current} replaced no earlier version",
+                f"name the version to move to: --to-version N (model_rollback's to_version field); {listing}")
+    _existing_version(name, str(to_version), cfg)
     versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
     aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
     store.client(cfg).set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 class NoDataVersion(RuntimeError):
     """No ingested data version covers this interval yet."""
 
+    retryable = False  # a retry cannot fix it: the task fails at once (orchestration.fail_now_when_permanent)
     hint = ('ingest the interval named above (market_data_ingestion, or a backfill of it), then trigger '
             'model_retrain again')
 
@@ -56,12 +57,18 @@ def resolve_data_version(interval_end: dt.datetime, md5: str | None = None,
     to run when none is fresh enough."""
     from market_mlops.data.versioning import (
         choose_training_version,
+        collected_versions,
         ends_before,
         materialize,
         version_history,
     )
 
     cfg = cfg or get_config()
+    gone = collected_versions(cfg).get(md5 or "")
+    if gone:  # an Asset event of a version retention removed since: the date's first kept version trains instead
+        log.info("data version %s was collected by retention on %s: training on the version logged for %s instead",
+                 md5, gone[:10], interval_end.isoformat())
+        md5 = None
     due = last_session_close(interval_end, cfg)
     floor = freshness_floor(due, cfg)
     record = choose_training_version(version_history(cfg), interval_end, md5, due, floor)

@@ -33,9 +33,12 @@ class ShardFailed(RuntimeError):
 
     @property
     def retryable(self) -> bool:
-        """False when every failure is bad input (a ValueError: too little history, a missing class): a retry
-        cannot fix data, so the task should fail at once instead of waiting for its retries."""
-        return any(not isinstance(f.error, ValueError) for f in self.failures)
+        """False when every failure is one no retry can fix (bad input, a ValueError: too little history, a missing
+        class; or a permanent error: a wrong config value, a refused version): the task should fail at once instead
+        of waiting for its retries."""
+        from market_mlops.monitoring.failures import is_permanent
+
+        return any(not isinstance(f.error, ValueError) and not is_permanent(f.error) for f in self.failures)
 
 
 def run_shard(items: Sequence[Item], name: Callable[[Item], str], work: Callable[[Item], Result]) -> list[Result]:
