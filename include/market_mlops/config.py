@@ -563,9 +563,46 @@ def _one_line(error: ValidationError) -> str:
     return f"config key '{key}': {message}{more}"
 
 
+HOME_SETTINGS = "settings.env"  # in MLOPS_HOME: the MLOPS__ settings the home was set up with
+
+
+def home_of(environ: dict[str, str] | os._Environ[str]) -> Path:
+    return Path(environ.get("MLOPS_HOME") or REPO_ROOT / ".state")
+
+
+def read_home_settings(home: Path) -> dict[str, str]:
+    """The `MLOPS__KEY=value` lines a home was set up with (`write_home_settings`): every process on that home (the
+    demo, `make ui`'s servers and the DAG runs they start, `market-mlops`) sees the same settings unless its own
+    environment sets a key. Empty when there is no such file."""
+    path = home / HOME_SETTINGS
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs if key.strip().startswith(ENV_PREFIX)}
+
+
+def write_home_settings(home: Path, settings: dict[str, str]) -> Path:
+    """Record the `MLOPS__` settings a home is set up with (the demo: its landing source and its market's shift)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / HOME_SETTINGS
+    kept = {k: v for k, v in sorted(settings.items()) if k.startswith(ENV_PREFIX)}
+    path.write_text("# The settings this MLOPS_HOME was set up with; every process on it reads them (its own\n"
+                    "# environment wins). Edit or delete a line to change what later runs on this home do.\n"
+                    + "".join(f"{k}={v}\n" for k, v in kept.items()))
+    return path
+
+
+def with_home_settings(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """`environ` over the settings its home was set up with."""
+    return {**read_home_settings(home_of(environ)), **dict(environ)}
+
+
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> PipelineConfig:
-    """Read the YAML, apply environment overrides, validate; raise ConfigError with one line on a bad value."""
-    environ = dict(os.environ if environ is None else environ)
+    """Read the YAML, apply environment overrides (this process's environment over its home's settings file, when
+    `environ` is not given), validate; raise ConfigError with one line on a bad value."""
+    environ = with_home_settings(os.environ) if environ is None else dict(environ)
     config_file = Path(path or environ.get("MLOPS_CONFIG") or DEFAULT_CONFIG_FILE)
     try:
         raw = yaml.safe_load(config_file.read_text()) or {}
@@ -598,5 +635,6 @@ def _cached(key: tuple[tuple[str, str], ...]) -> PipelineConfig:
 
 def get_config() -> PipelineConfig:
     """The configuration for this process, re-read when the relevant environment changes."""
-    relevant = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("MLOPS_", "MLOPS__"))))
+    environ = with_home_settings(os.environ)
+    relevant = tuple(sorted((k, v) for k, v in environ.items() if k.startswith(("MLOPS_", "MLOPS__"))))
     return _cached(relevant)

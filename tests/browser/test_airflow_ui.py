@@ -63,8 +63,11 @@ def ui(demo_home: Path) -> Iterator[UI]:
     from market_mlops.dev.ui import start_servers, stop
 
     airflow_port, mlflow_port = free_port(), free_port()
-    airflow, mlflow, _ = start_servers(demo_home, airflow_port, mlflow_port, paused=True,
-                                       extra={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
+    with pytest.MonkeyPatch.context() as patch:  # as a user's shell starts it: none of the test session's pins
+        for key in [k for k in os.environ if k.startswith("MLOPS__")]:
+            patch.delenv(key)
+        airflow, mlflow, _ = start_servers(demo_home, airflow_port, mlflow_port, paused=True,
+                                           extra={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
     try:
         yield UI(f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{mlflow_port}")
     finally:

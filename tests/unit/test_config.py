@@ -114,3 +114,20 @@ def test_mlflow_files_go_where_a_tracking_server_keeps_them_and_stay_local_only_
     assert load_config(environ=server).mlflow_artifact_root is None
     chosen = {**server, "MLOPS__STORAGE__MLFLOW_ARTIFACT_ROOT": "s3://mlflow/elsewhere"}
     assert load_config(environ=chosen).mlflow_artifact_root == "s3://mlflow/elsewhere"
+
+
+def test_every_process_on_a_home_reads_the_settings_it_was_set_up_with(tmp_path, monkeypatch):
+    """The demo records its landing source in MLOPS_HOME/settings.env: `make ui`'s DAG runs and `market-mlops` on
+    that home read it (their own environment wins), so an ingestion triggered from the UI reads the landing folder."""
+    from market_mlops.config import get_config, load_config, write_home_settings
+
+    for key in [k for k in os.environ if k.startswith("MLOPS__")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    assert get_config().source.kind == "synthetic"
+    write_home_settings(tmp_path, {"MLOPS__SOURCE__KIND": "landing", "PATH": "/bin"})
+    assert (tmp_path / "settings.env").read_text().splitlines()[-1] == "MLOPS__SOURCE__KIND=landing"
+    assert get_config().source.kind == "landing" and load_config().source.kind == "landing"
+    monkeypatch.setenv("MLOPS__SOURCE__KIND", "synthetic")  # the process's own environment wins
+    assert get_config().source.kind == "synthetic"
+    assert load_config(environ={}).source.kind == "synthetic"  # an explicit environment is all there is

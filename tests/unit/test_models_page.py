@@ -152,3 +152,33 @@ def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_cal
     row = few.split('data-symbol="SPY"')[1].split("</tr>")[0]
     assert "12 resolved, 2.4 outcomes: too few to judge" in row and "50.0%" not in row
     assert "Consensus: none yet" in models_page([], NOW)
+
+
+def test_a_band_that_could_not_be_judged_reads_too_few_and_a_model_the_last_check_missed_is_flagged():
+    thin = {**_check("SPY-d1-direction", 9, "normal", 0.38, -18.7), "outcomes": 0.7,
+            "band_reason": "13 resolved forecasts are 0.7 outcomes of 20 bars: fewer than drift.min_outcomes (25), "
+                           "too few to judge"}
+    rows = model_rows(PAIRS, VERSIONS, [*CHECKS, thin])
+    page = models_page(sort_and_filter(rows), NOW, min_outcomes=25,
+                       failed_checks=["Stale data: drift check refused for the session closing 2025-07-10 20:00 UTC"])
+    spy_row = page[page.index('data-model="SPY-d1-direction"'):].split("</tr>")[0]
+    assert "too few outcomes (1 of 25)" in spy_row and "-18.7 pts" not in spy_row and ">normal<" not in spy_row
+    assert "2025-07-09" in spy_row and "not checked on" not in spy_row
+    qqq_row = page[page.index('data-model="QQQ-h1-direction"'):].split("</tr>")[0]
+    assert "2025-07-08" in qqq_row and "not checked on 2025-07-09" in qqq_row  # the fleet's newest check missed it
+    assert 'id="failed-check"' in page and "drift check refused for the session closing 2025-07-10" in page
+
+
+def test_a_baseline_page_describes_the_baseline_and_where_its_model_stands():
+    from market_mlops.ui.app import describe_baseline
+
+    baseline = VersionInfo("AAPL-d1-direction", "2", NOW, ("champion",), {"kind": "baseline",
+                                                                           "baseline.rule": "persistence"}, "r2")
+    model = VersionInfo("AAPL-d1-direction", "1", NOW, ("challenger",),
+                        {"gate.reason": "skill over the persistence baseline not proven: +0.0100 nats"}, "r1")
+    lines = describe_baseline(baseline, {"model_log_loss": 1.0811, "climatology_log_loss": 1.096,
+                                         "model_accuracy": 0.41}, model)
+    assert lines[0].startswith("v2 is the persistence baseline: it forecasts the class shares that followed each")
+    assert lines[1] == "Its holdout: log-loss 1.0811 (climatology 1.0960), accuracy 41.0%."
+    assert lines[2] == ("The trained model v1 is its challenger, forecasting in shadow; its gate said: skill over the "
+                        "persistence baseline not proven: +0.0100 nats.")

@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     env = configure_environment()
     os.environ.setdefault("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", SHIFT_AFTER.isoformat())  # the vendor's market
     os.environ.setdefault("MLOPS__SOURCE__KIND", "landing")  # sessions arrive as drops, as in production
+    from market_mlops.config import write_home_settings
+
+    # What this home was set up with, for every later process on it (`make ui`'s DAG runs, `market-mlops`).
+    write_home_settings(Path(env["MLOPS_HOME"]), {k: v for k, v in os.environ.items() if k.startswith("MLOPS__")})
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     print(f"demo state in {env['MLOPS_HOME']}", flush=True)

@@ -54,7 +54,9 @@ def ui_environment(home: Path, airflow_port: int, mlflow_url: str) -> dict[str, 
     """The environment both servers and the suite's links need: the embedded stack of `home` on these ports."""
     from market_mlops.dev.local_stack import stack_environment
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS"))}
+    # The caller's own MLOPS__ exports are kept (the README's "keep the exports set for make ui"); the home's
+    # settings file (the demo's landing source) is read by every process on the home through the config.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS")) or k.startswith("MLOPS__")}
     env.update(stack_environment(home))
     env.update({"PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "AIRFLOW__API__PORT": str(airflow_port),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",

@@ -48,7 +48,7 @@ def create_app() -> FastAPI:
         from market_mlops.monitoring.consensus import latest_consensus
 
         return pages.models_page(rows, dt.datetime.now(dt.UTC), sort, band, _public_base(), latest_consensus(cfg),
-                                 cfg.drift.min_outcomes)
+                                 cfg.drift.min_outcomes, failed_checks(rows, cfg))
 
     @app.get("/model/{name}", response_class=HTMLResponse, dependencies=guard)
     def model(name: str) -> str:
@@ -77,6 +77,23 @@ def create_app() -> FastAPI:
         return Path(path).read_text()
 
     return app
+
+
+def failed_checks(rows: list[fleet.ModelRow], cfg: PipelineConfig) -> list[str]:
+    """The drift checks refused since the newest recorded one (stale data: no model's band was measured), from the
+    alert outbox: a failed check leaves no row per model, so the page says it here."""
+    from market_mlops.monitoring.alerts import Outbox
+
+    newest = max((r.last_check for r in rows if r.last_check), default="")
+    out = []
+    for record in Outbox(cfg).records():
+        alert = record.get("alert") or {}
+        if alert.get("kind") != "staleness" or not str(alert.get("title", "")).startswith("Stale data:"):
+            continue
+        session = str((alert.get("facts") or {}).get("session_close", ""))
+        if session[:10] > newest[:10]:
+            out.append(f"{alert['title']} for the session closing {session} UTC: {' '.join(alert.get('lines') or [])}")
+    return out[-3:]
 
 
 def model_detail(row: fleet.ModelRow, versions: list[fleet.VersionInfo], checks: list[dict[str, Any]],
@@ -139,6 +156,9 @@ def _holdout(detail: pages.ModelDetail, cfg: PipelineConfig) -> None:
     metrics = json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=champion.run_id, artifact_path="evaluation/holdout_metrics.json")).read_text())
     detail.confusion = metrics.get("model_confusion")
+    if champion.tags.get("kind") == "baseline":  # a rule: no features, no importance; say what it is instead
+        detail.baseline = describe_baseline(champion, metrics, detail.row.challenger)
+        return
     # A weekly refresh keeps its parent's base models and logs no importance: the newest version that has one.
     for source in sorted(_versions_up_to(detail, champion), key=lambda v: -int(v.version)):
         try:
@@ -152,6 +172,26 @@ def _holdout(detail: pages.ModelDetail, cfg: PipelineConfig) -> None:
             detail.notes.append(f"Feature importance of v{source.version}, whose base models v{champion.version} "
                                 "refreshed the weights of.")
         return
+
+
+def describe_baseline(champion: fleet.VersionInfo, metrics: dict[str, Any],
+                      challenger: fleet.VersionInfo | None) -> list[str]:
+    """What a baseline champion predicts, its holdout, and where the trained model it serves instead of stands."""
+    rule = champion.tags.get("baseline.rule", "")
+    predicts = {"climatology": "the class shares of the rows its model learned, the same every session",
+                "persistence": "the class shares that followed each last known label (the label of the bar a horizon "
+                               "earlier), so its forecast moves with that label"}.get(rule, rule)
+    lines = [f"v{champion.version} is the {rule} baseline: it forecasts {predicts}; never a probability of 0 or 1."]
+    loss, climatology = metrics.get("model_log_loss"), metrics.get("climatology_log_loss")
+    if loss is not None:
+        lines.append(f"Its holdout: log-loss {float(loss):.4f}"
+                     + (f" (climatology {float(climatology):.4f})" if climatology is not None else "")
+                     + f", accuracy {float(metrics.get('model_accuracy', float('nan'))):.1%}.")
+    if challenger is not None and challenger.version != champion.version:
+        reason = challenger.tags.get("gate.reason", "")
+        lines.append(f"The trained model v{challenger.version} is its challenger, forecasting in shadow"
+                     + (f"; its gate said: {reason}" if reason else "") + ".")
+    return lines
 
 
 def _versions_up_to(detail: pages.ModelDetail, champion: fleet.VersionInfo) -> list[fleet.VersionInfo]:

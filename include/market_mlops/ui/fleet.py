@@ -45,6 +45,13 @@ class ModelRow:
     last_check: str | None = None
     drift_run_id: str | None = None
     shadow: dict[str, Any] | None = None  # the last check's live record of the shadow challenger
+    outcomes: float | None = None  # separate outcomes the last check's band was judged on
+    band_reason: str = ""  # why that band ("too few to judge" when nothing could be)
+
+    @property
+    def too_few(self) -> bool:
+        """The last check could not judge the band (fewer outcomes than drift.min_outcomes): "normal" means nothing."""
+        return "too few to judge" in self.band_reason or "no resolved forecast" in self.band_reason
 
     @property
     def label(self) -> str:
@@ -117,7 +124,8 @@ def model_rows(keys: Iterable[tuple[str, str, int | None]], versions: Iterable[V
             band=last.get("band"), delta_points=_number(last.get("delta_points")),
             realized_trend=[x for x in (_number(r.get("realized_accuracy")) for r in checked[-trend:]) if x is not None],
             features_drifted=last.get("features_drifted"), in_cooldown=bool(last.get("in_cooldown")),
-            last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id"), shadow=last.get("shadow")))
+            last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id"), shadow=last.get("shadow"),
+            outcomes=_number(last.get("outcomes")), band_reason=str(last.get("band_reason") or "")))
     return rows
 
 

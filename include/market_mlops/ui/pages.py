@@ -62,6 +62,27 @@ def band_badge(band: str | None) -> str:
     return f'<span class="band" style="background:{BAND_COLOURS.get(band, "#777")}">{escape(band)}</span>'
 
 
+def band_cell(r: ModelRow, min_outcomes: float) -> str:
+    """The last band, or "too few outcomes (k of n)" when the check could not judge one (never a "normal" that means
+    nothing)."""
+    if r.band and r.too_few:
+        return (f'<span class="muted" title="{escape(r.band_reason)}">too few outcomes '
+                f'({0 if r.outcomes is None else r.outcomes:.0f} of {min_outcomes:g})</span>')
+    delta = "" if r.delta_points is None else f" <span class=muted>{r.delta_points:+.1f} pts</span>"
+    return f"{band_badge(r.band)}{delta}"
+
+
+def last_checked(r: ModelRow, now: dt.datetime, newest: str | None) -> str:
+    """The session of the last check and its age; flagged when newer checks of the fleet passed this model by."""
+    if not r.last_check:
+        return '<span class="flag">never checked</span>' if r.champion is not None else ""
+    when = dt.datetime.fromisoformat(r.last_check)
+    text = f"{escape(r.last_check[:10])} <span class=muted>{_age(when, now)} ago</span>"
+    if newest and r.last_check[:10] < newest[:10]:
+        text += f' <span class="flag">not checked on {escape(newest[:10])}</span>'
+    return text
+
+
 def _age(created: dt.datetime | None, now: dt.datetime) -> str:
     if created is None:
         return ""
@@ -121,7 +142,7 @@ def consensus_table(records: list[dict[str, Any]], min_outcomes: float) -> str:
 
 def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention", band: str | None = None,
                 airflow_base: str = "", consensus: list[dict[str, Any]] | None = None,
-                min_outcomes: float = 25) -> str:
+                min_outcomes: float = 25, failed_checks: list[str] | None = None) -> str:
     """One row per model: champion and challenger with age, the holdout against both baselines, the last band and
     the realized-accuracy trend, features drifted, cooldown, the last registration and its gate decision."""
     bands = ["", "emergency", "drift", "monitor", "normal", "none"]
@@ -130,6 +151,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
     sorts = " ".join(f'<a href="?sort={s}&band={escape(band or "")}">{s}</a>' if s != sort else f"<b>{s}</b>"
                      for s in SORT_KEYS)
     body = []
+    newest = max((r.last_check for r in rows if r.last_check), default=None)
     for r in rows:
         latest = r.latest
         decision = latest.tags.get("gate.decision", "") if latest else ""
@@ -141,8 +163,7 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f"<td>{escape(describe_skill(r.champion.tags) if r.champion else '')}</td>"
             f"<td>{_calibration(r.champion)}</td>"
             f"<td>{escape(describe_live({'shadow': r.shadow}) if r.shadow else '')}</td>"
-            f"<td>{band_badge(r.band)}"
-            f"{'' if r.delta_points is None else f' <span class=muted>{r.delta_points:+.1f} pts</span>'}</td>"
+            f"<td>{band_cell(r, min_outcomes)}</td><td>{last_checked(r, now, newest)}</td>"
             f"<td>{sparkline(r.realized_trend)}</td>"
             f"<td>{'' if r.features_drifted is None else r.features_drifted}</td>"
             f"<td>{'yes' if r.in_cooldown else ''}</td>"
@@ -151,13 +172,16 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f'<td>{outside(f"{airflow_base}/dags/model_retrain/runs", "runs", new_tab=False)}</td></tr>')
     head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th>"
             "<th>holdout vs the better baseline (gate's intervals)</th><th>log-loss: champion / climatology</th>"
-            "<th>shadow challenger's live record</th><th>last drift band</th><th>realized accuracy</th>"
+            "<th>shadow challenger's live record</th><th>last drift band</th><th>last checked</th>"
+            "<th>realized accuracy</th>"
             "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
     flagged = sum(1 for r in rows if r.flag)
     summary = (f"<p>{len(rows)} model(s); {flagged} flagged; "
                + ", ".join(f"{sum(1 for r in rows if r.band == b)} {b}" for b in ("emergency", "drift", "monitor"))
                + "</p>")
-    return _page("Models", f"<h1>Models</h1>{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
+    failed = "".join(f'<p class="banner" style="background:#c62828" id="failed-check">{escape(text)}</p>'
+                     for text in failed_checks or [])
+    return _page("Models", f"<h1>Models</h1>{failed}{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
                            f'<table id="models">{head}{"".join(body)}</table>{consensus_table(consensus or [], min_outcomes)}')
 
 
@@ -173,6 +197,7 @@ class ModelDetail:
     confusion: list[list[int]] | None = None  # champion's holdout: rows true class, columns predicted
     importance: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read, said on the page
+    baseline: list[str] = field(default_factory=list)  # a baseline champion: what it predicts, where its model stands
     all_versions: list[VersionInfo] = field(default_factory=list)
 
 
@@ -230,6 +255,7 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
              f"{' · in emergency cooldown' if r.in_cooldown else ''}"
              f"{f' · <span class=flag>{escape(r.flag)}</span>' if r.flag else ''}</p>")
     notes = "".join(f'<p class="muted">{escape(n)}</p>' for n in detail.notes)
+    baseline = "".join(f'<p class="baseline">{escape(line)}</p>' for line in detail.baseline)
     facts += f"<p id='skill'>{skill}</p>" if skill else ""
     return _page(r.model, f"<h1>{escape(r.model)}</h1><nav>{' '.join(links)}</nav>{facts}{notes}{live}"
                           f'<h2>Realized accuracy</h2><div id="accuracy-chart">{chart}</div>'
@@ -238,4 +264,4 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
                           f'<h2>Feature drift (last check)</h2><div id="psi-chart">{psi}</div>'
                           "<h2>Recent forecasts and outcomes</h2><table id='forecasts'><tr><th>bar</th><th>model</th>"
                           f"<th>predicted</th><th>P(bear / neutral / bull)</th><th>outcome</th><th></th></tr>{forecasts}"
-                          f"</table><h2>Champion's holdout</h2>{confusion}{importance}")
+                          f"</table><h2>Champion's holdout</h2>{baseline}{confusion}{importance}")
