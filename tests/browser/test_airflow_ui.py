@@ -89,6 +89,25 @@ def page(ui: UI):
         browser.close()
 
 
+def test_the_demo_task_logs_hold_the_suites_lines_and_airflows_frame_only(demo_home: Path):
+    """Every task log of the demo: the suite's own lines (with numbers in them) and Airflow's frame (the task's start,
+    its return value, the XCom push, the fold markers); no ANSI colour codes, no library chatter (alembic, Great
+    Expectations, DVC's own handlers, MLflow's input-example warning, numpy overflows)."""
+    logs = list((demo_home / "airflow" / "logs").rglob("*.log"))
+    assert len(logs) > 50, len(logs)
+    frame = ("airflow.", "task")
+    foreign = []
+    for path in logs:
+        for raw in path.read_text(errors="replace").splitlines():
+            line = json.loads(raw)
+            event, logger = str(line.get("event", "")), str(line.get("logger") or "")
+            assert "\x1b[" not in raw and "\u001b[" not in raw, (path, raw[:200])
+            if logger.startswith("market_mlops") or logger.startswith(frame) or "[airflow." in event:
+                continue  # the suite's lines; Airflow's own (its structlog lines name their logger in the event)
+            foreign.append(f"{path.parent.name}: {logger or '-'}: {event[:120]}")
+    assert foreign == [], foreign[:20]
+
+
 def test_the_demo_leaves_no_queued_run_and_honest_durations(ui: UI):
     runs = {dag_id: ui.runs(dag_id) for dag_id in DAGS}
     assert not [r["dag_run_id"] for rs in runs.values() for r in rs if r["state"] in ("queued", "running")]

@@ -69,9 +69,26 @@ def _remote_config(remote_url: str, endpoint_url: str | None) -> dict[str, Any]:
     return remote
 
 
+def dvc_logs_once() -> None:
+    """DVC adds its own stdout and stderr handlers to the `dvc` logger when imported (coloured, warnings on stderr,
+    which a task log reads as errors) and still propagates its records: each showed twice, one raw with ANSI codes.
+    Its handlers go: records reach the process's logging once, at their own level. "Initialized DVC repository." on
+    every new checkout says nothing a user needs."""
+    import logging
+
+    import dvc.logger  # noqa: F401 - imported for its handlers, which are removed here
+
+    dvc_log = logging.getLogger("dvc")
+    for handler in list(dvc_log.handlers):
+        dvc_log.removeHandler(handler)
+    logging.getLogger("dvc.repo.init").setLevel(logging.WARNING)
+
+
 def open_workspace(root: Path, remote_url: str, endpoint_url: str | None = None, cache_dir: Path | None = None) -> Repo:
     """Init (once) the no-git DVC workspace at `root`, point it at the remote, return a fresh `Repo`."""
     from dvc.repo import Repo
+
+    dvc_logs_once()
 
     root.mkdir(parents=True, exist_ok=True)
     if not (root / ".dvc").exists():

@@ -93,7 +93,8 @@ def wealth(d: np.ndarray, lowest: np.ndarray, null_mean: float = 0.0) -> np.ndar
     prior_variance = float(np.median(reach)) ** 2 / 4
     variance = (squares - n_before * mean ** 2 + PRIOR_WEIGHT * prior_variance) / n_before
     bet = np.clip(mean / (np.maximum(variance, 1e-12) + mean ** 2), 0.0, BET_CAP / reach)
-    return np.cumprod(1.0 + bet * x)
+    # In logs: a strong edge's wealth passes 1e308 long before a record ends.
+    return np.exp(np.minimum(np.cumsum(np.log1p(bet * x)), 700.0))
 
 
 def outcome_offsets(rows: int, horizon: int) -> list[np.ndarray]:

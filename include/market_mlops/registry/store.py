@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 log = logging.getLogger(__name__)
+# An embedded MLflow store migrates its SQLite schema in the first task that opens it: two dozen INFO lines of alembic
+# and MLflow's db utils that say nothing a user acts on (a failure still raises and is logged).
+for _chatty in ("alembic.runtime.migration", "mlflow.store.db.utils"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 EXPERIMENT = "market-direction"
 DRIFT_EXPERIMENT = "market-drift"

@@ -367,8 +367,12 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = 
 
     from market_mlops.model.ensemble_model import artifact_files
 
+    import warnings
+
     output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
-    with tempfile.TemporaryDirectory(prefix="serving-code-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="serving-code-") as tmp, warnings.catch_warnings():
+        # No input example on purpose (see above): MLflow warns about it on every version, in colour.
+        warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
         code = Path(tmp) / PACKAGE_ROOT.name
         for module in SERVING_MODULES:
             (code / module).parent.mkdir(parents=True, exist_ok=True)

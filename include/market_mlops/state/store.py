@@ -89,6 +89,8 @@ def _upgrade(engine: Engine, attempts: int = 5) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    if _at_head(engine, config):  # the common case, every task process: no migration context, none of its INFO lines
+        return
     for attempt in range(attempts):
         try:
             with engine.begin() as connection:
@@ -101,6 +103,22 @@ def _upgrade(engine: Engine, attempts: int = 5) -> None:
             if attempt == attempts - 1 or "already exists" not in str(exc).lower():
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def _at_head(engine: Engine, config: Any) -> bool:
+    """Whether the store's recorded revision is the newest migration (read with plain SQL: alembic's migration
+    context logs two INFO lines into every task that opens it)."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    head = ScriptDirectory.from_config(config).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM mlops_alembic_version")).scalar()
+    except DatabaseError:  # no version table yet: a new store
+        return False
+    return current == head
 
 
 def describe(cfg: PipelineConfig | None = None) -> str:
