@@ -360,14 +360,13 @@ def log_pyfunc_ensemble(model_dir: Path, example: pd.DataFrame, tag_run: bool = 
     of them twice), and MLflow would load every new version once more to check the example serves, 0.2 s a version
     for the same checked-in code every time (tests/model/test_training.py serves a version through pyfunc)."""
     import shutil
+    import warnings
 
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
     from market_mlops.model.ensemble_model import artifact_files
-
-    import warnings
 
     output = pd.DataFrame({"p_bearish": [0.1], "p_neutral": [0.8], "p_bullish": [0.1], "label": ["NEUTRAL"]})
     with tempfile.TemporaryDirectory(prefix="serving-code-") as tmp, warnings.catch_warnings():
