@@ -156,8 +156,16 @@ def score_evidence(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, hori
                    metric: str = "log_loss", sequential: bool = False, interval: bool = True) -> Evidence:
     """Evidence that forecaster a scores better than b on `metric` (log_loss, or accuracy: their calls) on the same
     rows (in time order), at level `alpha`."""
-    if metric == "accuracy":
-        d, low, high = hit_differences(y, proba_a.argmax(axis=1), proba_b.argmax(axis=1))
-    else:
-        d, low, high = log_loss_differences(y, proba_a, proba_b)
-    return compare(d, low, high, horizon, alpha, sequential, metric, interval)
+    if metric != "accuracy":
+        return compare(*log_loss_differences(y, proba_a, proba_b), horizon, alpha, sequential, metric, interval)
+    d, low, high = hit_differences(y, proba_a.argmax(axis=1), proba_b.argmax(axis=1))
+    evidence = compare(d, low, high, horizon, alpha, sequential, metric, interval=False)
+    differ = high > 0
+    if not interval or not differ.any():
+        return evidence
+    # Rows where both call the same class add 0 exactly: the interval is read on the rows where the calls differ
+    # and scaled by their share (on all rows, their certain zeros would make every mean below 0 look rejected).
+    share = float(differ.mean())
+    on_differing = compare(d[differ], low[differ], high[differ], horizon, alpha, sequential, metric)
+    return Evidence(evidence.mean, share * on_differing.low, share * on_differing.high, evidence.e_value,
+                    evidence.threshold, evidence.rows, evidence.outcomes, metric)

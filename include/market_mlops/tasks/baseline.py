@@ -173,10 +173,15 @@ def serve_baseline_from_live(name: str, champion_version: str, rule: str, why: s
                                    baseline_tables(meta), list(reference.columns), baseline_metrics(holdout, rule),
                                    example, {k: meta[k] for k in ("symbol", "timeframe", "horizon", "labels")
                                              if k in meta}, cfg)
+    # The champion's holdout figures of both baselines: what the new version's page and `market-mlops models` show.
+    figures = json.loads(versions.run_file(champion.run_id, "evaluation/holdout_metrics.json", cfg).read_text())
+    holdout_numbers = {f"gate.{b}_{m}": str(round(float(figures[f"{b}_{m}"]), 4))
+                       for b in BASELINES for m in ("accuracy", "log_loss") if f"{b}_{m}" in figures}
     mv = versions.version_of_run(name, run_id, cfg) or versions.create_version(
         name, run_id, {"data.version": run_tags.get("data.version", "unknown"), "code.git_commit": git_commit(),
                        versions.KIND_TAG: "baseline", "baseline.rule": rule, **span}, cfg,
-        unsigned_tags={"gate.decision": "baseline champion", "gate.reason": f"live record: {why}"})
+        unsigned_tags={"gate.decision": "baseline champion", "gate.reason": f"live record: {why}",
+                       **holdout_numbers})
     previous = aliases.move_alias(name, aliases.CHAMPION, str(mv.version), f"live record: {why}", cfg)
     if previous != str(mv.version):
         client = store.client(cfg)
