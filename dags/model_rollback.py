@@ -5,8 +5,9 @@ Moves the `champion` alias of one registered model back to the version it replac
 old champion keeps its artifacts; the move is written to the alias audit trail and announced on Slack. Same as
 `market-mlops rollback --symbol S --timeframe TF [--to-version N]`.
 
-**Params**: `symbol`, `timeframe`, `horizon` (empty = the timeframe's main horizon), `to_version` (empty = the
-version the current champion replaced).
+**Params**: `symbol`, `timeframe` (defaults: the universe's first; a model page's "roll back" shows the values for
+its model), `horizon` (empty = the timeframe's main horizon; the choices are the configured horizons), `to_version`
+(empty = the version the current champion replaced), `reason` (recorded in the audit trail and the alert).
 
 **When it fails**
 - "has no champion" / "replaced no earlier version": name the version to go back to in `to_version`.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import Param, dag, task
 
 from market_mlops.orchestration import (
+    configured_horizons,
     configured_start_date,
     configured_symbols,
     configured_timeframes,
@@ -42,12 +44,16 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
     doc_md=__doc__,
     params={
         "symbol": Param(configured_symbols()[0], type="string", enum=configured_symbols(), description="Symbol of the model"),
-        "timeframe": Param("d1", type="string", enum=configured_timeframes(), description="Timeframe of the model"),
-        "horizon": Param(None, type=["null", "integer"], minimum=1, description="Horizon of the model in bars (empty "
-                         "= the timeframe's main horizon; the others' models are <SYMBOL>-<tf>-h<N>-direction)"),
+        "timeframe": Param(configured_timeframes()[0], type="string", enum=configured_timeframes(),
+                           description="Timeframe of the model"),
+        "horizon": Param(None, type=["null", "integer"], enum=[None, *configured_horizons()],
+                         description="Horizon of the model in bars (empty = the timeframe's main horizon; the others' "
+                                     "models are <SYMBOL>-<tf>-h<N>-direction)"),
         "to_version": Param(None, type=["null", "string"], pattern="^[0-9]+$",
                             description="Version number to restore (empty = the version the champion replaced). The "
                                         "versions: `market-mlops models`, or MLflow > Models > <SYMBOL>-<tf>-direction"),
+        "reason": Param(None, type=["null", "string"], description="Why you roll back: recorded in the audit trail "
+                        "(alias_moves) and the alert"),
     },
 )
 def model_rollback():
@@ -57,7 +63,7 @@ def model_rollback():
         from market_mlops.tasks.promotion import rollback_model
 
         return rollback_model(params["symbol"], params["timeframe"], params["to_version"] or None,
-                              horizon=params.get("horizon") or None)
+                              horizon=params.get("horizon") or None, reason=params.get("reason"))
 
     rollback_champion()
 

@@ -47,7 +47,7 @@ def _config(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from market_mlops.tasks.promotion import rollback_model
 
-    moved = rollback_model(args.symbol, args.timeframe, args.to_version, horizon=args.horizon)
+    moved = rollback_model(args.symbol, args.timeframe, args.to_version, horizon=args.horizon, reason=args.reason)
     print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
     return 0
 
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--timeframe", required=True)
     rb.add_argument("--horizon", type=int, help="the model's horizon in bars (default: the timeframe's main one)")
     rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
+    rb.add_argument("--reason", help="why, in your words: recorded in the audit trail and the alert")
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
     ret = sub.add_parser("retention", help="archive model versions, old forecasts and drift checks, and data versions "

@@ -133,6 +133,14 @@ def configured_timeframes() -> list[str]:
     return list(get_config().universe.timeframes)
 
 
+def configured_horizons() -> list[int]:
+    """Every horizon the universe's timeframes declare (the rollback form offers these)."""
+    from market_mlops.config import get_config
+
+    cfg = get_config()
+    return sorted({h for t in cfg.universe.timeframes for h in cfg.spec(t).horizons})
+
+
 def universe_params(scope: str) -> dict[str, Param]:
     """The `symbols` and `timeframes` trigger-form params that narrow a run to part of `scope`."""
     return {

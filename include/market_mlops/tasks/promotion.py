@@ -258,15 +258,18 @@ def _existing_version(name: str, version: str, cfg: PipelineConfig) -> None:
 
 
 def rollback_model(symbol: str, timeframe: str, to_version: str | None = None,
-                   cfg: PipelineConfig | None = None, horizon: int | None = None) -> RollbackResult:
+                   cfg: PipelineConfig | None = None, horizon: int | None = None,
+                   reason: str | None = None) -> RollbackResult:
     """`rollback` of the registered model of (symbol, timeframe, horizon); no horizon: the timeframe's main one."""
     cfg = cfg or get_config()
     cfg.model_keys([symbol], [timeframe], [horizon] if horizon else None)  # an unknown name: one line saying which
-    return rollback(store.model_name(symbol, timeframe, horizon, cfg), to_version, cfg)
+    return rollback(store.model_name(symbol, timeframe, horizon, cfg), to_version, cfg, reason)
 
 
-def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None) -> RollbackResult:
-    """Move `champion` back to the version it replaced (or to `to_version`); one call, audited, alerted."""
+def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None,
+             reason: str | None = None) -> RollbackResult:
+    """Move `champion` back to the version it replaced (or to `to_version`); one call, audited (with `reason`, the
+    operator's words), alerted."""
     from market_mlops.monitoring.alerts import Alert, send_alert
 
     cfg = cfg or get_config()
@@ -283,8 +286,9 @@ def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | Non
                 f"name the version to move to: --to-version N (model_rollback's to_version field); {listing}")
     _existing_version(name, str(to_version), cfg)
     versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
-    aliases.move_alias(name, aliases.CHAMPION, str(to_version), f"rollback from v{current}", cfg)
+    why = f"rollback from v{current}" + (f": {reason.strip()}" if reason and reason.strip() else "")
+    aliases.move_alias(name, aliases.CHAMPION, str(to_version), why, cfg)
     store.client(cfg).set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
     send_alert(Alert(title=f"Rolled back {name} to v{to_version}", severity="warning", kind="rollback",
-                     facts={"model": name, "from": current, "to": to_version}))
+                     facts={"model": name, "from": current, "to": to_version}, lines=[why]))
     return {"model": name, "from": current, "to": str(to_version)}
