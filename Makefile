@@ -20,8 +20,8 @@ $(STAMP): requirements-dev.lock pyproject.toml
 demo: setup  ## the whole lifecycle on the embedded stack, state in .state/
 	$(PY) -m market_mlops.dev.demo
 
-ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (or MLOPS_HOME); Ctrl-C stops both
-	$(PY) -m market_mlops.dev.ui
+ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (or MLOPS_HOME); Ctrl-C stops both; UI_ARGS="--airflow-port 8081 --mlflow-port 5001 --unpaused"
+	$(PY) -m market_mlops.dev.ui $(UI_ARGS)
 
 docs: setup  ## the docs site (mkdocs, material theme) on http://127.0.0.1:8000; Ctrl-C stops it
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000

@@ -59,6 +59,7 @@ def ui_environment(home: Path, airflow_port: int, mlflow_url: str) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS")) or k.startswith("MLOPS__")}
     env.update(stack_environment(home))
     env.update({"PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "AIRFLOW__API__PORT": str(airflow_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",  # this machine only, as the printed address says
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
                 "AIRFLOW__CORE__PARALLELISM": "2", "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
                 "MLOPS_MLFLOW_UI_URL": mlflow_url})
@@ -108,8 +109,8 @@ def login(home: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--airflow-port", type=int, default=8080)
-    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument("--airflow-port", type=int, default=8080, help="Airflow's UI (default 8080)")
+    parser.add_argument("--mlflow-port", type=int, default=5000, help="MLflow's UI (default 5000)")
     parser.add_argument("--unpaused", action="store_true", help="leave the DAGs as they are (the scheduler will run "
                         "what is due today)")
     args = parser.parse_args(argv)
