@@ -16,6 +16,7 @@ promotion counts once.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,8 @@ def _proven_over(y: np.ndarray, challenger: np.ndarray, others: list[np.ndarray]
 
 def retrain_test(series: NullSeries, cutoff: int, rng: np.random.Generator, alpha: float,
                  min_outcomes: float) -> tuple[bool, np.ndarray, dict[str, np.ndarray]]:
-    """One retrain's gate on the holdout ending at `cutoff`: (promoted, the challenger's tables-based probabilities
-    are not kept; returns the challenger and baselines for its live record)."""
+    """One retrain's gate on the holdout ending at `cutoff`: whether it promoted a no-skill challenger, the
+    challenger and the baselines' probabilities there."""
     holdout = slice(cutoff - HOLDOUT_ROWS, cutoff)
     fit = slice(0, cutoff - HOLDOUT_ROWS - series.horizon)
     base = _baselines(series, fit, holdout)
@@ -95,15 +96,23 @@ def retrain_test(series: NullSeries, cutoff: int, rng: np.random.Generator, alph
     return _proven_over(y, challenger, list(base.values()), series.horizon, alpha, min_outcomes), challenger, base
 
 
-def per_test_rate(horizon: int, draws: int, seeds: list[int], alpha: float, min_outcomes: float) -> tuple[float, int]:
-    """Share of single retrain gates that promote a no-skill challenger; and the draws."""
-    rng = np.random.default_rng(horizon)
+def holdouts(horizon: int, draws: int, seeds: list[int],
+             seed: int) -> Iterator[tuple[int, np.random.Generator, np.ndarray, dict[str, np.ndarray]]]:
+    """`draws` holdouts of the null series at random cutoffs: (draw, its generator, labels, baselines there)."""
+    rng = np.random.default_rng(seed)
     series = [null_series(s, horizon) for s in seeds]
-    promoted = 0
     for i in range(draws):
         s = series[i % len(series)]
         cutoff = int(rng.integers(HOLDOUT_ROWS * 3, len(s.y) - YEAR))
-        promoted += retrain_test(s, cutoff, rng, alpha, min_outcomes)[0]
+        holdout = slice(cutoff - HOLDOUT_ROWS, cutoff)
+        yield i, rng, s.y[holdout], _baselines(s, slice(0, cutoff - HOLDOUT_ROWS - horizon), holdout)
+
+
+def per_test_rate(horizon: int, draws: int, seeds: list[int], alpha: float, min_outcomes: float) -> tuple[float, int]:
+    """Share of single retrain gates that promote a no-skill challenger; and the draws."""
+    promoted = sum(_proven_over(y, no_skill(rng, base["climatology"], base["persistence"]), list(base.values()),
+                                horizon, alpha, min_outcomes)
+                   for _, rng, y, base in holdouts(horizon, draws, seeds, horizon))
     return promoted / draws, draws
 
 
@@ -112,16 +121,9 @@ def old_gate_rate(horizon: int, draws: int, seeds: list[int]) -> float:
     better baseline's calls, lower end above zero at 90 % two-sided): how often it promoted them."""
     from market_mlops.model.evaluation import bootstrap_accuracy_difference
 
-    rng = np.random.default_rng(horizon)
-    series = [null_series(s, horizon) for s in seeds]
     promoted = 0
-    for i in range(draws):
-        s = series[i % len(series)]
-        cutoff = int(rng.integers(HOLDOUT_ROWS * 3, len(s.y) - YEAR))
-        holdout = slice(cutoff - HOLDOUT_ROWS, cutoff)
-        base = _baselines(s, slice(0, cutoff - HOLDOUT_ROWS - horizon), holdout)
+    for i, rng, y, base in holdouts(horizon, draws, seeds, horizon):
         challenger = no_skill(rng, base["climatology"], base["persistence"])
-        y = s.y[holdout]
         better = max(base.values(), key=lambda p: float((p.argmax(axis=1) == y).mean()))
         promoted += bootstrap_accuracy_difference(y, challenger.argmax(axis=1), better.argmax(axis=1), 300, i,
                                                   horizon).low > 0
@@ -134,15 +136,8 @@ def power(horizon: int, draws: int, seeds: list[int], alpha: float, min_outcomes
     class at weight `knowledge` (an oracle's share, to plant a known skill); and its mean log-loss skill (nats)."""
     from market_mlops.model.calibration import log_loss_rows
 
-    rng = np.random.default_rng(1000 + horizon)
-    series = [null_series(s, horizon) for s in seeds]
     promoted, skill = 0, []
-    for i in range(draws):
-        s = series[i % len(series)]
-        cutoff = int(rng.integers(HOLDOUT_ROWS * 3, len(s.y) - YEAR))
-        holdout = slice(cutoff - HOLDOUT_ROWS, cutoff)
-        base = _baselines(s, slice(0, cutoff - HOLDOUT_ROWS - horizon), holdout)
-        y = s.y[holdout]
+    for _, rng, y, base in holdouts(horizon, draws, seeds, 1000 + horizon):
         informed = (1 - knowledge) * no_skill(rng, base["climatology"], base["persistence"]) + \
             knowledge * np.eye(3)[y]
         promoted += _proven_over(y, informed, list(base.values()), horizon, alpha, min_outcomes)
