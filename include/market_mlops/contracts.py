@@ -108,25 +108,25 @@ class GateSummary(TypedDict, total=False):
     challenger_log_loss: float
     climatology_log_loss: float
     persistence_log_loss: float
-    calibration_error: float  # the challenger's holdout expected calibration error (reliability table)
+    calibration_error: float | None  # the challenger's holdout expected calibration error (reliability table)
     baseline_compared: str  # the better baseline (lower log-loss on the same rows)
-    skill_mean: float  # score difference over the better baseline (log-loss: nats; positive: the challenger is better)
-    skill_low: float  # its interval at the test's level
-    skill_high: float
-    skill_e_value: float  # the evidence against "no better than that baseline"; the weaker of the two baselines'
+    skill_mean: float | None  # score difference over the better baseline (log-loss: nats; positive: the challenger is better)
+    skill_low: float | None  # its interval at the test's level
+    skill_high: float | None
+    skill_e_value: float | None  # the evidence against "no better than that baseline"; the weaker of the two baselines'
     e_threshold: float  # 1 / the test's level
     test_level: float  # alpha of this test: its share of training.yearly_false_promotions
     outcomes: float  # holdout rows / horizon: overlapping labels share outcomes
-    accuracy_diff_mean: float  # accuracy(challenger) - accuracy(better baseline), shown beside
-    accuracy_diff_low: float
-    accuracy_diff_high: float
+    accuracy_diff_mean: float | None  # accuracy(challenger) - accuracy(better baseline), shown beside
+    accuracy_diff_low: float | None
+    accuracy_diff_high: float | None
     champion_rows: int  # holdout rows the champion had not learned, on which it was compared
-    diff_mean: float  # the challenger against the champion on those rows (the metric's difference)
-    diff_low: float
-    diff_high: float
+    diff_mean: float | None  # the challenger against the champion on those rows (the metric's difference)
+    diff_low: float | None
+    diff_high: float | None
     test_number: int  # the weekly refresh: the how-many-th test of this champion
-    champion_vs_baseline_mean: float  # the better baseline against the champion on rows it never learned
-    champion_vs_baseline_e_value: float
+    champion_vs_baseline_mean: float | None  # the better baseline against the champion on rows it never learned
+    champion_vs_baseline_e_value: float | None
 
 
 class TrainingSummary(GateSummary, total=False):

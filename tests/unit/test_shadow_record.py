@@ -70,3 +70,30 @@ def test_a_harmful_champion_model_is_demoted_to_the_baseline_proven_better():
     assert record.demote_to == "climatology" and record.reason.startswith("the climatology baseline is proven better")
     sound = champion_record(y, _informed(hint), {"climatology": shares}, 1, ALPHA, 30, "5")
     assert sound.demote_to is None
+
+
+def test_a_reign_with_several_challengers_chains_their_records_and_holds_its_level():
+    """A monthly retrain replaces the challenger: the record of a champion's reign takes each session's newest one,
+    its bets starting afresh. A poor first challenger does not hold a good later one down; and with no challenger
+    better, 500 reigns of 8 challengers x 50 sessions read after every session stay under the level (5 %)."""
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, 400)
+    shares = np.full((400, 3), 1 / 3)
+    right, wrong = (0.85 * shares + 0.15 * np.eye(3)[labels] for labels in (y, (y + 1) % 3))  # an oracle's share
+    challenger = np.vstack([wrong[:200], right[200:]])  # a challenger that calls it backwards, then one that is right
+    segments = np.repeat([3, 4], 200)
+    unchained = shadow_record(y, shares, challenger, {"climatology": shares}, 1, ALPHA, 30, ("4", "2"), False)
+    chained = shadow_record(y, shares, challenger, {"climatology": shares}, 1, ALPHA, 30, ("4", "2"), False,
+                            segments=segments)
+    assert chained.decision == "promote"
+    # one running estimate over both lets the first challenger's losses hold the second one's bets down
+    assert chained.versus_champion.e_value > 10 * unchained.versus_champion.e_value
+    promoted = 0
+    for _ in range(500):
+        y = rng.integers(0, 3, 400)
+        uniform = np.full((400, 3), 1 / 3)
+        noisy = rng.dirichlet([40, 40, 40], 400)
+        record = shadow_record(y, uniform, noisy, {"climatology": uniform}, 1, 0.05, 30, ("9", "1"), False,
+                               segments=np.repeat(np.arange(8), 50))
+        promoted += record.decision == "promote"
+    assert promoted / 500 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 500)

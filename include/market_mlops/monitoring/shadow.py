@@ -55,12 +55,14 @@ class ShadowRecord:
 
 def shadow_record(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, baselines: dict[str, np.ndarray],
                   horizon: int, alpha: float, min_outcomes: float, versions: tuple[str, str],
-                  champion_is_baseline: bool, metric: str = "log_loss") -> ShadowRecord:
-    """The live record of a shadow challenger: `y` the realized labels of the paired sessions (time order),
-    `champion` and `challenger` their probabilities, `baselines` each baseline's; `versions`: (challenger,
+                  champion_is_baseline: bool, metric: str = "log_loss",
+                  segments: np.ndarray | None = None) -> ShadowRecord:
+    """The live record of the shadow challengers of a champion's reign: `y` the realized labels of the paired
+    sessions (time order), `champion` and `challenger` their probabilities (each session's newest challenger:
+    `segments` says which, its bets start afresh), `baselines` each baseline's; `versions`: (the challenger of now,
     champion)."""
     def evidence(a: np.ndarray, b: np.ndarray) -> Evidence:
-        return score_evidence(y, a, b, horizon, alpha, metric, sequential=True)
+        return score_evidence(y, a, b, horizon, alpha, metric, sequential=True, segments=segments)
 
     versus_champion = evidence(challenger, champion)
     versus_baselines = {name: evidence(challenger, p) for name, p in baselines.items()}

@@ -164,6 +164,7 @@ class LiveChecks:
     shadow: Any = None  # ShadowRecord | None
     champion: Any = None  # ChampionRecord | None
     shadow_forecasts: int = 0
+    shadow_versions: list[str] | None = None  # the challengers whose sessions the shadow record holds
 
     @property
     def action(self) -> tuple[str, str, str] | None:
@@ -176,7 +177,8 @@ class LiveChecks:
 
     def report(self) -> dict[str, Any]:
         action = self.action
-        return {"shadow": self.shadow.record() if self.shadow is not None else None,
+        shadow = None if self.shadow is None else {**self.shadow.record(), "versions": self.shadow_versions or []}
+        return {"shadow": shadow,
                 "live": self.champion.record() if self.champion is not None else None,
                 "shadow_forecasts": self.shadow_forecasts,
                 "live_action": {"action": action[0], "target": action[1], "reason": action[2]} if action else None}
@@ -251,13 +253,25 @@ def measure_live(model: versions.LoadedModel, symbol: str, timeframe: str, inter
                                         horizon, alpha, training.min_compare_outcomes, model.version,
                                         training.gate_metric)
     if challenger is not None:
-        theirs = resolved(challenger.version)
-        paired = mine.merge(theirs, on="ts", suffixes=("_champion", ""))
+        # The shadow record of this champion's whole reign: at each session, the newest challenger that forecast it
+        # (a monthly retrain replaces the challenger; on daily bars one alone rarely holds 30 outcomes). Which one
+        # that is was settled before the session's outcome, so the e-process stays valid; the one promoted is the
+        # challenger of now.
+        shadows = [resolved(v) for v in stored.loc[(stored["role"] == SHADOW_ROLE)
+                                                   & (stored["model_version"] != str(model.version)),
+                                                   "model_version"].unique()]
+        theirs = pd.concat([f for f in shadows if len(f)], ignore_index=True) if any(len(f) for f in shadows) \
+            else resolved(challenger.version)
+        theirs = theirs.assign(order=theirs["model_version"].astype(int)).sort_values(["ts", "order"]) \
+            .drop_duplicates("ts", keep="last").drop(columns="order")
+        paired = mine.merge(theirs, on="ts", suffixes=("_champion", "")).sort_values("ts")
         champion_p = paired[["p_bearish_champion", "p_neutral_champion", "p_bullish_champion"]].to_numpy(dtype=float)
         live.shadow = shadow_record(paired["y"].to_numpy(dtype=int), champion_p, probabilities(paired),
-                                    baselines(paired, challenger.base.meta), horizon, alpha,
+                                    baselines(paired, model.base.meta), horizon, alpha,
                                     training.min_compare_outcomes, (challenger.version, model.version),
-                                    model.is_baseline, training.gate_metric)
+                                    model.is_baseline, training.gate_metric,
+                                    segments=paired["model_version"].astype(int).to_numpy())
+        live.shadow_versions = sorted(set(paired["model_version"].astype(str)), key=int)
     return live
 
 

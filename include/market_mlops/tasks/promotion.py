@@ -149,7 +149,8 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
     level = level_of(kind, training.yearly_false_promotions)
     better = str(evaluation.get("better_baseline") or min(BASELINES, key=lambda b: evaluation[f"{b}_log_loss"]))
     order = [better, *[b for b in BASELINES if b != better]]
-    vs_baselines = {b: score_evidence(y_holdout, challenger_proba, baseline_probas[b], horizon, level, metric)
+    vs_baselines = {b: score_evidence(y_holdout, challenger_proba, baseline_probas[b], horizon, level, metric,
+                                      interval=b == better)  # the interval shown is the better baseline's
                     for b in order}
     accuracy = score_evidence(y_holdout, challenger_proba, baseline_probas[better], horizon, level, "accuracy")
     best = vs_baselines[better]
@@ -193,8 +194,10 @@ def gate_decision(version: str | None, y_holdout: np.ndarray, challenger_proba: 
     return GateResult(decision, summary, champion_version, champion.is_baseline if champion else False, demote)
 
 
-def _round(value: float, digits: int = 4) -> float:
-    return round(float(value), digits) if np.isfinite(value) else float("nan")
+def _round(value: float, digits: int = 4) -> float | None:
+    """A gate number as the summary keeps it: rounded, or None when it could not be measured (JSON has no NaN, and the
+    summary is an XCom)."""
+    return round(float(value), digits) if np.isfinite(value) else None
 
 
 def _demotion(champion: ChampionOnHoldout, y_holdout: np.ndarray, baseline_proba: np.ndarray, better: str,
