@@ -40,7 +40,19 @@ def _retrain(dagbag, cutoff: dt.datetime) -> str:
                                                           "search_trials": 0})
 
 
-def test_live_records_demote_a_broken_champion_and_promote_a_proven_shadow_challenger(dagbag, mlops_home, monkeypatch):
+@pytest.fixture
+def own_dags(airflow_db):
+    """The DAGs parsed for this test alone: dag.test() runs tasks in this process, and a run's conf (one horizon,
+    `until`) left in a shared DAG's params would narrow the later tests' runs."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+
+
+def test_live_records_demote_a_broken_champion_and_promote_a_proven_shadow_challenger(own_dags, mlops_home,
+                                                                                      monkeypatch):
     from market_mlops.config import get_config
     from market_mlops.monitoring.alerts import Outbox
     from market_mlops.monitoring.forecasts import load_forecasts
@@ -51,6 +63,7 @@ def test_live_records_demote_a_broken_champion_and_promote_a_proven_shadow_chall
     for key, value in MARKET.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLOPS__TIMEFRAMES__H1__HORIZONS")  # the configured horizons (6, 1, 24), not the session's pin
+    dagbag = own_dags
     ingest = dagbag.dags["market_data_ingestion"]
     assert run_dag(ingest, _after_close(dt.date(2026, 3, 31)), {"history_start": "2023-12-01"}) == "success"
     cfg = get_config()
