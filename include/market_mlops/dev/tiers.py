@@ -1,7 +1,9 @@
 """`make test`: every test tier, in two lanes side by side, each tier's time and the wall time printed at the end.
 
-The scale tier (1,100 tiny models in one process), then the scheduler tier, run beside the default suite, then the
-cluster and browser tiers (which spend much of their time waiting on servers they started). No two lanes share a port, a database, a folder or a Redis database: every tier picks free ports, names
+The scale tier (1,100 tiny models in one process), then the cluster and scheduler tiers (which spend much of their
+time waiting on servers they started), run beside the default suite, then the browser tier: measured in CI (stop 49)
+the scale tier and the default suite take about 1,245 s each side by side, cluster 411 s, browser 452 s, scheduler
+283 s, so the lanes end about 1,940 s and 1,700 s in. No two lanes share a port, a database, a folder or a Redis database: every tier picks free ports, names
 its PostgreSQL databases with a random suffix and works in its own temporary `MLOPS_HOME`. `--serial` runs one tier
 at a time (to time a tier alone); `--only` runs some of them.
 
@@ -27,7 +29,7 @@ TIERS: dict[str, list[str]] = {
     "cluster": ["-m", "cluster"],
     "browser": ["-m", "browser"],
 }
-LANES: list[list[str]] = [["scale", "scheduler"], ["default", "cluster", "browser"]]
+LANES: list[list[str]] = [["scale", "cluster", "scheduler"], ["default", "browser"]]
 
 
 def lanes_of(chosen: list[str], serial: bool) -> list[list[str]]:
