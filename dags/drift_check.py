@@ -11,10 +11,11 @@ named; one that lost the champion alias since is not checked: the next run check
 
 1. scores the bars after the model's training cutoff up to the session close and upserts the forecasts into
    the SQL store's `forecasts` table (symbol, timeframe, bar ts, horizon, model version, class probabilities, predicted);
-2. realized accuracy of the last `drift.window` resolved forecasts against the model's out-of-sample reference: band
-   normal / monitor (< -5 pts) / drift (< -15) / emergency (< -25), judged on the evidence: the forecasts count as
-   resolved / horizon outcomes (their labels overlap), nothing but normal below `drift.min_outcomes` of them, and a
-   band is raised only when the one-sided upper bound of accuracy (`drift.band_confidence`) is below its edge;
+2. the accuracy band: a change detector per band (monitor -5 pts, drift -10, emergency -15; a CUSUM over every
+   call the champion resolved since it began serving, against the lower bound of its out-of-sample reference, its
+   threshold set for a designed number of checks between false alarms; `monitoring/detector.py`), "too few
+   outcomes" until the drift band could fire; beside it the realized accuracy of the last resolved forecasts with
+   its bound (`drift.band_confidence`);
 3. PSI and KS of every feature against the training reference stored with the model, and PSI of the predicted
    classes; a JSON and HTML report in the MLflow experiment `market-drift` (one run per champion and session, found
    again by a rerun or a retry, by its record or its name; the shard's reports are logged side by side once its
@@ -27,10 +28,11 @@ named; one that lost the champion alias since is not checked: the next run check
    difference with its interval, e-value and threshold, decision) is in the check's record and report.
 
 `build_consensus`, per symbol: a consensus direction across its champions (every timeframe and horizon; skipped in a
-run narrowed by `timeframes` or `horizons`, which checks only some of them), each champion's newest
-forecast weighted by its skill (realized accuracy above chance once judged on `drift.min_outcomes` outcomes, else its
-reference), with an agreement score (the weight of the champions calling that direction) and the consensus's own
-realized accuracy beside its anchor's (the champion looking furthest ahead); stored in the SQL store's `consensus`.
+run narrowed by `timeframes` or `horizons`, which checks only some of them): each model champion's newest forecast
+weighted by its log-loss skill over its own baselines (live once judged, else the gate's; baseline champions and
+models without skill do not vote), with an agreement score, resolved like its anchor's forecast (the voter looking
+furthest ahead) and shown as a call only once its log-loss is proven better than the anchor's on the same calls
+("no consensus edge" until then); stored in the SQL store's `consensus`.
 
 `trigger_emergency_retrain` starts `model_retrain` for each emergency model (one model, data up to this session),
 at most once per `drift.cooldown_days`.

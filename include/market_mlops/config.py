@@ -321,15 +321,20 @@ class Training(_Strict):
 
 
 class Drift(_Strict):
-    monitor_below: float = Field(default=-5.0, description="accuracy points vs the reference: monitor below this")
-    drift_below: float = Field(default=-10.0, description="drift alert below this")
-    emergency_below: float = Field(default=-15.0, description="emergency (an emergency retrain) below this")
-    min_outcomes: float = Field(default=25, ge=1, description="resolved forecasts / horizon (overlapping labels share "
-                                "outcomes) needed before a band other than normal is reported")
-    accuracy_outcomes: int = Field(default=30, ge=1, description="a check reads the champion's last resolved forecasts "
-                                   "worth this many outcomes (this x horizon forecasts)")
-    band_confidence: float = Field(default=0.80, ge=0.5, lt=1, description="a band is raised when the one-sided "
-                                   "upper bound of realized accuracy at this confidence is below its edge")
+    monitor_below: float = Field(default=-5.0, description="accuracy points vs the reference: the drop the monitor "
+                                 "band's change detector is designed to detect")
+    drift_below: float = Field(default=-10.0, description="the drop the drift band's detector (an alert) is designed "
+                               "to detect")
+    emergency_below: float = Field(default=-15.0, description="the drop the emergency band's detector (an emergency "
+                                   "retrain) is designed to detect")
+    min_outcomes: float = Field(default=25, ge=1, description="resolved calls / horizon before a consensus's or a "
+                                "member's realized accuracy is shown and used (the bands' own minimum is their "
+                                "detector's: monitoring/detector.py)")
+    accuracy_outcomes: int = Field(default=30, ge=1, description="the realized accuracy shown reads the champion's "
+                                   "last resolved forecasts worth this many outcomes (this x horizon forecasts)")
+    band_confidence: float = Field(default=0.80, ge=0.5, lt=1, description="the calls are held to the reference "
+                                   "accuracy's one-sided lower bound at this confidence (it was measured on a few "
+                                   "hundred rows), and the realized accuracy is shown with its bound")
     window: int = Field(default=60, ge=5, description="recent bars the feature drift (PSI, KS) is measured on")
     psi_alert: float = Field(default=0.25, gt=0)
     null_quantile: float = Field(default=0.99, gt=0.5, le=1)
@@ -339,6 +344,14 @@ class Drift(_Strict):
                                        "this raises a staleness alert at each check")
     min_feature_bars: int = Field(default=30, ge=5, description="fewer recent bars than this: feature drift is "
                                   "'not enough data', never a PSI of a handful of bars")
+    monitor_alarm_checks: float = Field(default=20, ge=1, description="checks (a check a session) between false "
+                                        "monitor alarms under no drift: the monitor band's CUSUM threshold is set "
+                                        "from it (monitoring/detector.py)")
+    drift_alarm_checks: float = Field(default=500, ge=1, description="checks between false drift alarms under no "
+                                      "drift: about one a champion per four years (a baseline's calls overlap: it "
+                                      "stays in the band longest, about 3.5% of checks at 20 sessions, bench)")
+    emergency_alarm_checks: float = Field(default=1500, ge=1, description="checks between false emergencies under "
+                                          "no drift: one a champion per ten years of daily checks")
 
     @model_validator(mode="after")
     def _bands_are_ordered(self) -> Drift:

@@ -174,10 +174,12 @@ class DriftResult(TypedDict):
     holdout_accuracy: float
     delta_points: float | None
     resolved: int
-    outcomes: float  # resolved / horizon: the independent outcomes the band was judged on
+    outcomes: float  # resolved calls since the champion began serving / calls per outcome (`monitoring.detector`)
     upper_delta_points: float | None  # the drop the evidence is sure of (upper bound - reference, points)
     band_reason: str
+    outcomes_needed: NotRequired[float | None]  # while too few outcomes resolved to judge a band: how many it needs
     serving: Literal["model", "baseline"]
+    holdout_skill: NotRequired[float | None]  # a model's gate log-loss skill over its better baseline (nats)
     forecasts_scored: int
     champion_age_days: float  # days from the champion's cutoff to this check
     finance: dict[str, float | None]  # ic, rank_ic, long_short_return/_sharpe/_max_drawdown, turnover (live)

@@ -72,8 +72,11 @@ def test_each_horizon_is_a_model_with_its_forecasts_its_vote_and_its_own_rollbac
     [consensus] = latest_consensus(cfg)
     assert consensus["symbol"] == "AAPL" and consensus["interval_end"].startswith("2025-11-14")
     assert sorted(m["horizon"] for m in consensus["members"]) == [1, 5, 20]
-    assert consensus["anchor"] == NAMES[20] and consensus["horizon"] == 20  # the champion looking furthest ahead
-    assert 1 / 3 <= consensus["agreement"] <= 1
+    voters = [m for m in consensus["members"] if m["weight"] > 0]  # model champions with skill: baselines abstain
+    assert all(m["serving"] == "model" and m["skill"] > 0 for m in voters)
+    furthest = max(voters or consensus["members"], key=lambda m: m["horizon"])  # the voter looking furthest ahead
+    assert consensus["anchor"] == furthest["model"] and consensus["horizon"] == furthest["horizon"]
+    assert (consensus["direction"] == "NONE") == (not voters) and (1 / 3 <= consensus["agreement"] <= 1 or not voters)
 
     # A retrain narrowed to one horizon (what an emergency on that model asks for) trains that model only. On a DAG
     # object of its own: dag.test() runs tasks in this process, and a run's conf left in the shared DAG's params

@@ -71,16 +71,23 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert all(r["finance"]["ic"] is None or -1 <= r["finance"]["ic"] <= 1 for r in history)
     forecasts = load_forecasts("SPY", "d1", cfg)
     assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
-    # The consensus per symbol: with one champion each it is that champion's call, and its realized accuracy (the call
-    # of 11-06 resolved five sessions later) equals the champion's on the same call.
-    from market_mlops.monitoring.consensus import latest_consensus
+    # The consensus per symbol: with one champion each, a model with skill over its baselines makes the call alone,
+    # and its realized accuracy (the call of 11-06 resolved five sessions later) equals the champion's on the same
+    # calls: no edge over its anchor, so it is not shown as a call of its own; a baseline champion does not vote.
+    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, latest_consensus
 
     consensus = {r["symbol"]: r for r in latest_consensus(cfg)}
     assert set(consensus) == {"SPY", "AAPL"}
     for r in consensus.values():
-        assert r["interval_end"].startswith("2025-11-14") and len(r["members"]) == 1 and r["agreement"] == 1.0
-        assert r["direction"] == r["members"][0]["predicted"] == r["anchor_predicted"]
-        assert r["resolved"] >= 1 and r["realized_accuracy"] == r["anchor_accuracy"]
+        [member] = r["members"]
+        assert r["interval_end"].startswith("2025-11-14") and not has_edge(r)
+        if member["weight"] > 0:
+            assert member["serving"] == "model" and member["skill"] > 0 and r["agreement"] == 1.0
+            assert r["direction"] == member["predicted"] == r["anchor_predicted"]
+            assert r["resolved"] >= 1 and r["realized_accuracy"] == r["anchor_accuracy"]
+            assert describe_edge(r).startswith("no consensus edge: +0.0000 nats"), describe_edge(r)
+        else:
+            assert r["direction"] == NO_CALL and r["agreement"] == 0 and r["resolved"] == 0, r
     assert run_dag(drift, _after_close(dt.date(2025, 11, 14)), {}) == "success"
     assert load_forecasts("SPY", "d1", cfg).equals(forecasts)
     assert {r["symbol"]: r for r in latest_consensus(cfg)} == consensus  # a rerun replaces the session's row

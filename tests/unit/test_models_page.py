@@ -138,15 +138,26 @@ def test_the_accuracy_line_breaks_between_versions_on_a_time_axis():
 
 
 def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_calls_fared():
-    member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7}
+    member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7, "serving": "model"}
+    edge = {"mean": 0.021, "low": 0.004, "high": 0.05, "e_value": 9.0, "outcomes": 28.0, "proven": True}
     records = [{"symbol": "SPY", "direction": "BULLISH", "agreement": 0.7, "interval_end": "2025-11-14T21:45:00+00:00",
-                "members": [member, {**member, "timeframe": "h1", "horizon": 6, "predicted": "BEARISH", "weight": 0.3}],
+                "members": [member, {**member, "timeframe": "h1", "horizon": 6, "predicted": "BEARISH", "weight": 0.3},
+                            {**member, "horizon": 20, "predicted": "NEUTRAL", "weight": 0.0, "serving": "baseline"}],
                 "resolved": 140, "realized_accuracy": 0.5, "anchor_accuracy": 0.4167, "anchor_timeframe": "d1",
-                "horizon": 5}]
+                "anchor_predicted": "BEARISH", "horizon": 5, "edge": edge}]
     page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records, min_outcomes=25)
     row = page.split('data-symbol="SPY"')[1].split("</tr>")[0]
-    assert "BULLISH" in row and "0.70" in row and "d1 h5 BULLISH (0.70), h1 h6 BEARISH (0.30)" in row
+    assert "<td>BULLISH</td>" in row and "0.70" in row
+    assert "d1 h5 BULLISH (0.70), h1 h6 BEARISH (0.30), d1 h20 NEUTRAL (no vote: baseline)" in row
     assert "50.0% of 140 (28 outcomes; the d1 h5 champion alone 41.7%)" in row
+    assert "consensus edge proven: +0.0210 nats over the anchor alone on 28 outcomes" in row
+    # Until its log-loss beats the anchor's on the same calls, the call is not shown as one.
+    unproven = {**records[0], "edge": {**edge, "low": -0.01, "e_value": 1.5, "proven": False}}
+    row = models_page([], NOW, consensus=[unproven]).split('data-symbol="SPY"')[1].split("</tr>")[0]
+    assert "no consensus edge" in row and "<td>BULLISH</td>" not in row and "d1 h5 champion alone BEARISH" in row
+    silent = {**records[0], "direction": "NONE", "agreement": 0.0, "reason": "no member has skill over its baselines"}
+    row = models_page([], NOW, consensus=[silent]).split('data-symbol="SPY"')[1].split("</tr>")[0]
+    assert "no call" in row and "no consensus: no member has skill" in row
     # 12 calls on a 5-session label are 2.4 independent outcomes: no accuracy is shown for them
     few = models_page([], NOW, consensus=[{**records[0], "resolved": 12}], min_outcomes=25)
     row = few.split('data-symbol="SPY"')[1].split("</tr>")[0]

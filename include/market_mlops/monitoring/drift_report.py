@@ -13,11 +13,11 @@ from market_mlops.monitoring import links
 from market_mlops.monitoring.charts import BAND_COLOURS, Line, bar_chart, line_chart
 
 BAND_MEANING = {
-    "normal": "realized accuracy is within the monitor band of the reference (or too few outcomes to tell)",
-    "monitor": "realized accuracy is below the reference by more than the monitor band, with confidence: watch it",
-    "drift": "realized accuracy is below the reference by more than the drift band, with confidence: an alert went "
-             "out; the next scheduled retrain will try to replace the model",
-    "emergency": "realized accuracy is below the reference by more than the emergency band, with confidence",
+    "normal": "no band's change detector has fired on the champion's resolved calls",
+    "monitor": "the monitor band's change detector fired: accuracy looks below the reference by its edge; watch it",
+    "drift": "the drift band's change detector fired: an alert went out; the next scheduled retrain will try to "
+             "replace the model",
+    "emergency": "the emergency band's change detector fired",
 }
 
 
@@ -66,6 +66,10 @@ def banner(report: dict[str, Any]) -> str:
     if band == "emergency" and report.get("in_cooldown"):
         decision = decision or "emergency retrain skipped: one was triggered within the cooldown"
     evidence = f" {report['band_reason']}." if report.get("band_reason") else ""
+    if report.get("outcomes_needed") is not None:  # nothing judged: not a "normal" that means nothing
+        text = (f"Too few outcomes ({_number(report.get('outcomes'), '{:.0f}')} of "
+                f"{_number(report.get('outcomes_needed'), '{:.0f}')}) to judge a band; {accuracy}.{evidence}")
+        return f'<div class="banner" style="background:#777">{html.escape(text)}</div>'
     text = f"Band {band}: {BAND_MEANING.get(band, '')}; {accuracy}.{evidence}" + (f" {decision}." if decision else "")
     return (f'<div class="banner" style="background:{BAND_COLOURS.get(band, "#777")}">'
             f"{html.escape(text)}</div>")

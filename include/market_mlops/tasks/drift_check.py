@@ -19,6 +19,7 @@ import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import Band, ChampionRef, ChampionShard, ConsensusResult, DriftResult, RetrainConf
+from market_mlops.monitoring.detector import REFERENCE_ROWS
 from market_mlops.registry import aliases, store, versions
 from market_mlops.tasks.phases import PhaseClock
 
@@ -37,8 +38,8 @@ REPORT_ONLY = ("features", "feature_drift_rule")  # in the MLflow report, not in
 
 @dataclass
 class AccuracyCheck:
-    """Realized accuracy of the champion's last resolved forecasts against its reference accuracy, and the band the
-    evidence supports (`monitoring.bands.accuracy_band`)."""
+    """The band of the champion's resolved forecasts (`monitoring.detector`) and the realized accuracy of the last of
+    them against its reference accuracy, with its interval."""
 
     realized: float
     holdout: float
@@ -47,9 +48,10 @@ class AccuracyCheck:
     band: Band
     recent_predictions: pd.Series
     finance: dict[str, float]  # IC, rank IC, long/short after costs of the same resolved forecasts
-    outcomes: float = 0.0  # resolved / horizon
+    outcomes: float = 0.0  # resolved calls since it began serving / calls per outcome
     upper_delta_points: float = float("nan")  # the drop the evidence is sure of, at drift.band_confidence
     band_reason: str = ""
+    outcomes_needed: float | None = None  # set while too few outcomes resolved to judge a band
 
 
 def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: int, bars_per_year: int) -> dict[str, float]:
@@ -76,14 +78,18 @@ def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: in
 
 
 def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, holdout_accuracy: float,
-                     interval_end: dt.datetime, cfg: PipelineConfig, bars: pd.DataFrame | None = None) -> AccuracyCheck:
-    """Realized accuracy of the version's resolved forecasts and its band; `bars`: the series' bars up to
+                     interval_end: dt.datetime, cfg: PipelineConfig, bars: pd.DataFrame | None = None,
+                     reference_rows: float | None = None) -> AccuracyCheck:
+    """The band of the version's resolved forecasts (`monitoring.detector`: a CUSUM per band over every call since
+    it began serving, against its reference measured on `reference_rows` rows) and its realized accuracy over the
+    last `drift.accuracy_outcomes` x horizon of them with its interval; `bars`: the series' bars up to
     `interval_end` when the caller has them (read here when they do not reach back far enough)."""
     import pandas as pd
 
     from market_mlops.data.dataset import load_bars
     from market_mlops.data.versioning import head_dataset
-    from market_mlops.monitoring.bands import accuracy_band
+    from market_mlops.monitoring.bands import accuracy_upper_bound
+    from market_mlops.monitoring.detector import SESSIONS_PER_YEAR, detect
     from market_mlops.monitoring.forecasts import load_forecasts, model_labels, resolved_forecasts
 
     spec = cfg.spec(timeframe)
@@ -95,14 +101,38 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
     since = (mine["ts"].min().to_pydatetime() if len(mine) else interval_end) - dt.timedelta(days=spec.warmup_days)
     if bars is None or bars.empty or bars["ts"].iloc[0] > pd.Timestamp(since):
         bars = load_bars(head_dataset(cfg), timeframe, [symbol], until=interval_end, since=since)
-    resolved = resolved_forecasts(mine, bars, horizon, labels).tail(cfg.drift.accuracy_outcomes * horizon)
+    every = resolved_forecasts(mine, bars, horizon, labels)
+    resolved = every.tail(cfg.drift.accuracy_outcomes * horizon)
     realized = float(resolved["correct"].mean()) if len(resolved) else float("nan")
     delta = (realized - holdout_accuracy) * 100 if len(resolved) else float("nan")
     recent = mine.sort_values("ts").tail(cfg.drift.accuracy_outcomes * horizon)["predicted"]
-    check = accuracy_band(realized, holdout_accuracy, len(resolved), horizon, cfg.drift)
-    return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), check.band, recent,
-                         live_finance_metrics(resolved, bars, horizon, spec.bars_per_year), check.outcomes,
-                         check.upper_delta_points, check.reason)
+    rows = reference_rows if reference_rows and np.isfinite(reference_rows) else cfg.drift.accuracy_outcomes * horizon
+    detection = detect(every["correct"].to_numpy(dtype=bool), holdout_accuracy, rows, horizon,
+                       max(1.0, spec.bars_per_year / SESSIONS_PER_YEAR), cfg.drift)
+    outcomes = len(resolved) / detection.per_outcome
+    upper = accuracy_upper_bound(realized, outcomes, cfg.drift.band_confidence) if len(resolved) else float("nan")
+    reason = detection.describe()
+    if len(resolved):
+        reason += (f"; realized {realized:.3f} over the last {len(resolved)} resolved forecasts, at "
+                   f"{cfg.drift.band_confidence:.0%} confidence at most {upper:.3f}")
+    if model.is_baseline and len(every):
+        reason += f"; {class_mix_moved(every, model.base.meta)}"
+    return AccuracyCheck(realized, holdout_accuracy, delta, len(resolved), detection.band or "normal", recent,
+                         live_finance_metrics(resolved, bars, horizon, spec.bars_per_year), detection.outcomes,
+                         (upper - holdout_accuracy) * 100 if len(resolved) else float("nan"), reason,
+                         detection.needed if detection.band is None else None)
+
+
+def class_mix_moved(resolved: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """What a baseline's accuracy follows: the live class mix of its resolved forecasts against the shares it
+    learned (a climatology baseline is right as often as its class occurs)."""
+    from market_mlops.model.ensemble_model import baseline_tables
+    from market_mlops.model.labels import CLASSES
+
+    live = resolved["realized"].value_counts(normalize=True)
+    learned = baseline_tables(meta).climatology
+    return "class mix live " + ", ".join(
+        f"{c.lower()} {float(live.get(c, 0.0)):.0%} (learned {float(learned[i]):.0%})" for i, c in enumerate(CLASSES))
 
 
 def drift_lookback(cfg: PipelineConfig, timeframe: str) -> dt.timedelta:
@@ -488,7 +518,9 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     live = measure_live(model, symbol, timeframe, interval_end, cfg, (own, feats))
     clock.mark("live")
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
-    accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own)
+    reference_rows = run.data.metrics.get(REFERENCE_ROWS, run.data.metrics.get("holdout.rows"))
+    accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own,
+                                reference_rows=reference_rows)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
                                                    run.data.tags.get("reference.run_id"), feats=feats)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
@@ -504,7 +536,9 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
         "holdout_accuracy": round(accuracy.holdout, 4), "delta_points": _rounded(accuracy.delta_points, 2),
         "resolved": accuracy.resolved, "outcomes": round(accuracy.outcomes, 1),
         "upper_delta_points": _rounded(accuracy.upper_delta_points, 2), "band_reason": accuracy.band_reason,
+        "outcomes_needed": None if accuracy.outcomes_needed is None else round(accuracy.outcomes_needed, 1),
         "serving": "baseline" if model.is_baseline else "model", "forecasts_scored": int(len(scored)),
+        "holdout_skill": None if model.is_baseline else _tag_number(model.tags, "gate.skill_mean"),
         "champion_age_days": round((interval_end - cutoff).total_seconds() / 86400, 1),
         "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
         "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
@@ -629,6 +663,14 @@ def _feature_rule(cfg: PipelineConfig) -> str:
     return (f"a feature has drifted when its PSI over the last {cfg.drift.window} bars exceeds its own limit: the "
             f"{cfg.drift.null_quantile:.0%} quantile of the PSI between stretches of that length of its training "
             f"history and the rest (a noisy feature gets a higher limit), never below {cfg.drift.psi_alert}")
+
+
+def _tag_number(tags: dict[str, str], key: str) -> float | None:
+    try:
+        value = float(tags[key])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _rounded(value: float, digits: int) -> float:

@@ -30,6 +30,7 @@ import numpy as np
 
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import ChampionShard, TrainingSummary
+from market_mlops.monitoring.detector import REFERENCE_ROWS
 from market_mlops.registry import aliases, store, versions
 
 if TYPE_CHECKING:
@@ -229,6 +230,8 @@ def _log_refresh_run(run_id: str | None, run_key: str, tags: dict[str, str], par
         now = int(time.time() * 1000)
         metrics = [Metric(f"holdout.{k}", float(v), now, 0, model_id=model_id) for k, v in evaluation.items()
                    if isinstance(v, int | float) and not isinstance(v, bool)]
+        inherited = [Metric(REFERENCE_ROWS, float(parent_metrics[REFERENCE_ROWS]), now, 0, model_id=model_id)] \
+            if REFERENCE_ROWS in parent_metrics else []
         client.log_batch(run_id, metrics=[*metrics, Metric("drift.reference_accuracy", reference_accuracy, now, 0,
-                                                             model_id=model_id)])
+                                                             model_id=model_id), *inherited])
         return run_id

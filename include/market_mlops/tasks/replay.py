@@ -4,11 +4,10 @@ For each model and each policy (a static model trained once at the start; the mo
 weight refresh; the drift-triggered emergency retrain with its cooldown; any combination), the replay walks the
 sessions of a date range on one data version, in process: at the first session of a month the retrain the cron
 runs (data before the 1st), at the first session of a week the weight refresh (resolved bars before it), after each
-session the drift check (realized accuracy of the champion's resolved forecasts against its reference accuracy, the
-band, the cooldown) and, on an emergency, a retrain on the data up to that close. Every decision is the suite's own
+session the drift check (the change detectors of the champion's resolved forecasts against its reference accuracy,
+the band, the cooldown) and, on an emergency, a retrain on the data up to that close. Every decision is the suite's own
 code: `training_frame` and `train_ensemble` (the retrain task's features, labels, folds and fits), `fit_weights`
-with the refresh's shrinkage, `gate_decision` (the same gate, bootstrap intervals included), `accuracy_band` and
-`decide_emergency`. Nothing is registered: the champions live in memory, numbered like registry versions (v1 is
+with the refresh's shrinkage, `gate_decision` (the same gate), `monitoring.detector.detect` and `decide_emergency`. Nothing is registered: the champions live in memory, numbered like registry versions (v1 is
 the initial model) so that every reason names a real one. The forecasts of whichever champion each policy had at
 each bar are stitched into one out-of-sample series per policy.
 
@@ -70,6 +69,8 @@ class Champion:
     tables: BaselineTables | None = None  # its baselines as counted on the rows it learned
     calibration: Calibration | None = None  # a model's calibration pool
     positions: np.ndarray | None = None  # its features' columns in the series' feature table (None: all of them)
+    reference_rows: float = 0.0  # the out-of-sample rows its reference accuracy was measured on
+    holdout_rows: float = 0.0  # its holdout's (a baseline's reference is measured there)
 
     def base_probas(self, X: np.ndarray) -> list[np.ndarray]:
         """Each base model's probabilities on rows of the series' full feature table (it reads its own features)."""
@@ -205,7 +206,8 @@ def _train(dataset: Path, series: Series, until: dt.datetime, version: str,
     champion = Champion(trained.models, trained.weights, trained.feature_names, reference, until, first_after,
                         int(rows[trained.fit_rows - 1]), version, tables=trained.baselines,
                         calibration=trained.calibration,
-                        positions=np.array([columns.index(f) for f in trained.feature_names]))
+                        positions=np.array([columns.index(f) for f in trained.feature_names]),
+                        reference_rows=float(trained.oof_rows + len(hold)), holdout_rows=float(len(hold)))
     return champion, GateInputs(rows[hold], y[hold], trained.holdout_proba, evaluation, trained.holdout_baselines)
 
 
@@ -216,7 +218,8 @@ def _baseline(challenger: Champion, gate: Any, version: str) -> Champion:
     rule = str(gate.summary.get("baseline_compared") or CLIMATOLOGY)
     accuracy = float(gate.summary[f"{rule}_accuracy"])
     return Champion({}, np.zeros(0), challenger.features, accuracy, challenger.trained_until, challenger.since_row,
-                    challenger.fit_end_row, version, rule=rule, tables=challenger.tables)
+                    challenger.fit_end_row, version, rule=rule, tables=challenger.tables,
+                    reference_rows=challenger.holdout_rows, holdout_rows=challenger.holdout_rows)
 
 
 def _install(run: PolicyRun, series: Series, champion: Champion) -> None:
@@ -306,7 +309,8 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
     version = run.next_version()
     challenger = Champion(champion.models, weights, champion.features, champion.reference_accuracy, moment, now_row,
                           max(champion.fit_end_row, int(known[fit[-1]])), version,  # its weights learned these
-                          tables=champion.tables, calibration=champion.calibration, positions=champion.positions)
+                          tables=champion.tables, calibration=champion.calibration, positions=champion.positions,
+                          reference_rows=champion.reference_rows, holdout_rows=champion.holdout_rows)
     proba = challenger.score(series, known[evaluate])
     last_known = np.where(series.last_known[known] >= 0, series.last_known[known], np.nan)
     baselines = baseline_probabilities(y, evaluate, fit, spec.horizon, last_known)
@@ -317,18 +321,21 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
 
 
 def _drift_check(run: PolicyRun, series: Series, end_row: int, moment: dt.datetime, cfg: PipelineConfig) -> bool:
-    """After a session: the champion's resolved forecasts against its reference accuracy; True on an emergency
-    outside the cooldown (recorded as a trigger)."""
-    from market_mlops.monitoring.bands import accuracy_band, decide_emergency
+    """After a session: the champion's resolved forecasts since it began serving against its reference accuracy
+    (`monitoring.detector`, as the drift check); True on an emergency outside the cooldown (recorded as a trigger)."""
+    from market_mlops.monitoring.bands import decide_emergency
+    from market_mlops.monitoring.detector import SESSIONS_PER_YEAR, detect
 
     start = run.champion.since_row
     rows = np.arange(start, end_row)
-    rows = rows[series.usable[rows] & (series.resolved_at[rows] < end_row)][-cfg.drift.accuracy_outcomes * series.horizon:]
+    rows = rows[series.usable[rows] & (series.resolved_at[rows] < end_row)]
     if not len(rows):
         return False
-    realized = float((run.proba[rows].argmax(axis=1) == series.y[rows]).mean())
-    check = accuracy_band(realized, run.champion.reference_accuracy, len(rows), series.horizon, cfg.drift)
-    decision = decide_emergency(check.band, moment, run.triggers, cfg.drift.cooldown_days)
+    hits = run.proba[rows].argmax(axis=1) == series.y[rows]
+    spec = cfg.spec(series.timeframe)
+    check = detect(hits, run.champion.reference_accuracy, run.champion.reference_rows, series.horizon,
+                   max(1.0, spec.bars_per_year / SESSIONS_PER_YEAR), cfg.drift)
+    decision = decide_emergency(check.band or "normal", moment, run.triggers, cfg.drift.cooldown_days)
     if decision.retrain:
         run.triggers.append(moment)
     return decision.retrain
@@ -429,8 +436,10 @@ def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
     by_month = [{"month": m, **summary(rows[months == m])} for m in sorted(set(months))]
     later = [e for e in run.events if e["kind"] != "initial model"]
     kinds = [e["kind"] for e in later]
+    refreshes = [e for e in later if e["kind"] == "weekly refresh"]
     return {**summary(rows), "months": by_month, "retrains": sum(k.endswith("retrain") for k in kinds),
-            "refreshes": kinds.count("weekly refresh"), "emergencies": kinds.count("emergency retrain"),
+            "refreshes": len(refreshes), "refreshes_acted": sum(e["decision"] != "skipped" for e in refreshes),
+            "skipped_because": skip_reasons(refreshes), "emergencies": kinds.count("emergency retrain"),
             "promotions": sum(e["decision"] == "promoted" for e in later), "compute_s": round(run.compute_s, 2),
             "serving_at_end": f"v{run.champion.version}" + (f" ({run.champion.rule} baseline)" if run.champion.rule else ""),
             "events": run.events}
@@ -539,6 +548,19 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
     return report
 
 
+def skip_reasons(events: list[dict[str, Any]]) -> dict[str, int]:
+    """{why: how many} of the skipped events, the reason's numbers dropped so that alike reasons count together
+    ("4 resolved bars after the fit" and "9 ..." are one reason)."""
+    import re
+
+    counts: dict[str, int] = {}
+    for event in events:
+        if event["decision"] == "skipped":
+            key = re.sub(r"\d+(\.\d+)?", "N", str(event["reason"]))[:120]
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def summarize(models: dict[str, Any], policies: list[str]) -> dict[str, Any]:
     """Per policy, pooled over models: accuracy (forecast-weighted), mean IC, counts, compute, and the accuracy
     difference with the static model in points; the monthly accuracy for the chart."""
@@ -551,9 +573,16 @@ def summarize(models: dict[str, Any], policies: list[str]) -> dict[str, Any]:
         for r in results:
             for m in r["months"]:
                 months.setdefault(m["month"], []).append((m["accuracy"], m["forecasts"]))
-        out[name] = {"accuracy": accuracy, "ic": float(np.nanmean([r["ic"] for r in results])) if results else float("nan"),
-                     "forecasts": forecasts, **{k: sum(r[k] for r in results) for k in
-                                                ("retrains", "refreshes", "emergencies", "promotions")},
+        reasons: dict[str, int] = {}
+        for r in results:
+            for why, n in (r.get("skipped_because") or {}).items():
+                reasons[why] = reasons.get(why, 0) + n
+        ics = [r["ic"] for r in results if np.isfinite(r["ic"])]
+        out[name] = {"accuracy": accuracy, "ic": float(np.mean(ics)) if ics else float("nan"),
+                     "forecasts": forecasts, **{k: sum(r.get(k, 0) for r in results) for k in
+                                                ("retrains", "refreshes", "refreshes_acted", "emergencies",
+                                                 "promotions")},
+                     "skipped_because": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
                      "compute_s": round(sum(r["compute_s"] for r in results), 1),
                      "months": {m: sum(a * n for a, n in v) / max(sum(n for _, n in v), 1) for m, v in sorted(months.items())}}
     static = out["static"]["accuracy"]
@@ -571,13 +600,20 @@ def table(report: dict[str, Any]) -> str:
              f"({len(report['models'])} model(s), {report['seconds']} s); differences with static on the same forecasts, "
              f"{level:.0%} block-bootstrap intervals",
              f"{'policy':<26} {'accuracy':>8} {'vs static (interval)':>26} {'IC':>6} {'IC vs static (interval)':>27} "
-             f"{'retrains':>8} {'refreshes':>9} {'emergency':>9} {'promoted':>8} {'compute s':>9}  verdict"]
+             f"{'retrains':>8} {'refreshed':>9} {'emergency':>9} {'promoted':>8} {'compute s':>9}  verdict"]
     for name, s in report["summary"].items():
         v = s["vs_static"]
-        acc = f"{v['accuracy_diff'] * 100:+.1f}p [{v['accuracy_ci'][0] * 100:+.1f}, {v['accuracy_ci'][1] * 100:+.1f}]"
-        ic = f"{v['ic_diff']:+.3f} [{v['ic_ci'][0]:+.3f}, {v['ic_ci'][1]:+.3f}]"
-        lines.append(f"{name:<26} {s['accuracy']:8.3f} {acc:>26} {s['ic']:6.3f} {ic:>27} {s['retrains']:8d} "
-                     f"{s['refreshes']:9d} {s['emergencies']:9d} {s['promotions']:8d} {s['compute_s']:9.1f}  {s['verdict']}")
+        acc = (f"{_signed(v['accuracy_diff'], 100, 1)}p [{_signed(v['accuracy_ci'][0], 100, 1)}, "
+               f"{_signed(v['accuracy_ci'][1], 100, 1)}]")
+        ic = f"{_signed(v['ic_diff'], 1, 3)} [{_signed(v['ic_ci'][0], 1, 3)}, {_signed(v['ic_ci'][1], 1, 3)}]"
+        refreshed = f"{s.get('refreshes_acted', s['refreshes'])}/{s['refreshes']}"
+        lines.append(f"{name:<26} {_plain(s['accuracy'], 3):>8} {acc:>26} {_plain(s['ic'], 3):>6} {ic:>27} "
+                     f"{s['retrains']:8d} {refreshed:>9} {s['emergencies']:9d} {s['promotions']:8d} "
+                     f"{s['compute_s']:9.1f}  {s['verdict']}")
+    for name, s in report["summary"].items():
+        if s.get("skipped_because"):
+            lines.append(f"  {name}: refreshes skipped " + "; ".join(
+                f"{n} x {why}" for why, n in s["skipped_because"].items()))
     for key, model in report["models"].items():
         serving = "; ".join(f"{name}: {m['serving_at_end']}" for name, m in model.items())
         lines.append(f"  {key} serving at the end: {serving}")
@@ -587,6 +623,15 @@ def table(report: dict[str, Any]) -> str:
                 lines.append(f"  {key} {name}: {v['accuracy_diff'] * 100:+.1f}p [{v['accuracy_ci'][0] * 100:+.1f}, "
                              f"{v['accuracy_ci'][1] * 100:+.1f}] vs static, {m['verdict']}")
     return "\n".join(lines)
+
+
+def _plain(value: float, digits: int) -> str:
+    """A figure, or "n/a" where there is none (no resolved forecast, no IC on constant calls)."""
+    return f"{value:.{digits}f}" if value is not None and np.isfinite(value) else "n/a"
+
+
+def _signed(value: float, scale: float, digits: int) -> str:
+    return f"{value * scale:+.{digits}f}" if value is not None and np.isfinite(value) else "n/a"
 
 
 def chart(report: dict[str, Any]) -> str:

@@ -92,11 +92,15 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
 
 
 def consensus_line(record: dict[str, Any], min_outcomes: float) -> str:
-    """One symbol's newest consensus: the call, its agreement, each champion's vote, how the calls have fared (the
-    accuracy only once its calls hold `min_outcomes` independent outcomes, as a drift band is judged)."""
-    from market_mlops.monitoring.consensus import judged_outcomes
+    """One symbol's newest consensus: its call (or "no consensus edge" until its record beats its anchor's), its
+    agreement, each champion's vote, how the calls have fared (the accuracy only once its calls hold `min_outcomes`
+    independent outcomes, as a drift band is judged) and its edge over the anchor."""
+    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes
 
-    votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} w {m['weight']:.2f}" for m in record["members"])
+    votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} "
+                      + (f"w {m['weight']:.2f}" if m["weight"] > 0 else
+                         f"no vote ({'baseline' if m.get('serving') == 'baseline' else 'no skill'})")
+                      for m in record["members"])
     outcomes = judged_outcomes(record)
     if not record.get("resolved"):
         fared = "no call resolved yet"
@@ -107,9 +111,12 @@ def consensus_line(record: dict[str, Any], min_outcomes: float) -> str:
         fared = (f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
                  f"({outcomes:.0f} outcomes; {record['anchor_timeframe']} h{record['horizon']} champion alone "
                  f"{record['anchor_accuracy']:.3f})")
-    agree = sum(1 for m in record["members"] if m["predicted"] == record["direction"])
-    return (f"  {record['symbol']:<8} {record['direction']:<8} agreement {record['agreement']:.2f} "
-            f"({agree} of {len(record['members'])} champions: {votes}); {fared}; {record['interval_end'][:10]}")
+    voters = [m for m in record["members"] if m["weight"] > 0]
+    agree = sum(1 for m in voters if m["predicted"] == record["direction"])
+    call = record["direction"] if has_edge(record) else (
+        "no call" if record["direction"] == NO_CALL else f"no consensus edge (weighted call {record['direction']})")
+    return (f"  {record['symbol']:<8} {call} agreement {record['agreement']:.2f} ({agree} of {len(voters)} voting "
+            f"champions: {votes}); {fared}; {describe_edge(record)}; {record['interval_end'][:10]}")
 
 
 def consensus_section(cfg: PipelineConfig) -> list[str]:
@@ -118,7 +125,8 @@ def consensus_section(cfg: PipelineConfig) -> list[str]:
     records = latest_consensus(cfg)
     if not records:
         return ["Consensus: none yet (the drift check builds one per symbol after it checks the champions)"]
-    return ["Consensus across timeframes and horizons (newest per symbol; votes weighted by each champion's skill above chance):",
+    return ["Consensus across timeframes and horizons (newest per symbol; votes weighted by each model champion's "
+            "log-loss skill over its own baselines; a call only where its record beats its anchor's):",
             *[consensus_line(r, cfg.drift.min_outcomes) for r in records]]
 
 

@@ -34,6 +34,7 @@ from market_mlops.contracts import (
     TrainingData,
     TrainingSummary,
 )
+from market_mlops.monitoring.detector import REFERENCE_ROWS
 from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
 from market_mlops.tasks.phases import PhaseClock
 
@@ -353,7 +354,9 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         metrics += [Metric(f"holdout.{k}", float(v), now, 0, model_id=model_id) for k, v in evaluation.items()
                     if isinstance(v, int | float) and not isinstance(v, bool)]
         metrics += [Metric("oof.model_accuracy", trained.oof_accuracy, now, 0, model_id=model_id),
-                    Metric("drift.reference_accuracy", reference, now, 0, model_id=model_id)]
+                    Metric("drift.reference_accuracy", reference, now, 0, model_id=model_id),
+                    Metric(REFERENCE_ROWS, float(trained.oof_rows + len(trained.holdout_index)), now, 0,
+                           model_id=model_id)]  # what the reference was measured on: the detector's margin
         client.log_batch(run_id, metrics=metrics, params=batch_params if lean else [],
                          tags=(reference_tag if lean else []) + file_tags)  # linked to the logged model, as log_model would
         return run_id

@@ -47,11 +47,13 @@ class ModelRow:
     shadow: dict[str, Any] | None = None  # the last check's live record of the shadow challenger
     outcomes: float | None = None  # separate outcomes the last check's band was judged on
     band_reason: str = ""  # why that band ("too few to judge" when nothing could be)
+    outcomes_needed: float | None = None  # set when the last check had too few outcomes to judge
 
     @property
     def too_few(self) -> bool:
-        """The last check could not judge the band (fewer outcomes than drift.min_outcomes): "normal" means nothing."""
-        return "too few to judge" in self.band_reason or "no resolved forecast" in self.band_reason
+        """The last check could not judge the band (too few outcomes for its detector): "normal" means nothing."""
+        return self.outcomes_needed is not None or "too few" in self.band_reason \
+            or "no resolved forecast" in self.band_reason
 
     @property
     def label(self) -> str:
@@ -125,7 +127,8 @@ def model_rows(keys: Iterable[tuple[str, str, int | None]], versions: Iterable[V
             realized_trend=[x for x in (_number(r.get("realized_accuracy")) for r in checked[-trend:]) if x is not None],
             features_drifted=last.get("features_drifted"), in_cooldown=bool(last.get("in_cooldown")),
             last_check=last.get("interval_end"), drift_run_id=last.get("mlflow_run_id"), shadow=last.get("shadow"),
-            outcomes=_number(last.get("outcomes")), band_reason=str(last.get("band_reason") or "")))
+            outcomes=_number(last.get("outcomes")), band_reason=str(last.get("band_reason") or ""),
+            outcomes_needed=_number(last.get("outcomes_needed"))))
     return rows
 
 

@@ -66,8 +66,9 @@ def band_cell(r: ModelRow, min_outcomes: float) -> str:
     """The last band, or "too few outcomes (k of n)" when the check could not judge one (never a "normal" that means
     nothing)."""
     if r.band and r.too_few:
+        needed = min_outcomes if r.outcomes_needed is None else r.outcomes_needed  # checks before the detector
         return (f'<span class="muted" title="{escape(r.band_reason)}">too few outcomes '
-                f'({0 if r.outcomes is None else r.outcomes:.0f} of {min_outcomes:g})</span>')
+                f'({0 if r.outcomes is None else r.outcomes:.0f} of {needed:.0f})</span>')
     delta = "" if r.delta_points is None else f" <span class=muted>{r.delta_points:+.1f} pts</span>"
     return f"{band_badge(r.band)}{delta}"
 
@@ -117,26 +118,39 @@ def _version(v: VersionInfo | None, now: dt.datetime) -> str:
 
 
 def consensus_table(records: list[dict[str, Any]], min_outcomes: float) -> str:
-    """The newest consensus per symbol: the call, its agreement, each champion's vote and how the calls fared (the
-    accuracy once the calls hold `min_outcomes` independent outcomes)."""
-    from market_mlops.monitoring.consensus import judged_outcomes
+    """The newest consensus per symbol: its call only where its record beats its anchor's ("no consensus edge"
+    otherwise), its agreement, each champion's vote (or why it has none) and how the calls fared (the accuracy once
+    the calls hold `min_outcomes` independent outcomes)."""
+    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes
 
     if not records:
         return "<p class=muted>Consensus: none yet (the drift check builds one per symbol).</p>"
     body = []
     for r in records:
-        votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} ({m['weight']:.2f})"
+        votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} "
+                          + (f"({m['weight']:.2f})" if m["weight"] > 0 else
+                             f"(no vote: {'baseline' if m.get('serving') == 'baseline' else 'no skill'})")
                           for m in r["members"])
         outcomes = judged_outcomes(r)
         fared = ("no call resolved yet" if not r.get("resolved") else
                  f"{r['resolved']} resolved, {outcomes:.1f} outcomes: too few to judge" if outcomes < min_outcomes else
                  f"{_pct(r.get('realized_accuracy'))} of {r['resolved']} ({outcomes:.0f} outcomes; the "
                  f"{escape(r['anchor_timeframe'])} h{r['horizon']} champion alone {_pct(r.get('anchor_accuracy'))})")
+        if r["direction"] == NO_CALL:
+            call = '<span class="muted">no call</span>'
+        elif has_edge(r):
+            call = escape(r["direction"])
+        else:
+            call = (f'no consensus edge <span class="muted">(weighted call {escape(r["direction"])}; the '
+                    f'{escape(r["anchor_timeframe"])} h{r["horizon"]} champion alone {escape(r["anchor_predicted"])})'
+                    "</span>")
         body.append(f'<tr data-symbol="{escape(r["symbol"])}"><td>{escape(r["symbol"])}</td>'
-                    f"<td>{escape(r['direction'])}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
-                    f"<td>{fared}</td><td>{escape(r['interval_end'][:10])}</td></tr>")
-    head = ("<tr><th>symbol</th><th>consensus</th><th>agreement</th><th>votes (weight: skill above chance)</th>"
-            "<th>realized accuracy</th><th>session</th></tr>")
+                    f"<td>{call}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
+                    f"<td>{fared}<br><span class=muted>{escape(describe_edge(r))}</span></td>"
+                    f"<td>{escape(r['interval_end'][:10])}</td></tr>")
+    head = ("<tr><th>symbol</th><th>consensus</th><th>agreement</th><th>votes (weight: log-loss skill over the "
+            "champion's own baselines; baselines do not vote)</th><th>realized accuracy, edge over the anchor</th>"
+            "<th>session</th></tr>")
     return f'<h2>Consensus across timeframes and horizons</h2><table id="consensus">{head}{"".join(body)}</table>'
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from market_mlops.dev.bench.figures import figure_row
+
 SYMBOLS = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM", "JNJ", "PG", "XLF", "XLE", "QQQ", "IWM"]
 TIMEFRAMES = ["d1", "h1"]
 HISTORY_UNTIL, CUTOFF, DRIFT_SESSION = dt.date(2025, 9, 30), dt.date(2025, 10, 1), dt.date(2025, 11, 14)
@@ -204,33 +206,32 @@ def projection_table(costs: PerModelCosts) -> str:
 
 def fleet_figures() -> list[dict[str, Any]]:
     """The rows `make bench` prints for issue 16 (the retrain DAG, slots) and the fit figures the projection takes."""
-    from market_mlops.dev.bench.run import _row
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         measured = retrain_dag(home)
         slot = slots(home, [(s, "d1") for s in SYMBOLS[:6]])
     rows = [
-        _row("retrain DAG, 15 symbols x {d1, h1}", measured["retrain_s"], "s", "", None,
+        figure_row("retrain DAG, 15 symbols x {d1, h1}", measured["retrain_s"], "s", "", None,
              f"{measured['models']} models through model_retrain (dag.test, default config and gate)"),
-        _row("served champions with holdout log-loss above climatology's", measured["served"]["worse"], "of "
+        figure_row("served champions with holdout log-loss above climatology's", measured["served"]["worse"], "of "
              f"{measured['served']['count']}", "0", measured["served"]["worse"] == 0,
              f"{measured['served']['models']} models and {measured['served']['count'] - measured['served']['models']} "
              f"baselines serve; worst margin {measured['served']['worst']:+.4f} nats"),
-        _row("  trained models' calibrated log-loss minus climatology's (median)", measured["served"]["trained_median"],
+        figure_row("  trained models' calibrated log-loss minus climatology's (median)", measured["served"]["trained_median"],
              "nats", "", None, f"max {measured['served']['trained_max']:+.4f}; "
              f"{measured['served']['trained_worse']} of {measured['models']} above it (the gate serves none of those)"),
-        _row("  per mapped task (median)", measured["task_s"], "s", "", None,
+        figure_row("  per mapped task (median)", measured["task_s"], "s", "", None,
              "phases: " + ", ".join(f"{p} {v:.2f}" for p, v in measured["phases"].items())),
-        _row("  fit per model d1 / h1 (median)", measured["fit_by_timeframe"]["d1"], "s", "", None,
+        figure_row("  fit per model d1 / h1 (median)", measured["fit_by_timeframe"]["d1"], "s", "", None,
              f"h1 {measured['fit_by_timeframe']['h1']:.2f} s (fleet.DEFAULT_FIT_S: {DEFAULT_FIT_S})"),
-        _row("  overhead per mapped task (median)", measured["task_overhead_s"], "s", "", None,
+        figure_row("  overhead per mapped task (median)", measured["task_overhead_s"], "s", "", None,
              "task duration minus its model's phases in dag.test (under Celery: make bench-cluster)"),
-        _row(f"drift check DAG, {measured['models']} champions", measured["drift_s"], "s", "", None,
+        figure_row(f"drift check DAG, {measured['models']} champions", measured["drift_s"], "s", "", None,
              f"per champion {measured['drift_check_s']:.2f} s (median mapped task)"),
-        _row("training pool 1 slot, 6 d1 models", slot["one_slot_s"], "s", "", None,
+        figure_row("training pool 1 slot, 6 d1 models", slot["one_slot_s"], "s", "", None,
              f"one at a time, 2 threads per fit: {slot['per_model_one']:.2f} s a model"),
-        _row("training pool 2 slots, same models", slot["two_slots_s"], "s", "", None,
+        figure_row("training pool 2 slots, same models", slot["two_slots_s"], "s", "", None,
              f"two at once, 1 thread per fit: {slot['per_model_two']:.2f} s a model each, "
              f"x{slot['one_slot_s'] / slot['two_slots_s']:.2f} throughput, "
              f"{slot['per_model_two'] / slot['per_model_one']:.2f}x as long each "

@@ -1,75 +1,146 @@
 """`make bench`, the learning loop: how often the accuracy bands fire when nothing drifted, how soon they fire on a
-planted shift, what the final refit costs, and how balanced the default labels are.
+planted drop, what the final refit costs, and how balanced the default labels are.
 
-The no-drift checks use the default configuration (`Drift()`): each check reads the last `accuracy_outcomes` x
-horizon resolved forecasts and is held to the long-run accuracy of whatever made them. Two null markets: a random walk
-called by a fixed momentum rule, and the suite's own generator (no shift) called by an ensemble the suite trained,
-scored out of sample after its cutoff, held to its out-of-sample reference as the drift check holds a champion.
+The bands are `monitoring.detector`'s with the default configuration (`Drift()`), read once a session on every call
+the champion resolved since it began serving, held to a reference measured out of sample before it. Two null
+markets: random walks, served by a model with no skill (a fixed momentum rule) or a climatology baseline, at each
+default d1 horizon; and the suite's own generator (no shift) served by an ensemble the suite trained, scored out of
+sample after its cutoff, held to its out-of-sample reference as the drift check holds a champion.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from market_mlops.config import Drift, LabelSpec
+from market_mlops.dev.bench.figures import figure_row
+
+ORDER = {None: -1, "normal": 0, "monitor": 1, "drift": 2, "emergency": 3}
+HORIZONS = (1, 5, 20)  # the default d1 horizons
+REFERENCE_ROWS = 500  # out-of-sample rows a simulated reference is measured on (a retrain's holdout and folds)
+CHECKS_A_YEAR = 252
+GOALS = {"drift": 5.0, "emergency": 0.1}  # % of no-drift checks at or above the band
+DELAY_GOALS = {(1, 10): 40, (1, 20): 20, (5, 10): 150, (5, 20): 80}  # (horizon, drop points): sessions
 
 
-def momentum_market(phi_before: float, phi_after: float, shift_at: int, n: int, seed: int,
-                    horizon: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Closes of an AR(1) return process (`phi_before`, then `phi_after` from bar `shift_at`; Student-t shocks),
-    labelled with the default volatility band over `horizon` bars, and a fixed momentum rule's calls: the direction of
-    the last bar's return against 0.43 of its trailing standard deviation. Returns (correct, usable) per bar."""
-    from scipy.signal import lfilter
-
+def random_walk_calls(n: int, seed: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random walk (Student-t returns), labelled with the default volatility band over `horizon` bars, and the calls
+    of a fixed momentum rule (the last return against 0.43 of its trailing standard deviation): no skill to find.
+    Returns (labels, calls) on the usable bars, codes 0..2."""
     from market_mlops.model.labels import direction_labels
 
     rng = np.random.default_rng(seed)
-    shocks = rng.standard_t(5, n) * 0.01
-    returns = np.concatenate([lfilter([1.0], [1.0, -phi_before], shocks[:shift_at]),
-                              lfilter([1.0], [1.0, -phi_after], shocks[shift_at:])])
+    returns = rng.standard_t(5, n) * 0.01
     y = direction_labels(pd.Series(100 * np.exp(np.cumsum(returns))), horizon, LabelSpec()).to_numpy()
     band = 0.43 * pd.Series(returns).rolling(120).std().to_numpy()
-    calls = np.where(returns > band, 2.0, np.where(returns < -band, 0.0, 1.0))
-    return calls == y, np.isfinite(y) & np.isfinite(band)
+    calls = np.where(returns > band, 2, np.where(returns < -band, 0, 1))
+    ok = np.isfinite(y) & np.isfinite(band)
+    return y[ok].astype(int), calls[ok]
 
 
-def band_rates(correct: np.ndarray, reference: float, horizon: int, cfg: Drift, step: int) -> tuple[dict[str, float], int]:
-    """Share of checks in each band, one check every `step` forecasts over the whole series; and the checks made."""
-    from market_mlops.monitoring.bands import accuracy_band
+@dataclass
+class DetectorRecord:
+    """What the bands did on simulated champion-years: the share of no-drift checks at or above each band, the
+    champion-years with at least one, and the sessions from a planted drop to its band."""
 
-    size = cfg.accuracy_outcomes * horizon
-    starts = np.arange(0, len(correct) - size, step)
-    bands = [accuracy_band(float(correct[s:s + size].mean()), reference, size, horizon, cfg).band for s in starts]
-    return {b: bands.count(b) / max(len(bands), 1) for b in ("monitor", "drift", "emergency")}, len(bands)
+    shares: dict[str, list[float]] = field(default_factory=lambda: {"drift": [], "emergency": []})
+    years: dict[str, int] = field(default_factory=lambda: {"drift": 0, "emergency": 0})
+    delays: dict[int, list[float]] = field(default_factory=lambda: {10: [], 20: []})
+    champions: int = 0
+
+    def share(self, band: str) -> float:
+        return float(np.mean(self.shares[band])) * 100
+
+    def per_year(self, band: str) -> float:
+        return self.years[band] / max(self.champions, 1) * 100
+
+    def delay(self, drop: int) -> float:
+        return float(np.median(self.delays[drop]))
+
+    def found(self, drop: int) -> float:
+        return float(np.mean(np.isfinite(self.delays[drop]))) * 100
 
 
-def detection_delay(correct: np.ndarray, usable: np.ndarray, shift: int, horizon: int, cfg: Drift) -> int | None:
-    """Sessions (bars) from the shift to the first emergency of a check after every bar, or None."""
-    from market_mlops.monitoring.bands import accuracy_band
+def simulate_detector(kind: str, horizon: int, seeds: range, cfg: Drift, walk_bars: int = 30_000) -> DetectorRecord:
+    """Champion-years on random walks at `horizon` (d1: a check a session, one call each): a champion `kind` "model"
+    (the momentum rule) or "baseline" (climatology: the majority class of the rows before it), held to its accuracy
+    on the `REFERENCE_ROWS` rows before its year; then the same start with a drop of 10 and of 20 points planted 120
+    sessions in (right calls turned wrong at random). A check at session t reads the calls resolved by then: a
+    delay counts from the drop to the check that first reads drift (a 10-point drop) or emergency (20)."""
+    from market_mlops.monitoring.detector import band_path
 
-    ok = np.flatnonzero(usable)
-    reference = float(correct[ok[ok < shift]].mean())
-    size = cfg.accuracy_outcomes * horizon
-    for end in range(shift, len(correct)):
-        rows = ok[ok < end - horizon][-size:]
-        if accuracy_band(float(correct[rows].mean()), reference, len(rows), horizon, cfg).band == "emergency":
-            return end - shift
-    return None
+    record = DetectorRecord()
+    for seed in seeds:
+        y, calls = random_walk_calls(walk_bars, seed, horizon)
+        for start in range(REFERENCE_ROWS, len(y) - 400, 400):
+            before = slice(start - REFERENCE_ROWS, start)
+            call = np.bincount(y[before], minlength=3).argmax() if kind == "baseline" else calls
+            hits = y == call
+            reference = float(hits[before].mean())
+            checks = band_path(hits[start:start + CHECKS_A_YEAR], reference, REFERENCE_ROWS, horizon, 1, cfg)[horizon:]
+            for band in record.shares:
+                above = [ORDER[b] >= ORDER[band] for b in checks]
+                record.shares[band].append(float(np.mean(above)))
+                record.years[band] += any(above)
+            record.champions += 1
+            rng = np.random.default_rng(start * 1_000 + seed)
+            for drop, band in ((10, "drift"), (20, "emergency")):
+                planted = hits[start:start + 400].copy()
+                turned = rng.random(len(planted)) < drop / 100 / max(reference, 1e-9)
+                planted[120:] &= ~turned[120:]
+                path = band_path(planted, reference, REFERENCE_ROWS, horizon, 1, cfg, reset_on=None)
+                fired = [i for i in range(120, len(path)) if ORDER[path[i]] >= ORDER[band]]
+                record.delays[drop].append(fired[0] + horizon - 120 if fired else float("inf"))
+    return record
+
+
+def detector_calibration() -> list[dict[str, Any]]:
+    """The bands' false alarms and delays for model and baseline champions at each default horizon (defaults)."""
+    cfg = Drift()
+    rows = []
+    for horizon in HORIZONS:
+        for kind in ("model", "baseline"):
+            record = simulate_detector(kind, horizon, range(6), cfg)
+            tag = f"d1 h{horizon}, {kind} champion"
+            note = f"{record.champions} champion-years of daily checks on random walks"
+            for band in ("emergency", "drift"):
+                share = record.share(band)
+                rows.append(figure_row(f"false alarms {tag}: {band}", share, "% checks", f"<= {GOALS[band]:g}",
+                                       share <= GOALS[band], f"{record.per_year(band):.1f}% of champion-years; {note}"))
+            for drop, band in ((10, "drift"), (20, "emergency")):
+                goal = DELAY_GOALS.get((horizon, drop))
+                delay = record.delay(drop)
+                rows.append(figure_row(
+                    f"delay {tag}: -{drop} pts to {band} (median)", delay, "sessions",
+                    f"<= {goal}" if goal else "", None if goal is None else delay <= goal,
+                    f"found in {record.found(drop):.0f}% within 280 sessions"))
+    rates, checks, reference = _trained_null(cfg)
+    note = f"{checks} daily checks of a trained ensemble on generated h1 bars, out of sample, reference {reference:.3f}"
+    rows += [figure_row("false alarms, generated h1, trained model: emergency", rates["emergency"] * 100, "% checks",
+                        "<= 0.1", rates["emergency"] <= 0.001, note),
+             figure_row("false alarms, generated h1, trained model: drift", rates["drift"] * 100, "% checks", "<= 5",
+                        rates["drift"] <= 0.05)]
+    return rows
 
 
 def _trained_null(cfg: Drift) -> tuple[dict[str, float], int, float]:
     """The generator's hourly bars without a shift, an ensemble trained on the first two years with the default
-    training settings, its calls on the rest (out of sample) held to its pooled out-of-sample reference."""
+    training settings, its calls on the rest (out of sample) held to its pooled out-of-sample reference, checked
+    once a session (7 bars)."""
     from market_mlops.config import Training, get_config
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.model.ensemble import blend
+    from market_mlops.model.ensemble_model import booster_proba
     from market_mlops.model.features import build_features, feature_columns
     from market_mlops.model.labels import labels_and_usable_rows
     from market_mlops.model.training import reference_accuracy, train_ensemble
+    from market_mlops.monitoring.detector import SESSIONS_PER_YEAR, band_path
 
     spec = get_config().spec("h1")
     bars = generate_bars(GeneratorSpec(seed=21, signal_strength=0.6), ["SPY", "AAA"], "h1", dt.date(2019, 1, 2),
@@ -83,49 +154,20 @@ def _trained_null(cfg: Drift) -> tuple[dict[str, float], int, float]:
     trained = train_ensemble(X.iloc[:cut], labels[:cut], Training(refit="none"), spec.horizon)
     holdout_accuracy = float((trained.holdout_proba.argmax(axis=1) == labels[:cut][trained.holdout_index]).mean())
     reference = reference_accuracy(trained.oof_accuracy, trained.oof_rows, holdout_accuracy, len(trained.holdout_index))
-    from market_mlops.model.ensemble import blend
-    from market_mlops.model.ensemble_model import booster_proba
-
     later = X.iloc[cut + spec.horizon:][trained.feature_names].to_numpy(dtype=np.float32)
     proba = blend([booster_proba(trained.models[m], later) for m in ("rf", "xgb", "lgbm")], trained.weights)
     correct = proba.argmax(axis=1) == labels[cut + spec.horizon:]
-    rates, checks = band_rates(correct, reference, spec.horizon, cfg, step=spec.horizon * 4)
-    return rates, checks, reference
-
-
-def band_calibration() -> list[dict[str, Any]]:
-    from market_mlops.dev.bench.run import _row
-
-    cfg = Drift()
-    rows = []
-    correct, usable = momentum_market(0.0, 0.0, 0, 80_000, seed=11)
-    walk = correct[usable]
-    rates, checks = band_rates(walk, float(walk.mean()), 5, cfg, step=150)
-    note = f"{checks} checks of {cfg.accuracy_outcomes} outcomes (5-bar labels) at {cfg.band_confidence:.0%}"
-    rows += [_row("false alarms, random walk: emergency", rates["emergency"] * 100, "% checks", "<= 1",
-                  rates["emergency"] <= 0.01, note),
-             _row("false alarms, random walk: drift", rates["drift"] * 100, "% checks", "<= 5", rates["drift"] <= 0.05),
-             _row("false alarms, random walk: monitor", rates["monitor"] * 100, "% checks", "", None)]
-    rates, checks, reference = _trained_null(cfg)
-    note = f"{checks} checks of a trained ensemble, out of sample, held to its reference {reference:.3f}"
-    rows += [_row("false alarms, generated h1, no shift: emergency", rates["emergency"] * 100, "% checks", "<= 1",
-                  rates["emergency"] <= 0.01, note),
-             _row("false alarms, generated h1, no shift: drift", rates["drift"] * 100, "% checks", "<= 5",
-                  rates["drift"] <= 0.05),
-             _row("false alarms, generated h1, no shift: monitor", rates["monitor"] * 100, "% checks", "", None)]
-    delays = [detection_delay(*momentum_market(0.8, -0.8, 5_000, 6_000, seed), 5_000, 5, cfg) for seed in range(3, 8)]
-    found = [d for d in delays if d is not None]
-    rows.append(_row("emergency detection delay, planted shift (median)", float(np.median(found)) if found else float("nan"),
-                     "sessions", "", None, f"momentum turns to mean reversion (accuracy ~0.55 -> ~0.25), 5 seeds: "
-                     f"{delays}; a window is {cfg.accuracy_outcomes * 5} sessions"))
-    return rows
+    per_check = max(1, round(spec.bars_per_year / SESSIONS_PER_YEAR))
+    path = band_path(correct, reference, trained.oof_rows + len(trained.holdout_index), spec.horizon, per_check, cfg)
+    checks = path[spec.horizon + per_check - 1::per_check]
+    return ({band: float(np.mean([ORDER[b] >= ORDER[band] for b in checks])) for band in ("drift", "emergency")},
+            len(checks), reference)
 
 
 def label_balance_and_refit_cost() -> list[dict[str, Any]]:
     """Class shares of the default labels on generated d1 and h1 bars, and what the final refit adds to a fit."""
     from market_mlops.config import Training, get_config
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
-    from market_mlops.dev.bench.run import _row
     from market_mlops.model.features import build_features, feature_columns
     from market_mlops.model.labels import class_shares, labels_and_usable_rows
     from market_mlops.model.training import train_ensemble
@@ -140,7 +182,7 @@ def label_balance_and_refit_cost() -> list[dict[str, Any]]:
         y, ok = labels_and_usable_rows(feats, own["close"], cols, spec.horizon, spec.labels)
         labels = y[ok].to_numpy().astype(int)
         shares = class_shares(labels)
-        rows.append(_row(f"label classes {tf}: smallest share", min(shares.values()) * 100, "%", ">= 20",
+        rows.append(figure_row(f"label classes {tf}: smallest share", min(shares.values()) * 100, "%", ">= 20",
                          min(shares.values()) >= 0.2, ", ".join(f"{k} {v:.0%}" for k, v in shares.items())))
         if tf == "d1":
             X = feats.loc[ok, cols].reset_index(drop=True)
@@ -149,7 +191,7 @@ def label_balance_and_refit_cost() -> list[dict[str, Any]]:
                 started = time.perf_counter()
                 train_ensemble(X, labels, Training(refit=mode), spec.horizon)
                 seconds[mode] = min(seconds.get(mode, float("inf")), time.perf_counter() - started)
-            rows.append(_row("final refit: d1 model fit with refit / without", seconds["full"] / seconds["none"], "x",
+            rows.append(figure_row("final refit: d1 model fit with refit / without", seconds["full"] / seconds["none"], "x",
                              "", None, f"{seconds['none']:.2f} s -> {seconds['full']:.2f} s on {len(labels)} rows "
                              "(best of 2 each)"))
     return rows

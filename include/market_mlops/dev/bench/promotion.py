@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from market_mlops.dev.bench.figures import figure_row
+
 HOLDOUT_ROWS = 400  # a retrain's holdout on 8 years of daily bars (20 %)
 REFRESH_ROWS = 100  # a refresh's evaluation rows (40 % of its 250-row window)
 MONTH, WEEK, YEAR = 21, 5, 252
@@ -194,7 +196,6 @@ def false_promotions(per_test_draws: int = 3000, years: int = 300) -> list[dict[
     """The bench rows: per test (a retrain's gate) at h1, h5 and h20 beside its level plus one standard error, and
     per champion-year beside `training.yearly_false_promotions`."""
     from market_mlops.config import Training
-    from market_mlops.dev.bench.run import _row
     from market_mlops.registry.gate import TESTS_PER_YEAR, level_of
 
     training = Training()
@@ -206,24 +207,24 @@ def false_promotions(per_test_draws: int = 3000, years: int = 300) -> list[dict[
         rate, draws = per_test_rate(horizon, per_test_draws, seeds, levels["retrain"], training.min_compare_outcomes)
         se = float(np.sqrt(levels["retrain"] * (1 - levels["retrain"]) / draws))
         thin = HOLDOUT_ROWS / horizon < training.min_compare_outcomes
-        rows.append(_row(f"false promotions per retrain test, h{horizon}", rate * 100, "%",
+        rows.append(figure_row(f"false promotions per retrain test, h{horizon}", rate * 100, "%",
                          f"<= {(levels['retrain'] + se) * 100:.2f}", rate <= levels["retrain"] + se,
                          f"{draws} no-skill challengers on {HOLDOUT_ROWS}-row holdouts, level {levels['retrain']:.4f}"
                          + (f"; {HOLDOUT_ROWS / horizon:.0f} outcomes < {training.min_compare_outcomes}: never judged"
                             if thin else "")))
     for horizon in (1, 5):
         old = old_gate_rate(horizon, min(per_test_draws, 1000), seeds)
-        rows.append(_row(f"  the accuracy bootstrap gate of stop 42 on the same challengers, h{horizon}", old * 100,
+        rows.append(figure_row(f"  the accuracy bootstrap gate of stop 42 on the same challengers, h{horizon}", old * 100,
                          "%", "", None, "nominal 5 % one-sided; the same draws, for comparison"))
     for horizon in (1, 5):
         for knowledge in (0.01, 0.03):
             rate, skill = power(horizon, 300, seeds, levels["retrain"], training.min_compare_outcomes, knowledge)
-            rows.append(_row(f"  power at a planted edge, h{horizon}, skill {skill:+.3f} nats", rate * 100, "%", "",
+            rows.append(figure_row(f"  power at a planted edge, h{horizon}, skill {skill:+.3f} nats", rate * 100, "%", "",
                              None, f"share of 300 challengers promoted on a {HOLDOUT_ROWS}-row holdout (an oracle's "
                              f"{knowledge:.0%} mixed in)"))
     for horizon in (1, 5, 20):
         rate, parts = per_year_rate(horizon, years, seeds, levels, training.min_compare_outcomes)
-        rows.append(_row(f"false promotions per champion-year, h{horizon}", rate * 100, "%", f"<= {yearly * 100:g}",
+        rows.append(figure_row(f"false promotions per champion-year, h{horizon}", rate * 100, "%", f"<= {yearly * 100:g}",
                          rate <= yearly, f"{years} years of 12 retrains + 12 live records + 52 refreshes; by kind: "
                          + ", ".join(f"{k} {v * 100:.1f} %" for k, v in parts.items())))
     return rows

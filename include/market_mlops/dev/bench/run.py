@@ -34,6 +34,7 @@ import pandas as pd
 
 from market_mlops.config import REPO_ROOT, LabelSpec, Training
 from market_mlops.contracts import TrainingData
+from market_mlops.dev.bench.figures import figure_row
 
 D1_BARS_PER_YEAR = 252  # W1 is daily bars
 D1_LABELS = LabelSpec()  # the default volatility band
@@ -42,10 +43,6 @@ SYMBOLS_15 = ["SPY", "AAPL", "MSFT", "AMZN", "GOOG", "META", "NVDA", "JPM", "XOM
 W1_START, W1_END = dt.date(2010, 11, 1), dt.date(2025, 10, 31)  # ~3,774 sessions
 W1_TRAINING = Training(folds=5, history_years=15, fits_per_worker=1)  # one model at a time: every core for its fits
 
-
-def _row(name: str, value: float, unit: str, target: str, ok: bool | None, note: str = "") -> dict:
-    return {"figure": name, "value": round(float(value), 3), "unit": unit, "target": target,
-            "meets_target": None if ok is None else bool(ok), "note": note}
 
 
 def parse_times() -> list[dict]:
@@ -67,7 +64,7 @@ def parse_times() -> list[dict]:
     for path in sorted((REPO_ROOT / "dags").glob("*.py")):
         warm = best_of(3, "import airflow.dag_processing.processor", path)
         cold = best_of(1, "import airflow.sdk", path)
-        rows.append(_row(f"parse {path.name}", warm, "s", "<= 0.1", warm <= 0.1,
+        rows.append(figure_row(f"parse {path.name}", warm, "s", "<= 0.1", warm <= 0.1,
                          f"best of 3 in a dag-processor child; cold interpreter {cold:.2f} s"))
     return rows
 
@@ -98,7 +95,7 @@ def feature_speed(bars: pd.DataFrame) -> list[dict]:
     suite, values = rate(lambda own: build_features(own, D1_BARS_PER_YEAR, bench), 5)
     seed, _ = rate(lambda own: reference_features(own, bench), 2)
     width = len(feature_columns(build_features(series[0], D1_BARS_PER_YEAR, bench)))
-    return [_row("features", suite / 1e6, "M values/s", ">= 40", suite >= 40e6,
+    return [figure_row("features", suite / 1e6, "M values/s", ">= 40", suite >= 40e6,
                  f"{values:,} values ({width} features x 15 symbols); the reference's pandas indicators "
                  f"{seed / 1e6:.1f} M/s")]
 
@@ -131,16 +128,16 @@ def w1(bars: pd.DataFrame) -> list[dict]:
         losses.append((float(evaluation["model_log_loss"]), float(evaluation["climatology_log_loss"])))
     total = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows = [_row("W1 total", total, "s", "", None, f"15 symbols x {len(bars) // 15} d1 bars, 5 folds, "
+    rows = [figure_row("W1 total", total, "s", "", None, f"15 symbols x {len(bars) // 15} d1 bars, 5 folds, "
                  f"{fit_threads(cfg)} fits at once")]
-    rows += [_row(f"W1 {m} fit CPU (all symbols, folds + final)", t, "s", "", None) for m, t in per_model.items()]
-    rows.append(_row("W1 per symbol (median)", float(np.median(per_symbol)), "s", "", None,
+    rows += [figure_row(f"W1 {m} fit CPU (all symbols, folds + final)", t, "s", "", None) for m, t in per_model.items()]
+    rows.append(figure_row("W1 per symbol (median)", float(np.median(per_symbol)), "s", "", None,
                      f"min {min(per_symbol):.2f}, max {max(per_symbol):.2f} (the first pays the booster imports)"))
-    rows.append(_row("W1 peak memory (process max RSS)", peak_mb, "MB", "", None))
-    rows.append(_row("W1 mean holdout accuracy", float(np.mean(accuracies)), "", "", None,
+    rows.append(figure_row("W1 peak memory (process max RSS)", peak_mb, "MB", "", None))
+    rows.append(figure_row("W1 mean holdout accuracy", float(np.mean(accuracies)), "", "", None,
                      f"out of sample; climatology's (majority class) {np.mean(baselines):.3f}"))
     model_loss, climatology_loss = np.mean(np.asarray(losses), axis=0)
-    rows.append(_row("W1 mean holdout log-loss, calibrated", float(model_loss), "nats", "<= climatology",
+    rows.append(figure_row("W1 mean holdout log-loss, calibrated", float(model_loss), "nats", "<= climatology",
                      bool(model_loss <= climatology_loss), f"climatology {climatology_loss:.4f}; uniform ln 3 = 1.0986; "
                      f"{sum(m <= c for m, c in losses)} of {len(losses)} symbols at or below climatology"))
     return rows
@@ -178,7 +175,7 @@ def feature_selection_effect(bars: pd.DataFrame, symbols: int = 6) -> list[dict]
     rows = []
     for name in names:
         loss, accuracy, kept = np.mean(np.asarray(scores[name]), axis=0)
-        rows.append(_row(f"feature selection {name}: holdout log-loss", loss, "", "", None,
+        rows.append(figure_row(f"feature selection {name}: holdout log-loss", loss, "", "", None,
                          f"accuracy {accuracy:.3f}; {kept:.0f} features kept (mean); per symbol "
                          f"{np.median(seconds[name]):.2f} s (median); {symbols} d1 symbols, W1 settings"))
     return rows
@@ -236,13 +233,13 @@ def w1_against_reference(bars: pd.DataFrame, symbols: int) -> list[dict]:
     suite, ref = float(np.median(times["suite"])), float(np.median(times["reference"]))
     mean = {side: np.mean(np.asarray(v), axis=0) for side, v in scores.items()}
     return [
-        _row("W1 per symbol, suite (median)", suite, "s", "", None, f"{symbols} symbols, alternating with the reference"),
-        _row("W1 per symbol, seed-style reference (median)", ref, "s", "", None,
+        figure_row("W1 per symbol, suite (median)", suite, "s", "", None, f"{symbols} symbols, alternating with the reference"),
+        figure_row("W1 per symbol, seed-style reference (median)", ref, "s", "", None,
              "pandas indicators; RF(200, depth 15) + GB(100) + XGB(1000, lr 0.01) per split; ridge weights"),
-        _row("W1 reference / suite", ref / suite, "x", ">= 20", ref / suite >= 20),
-        _row("W1 holdout log-loss, suite vs reference", mean["suite"][1], "", "<= ref", mean["suite"][1] <= mean["reference"][1],
+        figure_row("W1 reference / suite", ref / suite, "x", ">= 20", ref / suite >= 20),
+        figure_row("W1 holdout log-loss, suite vs reference", mean["suite"][1], "", "<= ref", mean["suite"][1] <= mean["reference"][1],
              f"reference {mean['reference'][1]:.4f}; same rows, folds and holdout"),
-        _row("W1 holdout accuracy, suite", mean["suite"][0], "", "", None,
+        figure_row("W1 holdout accuracy, suite", mean["suite"][0], "", "", None,
              f"reference {mean['reference'][0]:.3f}, majority baseline {mean['majority'][0]:.3f}"),
     ]
 
@@ -289,12 +286,12 @@ def ingestion_cost() -> list[dict]:
             if label == "warm-up":
                 continue
             phases = {"fetch": fetch_s, **validated.get("seconds", {}), **record.get("seconds", {})}
-            rows.append(_row(f"ingest 1 session, {label}", seconds, "s", "<= 3" if not history else "", seconds <= 3
+            rows.append(figure_row(f"ingest 1 session, {label}", seconds, "s", "<= 3" if not history else "", seconds <= 3
                              if not history else None,
                              f"{len(fetched['files'])} drops; " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items())
                              + f"; {record['objects_pushed']} objects, {pushed:,} bytes pushed, {record['files']} files tracked"))
     ratio = rows[1]["value"] / rows[0]["value"]
-    rows.append(_row("ingest with history / empty", ratio, "x", "<= 2", ratio <= 2))
+    rows.append(figure_row("ingest with history / empty", ratio, "x", "<= 2", ratio <= 2))
     return rows
 
 
@@ -305,7 +302,7 @@ def drift_and_refresh() -> list[dict]:
     from market_mlops.config import load_config
     from market_mlops.data.dataset import merge_bars
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
-    from market_mlops.monitoring.bands import accuracy_band
+    from market_mlops.monitoring.detector import detect
     from market_mlops.monitoring.drift import feature_drift, psi_null_thresholds
     from market_mlops.monitoring.forecasts import resolved_forecasts, with_last_known_label
     from market_mlops.registry import store, versions
@@ -357,19 +354,19 @@ def drift_and_refresh() -> list[dict]:
                     proba = model.predict_proba(window)
                     forecasts = pd.DataFrame({"ts": window["ts"].to_numpy(), "model_version": model.version,
                                               "predicted": np.array(["BEARISH", "NEUTRAL", "BULLISH"])[proba.argmax(1)]})
-                    resolved = resolved_forecasts(forecasts, own, cfg.spec(tf).horizon, cfg.spec(tf).labels).tail(cfg.drift.window)
-                    accuracy_band(float(resolved["correct"].mean()), 0.5, len(resolved), cfg.spec(tf).horizon, cfg.drift)
+                    resolved = resolved_forecasts(forecasts, own, cfg.spec(tf).horizon, cfg.spec(tf).labels)
+                    detect(resolved["correct"].to_numpy(dtype=bool), 0.5, 500, cfg.spec(tf).horizon, 1, cfg.drift)
                     feature_drift(reference[tf], window[model.base.features].tail(cfg.drift.window), cfg.drift, limits[tf])
             return time.perf_counter() - started, measured
 
         seconds, measured = min(one_pass() for _ in range(3))  # best of 3 passes: the least disturbed by other jobs
-        rows.append(_row(f"drift compute, {measured} of 60 series", seconds, "s", "<= 2", seconds <= 2 and measured == 60,
+        rows.append(figure_row(f"drift compute, {measured} of 60 series", seconds, "s", "<= 2", seconds <= 2 and measured == 60,
                          "score + resolve + band + PSI/KS per series; MLflow logging, Airflow and the PSI limits (made at training) excluded"))
         started = time.perf_counter()
         for tf in ("d1", "h1"):
             refresh_weights("SPY", tf, dt.datetime(2025, 11, 10, 6, tzinfo=dt.UTC), cfg=cfg)
         per_model = (time.perf_counter() - started) / 2
-        rows.append(_row("weight refresh per model", per_model, "s", "", None, "incl. MLflow logging and the gate"))
+        rows.append(figure_row("weight refresh per model", per_model, "s", "", None, "incl. MLflow logging and the gate"))
         for key in env:
             os.environ.pop(key, None)
     return rows
@@ -381,7 +378,7 @@ def demo_time() -> list[dict]:
         out = subprocess.run([sys.executable, "-m", "market_mlops.dev.demo"], env={**os.environ, "MLOPS_HOME": home},
                              capture_output=True, text=True)
         seconds = time.perf_counter() - started
-    return [_row("end-to-end demo", seconds, "s", "<= 120", seconds <= 120 and out.returncode == 0,
+    return [figure_row("end-to-end demo", seconds, "s", "<= 120", seconds <= 120 and out.returncode == 0,
                  "exit 0" if out.returncode == 0 else f"exit {out.returncode}")]
 
 
@@ -408,11 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("W1 vs reference", lambda: w1_against_reference(bars, max(3, args.reference))))
     if not args.skip_w1:
         sections.append(("feature selection", lambda: feature_selection_effect(bars)))
-    from market_mlops.dev.bench.learning_loop import band_calibration, label_balance_and_refit_cost
+    from market_mlops.dev.bench.learning_loop import detector_calibration, label_balance_and_refit_cost
     from market_mlops.dev.bench.promotion import false_promotions
 
     sections += [("gate", false_promotions), ("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh),
-                 ("drift bands", band_calibration), ("labels and refit", label_balance_and_refit_cost)]
+                 ("drift bands", detector_calibration), ("labels and refit", label_balance_and_refit_cost)]
     if not args.skip_fleet:
         from market_mlops.dev.bench.fleet import fleet_figures
 
