@@ -61,7 +61,7 @@ def register_baseline_champion(symbol: str, timeframe: str, data: TrainingData, 
     rows' features) the baseline's checks read instead of a second copy."""
     from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
     from market_mlops.model.labels import label_record
-    from market_mlops.tasks.retrain import fit_span, git_commit
+    from market_mlops.registry.provenance import fit_span, git_commit
 
     spec = cfg.spec(timeframe, horizon)
     name = store.model_name(symbol, timeframe, spec.horizon, cfg)
@@ -151,7 +151,7 @@ def serve_baseline_from_live(name: str, champion_version: str, rule: str, why: s
 
     from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL, baseline_tables
     from market_mlops.monitoring.alerts import Alert, send_alert
-    from market_mlops.tasks.retrain import git_commit
+    from market_mlops.registry.provenance import git_commit
 
     champion = versions.load_verified(name, champion_version, cfg=cfg)
     meta = champion.base.meta

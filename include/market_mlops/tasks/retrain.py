@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import json
 import logging
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import REPO_ROOT, PipelineConfig, TimeframeSpec, Training, get_config
+from market_mlops.config import PipelineConfig, TimeframeSpec, Training, get_config
 from market_mlops.contracts import (
     ModelShard,
     RetrainPlan,
@@ -36,6 +33,7 @@ from market_mlops.contracts import (
 )
 from market_mlops.monitoring.detector import REFERENCE_ROWS
 from market_mlops.monitoring.drift import NULL_THRESHOLDS_FILE, null_thresholds_record
+from market_mlops.registry.provenance import fit_span, git_commit, package_versions
 from market_mlops.tasks.phases import PhaseClock
 
 if TYPE_CHECKING:
@@ -134,27 +132,6 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
             own.loc[usable].reset_index(drop=True))
 
 
-@functools.cache  # a worker's code does not change under it: one `git` process, not one per model
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-@functools.cache
-def _package_versions() -> dict[str, str]:
-    names = ["apache-airflow", "mlflow", "scikit-learn", "xgboost", "lightgbm", "pandas", "great-expectations", "dvc"]
-    out = {}
-    for n in names:
-        try:
-            out[f"pkg.{n}"] = metadata.version(n)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
                   force_promotion: bool = False, search_trials: int | None = None,
                   cfg: PipelineConfig | None = None, emergency: bool = False,
@@ -211,7 +188,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
                 "data.version": data["md5"],
                 "data.gx_result_id": data.get("gx_result_id", "unknown"), "data.interval_end": data["interval_end"],
                 "code.git_commit": commit, **span, **{f"airflow.{k}": v for k, v in (airflow_ctx or {}).items()},
-                **_package_versions()}
+                **package_versions()}
         run_id = _log_training_run(existing.info.run_id if existing is not None else None, run_key, tags, X, y, bars,
                                    trained, evaluation, spec, training_cfg, symbol, timeframe, cfg)
     clock.mark("mlflow_log")
@@ -261,15 +238,6 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
 
 def _finite(value: float, digits: int = 4) -> float | None:
     return round(float(value), digits) if np.isfinite(value) else None
-
-
-def fit_span(bars: pd.DataFrame, trained: TrainedEnsemble) -> dict[str, str]:
-    """Where the served models' fit ended and where the evaluation the gate read ended (bar times, UTC)."""
-    from market_mlops.registry import versions
-
-    return {versions.FIT_END_TAG: str(bars["ts"].iloc[trained.fit_rows - 1]),
-            versions.EVALUATION_END_TAG: str(bars["ts"].iloc[trained.holdout_index[-1]]),
-            "fit.refit": "full" if trained.refit else "none"}
 
 
 def retrain_shard(shard: ModelShard, data: TrainingData, airflow_ctx: dict[str, str] | None = None,
