@@ -182,7 +182,7 @@ def _state(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from market_mlops.tasks.replay import DEFAULT_POLICIES, replay, table
+    from market_mlops.analysis.replay import DEFAULT_POLICIES, replay, table
 
     report = replay(dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end), args.policy or DEFAULT_POLICIES,
                     args.data_version, args.symbol or None, args.timeframe or None)

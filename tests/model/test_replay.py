@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from market_mlops.tasks.replay import parse_policy
+from market_mlops.analysis.replay import parse_policy
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "include" / "market_mlops"
 EVERYTHING = {"config", "contracts", "orchestration", "state", "data", "model", "registry", "monitoring", "ui", "tasks",
-              "dev", "cli", "secrets_check", "celery_worker"}
+              "analysis", "dev", "cli", "secrets_check", "celery_worker"}
 # What each part may import from the package (its own part included). Domain packages never import `tasks`,
 # `dev` or the command line; `tasks` composes the domains and is what DAGs and commands call.
 ALLOWED = {
@@ -25,7 +25,8 @@ ALLOWED = {
     "monitoring": {"config", "contracts", "state", "data", "model", "monitoring"},
     "orchestration": {"config", "monitoring", "orchestration"},
     "ui": {"config", "contracts", "state", "data", "registry", "monitoring", "ui"},  # pages read, never decide
-    "tasks": EVERYTHING - {"dev", "cli"},
+    "tasks": EVERYTHING - {"analysis", "dev", "cli"},
+    "analysis": EVERYTHING - {"dev", "cli"},  # the replay: runs the tasks' own decisions in process, no DAG calls it
     "dev": EVERYTHING,
     "cli": EVERYTHING,
 }
