@@ -1,0 +1,102 @@
+"""The drift check's bands on their defaults, through the DAG (issue 45): a year of daily checks without drift raises
+no drift or emergency, and after the market changes the check's band is what its detectors read on the stored
+calls.
+
+Champions are trained once (cutoff 2024-08-01) and then checked: each drift check scores every bar since the cutoff
+and runs the detectors over every call resolved since the champion began serving, so the check at the end of a
+stretch reads the same statistic a check after each session would have, and `band_path` over the stored calls says
+what those checks read. Training is narrowed (fewer trees, 3 folds: the bands judge calls, not fits) and the market
+has a stronger signal than the default generator's (a champion with skill to lose); the drift settings are the
+defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from market_mlops.data.calendar import session
+
+from .conftest import run_dag
+
+pytestmark = [pytest.mark.e2e, pytest.mark.training]
+FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS": "80", "MLOPS__TRAINING__FOLDS": "3",
+        "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
+        "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL", "MLOPS__UNIVERSE__TIMEFRAMES": "d1",
+        # A market with more to learn than the default's (0.35): champions with skill to lose when it changes.
+        "MLOPS__SOURCE__SYNTHETIC__SIGNAL_STRENGTH": "1.0"}
+CUTOFF = dt.date(2024, 8, 1)
+QUIET_END = dt.date(2025, 8, 29)  # ~270 sessions after the cutoff, no change of the market
+SHIFT = dt.date(2025, 9, 2)  # the generator's order-flow effect reverses from here
+CHANGED_END = dt.date(2026, 1, 30)
+ORDER = {None: -1, "normal": 0, "monitor": 1, "drift": 2, "emergency": 3}
+# (SHIFT and CHANGED_END: about 105 sessions of the changed market)
+
+
+def _after_close(day: dt.date) -> dt.datetime:
+    return session("XNYS", day).close.to_pydatetime() + dt.timedelta(minutes=45)
+
+
+def _calls(name: str, symbol: str, until: dt.date):
+    """The champion's resolved calls (time order) and what it is held to, as the drift check reads them."""
+    import pandas as pd
+
+    from market_mlops.config import get_config
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.data.versioning import head_dataset
+    from market_mlops.monitoring.forecasts import load_forecasts, resolved_forecasts
+    from market_mlops.registry import store
+
+    cfg = get_config()
+    c = store.client()
+    champion = c.get_model_version_by_alias(name, "champion")
+    metrics = c.get_run(champion.run_id).data.metrics
+    forecasts = load_forecasts(symbol, "d1", cfg, model_version=str(champion.version), model_name=name)
+    forecasts = forecasts[forecasts["ts"] < pd.Timestamp(_after_close(until))]
+    bars = load_bars(head_dataset(cfg), "d1", [symbol], until=_after_close(until))
+    spec = cfg.spec("d1")
+    resolved = resolved_forecasts(forecasts, bars, spec.horizon, spec.labels)
+    return resolved, metrics["drift.reference_accuracy"], metrics["drift.reference_rows"], spec.horizon
+
+
+def test_no_alarm_on_a_quiet_year_and_the_band_is_the_detectors(dagbag, mlops_home, monkeypatch):
+    from market_mlops.config import get_config
+    from market_mlops.monitoring.detector import band_path, detect
+    from market_mlops.monitoring.history import drift_history
+
+    for key, value in FAST.items():
+        monkeypatch.setenv(key, value)
+    ingest, drift = dagbag.dags["market_data_ingestion"], dagbag.dags["drift_check"]
+    assert run_dag(ingest, _after_close(CUTOFF - dt.timedelta(days=1)), {"history_start": "2019-01-02"}) == "success"
+    assert run_dag(dagbag.dags["model_retrain"], dt.datetime.combine(CUTOFF, dt.time(), dt.UTC),
+                   {"force_promotion": True, "until": None, "reason": "test", "search_trials": 0}) == "success"
+    names = {"SPY": "SPY-d1-direction", "AAPL": "AAPL-d1-direction"}
+
+    # A quiet year: one check at its end reads every call since the cutoff; no check along it raised a band.
+    assert run_dag(ingest, _after_close(QUIET_END), {"history_start": CUTOFF.isoformat()}) == "success"
+    assert run_dag(drift, _after_close(QUIET_END), {}) == "success"
+    quiet = {r["model"]: r for r in drift_history(get_config()) if r["interval_end"].startswith(QUIET_END.isoformat())}
+    cfg = get_config().drift
+    for symbol, name in names.items():
+        resolved, reference, rows, horizon = _calls(name, symbol, QUIET_END)
+        assert len(resolved) >= 200 + horizon, len(resolved)
+        path = band_path(resolved["correct"].to_numpy(bool), reference, rows, horizon, 1, cfg)
+        assert all(ORDER[b] < ORDER["drift"] for b in path), (name, [b for b in path if b in ("drift", "emergency")])
+        assert quiet[name]["band"] in ("normal", "monitor") and quiet[name]["outcomes_needed"] is None, quiet[name]
+        assert "CUSUM on" in quiet[name]["band_reason"] and "held to" in quiet[name]["band_reason"]
+
+    # The market changes (the generator's shift: volatility up 2.5x, the flow effect reversed). What that does to a
+    # champion's accuracy is not planted (one champion here loses points, another gains them as the labels' band
+    # lags the new volatility), so the delays of planted drops are measured by make bench and tests/unit/
+    # test_detector.py; here the check at the end reads exactly what the detectors read on the stored calls.
+    monkeypatch.setenv("MLOPS__SOURCE__SYNTHETIC__SHIFT_AFTER", (SHIFT - dt.timedelta(days=1)).isoformat())
+    assert run_dag(ingest, _after_close(CHANGED_END), {"history_start": SHIFT.isoformat()}) == "success"
+    assert run_dag(drift, _after_close(CHANGED_END), {}) == "success"
+    changed = {r["model"]: r for r in drift_history(get_config())
+               if r["interval_end"].startswith(CHANGED_END.isoformat())}
+    for symbol, name in names.items():
+        resolved, reference, rows, horizon = _calls(name, symbol, CHANGED_END)
+        detection = detect(resolved["correct"].to_numpy(bool), reference, rows, horizon, 1, cfg)
+        assert changed[name]["band"] == (detection.band or "normal"), (changed[name]["band_reason"], detection)
+        assert changed[name]["band_reason"].startswith(detection.describe()), changed[name]["band_reason"]
