@@ -7,10 +7,12 @@ old champion keeps its artifacts; the move is written to the alias audit trail a
 
 **Params**: `symbol`, `timeframe` (defaults: the universe's first; a model page's "roll back" shows the values for
 its model), `horizon` (empty = the timeframe's main horizon; the choices are the configured horizons), `to_version`
-(empty = the version the current champion replaced), `reason` (recorded in the audit trail and the alert).
+(empty = the version the current champion replaced), `reason` (recorded in the audit trail and the alert), `force`
+(off: a version that never passed the gate nor served is refused).
 
 **When it fails**
 - "has no champion" / "replaced no earlier version": name the version to go back to in `to_version`.
+- "never passed the gate": that version never served; pick one that did, or tick `force` and give a `reason`.
 - The MLflow tracking server is unreachable: check `MLOPS__STORAGE__MLFLOW_TRACKING_URI` and retry.
 """
 
@@ -54,6 +56,9 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
                                         "versions: `market-mlops models`, or MLflow > Models > <SYMBOL>-<tf>-direction"),
         "reason": Param(None, type=["null", "string"], description="Why you roll back: recorded in the audit trail "
                         "(alias_moves) and the alert"),
+        "force": Param(False, type="boolean", description="Move to a version that never passed the gate nor served "
+                       "(needs a reason; the audit trail records the override). Off: such a rollback is refused "
+                       "with the version's holdout against the baselines"),
     },
 )
 def model_rollback():
@@ -63,7 +68,8 @@ def model_rollback():
         from market_mlops.tasks.promotion import rollback_model
 
         return rollback_model(params["symbol"], params["timeframe"], params["to_version"] or None,
-                              horizon=params.get("horizon") or None, reason=params.get("reason"))
+                              horizon=params.get("horizon") or None, reason=params.get("reason"),
+                              force=bool(params.get("force")))
 
     rollback_champion()
 

@@ -9,7 +9,7 @@
                                        that date (ingestion, drift check), the interval ending it (retrain, refresh)
   market-mlops config check            validate config/pipeline.yaml plus MLOPS__* overrides
   market-mlops config show             print the resolved configuration
-  market-mlops rollback --symbol SPY --timeframe d1 [--horizon H] [--to-version N]
+  market-mlops rollback --symbol SPY --timeframe d1 [--horizon H] [--to-version N] [--reason R [--force]]
                                        move `champion` back to the version it replaced (or to N)
   market-mlops models                  champion and challenger of every registered model, each symbol's consensus and
                                        the latest alerts
@@ -47,7 +47,8 @@ def _config(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     from market_mlops.tasks.promotion import rollback_model
 
-    moved = rollback_model(args.symbol, args.timeframe, args.to_version, horizon=args.horizon, reason=args.reason)
+    moved = rollback_model(args.symbol, args.timeframe, args.to_version, horizon=args.horizon, reason=args.reason,
+                           force=args.force)
     print(f"{moved['model']}: champion moved from v{moved['from']} to v{moved['to']}")
     return 0
 
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--horizon", type=int, help="the model's horizon in bars (default: the timeframe's main one)")
     rb.add_argument("--to-version", help="a version number (default: the version the champion replaced)")
     rb.add_argument("--reason", help="why, in your words: recorded in the audit trail and the alert")
+    rb.add_argument("--force", action="store_true", help="move to a version that never passed the gate nor served "
+                    "(needs --reason; the audit trail records the override)")
     rb.set_defaults(func=_rollback)
     sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
     ret = sub.add_parser("retention", help="archive model versions, old forecasts and drift checks, and data versions "

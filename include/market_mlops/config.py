@@ -182,7 +182,8 @@ class Universe(_Strict):
     @field_validator("benchmark")
     @classmethod
     def _benchmark_looks_like_a_ticker(cls, value: str | None) -> str | None:
-        return None if value is None else _check_ticker(value)
+        """None or '' (in a config file as in the environment): no benchmark."""
+        return None if value is None or not value.strip() else _check_ticker(value)
 
     def calendar_of(self, symbol: str) -> str:
         """The calendar a symbol trades on: its own entry in `calendars`, else `exchange`."""

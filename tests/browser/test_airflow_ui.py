@@ -290,7 +290,7 @@ def test_a_model_page_draws_its_charts(ui: UI, page, demo_home: Path):
 
 def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, demo_home: Path):
     """The model_rollback form, its conf typed into the form's "Configuration JSON" editor, run by the scheduler; the
-    model page's champion timeline then shows the move back."""
+    model page's champion timeline then shows the move back (forced: the trained model never passed the gate)."""
     import sqlite3
 
     with sqlite3.connect(demo_home / "state.db") as db:  # a series the baseline serves: back to its trained model
@@ -314,7 +314,7 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
     page.keyboard.insert_text(json.dumps({"symbol": symbol, "timeframe": timeframe, "horizon": horizon,
-                                          "to_version": previous}))
+                                          "to_version": previous, "force": True, "reason": "a look at the model"}))
     page.screenshot(path=str(SHOTS / "rollback-form.png"), full_page=True)
     dialog.get_by_role("button", name="Trigger").click()
     deadline = time.monotonic() + 60
@@ -334,5 +334,7 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     last = page.locator("#timeline tr").last
     page.screenshot(path=str(SHOTS / "model-page-after-rollback.png"), full_page=True)
     cells = [c.inner_text() for c in last.locator("td").all()]
-    assert cells[1:5] == ["champion", current, previous, f"rollback from v{current}"], cells
+    # The trained model never passed the gate: the move needs force and a reason, and the trail says it was forced.
+    assert cells[1:5] == ["champion", current, previous,
+                          f"rollback from v{current} (forced: it never passed the gate): a look at the model"], cells
     assert "baseline: no model has beaten it yet" not in page.locator("h1 + nav + p").inner_text()  # a model serves

@@ -204,6 +204,17 @@ def test_registry_champion_gate_retry_tampering_and_rollback(training_env, monke
     trail = aliases.alias_history("AAA-h1-direction")
     assert [(m["from"], m["to"]) for m in trail] == [(None, "1"), ("1", "3"), ("3", "1")]
     assert all(m["who"] and m["when"] and m["why"] for m in trail)
+    # v2 never passed the gate nor served: refused with its holdout, unless forced with a reason (audited as such).
+    with pytest.raises(store.RegistryRefusal) as refused:
+        rollback("AAA-h1-direction", "2")
+    assert str(refused.value).startswith("AAA-h1-direction v2 never passed the gate (kept as challenger: ")
+    assert "; its holdout: log-loss skill " in str(refused.value) and "--force with --reason" in refused.value.hint
+    with pytest.raises(store.RegistryRefusal):
+        rollback("AAA-h1-direction", "2", force=True)  # a forced move needs the operator's reason
+    assert rollback("AAA-h1-direction", "2", reason="a look", force=True)["to"] == "2"
+    assert aliases.alias_history("AAA-h1-direction")[-1]["why"] == \
+        "rollback from v1 (forced: it never passed the gate): a look"
+    assert rollback("AAA-h1-direction", "1")["to"] == "1"  # v1 served: no force needed
 
     # Serving: the registered pyfunc (models from code) loads by alias and agrees with the verified base models.
     import mlflow

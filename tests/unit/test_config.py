@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from market_mlops.config import REPO_ROOT, ConfigError, load_config
+from market_mlops.config import DEFAULT_CONFIG_FILE, REPO_ROOT, ConfigError, load_config
 
 
 def test_repository_config_loads_and_resolves_paths(tmp_path):
@@ -79,6 +79,11 @@ def test_the_benchmark_is_optional_and_may_sit_outside_the_universe(tmp_path):
         cfg.pairs(["SPY"])
     without = load_config(environ={"MLOPS_HOME": str(tmp_path), "MLOPS__UNIVERSE__BENCHMARK": ""})
     assert without.universe.benchmark is None and without.universe.data_symbols == without.universe.symbols
+    # '' in a config file means the same as in the environment (the docs say so; it used to be refused there)
+    own = tmp_path / "pipeline.yaml"
+    own.write_text(DEFAULT_CONFIG_FILE.read_text().replace("benchmark: SPY", "benchmark: ''"))
+    assert "benchmark: ''" in own.read_text()
+    assert load_config(own, environ={"MLOPS_HOME": str(tmp_path)}).universe.benchmark is None
 
 
 def test_universe_groups_give_pairs_calendars_and_label_settings_and_refuse_what_is_ambiguous(tmp_path):

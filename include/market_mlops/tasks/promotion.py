@@ -262,17 +262,36 @@ def _existing_version(name: str, version: str, cfg: PipelineConfig) -> None:
 
 def rollback_model(symbol: str, timeframe: str, to_version: str | None = None,
                    cfg: PipelineConfig | None = None, horizon: int | None = None,
-                   reason: str | None = None) -> RollbackResult:
+                   reason: str | None = None, force: bool = False) -> RollbackResult:
     """`rollback` of the registered model of (symbol, timeframe, horizon); no horizon: the timeframe's main one."""
     cfg = cfg or get_config()
     cfg.model_keys([symbol], [timeframe], [horizon] if horizon else None)  # an unknown name: one line saying which
-    return rollback(store.model_name(symbol, timeframe, horizon, cfg), to_version, cfg, reason)
+    return rollback(store.model_name(symbol, timeframe, horizon, cfg), to_version, cfg, reason, force)
+
+
+SERVED_DECISIONS = ("promoted", "baseline champion")  # gate decisions of versions that went to serve
+
+
+def never_served(name: str, version: str, tags: dict[str, str], cfg: PipelineConfig) -> str | None:
+    """Why `version` of `name` should not serve without a forced rollback: it never passed the gate and never held
+    `champion` (its gate decision and its holdout against the baselines), or None when it served or passed."""
+    from market_mlops.registry.gate import describe_skill
+
+    if tags.get("gate.decision") in SERVED_DECISIONS or any(
+            m["to"] == str(version) for m in aliases.alias_history(name, aliases.CHAMPION, cfg)):
+        return None
+    decision = tags.get("gate.decision") or "no gate decision recorded"
+    holdout = describe_skill(tags)
+    return (f"{name} v{version} never passed the gate ({decision}"
+            + (f": {tags['gate.reason']}" if tags.get("gate.reason") else "") + ")"
+            + (f"; its holdout: {holdout}" if holdout else ""))
 
 
 def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | None = None,
-             reason: str | None = None) -> RollbackResult:
+             reason: str | None = None, force: bool = False) -> RollbackResult:
     """Move `champion` back to the version it replaced (or to `to_version`); one call, audited (with `reason`, the
-    operator's words), alerted."""
+    operator's words), alerted. A version that never passed the gate nor served moves only with `force` and a
+    `reason`, and the audit trail says it was forced."""
     from market_mlops.monitoring.alerts import Alert, send_alert
 
     cfg = cfg or get_config()
@@ -288,8 +307,15 @@ def rollback(name: str, to_version: str | None = None, cfg: PipelineConfig | Non
                 f"{name}: champion v{current} replaced no earlier version",
                 f"name the version to move to: --to-version N (model_rollback's to_version field); {listing}")
     _existing_version(name, str(to_version), cfg)
-    versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
-    why = f"rollback from v{current}" + (f": {reason.strip()}" if reason and reason.strip() else "")
+    target = versions.load_verified(name, str(to_version), cfg=cfg)  # signed by the pipeline, files intact: or no move
+    unproven = never_served(name, str(to_version), target.tags, cfg)
+    said = reason.strip() if reason and reason.strip() else ""
+    if unproven and not (force and said):
+        raise store.RegistryRefusal(
+            unproven, "roll back to a version that served (market-mlops models lists them), or force it: --force "
+                      "with --reason (model_rollback's force and reason fields); the audit trail records the override")
+    why = f"rollback from v{current}" + (" (forced: it never passed the gate)" if unproven else "") \
+        + (f": {said}" if said else "")
     aliases.move_alias(name, aliases.CHAMPION, str(to_version), why, cfg)
     store.client(cfg).set_model_version_tag(name, current, "rolled_back", f"champion moved back to v{to_version}")
     send_alert(Alert(title=f"Rolled back {name} to v{to_version}", severity="warning", kind="rollback",
