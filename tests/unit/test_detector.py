@@ -9,7 +9,7 @@ import pytest
 
 from market_mlops.config import Drift
 from market_mlops.dev.bench.learning_loop import GOALS, simulate_detector
-from market_mlops.monitoring.detector import calls_per_outcome, cusum, detect, threshold_for
+from market_mlops.monitoring.detector import band_path, calls_per_outcome, cusum, detect, threshold_for
 
 
 def test_a_threshold_gives_its_designed_run_length_on_independent_calls():
@@ -31,8 +31,11 @@ def test_calls_that_share_outcomes_count_once():
     independent = rng.random(5_000) < 0.4
     assert calls_per_outcome(independent, 5) == pytest.approx(1.0, abs=0.15)  # calls that move bar to bar
     kept = np.repeat(rng.random(1_000) < 0.4, 5)  # a call kept for 5 bars on a 5-bar label: 5 calls, one outcome
-    assert calls_per_outcome(kept, 5) == pytest.approx(5 * (1 - 4 / 10) + 4 / 10 * 1, rel=0.25)  # Bartlett over 10
-    assert calls_per_outcome(independent[:20], 5) == 5.0  # too few calls to measure: the cautious count
+    # Bartlett over 10 lags of rho_k = 1 - k/5: 1 + 2 (0.9 x 0.8 + 0.8 x 0.6 + 0.7 x 0.4 + 0.6 x 0.2) = 4.2
+    assert calls_per_outcome(kept, 5) == pytest.approx(4.2, rel=0.1)
+    # A short record leans on the cautious count (the horizon), and moves toward its estimate call by call.
+    counts = [calls_per_outcome(independent[:n], 5) for n in (10, 20, 40, 80, 160)]
+    assert 2.5 < counts[0] < 5 and counts == sorted(counts, reverse=True) and counts[-1] < 2
 
 
 def test_nothing_is_judged_until_the_drift_band_could_fire_and_a_collapse_is_an_emergency():
@@ -52,14 +55,25 @@ def test_a_reference_measured_on_few_rows_is_held_lower():
     assert held_reference(0.45, 5_000, 1, 0.8) == pytest.approx(0.45 - 0.8416 * np.sqrt(0.45 * 0.55 / 5_000), abs=1e-4)
 
 
-@pytest.mark.parametrize(("kind", "horizon"), [("model", 1), ("baseline", 5)])
-def test_on_defaults_false_alarms_meet_their_goals_and_a_planted_drop_is_found(kind, horizon):
-    """Champion-years of daily checks on random walks (`make bench` runs six walks of each): the share of checks in
-    drift or emergency within the goals (slack for fewer draws), and a 20-point drop reaches emergency in almost
-    every one within 280 sessions, a 10-point drop drift in most."""
+@pytest.mark.parametrize(("kind", "horizon", "found_10", "delay_20"), [("model", 1, 95, 80), ("baseline", 5, 70, 160)])
+def test_on_defaults_false_alarms_meet_their_goals_and_a_planted_drop_is_found(kind, horizon, found_10, delay_20):
+    """Champion-years of daily checks on random walks, each check reading the calls resolved by then as the drift
+    check does (`make bench` runs six walks of each): the judged checks in drift or emergency within the goals
+    (slack for fewer draws), a 20-point drop reaches emergency in almost every record within 280 sessions, a
+    10-point drop drift in most (a baseline's overlapping calls carry fewer outcomes: fewer of them)."""
     record = simulate_detector(kind, horizon, range(2), Drift())
-    assert record.champions >= 140
+    assert record.champions >= 140 and record.unjudged() < 25
     assert record.share("drift") <= GOALS["drift"] and record.share("emergency") <= 2 * GOALS["emergency"], (
         record.share("drift"), record.share("emergency"))
-    assert record.found(20) >= 95 and record.found(10) >= 85, (record.found(20), record.found(10))
-    assert record.delay(20) <= 110, record.delay(20)
+    assert record.found(20) >= 95 and record.found(10) >= found_10, (record.found(20), record.found(10))
+    assert record.delay(20) <= delay_20, record.delay(20)  # make bench: 55 and 120 sessions (its goals 20 and 80)
+
+
+def test_a_check_reads_only_the_calls_resolved_by_then():
+    """`band_path` is `detect` after each call: no later call changes an earlier check's band (the count of calls
+    per outcome is measured on the calls so far)."""
+    cfg = Drift()
+    hits = np.random.default_rng(8).random(300) < 0.42
+    whole = band_path(hits, 0.42, 500, 5, 1, cfg)
+    cut = band_path(hits[:150], 0.42, 500, 5, 1, cfg)
+    assert whole[:150] == cut

@@ -138,7 +138,8 @@ def test_the_accuracy_line_breaks_between_versions_on_a_time_axis():
 
 
 def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_calls_fared():
-    member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7, "serving": "model"}
+    member = {"timeframe": "d1", "horizon": 5, "predicted": "BULLISH", "weight": 0.7, "serving": "model",
+              "skill": 0.014, "skill_from": "holdout"}
     edge = {"mean": 0.021, "low": 0.004, "high": 0.05, "e_value": 9.0, "outcomes": 28.0, "proven": True}
     records = [{"symbol": "SPY", "direction": "BULLISH", "agreement": 0.7, "interval_end": "2025-11-14T21:45:00+00:00",
                 "members": [member, {**member, "timeframe": "h1", "horizon": 6, "predicted": "BEARISH", "weight": 0.3},
@@ -148,7 +149,8 @@ def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_cal
     page = models_page(sort_and_filter(model_rows(PAIRS, VERSIONS, CHECKS)), NOW, consensus=records, min_outcomes=25)
     row = page.split('data-symbol="SPY"')[1].split("</tr>")[0]
     assert "<td>BULLISH</td>" in row and "0.70" in row
-    assert "d1 h5 BULLISH (0.70), h1 h6 BEARISH (0.30), d1 h20 NEUTRAL (no vote: baseline)" in row
+    assert ("d1 h5 BULLISH (0.70: holdout skill +0.0140 nats), h1 h6 BEARISH (0.30: holdout skill +0.0140 nats), "
+            "d1 h20 NEUTRAL (no vote: a baseline serves)") in row
     assert "50.0% of 140 (28 outcomes; the d1 h5 champion alone 41.7%)" in row
     assert "consensus edge proven: +0.0210 nats over the anchor alone on 28 outcomes" in row
     # Until its log-loss beats the anchor's on the same calls, the call is not shown as one.
@@ -166,14 +168,13 @@ def test_models_page_shows_each_symbols_consensus_with_its_votes_and_how_its_cal
 
 
 def test_a_band_that_could_not_be_judged_reads_too_few_and_a_model_the_last_check_missed_is_flagged():
-    thin = {**_check("SPY-d1-direction", 9, "normal", 0.38, -18.7), "outcomes": 0.7,
-            "band_reason": "13 resolved forecasts are 0.7 outcomes of 20 bars: fewer than drift.min_outcomes (25), "
-                           "too few to judge"}
+    thin = {**_check("SPY-d1-direction", 9, "normal", 0.38, -18.7), "outcomes": 0.7, "outcomes_needed": 4.6,
+            "band_reason": "too few outcomes (1 of 5) to judge"}  # what the drift check stores (its detectors')
     rows = model_rows(PAIRS, VERSIONS, [*CHECKS, thin])
     page = models_page(sort_and_filter(rows), NOW, min_outcomes=25,
                        failed_checks=["Stale data: drift check refused for the session closing 2025-07-10 20:00 UTC"])
     spy_row = page[page.index('data-model="SPY-d1-direction"'):].split("</tr>")[0]
-    assert "too few outcomes (1 of 25)" in spy_row and "-18.7 pts" not in spy_row and ">normal<" not in spy_row
+    assert "too few outcomes (0.7 of 4.6)" in spy_row and "-18.7 pts" not in spy_row and ">normal<" not in spy_row
     assert "2025-07-09" in spy_row and "not checked on" not in spy_row
     qqq_row = page[page.index('data-model="QQQ-h1-direction"'):].split("</tr>")[0]
     assert "2025-07-08" in qqq_row and "not checked on 2025-07-09" in qqq_row  # the fleet's newest check missed it

@@ -494,13 +494,17 @@ def versus_static(policy: list[Scored], static: list[Scored], cfg: PipelineConfi
 
 
 def verdict(comparison: dict[str, Any]) -> str:
-    """The comparison in words: better, worse, or no measurable difference (the interval holds zero)."""
-    low, high = comparison["accuracy_ci"]
-    if low > 0:
-        return "better than static"
-    if high < 0:
-        return "worse than static"
-    return "no measurable difference"
+    """The comparison in words, on accuracy and on IC each: better, worse, or no measurable difference (its interval
+    holds zero). One figure's verdict alone would contradict the other's interval printed beside it."""
+    def said(interval: Any) -> str | None:
+        low, high = interval
+        if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+            return None
+        return "better" if low > 0 else "worse" if high < 0 else None
+
+    accuracy, ic = said(comparison["accuracy_ci"]), said(comparison.get("ic_ci", (None, None)))
+    text = f"{accuracy} than static" if accuracy else "no measurable difference"
+    return text + (f"; IC {ic} than static" if ic and ic != accuracy else "")
 
 
 def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLICIES, data_version: str | None = None,
@@ -549,16 +553,19 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
 
 
 def skip_reasons(events: list[dict[str, Any]]) -> dict[str, int]:
-    """{why: how many} of the skipped events, the reason's numbers dropped so that alike reasons count together
-    ("4 resolved bars after the fit" and "9 ..." are one reason)."""
+    """{why: how many} of the skipped events; reasons alike but for their numbers count together, shown by the
+    newest of them ("4 resolved bars ..., need 100" and "9 ..." are one reason, read as the newest says it)."""
     import re
 
     counts: dict[str, int] = {}
+    shown: dict[str, str] = {}
     for event in events:
         if event["decision"] == "skipped":
-            key = re.sub(r"\d+(\.\d+)?", "N", str(event["reason"]))[:120]
+            key = re.sub(r"\d+(\.\d+)?", "N", str(event["reason"]))
             counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+            shown[key] = str(event["reason"])
+    return {(shown[k] if counts[k] == 1 else f"{shown[k]} (the newest of them)"): n
+            for k, n in sorted(counts.items(), key=lambda kv: -kv[1])}
 
 
 def summarize(models: dict[str, Any], policies: list[str]) -> dict[str, Any]:

@@ -96,6 +96,18 @@ def combine(members: list[Member]) -> Consensus:
                      "; ".join(silent))
 
 
+def vote_text(member: dict[str, Any]) -> str:
+    """A stored member's say, for pages and the command line: its weight and the skill behind it, or why it has
+    none (a baseline serves; its skill over its baselines, live or on the holdout, is not above 0)."""
+    skill, source = member.get("skill"), member.get("skill_from") or ""
+    measured = f"{source} skill {skill:+.4f} nats".strip() if skill is not None else "skill not measured"
+    if member.get("weight", 0) > 0:
+        return f"{member['weight']:.2f}: {measured}"
+    if member.get("serving") == "baseline":
+        return "no vote: a baseline serves"
+    return f"no vote: {measured}"
+
+
 def member_accuracy(result: DriftResult, min_outcomes: float) -> tuple[float, str]:
     """The accuracy shown beside a vote: realized once judged on enough outcomes, else its reference."""
     realized = result.get("realized_accuracy")

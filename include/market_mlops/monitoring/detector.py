@@ -37,6 +37,7 @@ SESSIONS_PER_YEAR = 252  # a check a session: a timeframe resolves bars_per_year
 REFERENCE_ROWS = "drift.reference_rows"  # run metric: the out-of-sample rows the reference accuracy was measured on
 GRID = 1000
 MIN_LAGS = 10  # calls_per_outcome reads the hits' correlation over at least this many lags
+PRIOR_LAGS = 1  # a record's count of calls per outcome weighs its first PRIOR_LAGS x lags calls toward the horizon
 MIN_RUN = 5.0  # outcomes between false alarms at least (a 20-session label at 20 checks would be one outcome)  # states of the Markov chain that approximates the statistic below its threshold
 
 
@@ -75,8 +76,8 @@ class Detection:
 
 def steps(reference: float, edge_points: float) -> tuple[float, float]:
     """The log-likelihood-ratio step of a right call and of a wrong one (one outcome's weight)."""
-    p0 = float(np.clip(reference, 0.02, 0.98))
-    p1 = float(np.clip(p0 + edge_points / 100, 0.01, p0 - 0.005))
+    p0 = min(max(float(reference), 0.02), 0.98)
+    p1 = min(max(p0 + edge_points / 100, 0.01), p0 - 0.005)
     return math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
 
 
@@ -120,16 +121,18 @@ def threshold_for(reference: float, edge_points: float, outcomes_between_alarms:
                       float(f"{max(outcomes_between_alarms, 1.0):.2g}"))
 
 
-def calls_per_outcome(hits: np.ndarray, horizon: int, prior_outcomes: float = 10.0) -> float:
+def calls_per_outcome(hits: np.ndarray, horizon: int) -> float:
     """How many consecutive resolved calls carry one outcome's information: the long-run variance inflation of their
-    mean, 1 + 2 sum_k (1 - k/L) rho_k (Bartlett weights, Newey and West 1987) over L = max(horizon, MIN_LAGS) lags,
-    at least 1 and at most L. A caller whose call moves bar to bar has nearly independent hits even on overlapping
+    mean, 1 + 2 sum_k (1 - k/L) rho_k (Bartlett weights, Newey and West 1987) over L = max(2 x horizon, MIN_LAGS)
+    lags, between 1 and L. A caller whose call moves bar to bar has nearly independent hits even on overlapping
     labels; one that keeps its call (a climatology baseline) has hits as overlapped as its labels; a model whose
-    skill comes and goes with the market's regime has hits that cluster beyond its horizon. With fewer than
-    `prior_outcomes` x L calls, the larger of the estimate and the horizon (the cautious count) is used."""
+    skill comes and goes with the market's regime has hits that cluster beyond its horizon. A short record's
+    estimate is shrunk toward the horizon (the cautious count) with the weight of `PRIOR_LAGS` x L calls, so the
+    count moves smoothly as calls resolve (a hard switch rescaled the statistic in one step)."""
     h = max(1, int(horizon))
-    lags = max(h, MIN_LAGS)
+    lags = max(2 * h, MIN_LAGS)
     x = np.asarray(hits, float)
+    prior = PRIOR_LAGS * lags
     if len(x) < 3 or x.std() == 0:
         return float(h)
     x = x - x.mean()
@@ -137,19 +140,15 @@ def calls_per_outcome(hits: np.ndarray, horizon: int, prior_outcomes: float = 10
     top = min(lags, len(x) - 1)
     inflation = 1.0 + 2.0 * sum((1 - k / lags) * float(np.dot(x[:-k], x[k:])) / denominator for k in range(1, top))
     estimate = float(np.clip(inflation, 1.0, lags))
-    return estimate if len(x) >= prior_outcomes * lags else max(estimate, float(h))
+    return (len(x) * estimate + prior * h) / (len(x) + prior)
 
 
 def cusum(hits: np.ndarray, reference: float, edge_points: float, per_outcome: float) -> np.ndarray:
-    """The statistic after each resolved call (time order), each call weighing 1/`per_outcome` of an outcome."""
+    """The statistic after each resolved call (time order), each call weighing 1/`per_outcome` of an outcome: Page's
+    recursion S_n = max(0, S_n-1 + x_n) is the walk of the summed steps minus its lowest point so far (with 0)."""
     right, wrong = steps(reference, edge_points)
-    increments = np.where(np.asarray(hits, bool), right, wrong) / max(1.0, per_outcome)
-    path = np.empty(len(increments))
-    level = 0.0
-    for i, step in enumerate(increments):
-        level = max(0.0, level + step)
-        path[i] = level
-    return path
+    walk = np.cumsum(np.where(np.asarray(hits, bool), right, wrong) / max(1.0, per_outcome))
+    return walk - np.minimum(np.minimum.accumulate(walk), 0.0)
 
 
 def edges(cfg: Drift) -> dict[Band, float]:
@@ -186,11 +185,16 @@ def held_reference(reference: float, reference_rows: float, per_outcome: float, 
     as outcomes like the live calls. A reference measured on a few hundred overlapping rows is itself uncertain
     (at 20 sessions, 500 rows are about 25 outcomes: +-10 points); held to its point value, a champion whose
     reference came out high would raise false alarms for its whole reign."""
-    from scipy.stats import norm
-
-    p = float(np.clip(reference, 0.02, 0.98))
+    p = min(max(float(reference), 0.02), 0.98)
     outcomes = max(float(reference_rows) / max(1.0, per_outcome), 1.0)
-    return float(max(p - norm.ppf(confidence) * math.sqrt(p * (1 - p) / outcomes), 0.02))
+    return max(p - _z(confidence) * math.sqrt(p * (1 - p) / outcomes), 0.02)
+
+
+@lru_cache(maxsize=64)
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(confidence)
 
 
 def detect(hits: np.ndarray, reference: float, reference_rows: float, horizon: int, calls_per_check: float,
@@ -214,26 +218,19 @@ def detect(hits: np.ndarray, reference: float, reference_rows: float, horizon: i
 
 
 def band_path(hits: np.ndarray, reference: float, reference_rows: float, horizon: int, calls_per_check: float,
-              cfg: Drift, reset_on: Band | None = "emergency", per_outcome: float | None = None) -> list[Band | None]:
-    """The band after each resolved call, as a check after each would read it (None: too few outcomes); after a
-    `reset_on` alarm every statistic starts again (an emergency retrains: a new champion, a new record).
-    `per_outcome`: calls per outcome (default: estimated on all `hits`, as a check late in the record would)."""
-    per_outcome = calls_per_outcome(hits, horizon) if per_outcome is None else per_outcome
-    reference = held_reference(reference, reference_rows, per_outcome, cfg.band_confidence)
-    limits = thresholds(reference, per_outcome, calls_per_check, cfg)
-    needed = outcomes_needed(reference, limits, cfg)
-    per_step = {band: steps(reference, edges(cfg)[band]) for band in ALARM_BANDS}
-    levels = dict.fromkeys(ALARM_BANDS, 0.0)
-    out: list[Band | None] = []
-    since = 0
-    for hit in np.asarray(hits, bool):
-        since += 1
-        for name in ALARM_BANDS:
-            right, miss = per_step[name]
-            levels[name] = max(0.0, levels[name] + (right if hit else miss) / per_outcome)
-        raised = [name for name in ALARM_BANDS if levels[name] >= limits[name]]
-        now: Band | None = raised[-1] if raised else ("normal" if since / per_outcome >= needed else None)
-        out.append(now)
-        if reset_on is not None and now == reset_on:
-            levels, since = dict.fromkeys(ALARM_BANDS, 0.0), 0
+              cfg: Drift, reset_on: Band | None = "emergency", checks: np.ndarray | None = None) -> list[Band | None]:
+    """The band a check would read after each resolved call (`checks`: only after these calls' indices), each one
+    `detect` on the calls resolved by then (None: too few outcomes); after a `reset_on` band every statistic starts
+    again (an emergency retrains: a new champion, a new record)."""
+    hits = np.asarray(hits, bool)
+    out: list[Band | None] = [None] * len(hits)
+    wanted = np.ones(len(hits), bool) if checks is None else np.isin(np.arange(len(hits)), checks)
+    start = 0
+    for i in range(len(hits)):
+        if not wanted[i]:  # no check reads the record here
+            continue
+        band = detect(hits[start:i + 1], reference, reference_rows, horizon, calls_per_check, cfg).band
+        out[i] = band
+        if reset_on is not None and band == reset_on:
+            start = i + 1
     return out

@@ -133,7 +133,9 @@ def describe_skill(tags: dict[str, str]) -> str:
             (b, _number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
         if own is None:
             return ""
-        return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None)
+        chosen = ("; chosen on its live record, not on this holdout" if tags.get("gate.reason", "").startswith(
+            "live record:") else "")
+        return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None) + chosen
     mean, low, high = (_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
     if mean is None:
         return ""

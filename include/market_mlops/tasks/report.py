@@ -9,6 +9,7 @@ from typing import Any
 from market_mlops.config import PipelineConfig, get_config
 from market_mlops.monitoring.shadow import describe_live
 from market_mlops.registry.gate import describe_skill
+from market_mlops.registry.versions import FIT_END_TAG
 
 
 def _data_section(cfg: PipelineConfig) -> list[str]:
@@ -42,16 +43,22 @@ def lifecycle_summary(cfg: PipelineConfig | None = None) -> str:
 def champion_line(name: str, version: str | None, tags: dict[str, str], ic: float | None, age_days: float | None,
                   latest: str | None, latest_decision: str, live: dict[str, Any] | None = None) -> str:
     """One model as `market-mlops models` and the demo print it: what serves (a model or a baseline, said plainly),
-    its holdout log-loss skill and accuracy against the better baseline with the gate's intervals, its IC and age,
-    its shadow challenger's live record, and what the last registration decided."""
+    its holdout log-loss skill and accuracy against the better baseline with the gate's intervals, its IC, the data it
+    learned (its fit's last bar: a wall-clock age says nothing of a replayed past), its last check's band, its shadow
+    challenger's live record, and what the last registration decided."""
     if version is None:
         serving = "no champion"
     elif tags.get("kind") == "baseline":
         serving = f"v{version} {tags.get('baseline.rule', '')} baseline: no model has beaten it yet"
     else:
         serving = f"v{version} model"
+    learned = tags.get(FIT_END_TAG, "")[:10]
+    checked = (f"band {band_text(live)} on {str(live.get('interval_end', ''))[:10]}"
+               if live and live.get("band") and str(live.get("version")) == str(version) else "")
     facts = [describe_skill(tags), f"IC {ic:+.3f}" if ic is not None else "",
-             f"age {age_days:.0f} d" if age_days is not None else "", describe_live(live) if live is not None else "",
+             f"learned data to {learned}" if learned else (f"registered {age_days:.0f} d ago"
+                                                           if age_days is not None else ""),
+             checked, describe_live(live) if live is not None else "",
              f"last v{latest}: {latest_decision}" if latest and latest != version else ""]
     return f"  {name:<22} {serving:<52} " + "; ".join(f for f in facts if f)
 
@@ -67,8 +74,8 @@ def models_section(cfg: PipelineConfig | None = None) -> list[str]:
     c = store.client(cfg)
     now = dt.datetime.now(dt.UTC)
     lines = ["Models (MLflow registry): what serves each series, its holdout log-loss skill and accuracy against the "
-             "better baseline (intervals at the gate's level), IC, age, its shadow challenger's live record, the last "
-             "registration:"]
+             "better baseline (intervals at the gate's level), IC, the data it learned, its last band, its shadow "
+             "challenger's live record, the last registration:"]
     latest_checks = {r["model"]: r for r in drift_history(cfg)}  # oldest first: the newest check of each model wins
     for rm in sorted(c.search_registered_models(), key=lambda m: m.name):
         pointers = dict(rm.aliases or {})
@@ -95,12 +102,9 @@ def consensus_line(record: dict[str, Any], min_outcomes: float) -> str:
     """One symbol's newest consensus: its call (or "no consensus edge" until its record beats its anchor's), its
     agreement, each champion's vote, how the calls have fared (the accuracy only once its calls hold `min_outcomes`
     independent outcomes, as a drift band is judged) and its edge over the anchor."""
-    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes
+    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes, vote_text
 
-    votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} "
-                      + (f"w {m['weight']:.2f}" if m["weight"] > 0 else
-                         f"no vote ({'baseline' if m.get('serving') == 'baseline' else 'no skill'})")
-                      for m in record["members"])
+    votes = ", ".join(f"{m['timeframe']} h{m['horizon']} {m['predicted']} ({vote_text(m)})" for m in record["members"])
     outcomes = judged_outcomes(record)
     if not record.get("resolved"):
         fared = "no call resolved yet"
@@ -111,10 +115,11 @@ def consensus_line(record: dict[str, Any], min_outcomes: float) -> str:
         fared = (f"realized {record['realized_accuracy']:.3f} over {record['resolved']} resolved calls "
                  f"({outcomes:.0f} outcomes; {record['anchor_timeframe']} h{record['horizon']} champion alone "
                  f"{record['anchor_accuracy']:.3f})")
+    if record["direction"] == NO_CALL:
+        return f"  {record['symbol']:<8} no call ({votes}); {record['interval_end'][:10]}"
     voters = [m for m in record["members"] if m["weight"] > 0]
     agree = sum(1 for m in voters if m["predicted"] == record["direction"])
-    call = record["direction"] if has_edge(record) else (
-        "no call" if record["direction"] == NO_CALL else f"no consensus edge (weighted call {record['direction']})")
+    call = record["direction"] if has_edge(record) else f"no consensus edge (weighted call {record['direction']})"
     return (f"  {record['symbol']:<8} {call} agreement {record['agreement']:.2f} ({agree} of {len(voters)} voting "
             f"champions: {votes}); {fared}; {describe_edge(record)}; {record['interval_end'][:10]}")
 
@@ -140,15 +145,31 @@ def drift_section(cfg: PipelineConfig | None = None) -> list[str]:
     for r in history[-12:]:
         action = "EMERGENCY RETRAIN TRIGGERED" if r.get("emergency_retrain_triggered") else (
             "retrain skipped (cooldown)" if r.get("in_cooldown") else "")
-        lines.append(f"  {r['interval_end'][:10]} {r['model']:<20} v{r['version']:<3} {r['band']:<9} "
-                     f"realized {r['realized_accuracy']} vs reference {r['holdout_accuracy']} ({r['delta_points']} pts, "
-                     f"{r['resolved']} resolved = {r.get('outcomes', '?')} outcomes{_too_few(r)}), {r['features_drifted']}/"
-                     f"{r['features_checked']} features drifted {action}")
+        lines.append(f"  {r['interval_end'][:10]} {r['model']:<20} v{r['version']:<3} {band_text(r):<24} "
+                     f"realized {_figure(r['realized_accuracy'], '{:.3f}')} vs reference "
+                     f"{_figure(r['holdout_accuracy'], '{:.3f}')} ({_figure(r['delta_points'], '{:+.1f}')} pts over the "
+                     f"last {r['resolved']} resolved), {r['features_drifted']}/{r['features_checked']} features "
+                     f"drifted {action}".rstrip())
     return lines
 
 
-def _too_few(record: dict[str, Any]) -> str:
-    return ": too few to judge" if "too few to judge" in str(record.get("band_reason", "")) else ""
+def band_text(record: dict[str, Any]) -> str:
+    """A check's band, or "too few outcomes (k of n)" when its detectors could not judge one (never a "normal" that
+    means nothing)."""
+    needed = record.get("outcomes_needed")
+    if needed is not None:
+        return f"too few outcomes ({float(record.get('outcomes') or 0):.1f} of {float(needed):.1f})"
+    if "too few to judge" in str(record.get("band_reason", "")):  # a check from before the detectors
+        return "too few outcomes"
+    return str(record["band"])
+
+
+def _figure(value: Any, fmt: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return fmt.format(number) if number == number else "n/a"
 
 
 def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
@@ -165,6 +186,9 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
              + f"; the last {len(shown)} drift, data and failure alerts):"]
     for r in shown:
         lines.append(f"  [{r['status']}] {r['alert']['title']}")
+    if any(r["status"] == "no_connection" for r in records):
+        lines.append("  (no_connection: no Slack connection is configured, so alerts stay in the outbox; docs/production.md "
+                     "says how to add the slack_alerts connection)")
     return lines
 
 

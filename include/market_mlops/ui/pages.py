@@ -68,7 +68,7 @@ def band_cell(r: ModelRow, min_outcomes: float) -> str:
     if r.band and r.too_few:
         needed = min_outcomes if r.outcomes_needed is None else r.outcomes_needed  # checks before the detector
         return (f'<span class="muted" title="{escape(r.band_reason)}">too few outcomes '
-                f'({0 if r.outcomes is None else r.outcomes:.0f} of {needed:.0f})</span>')
+                f'({0 if r.outcomes is None else r.outcomes:.1f} of {needed:.1f})</span>')
     delta = "" if r.delta_points is None else f" <span class=muted>{r.delta_points:+.1f} pts</span>"
     return f"{band_badge(r.band)}{delta}"
 
@@ -121,15 +121,13 @@ def consensus_table(records: list[dict[str, Any]], min_outcomes: float) -> str:
     """The newest consensus per symbol: its call only where its record beats its anchor's ("no consensus edge"
     otherwise), its agreement, each champion's vote (or why it has none) and how the calls fared (the accuracy once
     the calls hold `min_outcomes` independent outcomes)."""
-    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes
+    from market_mlops.monitoring.consensus import NO_CALL, describe_edge, has_edge, judged_outcomes, vote_text
 
     if not records:
         return "<p class=muted>Consensus: none yet (the drift check builds one per symbol).</p>"
     body = []
     for r in records:
-        votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} "
-                          + (f"({m['weight']:.2f})" if m["weight"] > 0 else
-                             f"(no vote: {'baseline' if m.get('serving') == 'baseline' else 'no skill'})")
+        votes = ", ".join(f"{escape(m['timeframe'])} h{m['horizon']} {escape(m['predicted'])} ({escape(vote_text(m))})"
                           for m in r["members"])
         outcomes = judged_outcomes(r)
         fared = ("no call resolved yet" if not r.get("resolved") else
@@ -144,8 +142,9 @@ def consensus_table(records: list[dict[str, Any]], min_outcomes: float) -> str:
             call = (f'no consensus edge <span class="muted">(weighted call {escape(r["direction"])}; the '
                     f'{escape(r["anchor_timeframe"])} h{r["horizon"]} champion alone {escape(r["anchor_predicted"])})'
                     "</span>")
+        agreement = "" if r["direction"] == NO_CALL else f"{r['agreement']:.2f}"
         body.append(f'<tr data-symbol="{escape(r["symbol"])}"><td>{escape(r["symbol"])}</td>'
-                    f"<td>{call}</td><td>{r['agreement']:.2f}</td><td>{votes}</td>"
+                    f"<td>{call}</td><td>{agreement}</td><td>{votes}</td>"
                     f"<td>{fared}<br><span class=muted>{escape(describe_edge(r))}</span></td>"
                     f"<td>{escape(r['interval_end'][:10])}</td></tr>")
     head = ("<tr><th>symbol</th><th>consensus</th><th>agreement</th><th>votes (weight: log-loss skill over the "
@@ -178,9 +177,10 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f"<td>{_calibration(r.champion)}</td>"
             f"<td>{escape(describe_live({'shadow': r.shadow}) if r.shadow else '')}</td>"
             f"<td>{band_cell(r, min_outcomes)}</td><td>{last_checked(r, now, newest)}</td>"
-            f"<td>{sparkline(r.realized_trend)}</td>"
+            f"<td>{sparkline(r.realized_trend)}"
+            f"{_pct(r.realized_trend[-1]) if r.realized_trend else '<span class=muted>none resolved</span>'}</td>"
             f"<td>{'' if r.features_drifted is None else r.features_drifted}</td>"
-            f"<td>{'yes' if r.in_cooldown else ''}</td>"
+            f"<td>{'yes' if r.in_cooldown else ('no' if r.band else '')}</td>"
             f"<td>{'' if latest is None else f'v{escape(latest.version)} {_age(latest.created, now)} ago'}</td>"
             f"<td>{escape(decision)}</td>"
             f'<td>{outside(f"{airflow_base}/dags/model_retrain/runs", "runs", new_tab=False)}</td></tr>')
@@ -190,9 +190,12 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             "<th>realized accuracy</th>"
             "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
     flagged = sum(1 for r in rows if r.flag)
-    summary = (f"<p>{len(rows)} model(s); {flagged} flagged; "
-               + ", ".join(f"{sum(1 for r in rows if r.band == b)} {b}" for b in ("emergency", "drift", "monitor"))
-               + "</p>")
+    judged = [r for r in rows if r.band and not r.too_few]
+    summary = (f"<p>{len(rows)} model(s); {flagged} flagged for a person (no model, a baseline serving, a challenger "
+               f"waiting); last bands: " + ", ".join(f"{sum(1 for r in judged if r.band == b)} {b}"
+                                                     for b in ("emergency", "drift", "monitor", "normal"))
+               + f", {sum(1 for r in rows if r.band and r.too_few)} too few outcomes to judge, "
+               f"{sum(1 for r in rows if not r.band)} not checked</p>")
     failed = "".join(f'<p class="banner" style="background:#c62828" id="failed-check">{escape(text)}</p>'
                      for text in failed_checks or [])
     return _page("Models", f"<h1>Models</h1>{failed}{summary}<nav>Band: {filters}</nav><nav>Sort: {sorts}</nav>"
