@@ -39,8 +39,10 @@ def _config(args: argparse.Namespace) -> int:
     if args.action == "show":
         print(json.dumps(cfg.model_dump(mode="json"), indent=2))
     else:
-        print(f"config ok: {len(cfg.universe.symbols)} symbols x {len(cfg.universe.timeframes)} timeframes, "
-              f"data in {cfg.data_root}, MLflow at {cfg.mlflow_tracking_uri}")
+        series, models = len(cfg.pairs()), len(cfg.model_keys())
+        print(f"config ok: {series} series ({len(cfg.universe.symbols)} symbols on {len(cfg.universe.timeframes)} "
+              f"timeframe(s)), {models} models (a model per horizon), data in {cfg.data_root}, MLflow at "
+              f"{cfg.mlflow_tracking_uri}")
     return 0
 
 

@@ -81,6 +81,7 @@ class VersionRecord(TypedDict):
     remote: str
     logged_at: NotRequired[str]
     seconds: NotRequired[dict[str, float]]  # merge, dvc_add, push
+    unchanged: NotRequired[bool]  # the same bytes as the head already: no version logged, the head not moved
 
 
 class RetrainPlan(TypedDict):

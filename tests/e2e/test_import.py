@@ -57,10 +57,17 @@ def test_vendor_files_land_as_written_and_a_second_import_changes_nothing(own_da
     assert len(fx) == len(pd.read_csv(vendor / "EURUSD_h1.csv")) and (fx["ts"].dt.day_of_week == 6).any()
 
     before = parquet_digests(_dataset(home))
+    from market_mlops.config import get_config
+    from market_mlops.data.versioning import version_history
+
+    versions = version_history(get_config())
     out = market_mlops("import", str(vendor))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "rows new to the dataset: AAPL 0, EURUSD 0, MSFT 0, NEWCO 0" in out.stdout
     assert parquet_digests(_dataset(home)) == before
+    # The same folder again: the same bytes, so no data version is logged and the head does not move.
+    assert f"data version {versions[-1]['md5']} unchanged: the dataset already held every bar" in out.stdout
+    assert version_history(get_config()) == versions
 
 
 def test_calendar_features_of_a_date_only_daily_file_are_those_of_its_session_dates(own_data):

@@ -214,7 +214,8 @@ def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
     # so a marker it sees is always a dead writer's, never one whose head is about to be committed.
     with file_lock(root / ".dvc-host.lock"):
         with store.exclusive(f"dataset:{HEAD}", cfg) as connection:
-            sync_workspace(root, head_md5(cfg, connection), cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
+            before = head_md5(cfg, connection)
+            sync_workspace(root, before, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url)
             root.mkdir(parents=True, exist_ok=True)
             (root / MERGING).write_text(run_id)
             started = time.perf_counter()
@@ -223,11 +224,18 @@ def publish_version(cfg: PipelineConfig, change: Callable[[Path], T],
             version, pushed = _add_and_push(root, cfg.dvc_remote_url, cfg.storage.s3_endpoint_url, seconds)
             record = {"logged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                       **record_for(version, pushed, changed), "seconds": seconds}
-            store.upsert(tables.data_versions, [_version_row(record)], connection=connection)
-            store.upsert(tables.dataset_head, [{"name": HEAD, "md5": version.md5, "run_id": run_id,
-                                                "moved_at": record["logged_at"]}], connection=connection)
+            if version.md5 == before:  # the same bytes again (a folder imported twice): nothing to log or move
+                record["unchanged"] = True
+            else:
+                store.upsert(tables.data_versions, [_version_row(record)], connection=connection)
+                store.upsert(tables.dataset_head, [{"name": HEAD, "md5": version.md5, "run_id": run_id,
+                                                    "moved_at": record["logged_at"]}], connection=connection)
         (root / MERGING).unlink(missing_ok=True)  # committed; a crash before this leaves the marker, healed on sync
-    log.info("data version %s is the head (run %s)", version.md5, run_id)
+    if record.get("unchanged"):
+        log.info("data version %s unchanged: the dataset already held every bar (run %s); no version logged",
+                 version.md5, run_id)
+    else:
+        log.info("data version %s is the head (run %s)", version.md5, run_id)
     return record, changed
 
 

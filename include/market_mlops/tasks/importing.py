@@ -83,8 +83,12 @@ class ImportResult:
             lines.append(f"dropped {len(self.dropped)} bar(s) outside their calendar's sessions (--drop-off-session):")
             lines += [f"  {d}" for d in self.dropped[:20]] + ([f"  ... and {len(self.dropped) - 20} more"]
                                                               if len(self.dropped) > 20 else [])
-        lines.append(f"data version {self.version['md5']} ({self.version['files']} files, pushed "
-                     f"{self.version['objects_pushed']} objects to {self.version['remote']})")
+        if self.version.get("unchanged"):
+            lines.append(f"data version {self.version['md5']} unchanged: the dataset already held every bar of these "
+                         "files (no version logged)")
+        else:
+            lines.append(f"data version {self.version['md5']} ({self.version['files']} files, pushed "
+                         f"{self.version['objects_pushed']} objects to {self.version['remote']})")
         return "\n".join(lines)
 
 
