@@ -125,7 +125,8 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     # The defaults: 220 shards of 5; the shard holding the model with a hole fails and names it, nothing else does.
     out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
     first_pass = time.monotonic()
-    assert out.returncode == 1 and f"{HOLE[0]} {HOLE[1]}: ValueError" in out.stderr and "has a hole" in out.stderr, \
+    assert out.returncode == 1 and f"{HOLE[0]} {HOLE[1]}: ValueError" in out.stderr and \
+        f"{HOLE[0]} {HOLE[1]}'s data end {HOLE[2]}" in out.stderr, \
         out.stderr[-3000:]
     from airflow.configuration import conf
 

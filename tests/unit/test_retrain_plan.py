@@ -87,8 +87,14 @@ def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path
     root = tmp_path / "dataset"
     merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2022, 1, 3), dt.date(2024, 6, 28)))
     until = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)
-    with pytest.raises(ValueError, match=r"last SPY d1 bar before the cutoff starts 2024-06-28 .* has a hole; "
-                                         r"backfill market_data_ingestion from 2024-06-28"):
+    with pytest.raises(ValueError, match=r"^SPY d1's data end 2024-06-28, before this cutoff \(its bars must reach "
+                                         r"2024-07-28 00:00 UTC .*\): the series ended or its vendor is late; import "
+                                         r"its later sessions"):
+        training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))
+    # Bars after the cutoff: sessions are missing in between, a hole, and a backfill fills it.
+    merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2024, 8, 5), dt.date(2024, 8, 9)))
+    with pytest.raises(ValueError, match=r"^SPY d1 has a hole: its last bar before the cutoff starts 2024-06-28 "
+                                         r".*, and later bars exist; backfill market_data_ingestion from 2024-06-28"):
         training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))
     X, y, bars = training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 6, 28, 20, tzinfo=dt.UTC))
     assert len(X) == len(y) > 50 and bars["ts"].iloc[-1] < until

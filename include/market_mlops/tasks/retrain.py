@@ -119,10 +119,15 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
         raise ValueError(f"no {symbol} {timeframe} bars before {until.isoformat()} in the data version")
     last = own["ts"].iloc[-1]
     if fresh_from is not None and last < pd.Timestamp(fresh_from) - pd.Timedelta(days=1):  # a bar is stamped at its start
-        raise ValueError(
-            f"the data version's last {symbol} {timeframe} bar before the cutoff starts {last:%Y-%m-%d %H:%M} UTC, "
-            f"over a day before {fresh_from:%Y-%m-%d %H:%M} UTC (last session close minus the allowed lag): the "
-            f"dataset has a hole; backfill market_data_ingestion from {last:%Y-%m-%d} and rerun")
+        due = f"{fresh_from:%Y-%m-%d %H:%M} UTC (the last session close minus the allowed lag)"
+        if not load_bars(dataset, timeframe, [symbol], since=until).empty:  # later bars: sessions are missing between
+            raise ValueError(f"{symbol} {timeframe} has a hole: its last bar before the cutoff starts "
+                             f"{last:%Y-%m-%d %H:%M} UTC, over a day before {due}, and later bars exist; backfill "
+                             f"market_data_ingestion from {last:%Y-%m-%d} and rerun")
+        raise ValueError(f"{symbol} {timeframe}'s data end {last:%Y-%m-%d}, before this cutoff (its bars must reach "
+                         f"{due}): the series ended or its vendor is late; import its later sessions (market-mlops "
+                         f"import, or backfill market_data_ingestion from {last:%Y-%m-%d}) and rerun, or retrain the "
+                         f"other series only (model_retrain's symbols)")
     bench = bars[bars["symbol"] == benchmark] if benchmark else None  # the benchmark's own model: against itself
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
