@@ -209,6 +209,7 @@ RollbackResult = TypedDict("RollbackResult", {"model": str, "from": str, "to": s
 class RetentionReport(TypedDict):
     applied: bool  # False: a dry run, nothing changed
     as_of: str
+    data_as_of: NotRequired[str]  # the data versions' clock: as_of, or the newest data's end when earlier
     models: int
     versions_kept: int
     versions_archived: dict[str, list[int]]  # model -> versions archived (or to archive)

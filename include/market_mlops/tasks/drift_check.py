@@ -793,6 +793,8 @@ def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checke
     title = f"Accuracy {band}: {name} v{version}" if band in ("drift", "emergency") else \
         f"Feature drift: {name} v{version} ({len(drifted)}/{checked} features)"
     lines = [f"{d.feature}: PSI {d.psi} (limit {d.psi_limit}), KS {d.ks}" for d in drifted[:5]]
+    if band in ("drift", "emergency"):  # the detectors' evidence; a baseline's also says how the class mix moved
+        lines.insert(0, str(report.get("band_reason", "")))
     if band == "emergency":
         lines.append(emergency_reason)
     urls = {}

@@ -55,8 +55,8 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
     kept = {p.name: {str(v) for v in p.keep} for p in plans}
     before = months_before(as_of, cfg.retention.archive_after_months)
     # Data versions are aged by the data's own clock: a retrain or replay of its last months must find them.
-    data_before = months_before(data_clock(as_of, [r.get("interval_end", "") for r in version_history(cfg)]),
-                                cfg.retention.archive_after_months)
+    data_as_of = data_clock(as_of, [r.get("interval_end", "") for r in version_history(cfg)])
+    data_before = months_before(data_as_of, cfg.retention.archive_after_months)
     if apply:
         for plan in plans:
             for version in plan.archive:
@@ -69,7 +69,8 @@ def run_retention(apply: bool = False, as_of: dt.datetime | None = None,
         log.warning("retention: no registered model found at %s: data versions are kept", cfg.mlflow_tracking_uri)
         collection = Collection([], 0, 0)
     report: RetentionReport = {
-        "applied": apply, "as_of": as_of.isoformat(timespec="seconds"), "models": len(plans),
+        "applied": apply, "as_of": as_of.isoformat(timespec="seconds"),
+        "data_as_of": data_as_of.isoformat(timespec="seconds"), "models": len(plans),
         "versions_kept": sum(len(p.keep) for p in plans),
         "versions_archived": {p.name: p.archive for p in plans if p.archive},
         "rows_archived": rows, "rows_before": before.isoformat(timespec="seconds"),
@@ -87,7 +88,10 @@ def describe(report: RetentionReport) -> list[str]:
     """The report as the lines `market-mlops retention` prints."""
     verb = "archived" if report["applied"] else "would archive"
     archived = report["versions_archived"]
-    lines = [f"retention as of {report['as_of'][:10]} ({'applied' if report['applied'] else 'dry run: --apply to carry it out'})",
+    data_clock_said = ("" if report.get("data_as_of", report["as_of"])[:10] == report["as_of"][:10] else
+                       f"; data versions aged from the newest data, {report['data_as_of'][:10]}")
+    lines = [f"retention as of {report['as_of'][:10]}{data_clock_said} "
+             f"({'applied' if report['applied'] else 'dry run: --apply to carry it out'})",
              f"  model versions: {report['models']} models, {report['versions_kept']} versions kept, {verb} "
              f"{sum(len(v) for v in archived.values())}"]
     lines += [f"    {name}: v{', v'.join(str(v) for v in versions)}" for name, versions in sorted(archived.items())]
