@@ -94,9 +94,12 @@ def _run(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from market_mlops.dev.local_stack import run_dag_locally
+    from market_mlops.tasks.report import alerts_since
 
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)  # alerts are stamped to the second
     state, seconds, detail = run_dag_locally(args.dag_id, dt.date.fromisoformat(args.date), json.loads(args.conf))
     if state != "success":
+        print("\n".join(alerts_since(started)))  # stdout: the error stays the last line of stderr
         print(f"error: {args.dag_id} {args.date}: {state} in {seconds:.0f}s: {detail}", file=sys.stderr)
         return 1
     print(f"{args.dag_id} {args.date}: {state} in {seconds:.0f}s (task logs in {detail})")
@@ -107,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     if run_id and args.dag_id in RUN_REPORTS:
         lines = run_report(args.dag_id, task_results(args.dag_id, run_id, RUN_REPORTS[args.dag_id][0]))
         print("\n".join(lines) if lines else "  nothing to do in this run (no model or champion in it)")
+    print("\n".join(alerts_since(started)))  # what the run told people is part of what it decided
     return 0
 
 

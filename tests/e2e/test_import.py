@@ -335,4 +335,6 @@ def test_a_stock_and_fx_universe_in_groups_imports_in_one_command_and_trains_exa
     registered = {m.name for m in MlflowClient(tracking_uri=f"sqlite:///{mlops_home}/mlflow/mlflow.db").search_registered_models()}
     assert registered == {"SPY-d1-direction", "SPY-h1-direction", "AAPL-d1-direction", "AAPL-h1-direction",
                           "EURUSD-h1-direction"}
-    assert out.stdout.count("-direction") == 5  # the run's report: one line per configured pair
+    report, alerts = out.stdout.split("\n  alerts")
+    assert report.count("-direction") == 5  # the run's report: one line per configured pair
+    assert alerts.startswith((": none", " (")), alerts  # then what the run told people

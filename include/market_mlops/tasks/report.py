@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,25 @@ def _figure(value: Any, fmt: str) -> str:
     except (TypeError, ValueError):
         return "n/a"
     return fmt.format(number) if number == number else "n/a"
+
+
+def alerts_since(moment: dt.datetime, cfg: PipelineConfig | None = None) -> list[str]:
+    """The alerts written at or after `moment`, a line each (what `market-mlops run` prints after a run: what it
+    decided includes what it told people)."""
+    from market_mlops.monitoring.alerts import Outbox
+
+    def when(record: dict[str, Any]) -> dt.datetime:
+        try:
+            stamp = dt.datetime.fromisoformat(str(record.get("created", "")))
+        except ValueError:
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+    fresh = sorted((r for r in Outbox(cfg or get_config()).records() if when(r) >= moment), key=when)
+    if not fresh:
+        return ["  alerts: none"]
+    return [f"  alerts ({len(fresh)}):"] + [f"    [{r['alert'].get('severity', '')} {r['status']}] {r['alert']['title']}"
+                                            for r in fresh]
 
 
 def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
