@@ -93,6 +93,24 @@ def test_calendar_features_of_a_date_only_daily_file_are_those_of_its_session_da
     assert (np.asarray(day) == dates.dt.day.to_numpy() - 1).all()
 
 
+def test_histories_that_end_on_different_dates_import_in_one_call_and_each_ends_on_its_own(own_data):
+    """A stock delisted (or downloaded earlier) beside live ones: owed nothing after its own last bar, said in one
+    line, the import goes on; sessions missing inside a file are still refused (the next test). The same folder
+    again changes nothing."""
+    home, vendor = own_data
+    msft = pd.read_csv(vendor / "MSFT.csv")
+    msft[msft["Date"] <= "2020-03-02"].to_csv(vendor / "MSFT.csv", index=False)  # its data end 2 March 2020
+    out = market_mlops("import", str(vendor))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    ended = [line for line in out.stdout.splitlines() if line.startswith("ended: ")]
+    assert ended == ["ended: MSFT d1 ends 2020-03-02: its data stop 84 session(s) before the batch's last, 2020-06-30 "
+                     "(owed nothing after; a retrain after it names it)"], out.stdout
+    assert "MSFT       d1   2019-01-02 00:00  2020-03-02 00:00" in out.stdout
+    assert [line.split()[-1] for line in out.stdout.splitlines() if line.startswith(("AAPL ", "MSFT "))] == ["0", "0"]
+    again = market_mlops("import", str(vendor))
+    assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+
+
 def test_missing_sessions_are_named_by_symbol_date_and_file(own_data):
     home, vendor = own_data
     out = market_mlops("import", str(vendor))

@@ -4,7 +4,9 @@ symbol owes, which are missing. Pure functions of the bars and the calendars (th
 A symbol owes the sessions of its own calendar inside the batch's interval from its listing on: the earlier of its
 first stored bar and its first bar in the batch. A stock listed years after the others owes nothing before its
 first bar; a symbol that already has history owes every session of the interval; a batch with no bar at all owes
-every session (nothing landed is a failure, never "nothing to do").
+every session (nothing landed is a failure, never "nothing to do"). In an import of history files each series also
+ends where its file does (a delisted stock, an older download beside newer ones): it owes nothing after its own last
+bar, and the import says so; a scheduled run owes every session of its interval.
 """
 
 from __future__ import annotations
@@ -41,14 +43,39 @@ def assign_sessions(exchange: str, ts: pd.Series, daily: bool) -> pd.Series:
     return pd.Series(session.astype("datetime64[D]").astype(object), index=ts.index, dtype=object)  # dates, NaT: None
 
 
+def last_sessions(bars: pd.DataFrame) -> dict[tuple[str, str], dt.date]:
+    """Each pair's last session in `bars` (a `session` column): where a history file ends."""
+    if not len(bars):
+        return {}
+    dated = bars.dropna(subset=["session"])
+    return {(str(s), str(t)): max(part["session"]) for (s, t), part in dated.groupby(["symbol", "timeframe"])}
+
+
+def ended_series(ends: Mapping[tuple[str, str], dt.date], calendars: Mapping[str, str], end: dt.datetime,
+                 shown: int = 20) -> list[str]:
+    """A line per pair whose history ends before the batch's last session of its calendar: it is owed nothing after
+    its own last bar (a delisted stock, a file from an older download), and said, not refused."""
+    lines = []
+    for (symbol, tf), last in sorted(ends.items()):
+        after = [d for d in calendar.sessions_in_interval(calendars[symbol], dt.datetime.combine(
+            last + dt.timedelta(days=1), dt.time(), dt.UTC), end) if d > last]
+        if after:
+            lines.append(f"{symbol} {tf} ends {last.isoformat()}: its data stop {len(after)} session(s) before the "
+                         f"batch's last, {after[-1].isoformat()} (owed nothing after; a retrain after it names it)")
+    return lines[:shown] + ([f"... and {len(lines) - shown} more"] if len(lines) > shown else [])
+
+
 def coverage_table(bars: pd.DataFrame, calendars: Mapping[str, str], bar_minutes: Mapping[str, int],
                    start: dt.datetime, end: dt.datetime, pairs: list[tuple[str, str]],
-                   listed: Mapping[tuple[str, str], pd.Timestamp | None]) -> pd.DataFrame:
+                   listed: Mapping[tuple[str, str], pd.Timestamp | None],
+                   ends: Mapping[tuple[str, str], dt.date] | None = None) -> pd.DataFrame:
     """One row per owed (symbol, timeframe, session): bars received vs bars the symbol's calendar expects.
 
     `bars` carries a `session` column (from `assign_sessions`); `listed` is each pair's first stored bar (None when
-    the dataset has none). The bars are split by pair once and the expected bars per session computed once per
-    calendar and timeframe (a fleet's import holds a thousand pairs)."""
+    the dataset has none); `ends`: a pair's own last session, after which it owes nothing (an import of history
+    files: each series ends where its file does; a scheduled run gives none, every series owes its whole interval).
+    The bars are split by pair once and the expected bars per session computed once per calendar and timeframe (a
+    fleet's import holds a thousand pairs)."""
     by_pair = {key: part for key, part in bars.groupby(["symbol", "timeframe"], sort=False)} if len(bars) else {}
     expected_of: dict[tuple[str, int], pd.Series] = {}
     sessions_of: dict[str, list[dt.date]] = {}
@@ -64,7 +91,8 @@ def coverage_table(bars: pd.DataFrame, calendars: Mapping[str, str], bar_minutes
         listing = listing or first.date()
         if exchange not in sessions_of:
             sessions_of[exchange] = calendar.sessions_in_interval(exchange, start, end)
-        owed = [d for d in sessions_of[exchange] if d >= listing]
+        last = (ends or {}).get((symbol, tf))
+        owed = [d for d in sessions_of[exchange] if d >= listing and (last is None or d <= last)]
         if not owed:
             continue
         if (exchange, bar_minutes[tf]) not in expected_of:

@@ -59,6 +59,7 @@ class ImportResult:
     warnings: list[str]
     rows_changed: dict[str, int]
     dropped: list[str] = field(default_factory=list)  # bars outside their calendar's sessions (--drop-off-session)
+    ended: list[str] = field(default_factory=list)  # series whose files end before the batch's last session
     refused: list[str] = field(default_factory=list)  # files left out by --partial, with why and where they are kept
 
     @property
@@ -72,6 +73,7 @@ class ImportResult:
         lines = [head, "-" * len(head)]
         lines += [f"{p.symbol:<10} {p.timeframe:<4} {p.first_bar:<17} {p.last_bar:<17} {p.rows:>8} {p.sessions_missing:>17}"
                   for p in self.pairs]
+        lines += [f"ended: {line}" for line in self.ended]
         lines.append("rows new to the dataset: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_added.items())))
         if self.rows_changed:
             lines.append("stored rows restated: " + ", ".join(f"{s} {n}" for s, n in sorted(self.rows_changed.items())))
@@ -183,12 +185,17 @@ def _import(files: list[RawFileRef], run_id: str, cfg: PipelineConfig, allow_res
                                accept_gaps=accept_gaps, read=read, drop_off_session=drop_off_session)
     record = version_dataset(validated, run_id=run_id, cfg=cfg)
     report = json.loads(read_bytes(validation_report_uri(cfg, fetched["interval_start"], fetched["interval_end"])))
-    return ImportResult(record, _pair_summaries(staged_bars(validated), fetched, cfg), record["rows_added"],
-                        list(report["warnings"]), validated.get("rows_changed", {}), validated.get("dropped", []))
+    pairs, ended = _pair_summaries(staged_bars(validated), fetched, cfg)
+    for line in ended:
+        log.info("import: %s", line)
+    return ImportResult(record, pairs, record["rows_added"], list(report["warnings"]),
+                        validated.get("rows_changed", {}), validated.get("dropped", []), ended=ended)
 
 
-def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineConfig) -> list[PairSummary]:
-    from market_mlops.data.coverage import coverage_table
+def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch,
+                    cfg: PipelineConfig) -> tuple[list[PairSummary], list[str]]:
+    """Each pair's line of the import's table, and the series whose files end before the batch's last session."""
+    from market_mlops.data.coverage import coverage_table, ended_series, last_sessions
     from market_mlops.data.dataset import first_bar
     from market_mlops.data.versioning import head_dataset
 
@@ -196,11 +203,13 @@ def _pair_summaries(staged: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCo
     dataset = head_dataset(cfg)  # once: every pair reads the same head
     start, end = dt.datetime.fromisoformat(fetched["interval_start"]), dt.datetime.fromisoformat(fetched["interval_end"])
     out = []
+    ends = last_sessions(bars)
     for (symbol, tf), part in bars.groupby(["symbol", "timeframe"], sort=True):
         pair = (str(symbol), str(tf))
         coverage = coverage_table(part, {pair[0]: cfg.universe.calendar_of(pair[0])}, cfg.bar_minutes,
-                                  start, end, [pair], {pair: first_bar(dataset, *pair)})
+                                  start, end, [pair], {pair: first_bar(dataset, *pair)}, ends)
         out.append(PairSummary(pair[0], pair[1], f"{part['ts'].min():%Y-%m-%d %H:%M}", f"{part['ts'].max():%Y-%m-%d %H:%M}",
                                len(part), int(coverage["session_missing"].sum())))
-    return out
+    calendars = {p.symbol: cfg.universe.calendar_of(p.symbol) for p in out}
+    return out, ended_series(ends, calendars, end)
 

@@ -23,7 +23,7 @@ from market_mlops.config import PipelineConfig, get_config
 from market_mlops.contracts import FetchedBatch, RawFileRef, ValidatedBatch, VersionRecord
 from market_mlops.data import calendar
 from market_mlops.data.bars import COLUMNS
-from market_mlops.data.coverage import assign_sessions, coverage_table, missing_summary
+from market_mlops.data.coverage import assign_sessions, coverage_table, last_sessions, missing_summary
 from market_mlops.data.dataset import first_bar
 from market_mlops.data.object_store import read_bytes, write_bytes
 from market_mlops.data.sources import BadFile, RawFile, make_source, read_raw_file, symbol_in_name
@@ -388,7 +388,8 @@ def _coverage_result(bars: pd.DataFrame, fetched: FetchedBatch, cfg: PipelineCon
     listed = {(s, t): first_bar(root, s, t) for s, t in pairs}
     calendars = {s: cfg.universe.calendar_of(s) for s in fetched["symbols"]}
     on_session = bars[bars["on_session"]] if len(bars) else bars
-    coverage = coverage_table(on_session, calendars, cfg.bar_minutes, start, end, pairs, listed)
+    ends = last_sessions(on_session) if fetched.get("source") == "import" else None  # history files end on their own
+    coverage = coverage_table(on_session, calendars, cfg.bar_minutes, start, end, pairs, listed, ends)
     coverage = coverage[~coverage["symbol"].isin(excused)]
     result = validate_frame("bar_coverage", coverage, "<batch coverage>", params, where=["symbol", "timeframe", "session"])
     lines = missing_summary(coverage, files_of)
