@@ -93,7 +93,7 @@ def test_calendar_features_of_a_date_only_daily_file_are_those_of_its_session_da
     assert (np.asarray(day) == dates.dt.day.to_numpy() - 1).all()
 
 
-def test_histories_that_end_on_different_dates_import_in_one_call_and_each_ends_on_its_own(own_data):
+def test_histories_that_end_on_different_dates_import_in_one_call_and_each_ends_on_its_own(own_data, monkeypatch):
     """A stock delisted (or downloaded earlier) beside live ones: owed nothing after its own last bar, said in one
     line, the import goes on; sessions missing inside a file are still refused (the next test). The same folder
     again changes nothing."""
@@ -109,6 +109,20 @@ def test_histories_that_end_on_different_dates_import_in_one_call_and_each_ends_
     assert [line.split()[-1] for line in out.stdout.splitlines() if line.startswith(("AAPL ", "MSFT "))] == ["0", "0"]
     again = market_mlops("import", str(vendor))
     assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    # One retrain after MSFT's end covers both: MSFT is skipped in one line, AAPL trains, the run succeeds (AAPL's
+    # 18 months hold ~170 labelled rows: 2 folds of 100, fewer than the defaults ask for).
+    monkeypatch.setenv("MLOPS__TRAINING__FOLDS", "2")
+    monkeypatch.setenv("MLOPS__TRAINING__MIN_TRAIN_ROWS", "100")
+    out = market_mlops("run", "model_retrain", "--date", "2020-07-01",
+                       "--conf", '{"symbols": ["AAPL", "MSFT"], "timeframes": ["d1"]}')
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert [line.split(" skipped: ")[1] for line in lines if line.startswith("  MSFT-d1-direction")] == [
+        "data end 2020-03-02, before this cutoff; no champion yet (MSFT d1's data end 2020-03-02, before this cutoff "
+        "(its bars must reach 2020-06-27 21:00 UTC (the last session close minus the allowed lag)): the series ended "
+        "or its vendor is late; import its later sessions (market-mlops import, or backfill market_data_ingestion "
+        "from 2020-03-02) and rerun, or retrain the other series only (model_retrain's symbols))"], lines
+    assert any(line.startswith("  AAPL-d1-direction") and " skipped: " not in line for line in lines), lines
 
 
 def test_missing_sessions_are_named_by_symbol_date_and_file(own_data):

@@ -87,7 +87,9 @@ def test_a_version_with_a_hole_before_the_cutoff_is_refused_by_its_bars(tmp_path
     root = tmp_path / "dataset"
     merge_bars(root, generate_bars(GeneratorSpec(seed=3), ["SPY"], "d1", dt.date(2022, 1, 3), dt.date(2024, 6, 28)))
     until = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)
-    with pytest.raises(ValueError, match=r"^SPY d1's data end 2024-06-28, before this cutoff \(its bars must reach "
+    from market_mlops.tasks.retrain import SeriesEnded
+
+    with pytest.raises(SeriesEnded, match=r"^SPY d1's data end 2024-06-28, before this cutoff \(its bars must reach "
                                          r"2024-07-28 00:00 UTC .*\): the series ended or its vendor is late; import "
                                          r"its later sessions"):
         training_frame(root, "SPY", "d1", cfg, until, 3, fresh_from=dt.datetime(2024, 7, 28, tzinfo=dt.UTC))

@@ -216,6 +216,9 @@ def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
     """`market-mlops run model_retrain`: per model, what the gate decided and on what, and what serves now."""
     lines = []
     for r in summaries:
+        if r.get("skipped"):  # a series whose data end before the cutoff: one line, its champion kept
+            lines.append(f"  {r.get('model', '?'):<22} skipped: {r['skipped']}")
+            continue
         interval = describe_skill({f"gate.{k}": str(v) for k, v in r.items()})
         ic = r.get("ic")
         serving = r.get("serving", "model")

@@ -98,6 +98,15 @@ def freshness_floor(due: dt.datetime, cfg: PipelineConfig) -> dt.datetime:
     return due - dt.timedelta(days=cfg.training.max_data_lag_days)
 
 
+class SeriesEnded(ValueError):
+    """A series' data end before the cutoff and none follow (a delisted stock, an older file, a late vendor): its
+    retrain is skipped, the champion kept, said in one line (a hole, later bars after missing sessions, fails)."""
+
+    def __init__(self, message: str, last: dt.date) -> None:
+        super().__init__(message)
+        self.last = last
+
+
 def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConfig, until: dt.datetime,
                    history_years: int, fresh_from: dt.datetime | None = None,
                    horizon: int | None = None) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
@@ -124,10 +133,10 @@ def training_frame(dataset: Path, symbol: str, timeframe: str, cfg: PipelineConf
             raise ValueError(f"{symbol} {timeframe} has a hole: its last bar before the cutoff starts "
                              f"{last:%Y-%m-%d %H:%M} UTC, over a day before {due}, and later bars exist; backfill "
                              f"market_data_ingestion from {last:%Y-%m-%d} and rerun")
-        raise ValueError(f"{symbol} {timeframe}'s data end {last:%Y-%m-%d}, before this cutoff (its bars must reach "
-                         f"{due}): the series ended or its vendor is late; import its later sessions (market-mlops "
-                         f"import, or backfill market_data_ingestion from {last:%Y-%m-%d}) and rerun, or retrain the "
-                         f"other series only (model_retrain's symbols)")
+        raise SeriesEnded(f"{symbol} {timeframe}'s data end {last:%Y-%m-%d}, before this cutoff (its bars must reach "
+                          f"{due}): the series ended or its vendor is late; import its later sessions (market-mlops "
+                          f"import, or backfill market_data_ingestion from {last:%Y-%m-%d}) and rerun, or retrain the "
+                          f"other series only (model_retrain's symbols)", last.date())
     bench = bars[bars["symbol"] == benchmark] if benchmark else None  # the benchmark's own model: against itself
     feats = build_features(own, spec.bars_per_year, bench)
     cols = feature_columns(feats)
@@ -147,7 +156,7 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
     from market_mlops.model.ensemble_model import LAST_KNOWN_LABEL
     from market_mlops.model.evaluation import evaluate_holdout
     from market_mlops.model.training import train_ensemble
-    from market_mlops.registry import store, versions
+    from market_mlops.registry import aliases, store, versions
     from market_mlops.tasks.baseline import register_baseline_champion
     from market_mlops.tasks.promotion import apply_gate, evaluate_gate
 
@@ -172,9 +181,18 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         return done
 
     clock = PhaseClock()  # what a mapped task spends beside the fit
-    X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end, training_cfg.history_years,
-                                fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg),
-                                horizon=spec.horizon)
+    try:
+        X, y, bars = training_frame(Path(data["path"]), symbol, timeframe, cfg, interval_end,
+                                    training_cfg.history_years,
+                                    fresh_from=freshness_floor(last_session_close(interval_end, cfg), cfg),
+                                    horizon=spec.horizon)
+    except SeriesEnded as ended:
+        kept = aliases.alias_version(name, aliases.CHAMPION, cfg)
+        why = (f"data end {ended.last.isoformat()}, before this cutoff; "
+               + (f"champion v{kept} kept" if kept else "no champion yet") + f" ({ended})")
+        log.warning("%s: retrain skipped: %s", name, why)
+        return {"model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "skipped": why,
+                "champion_version": kept}
     clock.mark("features")
     last_known = bars["last_known_label"].to_numpy(dtype=float)
     trained = train_ensemble(X, y, training_cfg, spec.horizon, last_known=last_known)
