@@ -28,18 +28,27 @@ def member(model: str, proba: tuple[float, float, float], skill: float | None, s
 
 
 def test_votes_weigh_by_skill_over_their_baselines_and_agreement_is_the_winning_weight():
-    d1 = member("SPY-d1", (0.2, 0.3, 0.5), skill=0.03)
-    h1 = member("SPY-h1", (0.6, 0.3, 0.1), skill=0.01, span=360, timeframe="h1")
+    d1 = member("SPY-d1", (0.2, 0.3, 0.5), skill=0.03)  # 5 sessions: 7,200 minutes
+    h1 = member("SPY-h1", (0.6, 0.3, 0.1), skill=0.01, span=4_800, timeframe="h1")  # 80 hours: the same event, mostly
     call = combine([d1, h1])
     assert call.weights == {"SPY-d1": 0.75, "SPY-h1": 0.25}
     assert call.direction == "BULLISH" and call.agreement == 0.75 and sum(call.proba) == pytest.approx(1)
-    assert call.anchor.model == "SPY-d1"  # looks furthest ahead: 5 sessions against 6 hours
-    swapped = combine([member("SPY-d1", d1.proba, 0.01), member("SPY-h1", h1.proba, 0.03, 360, "h1")])
+    assert call.anchor.model == "SPY-d1"  # looks furthest ahead
+    swapped = combine([member("SPY-d1", d1.proba, 0.01), member("SPY-h1", h1.proba, 0.03, 4_800, "h1")])
     assert swapped.direction == "BEARISH" and swapped.agreement == 0.75
 
 
+def test_a_member_forecasting_a_much_shorter_event_than_the_anchor_does_not_vote():
+    """A 6-hour call says little about a 5-session move: pooled with it, the consensus was worse than its anchor."""
+    d1 = member("SPY-d1", (0.2, 0.3, 0.5), skill=0.01)
+    h1 = member("SPY-h1", (0.6, 0.3, 0.1), skill=0.05, span=360, timeframe="h1")
+    call = combine([d1, h1])
+    assert call.weights == {"SPY-d1": 1.0, "SPY-h1": 0.0} and call.direction == "BULLISH"
+    assert "h1 h5: forecasts a shorter event than the anchor's" in call.reason
+
+
 def test_baselines_and_models_without_skill_do_not_vote_and_without_a_voter_there_is_no_call():
-    good = member("A", (0.1, 0.2, 0.7), skill=0.02, span=360)
+    good = member("A", (0.1, 0.2, 0.7), skill=0.02, span=4_000)
     baseline = member("B", (0.9, 0.05, 0.05), skill=None, serving="baseline")  # looks further ahead: not the anchor
     unskilled = member("C", (0.05, 0.9, 0.05), skill=-0.01)
     call = combine([good, baseline, unskilled])

@@ -213,3 +213,70 @@ def label_balance_and_refit_cost() -> list[dict[str, Any]]:
                              "", None, f"{seconds['none']:.2f} s -> {seconds['full']:.2f} s on {len(labels)} rows "
                              "(best of 2 each)"))
     return rows
+
+
+def _skilled_probabilities(y: np.ndarray, skill: float, rng: np.random.Generator) -> np.ndarray:
+    """A forecaster of labels `y` that knows them a little: the class mix pulled toward the truth by `skill`, with
+    noise (skill 0: climatology plus noise, no knowledge)."""
+    shares = np.bincount(y, minlength=3) / len(y)
+    truth = np.eye(3)[y]
+    noisy = rng.dirichlet(np.full(3, 20.0), len(y))
+    p = (1 - skill) * (0.7 * shares + 0.3 * noisy) + skill * truth
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
+
+
+def consensus_versus_anchor(seeds: range = range(8), calls: int = 750) -> list[dict[str, Any]]:
+    """The consensus against its anchor, on random walks with members that know their own label a little: a d1
+    20-session anchor, another timeframe's model of the same 20-session event (independent noise), and d1 5- and
+    1-session members, each with log-loss skill over its baseline on its own event, pooled as
+    `monitoring.consensus.combine` pools them and scored on the anchor's event, as the drift check resolves it.
+    Printed: the consensus's log-loss skill over its anchor, and what pooling every member would have given; how
+    often `consensus_edge` proves an edge (the rule that decides whether a call is shown) when the consensus is
+    better, and when it is in truth no better (goal: at most its level, 1 - band_confidence)."""
+    from market_mlops.config import get_config
+    from market_mlops.model.labels import direction_labels
+    from market_mlops.monitoring.consensus import Member, combine, consensus_edge
+
+    alpha = 1 - Drift().band_confidence
+    differences: dict[str, list[float]] = {"the consensus": [], "every member pooled": []}
+    shown = {"better": [0, 0], "worse": [0, 0]}  # [shown, walks]
+    spec = get_config().spec("d1")
+    cast = (("d1", 20, 0.10, 0.010), ("h4", 20, 0.08, 0.008), ("d1", 5, 0.15, 0.02), ("d1", 1, 0.20, 0.03))
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        close = pd.Series(100 * np.exp(np.cumsum(rng.standard_t(5, calls + 400) * 0.01)))
+        labels = {h: direction_labels(close, h, spec.labels).to_numpy() for h in (20, 5, 1)}
+        ok = np.all([np.isfinite(v) for v in labels.values()], axis=0)
+        y = {h: v[ok].astype(int)[-calls:] for h, v in labels.items()}
+        proba = [_skilled_probabilities(y[h], knows, rng) for _, h, knows, _ in cast]
+        members = [Member(f"{tf}-h{h}", "1", tf, h, 1440 * h, "", (1 / 3, 1 / 3, 1 / 3), "NEUTRAL", 0.4, "reference",
+                          "model", skill, "holdout") for tf, h, _, skill in cast]
+        weights = np.array(list(combine(members).weights.values()))
+        pooled = sum(w * p for w, p in zip(weights, proba, strict=True))
+        every = np.array([m.skill or 0.0 for m in members])
+        everything = sum(w * p for w, p in zip(every / every.sum(), proba, strict=True))
+        target = y[20]
+        anchor = _log_loss(proba[0], target)
+        differences["the consensus"].append(anchor - _log_loss(pooled, target))
+        differences["every member pooled"].append(anchor - _log_loss(everything, target))
+        for p, difference in ((pooled, differences["the consensus"][-1]),
+                              (everything, differences["every member pooled"][-1])):
+            resolved = pd.DataFrame({"realized": np.array(["BEARISH", "NEUTRAL", "BULLISH"])[target],
+                                     "proba": list(p), "anchor_proba": list(proba[0])})
+            edge = consensus_edge(resolved, 20, alpha)
+            case = shown["better" if difference > 0 else "worse"]
+            case[0] += bool(edge and edge["proven"])
+            case[1] += 1
+    rows = [figure_row(f"consensus vs its anchor: {name}, log-loss skill on the 20-session event",
+                       float(np.mean(v)), "nats", "", None,
+                       f"{len(seeds)} random walks of {calls} calls; positive: better than the anchor alone")
+            for name, v in differences.items()]
+    rate = shown["worse"][0] / max(shown["worse"][1], 1)
+    rows.append(figure_row("consensus shown as a call while no better than its anchor", rate * 100, "% of such",
+                           f"<= {alpha * 100:g}", rate <= alpha, f"{shown['worse'][1]} such cases; when better, shown "
+                           f"in {shown['better'][0]} of {shown['better'][1]} ({len(seeds)} walks x 2 poolings)"))
+    return rows
