@@ -102,6 +102,9 @@ class SeriesEnded(ValueError):
     """A series' data end before the cutoff and none follow (a delisted stock, an older file, a late vendor): its
     retrain is skipped, the champion kept, said in one line (a hole, later bars after missing sessions, fails)."""
 
+    hint = ("import the series' later sessions (market-mlops import, or a backfill of market_data_ingestion) and "
+            "rerun, or retrain the other series only (model_retrain's symbols)")
+
     def __init__(self, message: str, last: dt.date) -> None:
         super().__init__(message)
         self.last = last
