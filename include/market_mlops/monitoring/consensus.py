@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from market_mlops.model.labels import CLASSES
+from market_mlops.monitoring.detector import SESSIONS_PER_YEAR
 
 if TYPE_CHECKING:
 
@@ -275,7 +276,7 @@ def has_edge(record: dict[str, Any]) -> bool:
     return record.get("direction") != NO_CALL and bool((record.get("edge") or {}).get("proven"))
 
 
-def calls_per_outcome(horizon: int, bars_per_year: int, sessions_per_year: int = 252) -> float:
+def calls_per_outcome(horizon: int, bars_per_year: int, sessions_per_year: int = SESSIONS_PER_YEAR) -> float:
     """How many consecutive consensus calls (one per session) share one outcome of the anchor's label: its horizon
     in sessions, at least 1 (d1 at 20: 20 calls; h1 at 24 on a 7-bar stock session: 3.4; h1 at 6: 1)."""
     return max(1.0, horizon / max(bars_per_year / sessions_per_year, 1e-9))

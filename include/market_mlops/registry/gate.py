@@ -114,7 +114,8 @@ def decide_demotion(champion: str, baseline: str, baseline_over_champion: Eviden
     return f"the {baseline} baseline is proven better than champion v{champion} {where}: {baseline_over_champion.describe()}"
 
 
-def _number(tags: dict[str, str], key: str) -> float | None:
+def tag_number(tags: dict[str, str], key: str) -> float | None:
+    """A finite number from a version's tags, or None (missing, not a number, NaN)."""
     try:
         value = float(tags[key])
     except (KeyError, ValueError):
@@ -129,25 +130,25 @@ def describe_skill(tags: dict[str, str]) -> str:
     versus = tags.get("gate.baseline_compared", "better")
     if tags.get("kind") == "baseline":
         rule = tags.get("baseline.rule", "")
-        own, other = _number(tags, f"gate.{rule}_log_loss"), [
-            (b, _number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
+        own, other = tag_number(tags, f"gate.{rule}_log_loss"), [
+            (b, tag_number(tags, f"gate.{b}_log_loss")) for b in ("climatology", "persistence") if b != rule]
         if own is None:
             return ""
         chosen = ("; chosen on its live record, not on this holdout" if tags.get("gate.reason", "").startswith(
             "live record:") else "")
         return f"holdout log-loss {own:.4f}" + "".join(f" ({b} {v:.4f})" for b, v in other if v is not None) + chosen
-    mean, low, high = (_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
+    mean, low, high = (tag_number(tags, f"gate.skill_{k}") for k in ("mean", "low", "high"))
     if mean is None:
         return ""
     text = f"log-loss skill {mean:+.4f} nats"
     if low is not None and high is not None:
         text += f" [{low:+.4f}, {high:+.4f}]"
     text += f" vs the {versus} baseline"
-    diff, dlow, dhigh = (_number(tags, f"gate.accuracy_diff_{k}") for k in ("mean", "low", "high"))
+    diff, dlow, dhigh = (tag_number(tags, f"gate.accuracy_diff_{k}") for k in ("mean", "low", "high"))
     if diff is not None:
         text += f", accuracy {diff * 100:+.1f} pts" + (
             f" [{dlow * 100:+.1f}, {dhigh * 100:+.1f}]" if dlow is not None and dhigh is not None else "")
-    calibration = _number(tags, "gate.calibration_error")
+    calibration = tag_number(tags, "gate.calibration_error")
     if calibration is not None:
         text += f", calibration error {calibration:.3f}"
     return text

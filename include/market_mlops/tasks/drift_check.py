@@ -490,6 +490,7 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     from market_mlops.monitoring.bands import decide_emergency
     from market_mlops.monitoring.forecasts import feature_window, score_and_store
     from market_mlops.monitoring.history import emergency_triggers
+    from market_mlops.registry.gate import tag_number
 
     if isinstance(reads, Exception):
         raise reads
@@ -538,7 +539,7 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
         "upper_delta_points": _rounded(accuracy.upper_delta_points, 2), "band_reason": accuracy.band_reason,
         "outcomes_needed": None if accuracy.outcomes_needed is None else round(accuracy.outcomes_needed, 1),
         "serving": "baseline" if model.is_baseline else "model", "forecasts_scored": int(len(scored)),
-        "holdout_skill": None if model.is_baseline else _tag_number(model.tags, "gate.skill_mean"),
+        "holdout_skill": None if model.is_baseline else tag_number(model.tags, "gate.skill_mean"),
         "champion_age_days": round((interval_end - cutoff).total_seconds() / 86400, 1),
         "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
         "features_drifted": len(drifted), "features_checked": len(drifts), "feature_drift": feature_status,
@@ -663,14 +664,6 @@ def _feature_rule(cfg: PipelineConfig) -> str:
     return (f"a feature has drifted when its PSI over the last {cfg.drift.window} bars exceeds its own limit: the "
             f"{cfg.drift.null_quantile:.0%} quantile of the PSI between stretches of that length of its training "
             f"history and the rest (a noisy feature gets a higher limit), never below {cfg.drift.psi_alert}")
-
-
-def _tag_number(tags: dict[str, str], key: str) -> float | None:
-    try:
-        value = float(tags[key])
-    except (KeyError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _rounded(value: float, digits: int) -> float:
