@@ -217,6 +217,9 @@ class SyntheticSource(_Strict):
     origin: dt.date = dt.date(2018, 1, 2)
     signal_strength: float = Field(default=0.35, ge=0, le=2)
     shift_after: dt.date | None = None
+    shift_kind: Literal["regime", "flow"] = Field(
+        default="regime", description="what changes after shift_after: regime (volatility x2.5, volume x3, the flow "
+        "effect reversed) or flow (the flow effect reversed alone: a planted loss of the models' edge)")
 
 
 class Source(_Strict):

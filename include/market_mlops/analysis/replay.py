@@ -298,7 +298,7 @@ def _refresh(run: PolicyRun, series: Series, now_row: int, moment: dt.datetime, 
         return {"decision": "skipped", "reason": "the champion is a baseline: no ensemble weights to refresh"}
     known = np.flatnonzero(series.usable[:now_row] & (series.resolved_at[:now_row] < now_row))
     known = known[known > champion.fit_end_row + spec.horizon][-spec.refresh_window:]
-    split = split_window(len(known), spec.horizon, max(30, cfg.training.refresh_min_rows), 20)
+    split = split_window(len(known), spec.horizon, max(30, cfg.training.refresh_min_rows), 20, spec.bars_per_year / 52)
     if isinstance(split, str):
         return {"decision": "skipped", "reason": split}
     fit, evaluate = split

@@ -9,7 +9,8 @@ Ingredients:
 - a planted, tunable predictable component: a short-memory order-flow state that shows in volume and drifts the
   next bars' returns in its direction of the last bar (`signal_strength` = 0 gives a pure random walk, so a model
   must not find anything); short memory keeps the naive persistence baseline from reading it off past labels;
-- an optional distribution shift after a date: higher volatility, heavier volume, the flow effect reversed.
+- an optional distribution shift after a date: higher volatility, heavier volume, the flow effect reversed (`regime`),
+  or the flow effect reversed alone (`flow`: the models' edge turns against them on an unchanged market).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class GeneratorSpec:
     benchmark: str | None = "SPY"
     signal_strength: float = 0.3
     shift_after: dt.date | None = None
+    shift_kind: str = "regime"  # regime: volatility x2.5, volume x3, flow reversed; flow: only the flow reversed
     market_corr: float = 0.6
     flow_half_life_bars: float = 3.0
     timeframe_minutes: dict[str, int] = field(default_factory=_configured_minutes, compare=False, hash=False)
@@ -123,8 +125,9 @@ def _path(spec: GeneratorSpec, symbol: str, timeframe: str, last_session: dt.dat
     effect = np.full(n, spec.signal_strength)
     if spec.shift_after is not None:
         after = stamps["session"].to_numpy() > np.datetime64(spec.shift_after)
-        sigma = np.where(after, sigma * 2.5, sigma)
-        volume_mult = np.where(after, 3.0, 1.0)
+        if spec.shift_kind == "regime":
+            sigma = np.where(after, sigma * 2.5, sigma)
+            volume_mult = np.where(after, 3.0, 1.0)
         effect = np.where(after, -spec.signal_strength, effect)  # the flow effect reverses
     returns = sigma * (effect * pressure + shocks)
     close = start_price * np.exp(np.cumsum(returns))
@@ -184,5 +187,6 @@ def spec_from_config(cfg: PipelineConfig) -> GeneratorSpec:
         benchmark=cfg.universe.benchmark,
         signal_strength=syn.signal_strength,
         shift_after=syn.shift_after,
+        shift_kind=syn.shift_kind,
         timeframe_minutes=cfg.bar_minutes,
     )

@@ -79,11 +79,12 @@ def live_finance_metrics(resolved: pd.DataFrame, bars: pd.DataFrame, horizon: in
 
 def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, holdout_accuracy: float,
                      interval_end: dt.datetime, cfg: PipelineConfig, bars: pd.DataFrame | None = None,
-                     reference_rows: float | None = None) -> AccuracyCheck:
+                     reference_rows: float | None = None, stored: pd.DataFrame | None = None) -> AccuracyCheck:
     """The band of the version's resolved forecasts (`monitoring.detector`: a CUSUM per band over every call since
     it began serving, against its reference measured on `reference_rows` rows) and its realized accuracy over the
     last `drift.accuracy_outcomes` x horizon of them with its interval; `bars`: the series' bars up to
-    `interval_end` when the caller has them (read here when they do not reach back far enough)."""
+    `interval_end` when the caller has them (read here when they do not reach back far enough); `stored`: the
+    model's stored forecasts (every version) when the caller read them."""
     import pandas as pd
 
     from market_mlops.data.dataset import load_bars
@@ -94,8 +95,9 @@ def measure_accuracy(model: versions.LoadedModel, symbol: str, timeframe: str, h
 
     spec = cfg.spec(timeframe)
     horizon, labels = model_labels(model.base.meta, cfg, timeframe)
-    forecasts = load_forecasts(symbol, timeframe, cfg, model_version=model.version, model_name=model.name)
-    mine = forecasts[forecasts["ts"] < pd.Timestamp(interval_end)]
+    if stored is None:
+        stored = load_forecasts(symbol, timeframe, cfg, model_name=model.name)
+    mine = stored[(stored["model_version"] == str(model.version)) & (stored["ts"] < pd.Timestamp(interval_end))]
     # Resolving a forecast reads the bars from its own onward, and its label band the warm-up before: the partitions
     # before that are not read.
     since = (mine["ts"].min().to_pydatetime() if len(mine) else interval_end) - dt.timedelta(days=spec.warmup_days)
@@ -229,38 +231,39 @@ def shadow_challenger(name: str, champion_version: str, cfg: PipelineConfig) -> 
     return None if loaded.is_baseline else loaded
 
 
-def measure_live(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
-                 cfg: PipelineConfig, computed: tuple[pd.DataFrame, pd.DataFrame]) -> LiveChecks:
-    """Score the shadow challenger (if any) from its cutoff, then the live records (`monitoring.shadow`) on the
-    resolved sessions: challenger against champion and baselines, and baselines against a champion model."""
+def score_shadow(model: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
+                 cfg: PipelineConfig, computed: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[versions.LoadedModel | None, int]:
+    """Forecast in shadow with the champion's challenger (if any) from its own cutoff: (the challenger, forecasts
+    scored)."""
+    from market_mlops.monitoring.forecasts import SHADOW_ROLE, score_and_store
+
+    challenger = shadow_challenger(model.name, model.version, cfg)
+    if challenger is None:
+        return None, 0
+    cutoff = dt.datetime.fromisoformat((challenger.run.data.tags if challenger.run else {}).get(
+        "data.interval_end", interval_end.isoformat()))
+    return challenger, len(score_and_store(challenger, symbol, timeframe, cutoff, interval_end, cfg,
+                                           meta=challenger.base.meta, computed=computed, role=SHADOW_ROLE))
+
+
+def measure_live(model: versions.LoadedModel, challenger: versions.LoadedModel | None, timeframe: str,
+                 own: pd.DataFrame, stored: pd.DataFrame, cfg: PipelineConfig) -> LiveChecks:
+    """The live records (`monitoring.shadow`) on the resolved sessions of the model's `stored` forecasts (before the
+    check): challenger against champion and baselines, and baselines against a champion model."""
     import pandas as pd
 
     from market_mlops.model.baselines import BASELINES
     from market_mlops.model.ensemble_model import baseline_tables
     from market_mlops.model.labels import direction_labels
-    from market_mlops.monitoring.forecasts import (
-        SHADOW_ROLE,
-        load_forecasts,
-        model_labels,
-        resolved_forecasts,
-        score_and_store,
-    )
+    from market_mlops.monitoring.forecasts import SHADOW_ROLE, model_labels, resolved_forecasts
     from market_mlops.monitoring.shadow import champion_record, shadow_record
     from market_mlops.registry.gate import level_of
 
-    own, _feats = computed
     horizon, labels = model_labels(model.base.meta, cfg, timeframe)
     training = cfg.training
     alpha = level_of("shadow", training.yearly_false_promotions)
     challenger = shadow_challenger(model.name, model.version, cfg)
     live = LiveChecks()
-    if challenger is not None:
-        cutoff = dt.datetime.fromisoformat((challenger.run.data.tags if challenger.run else {}).get(
-            "data.interval_end", interval_end.isoformat()))
-        live.shadow_forecasts = len(score_and_store(challenger, symbol, timeframe, cutoff, interval_end, cfg,
-                                                    meta=challenger.base.meta, computed=computed, role=SHADOW_ROLE))
-    stored = load_forecasts(symbol, timeframe, cfg, model_name=model.name)
-    stored = stored[stored["ts"] < pd.Timestamp(interval_end)]
     code = {c: i for i, c in enumerate(("BEARISH", "NEUTRAL", "BULLISH"))}
     known = direction_labels(own["close"].reset_index(drop=True), horizon, labels).shift(horizon)
     last_known = pd.Series(known.to_numpy(), index=pd.to_datetime(own["ts"], utc=True).to_numpy())
@@ -487,8 +490,10 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     """Forecast and measure one champion (`reads`: its registry reads from the shard's prefetch, or why they failed).
     `earlier_triggers`: its emergency retrains within the cooldown, when the listing read them for the fleet (else
     read here). `windows`: a shard's bars and features by (symbol, timeframe, since): a series' horizons share them."""
+    import pandas as pd
+
     from market_mlops.monitoring.bands import decide_emergency
-    from market_mlops.monitoring.forecasts import feature_window, score_and_store
+    from market_mlops.monitoring.forecasts import feature_window, load_forecasts, score_and_store
     from market_mlops.monitoring.history import emergency_triggers
     from market_mlops.registry.gate import tag_number
 
@@ -516,12 +521,17 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta,
                              computed=(own, feats))
     clock.mark("score")
-    live = measure_live(model, symbol, timeframe, interval_end, cfg, (own, feats))
+    challenger, shadow_forecasts = score_shadow(model, symbol, timeframe, interval_end, cfg, (own, feats))
+    # The model's stored forecasts (champion and shadow, every version), read once for the records and the bands.
+    stored = load_forecasts(symbol, timeframe, cfg, model_name=name)
+    stored = stored[stored["ts"] < pd.Timestamp(interval_end)]
+    live = measure_live(model, challenger, timeframe, own, stored, cfg)
+    live.shadow_forecasts = shadow_forecasts
     clock.mark("live")
     reference = run.data.metrics.get("drift.reference_accuracy", run.data.metrics["holdout.model_accuracy"])
     reference_rows = run.data.metrics.get(REFERENCE_ROWS, run.data.metrics.get("holdout.rows"))
     accuracy = measure_accuracy(model, symbol, timeframe, float(reference), interval_end, cfg, bars=own,
-                                reference_rows=reference_rows)
+                                reference_rows=reference_rows, stored=stored)
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
                                                    run.data.tags.get("reference.run_id"), feats=feats)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)

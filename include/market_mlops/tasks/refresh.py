@@ -59,14 +59,29 @@ def test_number(parent_cutoff: dt.datetime, interval_end: dt.datetime) -> int:
     return max(1, math.ceil((interval_end - parent_cutoff).total_seconds() / (7 * 86400)))
 
 
-def split_window(rows: int, horizon: int, min_fit: int, min_eval: int) -> tuple[np.ndarray, np.ndarray] | str:
-    """(fit rows, evaluation rows) of a window of `rows`, `horizon` rows apart; or why the window is too short."""
+def split_window(rows: int, horizon: int, min_fit: int, min_eval: int,
+                 bars_per_week: float | None = None) -> tuple[np.ndarray, np.ndarray] | str:
+    """(fit rows, evaluation rows) of a window of `rows`, `horizon` rows apart; or why the window is too short and,
+    given the timeframe's `bars_per_week`, how long until it is not (a champion serving that much longer)."""
     cut = int(rows * FIT_SHARE)
     fit_rows, eval_rows = np.arange(0, max(0, cut - horizon)), np.arange(cut, rows)
     if len(fit_rows) < min_fit or len(eval_rows) < min_eval:
-        return (f"{rows} resolved bars the base models never learned: {len(fit_rows)} to fit on and {len(eval_rows)} to "
-                f"evaluate, need {min_fit} and {min_eval}")
+        why = (f"{rows} resolved bars the base models never learned: {len(fit_rows)} to fit on and {len(eval_rows)} "
+               f"to evaluate, need {min_fit} and {min_eval}")
+        if bars_per_week:
+            more = rows_needed(horizon, min_fit, min_eval) - rows
+            why += (f"; {more} more bars, about {math.ceil(more / bars_per_week)} more weeks of this champion (a "
+                    "monthly retrain that promotes starts the count again)")
+        return why
     return fit_rows, eval_rows
+
+
+def rows_needed(horizon: int, min_fit: int, min_eval: int) -> int:
+    """The fewest unseen resolved bars `split_window` can split."""
+    rows = math.ceil((min_fit + horizon) / FIT_SHARE)
+    while isinstance(split_window(rows, horizon, min_fit, min_eval), str):
+        rows += 1
+    return rows
 
 
 def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, interval_end: dt.datetime,
@@ -86,7 +101,7 @@ def recent_window(parent: versions.LoadedModel, symbol: str, timeframe: str, int
     usable[usable.to_numpy()] = unseen_rows(feats["ts"][usable], learned_until(parent, cfg), horizon)
     last_known = label.shift(horizon)[usable].tail(spec.refresh_window).to_numpy(dtype=float)
     window = feats[usable].tail(spec.refresh_window).reset_index(drop=True).assign(**{LAST_KNOWN_LABEL: last_known})
-    split = split_window(len(window), horizon, max(30, cfg.training.refresh_min_rows), 20)
+    split = split_window(len(window), horizon, max(30, cfg.training.refresh_min_rows), 20, spec.bars_per_year / 52)
     if isinstance(split, str):
         return split
     return RecentWindow(window, label[usable].tail(spec.refresh_window).to_numpy().astype(int),
