@@ -152,6 +152,7 @@ class TrainingSummary(GateSummary, total=False):
     baseline_rule: str  # when a baseline was made champion by this run: climatology | persistence
     fit_end: str  # the last bar the registered (served) models learned
     evaluation_end: str  # the last bar of the holdout the gate decided on
+    history: str  # the rows it learned from, and whether training.history_years left older stored bars out
     skipped: str  # the weekly refresh made no version: why
     seconds: dict[str, float]  # a retrain's phases: features, fit, evaluate, mlflow_log, gate, register, promote
 

@@ -4,6 +4,7 @@ with `Adj Close` (one stock listed years after the others) and an hourly FX file
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,12 +118,16 @@ def test_histories_that_end_on_different_dates_import_in_one_call_and_each_ends_
                        "--conf", '{"symbols": ["AAPL", "MSFT"], "timeframes": ["d1"]}')
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     lines = out.stdout.splitlines()
+    assert lines[0].startswith("model_retrain 2020-07-01: success in "), lines  # Airflow's own chatter goes to the log
     assert [line.split(" skipped: ")[1] for line in lines if line.startswith("  MSFT-d1-direction")] == [
         "data end 2020-03-02, before this cutoff; no champion yet (MSFT d1's data end 2020-03-02, before this cutoff "
         "(its bars must reach 2020-06-27 21:00 UTC (the last session close minus the allowed lag)): the series ended "
         "or its vendor is late; import its later sessions (market-mlops import, or backfill market_data_ingestion "
         "from 2020-03-02) and rerun, or retrain the other series only (model_retrain's symbols))"], lines
-    assert any(line.startswith("  AAPL-d1-direction") and " skipped: " not in line for line in lines), lines
+    aapl = [line for line in lines if line.startswith("  AAPL-d1-direction")]
+    assert len(aapl) == 1 and " skipped: " not in aapl[0], lines
+    # All of AAPL's stored bars are within training.history_years (8): the line says where it learned from, no cut.
+    assert re.search(r"; learned rows from 2019-\d\d-\d\d$", aapl[0]), aapl[0]
 
 
 def test_missing_sessions_are_named_by_symbol_date_and_file(own_data):
@@ -370,3 +375,39 @@ def test_a_stock_and_fx_universe_in_groups_imports_in_one_command_and_trains_exa
     report, alerts = out.stdout.split("\n  alerts")
     assert report.count("-direction") == 5  # the run's report: one line per configured pair
     assert alerts.startswith((": none", " (")), alerts  # then what the run told people
+
+
+def test_a_follow_up_file_repeating_a_stored_split_is_told_as_that_split_not_as_an_extreme_return(own_data):
+    """The first import takes a 2:1 split out of MSFT's history (its Adj Close shows it); a later download without
+    Adj Close, whose vendor adjusted the volumes but not the prices, repeats the split: it is said once as the split
+    the stored history knows, its bars merge as stored, and nothing reads it as a market move or a restatement."""
+    import numpy as np
+
+    home, vendor = own_data
+    traded = pd.read_csv(vendor / "MSFT.csv")
+    before = traded["Date"] < "2020-02-18"
+    for column in ("Open", "High", "Low", "Close"):
+        traded.loc[before, column] = (traded.loc[before, column] * 2).round(4)
+    adjusted_volume = traded["Volume"].copy()
+    traded.loc[before, "Volume"] = (traded.loc[before, "Volume"] / 2).round()
+    traded["Adj Close"] = (traded["Close"] * np.where(before, 0.5, 1.0)).round(4)
+    first = vendor.parent / "first"
+    first.mkdir()
+    traded.to_csv(first / "MSFT.csv", index=False)
+    out = market_mlops("import", str(first))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    split = "MSFT d1: 2:1 split on 2020-02-18 00:00"
+    assert f"validation warning: MSFT.csv: corporate_action [{split} (prices before it adjusted)]" in out.stderr
+
+    later = vendor.parent / "later"
+    later.mkdir()
+    recent = traded["Date"] >= "2020-01-02"
+    traded.loc[recent].assign(Volume=adjusted_volume[recent]).drop(columns="Adj Close").to_csv(later / "MSFT.csv",
+                                                                                                index=False)
+    out = market_mlops("import", str(later))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("validation warning")]
+    assert warnings == [f"validation warning: MSFT.csv: corporate_action [{split} (known from the stored history; "
+                        "prices before it adjusted)]"], out.stderr
+    for phantom in ("return_not_extreme", "restatement", "continuity", "would change"):
+        assert phantom not in out.stdout + out.stderr, phantom

@@ -89,3 +89,19 @@ def test_a_crash_with_falling_volume_is_a_market_move_not_a_split():
     assert find_splits(ts, close, close, volume_falls) == []
     volume_doubles = np.array([1e6] * 6 + [2e6] * 6)
     assert [s.ratio for s in find_splits(ts, close, close, volume_doubles)] == [2.0]
+
+
+def test_a_split_the_stored_history_took_out_is_found_against_it_and_nothing_else_is():
+    """A follow-up file without Adj Close repeats a split the stored (adjusted) history took out: its closes stand at
+    the ratio to the stored ones before the split and at 1 after it; a file on the stored basis shows none."""
+    from market_mlops.data.corporate_actions import stored_splits, volumes_adjusted
+
+    adjusted, raw, _factor = _raw_series()
+    follow_up = raw[raw["ts"] >= pd.Timestamp("2021-03-01", tz="UTC")].reset_index(drop=True)
+    found = stored_splits(follow_up, adjusted)
+    assert [(s.ts.normalize(), s.ratio, s.evidence) for s in found] == [
+        (SPLIT_2_FOR_1, 2.0, "known from the stored history"), (REVERSE_1_FOR_10, 0.1, "known from the stored history")]
+    assert not volumes_adjusted(follow_up, adjusted, found)  # traded volumes: scaled with the prices
+    assert volumes_adjusted(follow_up.assign(volume=adjusted.loc[raw["ts"] >= pd.Timestamp("2021-03-01", tz="UTC"),
+                                                                 "volume"].to_numpy()), adjusted, found)
+    assert stored_splits(adjusted, adjusted) == []

@@ -127,3 +127,20 @@ def test_the_data_version_choice_is_point_in_time_and_refuses_stale_data():
     # Nothing reached it: the stale record comes back and the caller refuses it.
     stale = choose_training_version(history[:1], cutoff, None, due, floor)
     assert stale["md5"] == "aug.dir" and ends_before(stale, floor)
+
+
+def test_a_retrain_says_which_stored_bars_its_history_window_leaves_out(tmp_path):
+    """`training.history_years` cuts a long file silently no more: the retrain's line names the bars left out."""
+    import pandas as pd
+
+    from market_mlops.data.dataset import merge_bars
+    from market_mlops.data.synthetic import GeneratorSpec, generate_bars
+    from market_mlops.tasks.retrain import history_note
+
+    merge_bars(tmp_path, generate_bars(GeneratorSpec(benchmark=None), ["AAPL"], "d1", dt.date(2018, 1, 2),
+                                       dt.date(2020, 6, 30)), {"d1": "year"})
+    until, first = dt.datetime(2020, 7, 1, tzinfo=dt.UTC), pd.Timestamp("2019-09-03", tz="UTC")
+    assert history_note(tmp_path, "AAPL", "d1", until, 1, first) == (
+        "learned rows from 2019-09-03 (training.history_years 1 leaves out its stored bars from 2018-01-02 to "
+        "2019-07-02)")
+    assert history_note(tmp_path, "AAPL", "d1", until, 8, first) == "learned rows from 2019-09-03"

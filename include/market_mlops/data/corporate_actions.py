@@ -100,3 +100,41 @@ def adjust_series(frame: pd.DataFrame, splits: list[Split], adj_close: np.ndarra
         out[col] = frame[col].to_numpy() * scale
     out["volume"] = frame["volume"].to_numpy() * factor
     return out
+
+
+def split_like_moves(bars: pd.DataFrame) -> bool:
+    """Whether a series (time order) moves by a split ratio from one bar's close to the next bar's open at a bar not
+    already marked a split (`split_ratio` 1): what a file repeating a stored split shows."""
+    close, open_ = bars["close"].to_numpy(dtype=float), bars["open"].to_numpy(dtype=float)
+    unmarked = bars["split_ratio"].to_numpy(dtype=float)[1:] == 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = close[:-1] / open_[1:]
+    return any(match_ratio(float(g), PRICE_TOLERANCE) is not None
+               for g in gaps[unmarked & (np.abs(np.log(np.where(gaps > 0, gaps, 1.0))) > np.log(1.2))])
+
+
+def stored_splits(new: pd.DataFrame, stored: pd.DataFrame) -> list[Split]:
+    """Splits the stored history (adjusted) already took out that a file's prices still carry: on the bars both hold,
+    the file's closes stand at one split ratio to the stored ones before a bar and at another after it (1 after the
+    newest split). A file with `Adj Close` shows its splits itself; one without, and with volumes its vendor already
+    adjusted, shows them only against what is stored."""
+    both = new[["ts", "close"]].merge(stored[["ts", "close"]], on="ts", suffixes=("", "_stored")).sort_values("ts")
+    if len(both) < 2:
+        return []
+    factor = (both["close"] / both["close_stored"]).to_numpy(dtype=float)
+    found = []
+    for i in np.flatnonzero(np.abs(np.log(factor[:-1] / factor[1:])) > np.log(1.2)) + 1:
+        ratio = match_ratio(float(factor[i - 1] / factor[i]), FACTOR_TOLERANCE + 0.02)
+        if ratio is not None and match_ratio(float(factor[i - 1]), FACTOR_TOLERANCE + 0.02) is not None:
+            found.append(Split(pd.Timestamp(both["ts"].iloc[i]), ratio, "known from the stored history"))
+    return found
+
+
+def volumes_adjusted(new: pd.DataFrame, stored: pd.DataFrame, splits: list[Split]) -> bool:
+    """Whether a file's volumes before its splits already match the stored (adjusted) ones: its vendor adjusted them,
+    so only its prices are scaled."""
+    both = new[["ts", "volume"]].merge(stored[["ts", "volume"]], on="ts", suffixes=("", "_stored"))
+    before = both[both["ts"] < min(s.ts for s in splits)] if splits else both
+    if before.empty or not (before["volume_stored"] > 0).all():
+        return True
+    return bool(abs(np.log(np.median(before["volume"] / before["volume_stored"]))) < 0.1)

@@ -185,11 +185,8 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     group = out.groupby(["symbol", "timeframe"], sort=False)
     step = group["ts"].diff()
     out["ts_step_ok"] = step.isna() | (step > pd.Timedelta(0))
-    prev_close = group["close"].shift(1)
-    log_ret = np.log(out["close"] / prev_close.fillna(out["open"]))
-    if price_basis == "raw":  # a split's move is a corporate action, not a market move
-        log_ret = log_ret + np.log(out["split_ratio"])
-    out["abs_log_return"] = log_ret.abs().replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    out["split_source"] = ""
+    out = with_returns(out, price_basis)
     out["ts_epoch_s"] = (out["ts"].astype("int64") // 1_000_000_000).astype("int64")
     out["source_file"] = raw.name
     # The file's timeframe (its most common one): a row of another timeframe is refused by a row check, which holds
@@ -197,6 +194,17 @@ def read_raw_file(raw: RawFile, default_symbol: str | None = None, default_timef
     known = out["timeframe"].dropna()
     out["file_timeframe"] = known.mode().iloc[0] if len(known) else None
     return out
+
+
+def with_returns(bars: pd.DataFrame, price_basis: str) -> pd.DataFrame:
+    """The gate's `abs_log_return` column, in the file's own row order: each bar's close against the one before
+    (its own open for a series' first bar); on the raw basis a split's move is a corporate action, not a market move."""
+    prev_close = bars.groupby(["symbol", "timeframe"], sort=False)["close"].shift(1)
+    log_ret = np.log(bars["close"] / prev_close.fillna(bars["open"]))
+    if price_basis == "raw":
+        log_ret = log_ret + np.log(bars["split_ratio"])
+    bars["abs_log_return"] = log_ret.abs().replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    return bars
 
 
 def _on_price_basis(bars: pd.DataFrame, adj_close: pd.Series | None, price_basis: str) -> pd.DataFrame:

@@ -6,12 +6,14 @@ the same code runs against Postgres, an MLflow server or MinIO when the environm
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,23 +76,22 @@ def ensure_airflow_db() -> None:
     ensure_pools()
 
 
-def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any], log_path: str,
-                       run_after: dt.datetime | None = None) -> tuple[str, float]:
-    """One `dag.test()` run (no scheduler); Airflow's output goes to `log_path`, not the terminal, and each task's
-    part of it to the file Airflow's log reader opens for that task (the UI's task logs)."""
+@contextlib.contextmanager
+def output_captured() -> Iterator[list[bytes]]:
+    """Everything written to this process's stdout and stderr (file descriptors 1 and 2: Airflow's structlog holds
+    its own reference to the stream, so swapping sys.stdout would miss it), kept off the terminal; the list yielded
+    holds it once the block is left."""
     import tempfile
 
-    started = time.perf_counter()
+    output: list[bytes] = []
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    run = None
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 1)
         os.dup2(capture.fileno(), 2)
         try:
-            run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=dict(conf))
-            _record_actual_start(run)
+            yield output
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -99,11 +100,25 @@ def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any]
             os.close(saved[0])
             os.close(saved[1])
             capture.seek(0)
-            output = capture.read()
-            with open(log_path, "ab") as log_file:
-                log_file.write(output)
-            if run is not None:
-                write_task_logs(output.decode(errors="replace"), run.dag_id, run.run_id)
+            output.append(capture.read())
+
+
+def run_dag_in_process(dag: DAG, logical_date: dt.datetime, conf: dict[str, Any], log_path: str,
+                       run_after: dt.datetime | None = None) -> tuple[str, float]:
+    """One `dag.test()` run (no scheduler); Airflow's output goes to `log_path`, not the terminal, and each task's
+    part of it to the file Airflow's log reader opens for that task (the UI's task logs)."""
+    started = time.perf_counter()
+    run = None
+    try:
+        with output_captured() as captured:
+            run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=dict(conf))
+            _record_actual_start(run)
+    finally:
+        output = b"".join(captured)
+        with open(log_path, "ab") as log_file:
+            log_file.write(output)
+        if run is not None:
+            write_task_logs(output.decode(errors="replace"), run.dag_id, run.run_id)
     return str(getattr(run, "state", "unknown")), time.perf_counter() - started
 
 
@@ -224,10 +239,13 @@ def run_dag_locally(dag_id: str, day: dt.date, conf: dict[str, Any] | None = Non
     ensure_airflow_db()
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=env["AIRFLOW__CORE__DAGS_FOLDER"])
+    log_path = os.path.join(env["MLOPS_HOME"], "runs.log")
+    with output_captured() as parsing:  # Airflow's "Filling up the DagBag" belongs in the log, not on the terminal
+        bag = DagBag(dag_folder=env["AIRFLOW__CORE__DAGS_FOLDER"])
+    with open(log_path, "ab") as log_file:
+        log_file.write(b"".join(parsing))
     if dag_id not in bag.dags:
         raise ValueError(f"unknown DAG {dag_id!r}: the suite's DAGs are {sorted(bag.dags)}")
-    log_path = os.path.join(env["MLOPS_HOME"], "runs.log")
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     moment = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     state, seconds = run_dag_in_process(bag.dags[dag_id], moment, conf or {}, log_path)

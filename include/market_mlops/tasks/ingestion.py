@@ -223,6 +223,7 @@ def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.Da
             except BadFile as error:
                 unreadable[raw.name] = _file_level_failure(error)
                 continue
+        frame = with_stored_splits(frame, cfg)
         if dropped is not None and not frame["on_session"].all():
             off = frame[~frame["on_session"]]
             dropped += [f"{raw.name}: {r.symbol} {r.timeframe} bar at {r.ts:%Y-%m-%d %H:%M} UTC" for r in off.itertuples()]
@@ -315,6 +316,42 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
     return FileResult(file="<stored history>", rows=len(bars), findings=findings), (changed if allow_restatement else {})
 
 
+def with_stored_splits(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    """A file's bars with the splits the stored history already took out (`corporate_actions.stored_splits`: a file
+    without `Adj Close` that repeats a stored split) marked and, on the adjusted basis, taken out of its prices (and
+    of its volumes unless its vendor adjusted them): such a split is neither an extreme return nor a restatement."""
+    from market_mlops.data.bars import PRICE_COLUMNS
+    from market_mlops.data.corporate_actions import (
+        adjust_series,
+        split_like_moves,
+        stored_splits,
+        volumes_adjusted,
+    )
+    from market_mlops.data.dataset import load_bars
+    from market_mlops.data.sources import with_returns
+
+    root = head_dataset(cfg)
+    found = False
+    for (symbol, tf), part in frame.groupby(["symbol", "timeframe"], sort=False):
+        if (str(tf) not in cfg.timeframes or not part["ts"].is_monotonic_increasing
+                or not split_like_moves(part) or first_bar(root, str(symbol), str(tf)) is None):
+            continue  # the stored bars are read only for a file whose prices jump by a split ratio somewhere
+        stored = load_bars(root, str(tf), [str(symbol)], since=part["ts"].iloc[0].to_pydatetime(),
+                           until=part["ts"].iloc[-1].to_pydatetime() + dt.timedelta(seconds=1))
+        splits = [s for s in stored_splits(part, stored) if (part.loc[part["ts"] == s.ts, "split_ratio"] == 1.0).all()]
+        if not splits:
+            continue
+        found = True
+        for split in splits:
+            at = part.index[part["ts"] == split.ts]
+            frame.loc[at, "split_ratio"] = split.ratio
+            frame.loc[at, "split_source"] = split.evidence
+        if cfg.source.price_basis == "adjusted":
+            columns = PRICE_COLUMNS + ([] if volumes_adjusted(part, stored, splits) else ["volume"])
+            frame.loc[part.index, columns] = adjust_series(part, splits, None)[columns]
+    return with_returns(frame, cfg.source.price_basis) if found else frame
+
+
 def corporate_action_findings(frame: pd.DataFrame, price_basis: str) -> list[Finding]:
     """The splits a file shows, each with its date, as a warning (a corporate action, not a market move)."""
     from market_mlops.data.corporate_actions import Split
@@ -322,11 +359,12 @@ def corporate_action_findings(frame: pd.DataFrame, price_basis: str) -> list[Fin
     rows = frame[frame["split_ratio"] != 1.0]
     if rows.empty:
         return []
-    lines = [Split(row.ts, float(row.split_ratio), "").describe(str(row.symbol), str(row.timeframe))
-             for row in rows.itertuples()]
     done = "prices before it adjusted" if price_basis == "adjusted" else "raw prices kept"
+    lines = [Split(row.ts, float(row.split_ratio), "").describe(str(row.symbol), str(row.timeframe))
+             + f" ({'; '.join(filter(None, [str(getattr(row, 'split_source', '') or ''), done]))})"
+             for row in rows.itertuples()]
     return [Finding(check="corporate_action", expectation="split_detection", severity="warning", success=False,
-                    unexpected_count=len(rows), sample=[f"{line} ({done})" for line in lines])]
+                    unexpected_count=len(rows), sample=lines)]
 
 
 def with_sessions(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:

@@ -227,7 +227,8 @@ def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
             if champion else "nothing"
         lines.append(f"  {r.get('model', '?'):<22} v{r.get('version', '?'):<4} {r.get('decision', '?'):<19} accuracy "
                      f"{r.get('accuracy', float('nan')):.3f}, {interval}, IC {'n/a' if ic is None else f'{ic:+.3f}'}; "
-                     f"serving {served}; {r.get('reason', '')}")
+                     f"serving {served}; {r.get('reason', '')}"
+                     + (f"; {r['history']}" if r.get("history") else ""))
     return lines
 
 

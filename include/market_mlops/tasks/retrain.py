@@ -196,6 +196,8 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         log.warning("%s: retrain skipped: %s", name, why)
         return {"model": name, "symbol": symbol, "timeframe": timeframe, "horizon": spec.horizon, "skipped": why,
                 "champion_version": kept}
+    history = history_note(Path(data["path"]), symbol, timeframe, interval_end, training_cfg.history_years,
+                           bars["ts"].iloc[0])
     clock.mark("features")
     last_known = bars["last_known_label"].to_numpy(dtype=float)
     trained = train_ensemble(X, y, training_cfg, spec.horizon, last_known=last_known)
@@ -250,16 +252,30 @@ def retrain_model(symbol: str, timeframe: str, data: TrainingData, airflow_ctx: 
         "long_flat_return": round(evaluation["model_long_flat_return"], 4),
         "weights": [round(float(w), 3) for w in trained.weights], **decision, "serving": serving,
         "fit_end": span[versions.FIT_END_TAG], "evaluation_end": span[versions.EVALUATION_END_TAG],
-        "seconds": clock.seconds()}
+        "history": history, "seconds": clock.seconds()}
     if baseline_rule:
         summary["baseline_rule"] = baseline_rule
     store.client(cfg).set_tag(run_id, "mlops.summary", json.dumps(summary))  # the mark of a finished model
     log.info("retrained %s v%s: holdout log-loss %.4f (climatology %.4f, persistence %.4f), accuracy %.3f "
-             "(climatology %.3f, persistence %.3f) -> %s; %s serves; fit to %s, evaluated to %s; seconds %s", name,
+             "(climatology %.3f, persistence %.3f) -> %s; %s serves; %s, fit to %s, evaluated to %s; seconds %s", name,
              mv.version, summary["log_loss"], evaluation["climatology_log_loss"], evaluation["persistence_log_loss"],
              summary["accuracy"], evaluation["climatology_accuracy"], evaluation["persistence_accuracy"],
-             decision["decision"], serving, summary["fit_end"], summary["evaluation_end"], summary["seconds"])
+             decision["decision"], serving, history, summary["fit_end"], summary["evaluation_end"], summary["seconds"])
     return summary
+
+
+def history_note(dataset: Path, symbol: str, timeframe: str, until: dt.datetime, history_years: int,
+                 first_row: pd.Timestamp) -> str:
+    """The rows a model learned from, and the stored bars `training.history_years` left out (said, never silent)."""
+    from market_mlops.data.dataset import first_bar
+
+    since = until - dt.timedelta(days=365 * history_years)
+    text = f"learned rows from {first_row:%Y-%m-%d}"
+    stored = first_bar(dataset, symbol, timeframe)
+    if stored is not None and stored < pd.Timestamp(since):
+        text += (f" (training.history_years {history_years} leaves out its stored bars from {stored:%Y-%m-%d} to "
+                 f"{since:%Y-%m-%d})")
+    return text
 
 
 def _finite(value: float, digits: int = 4) -> float | None:
