@@ -194,3 +194,17 @@ def test_a_baseline_page_describes_the_baseline_and_where_its_model_stands():
     assert lines[1] == "Its holdout: log-loss 1.0811 (climatology 1.0960), accuracy 41.0%."
     assert lines[2] == ("The trained model v1 is its challenger, forecasting in shadow; its gate said: skill over the "
                         "persistence baseline not proven: +0.0100 nats.")
+
+
+def test_a_psi_value_label_is_written_right_of_its_limit_tick_never_over_it():
+    import re
+
+    from market_mlops.monitoring.charts import bar_chart
+
+    svg = bar_chart(["rsi_14", "vol_20"], [0.05, 0.9], [0.4, 0.3])
+    ticks = [float(x) for x in re.findall(r'<line x1="([\d.]+)"', svg)]
+    labels = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="10">', svg)]
+    bars = [float(w) for w in re.findall(r'<rect x="170" y="[\d.]+" width="([\d.]+)"', svg)]
+    assert len(ticks) == len(labels) == len(bars) == 2
+    for tick, label, width in zip(ticks, labels, bars, strict=True):
+        assert label > max(tick, 170 + width), (tick, label, width)

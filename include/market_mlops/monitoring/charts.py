@@ -147,16 +147,19 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], limits: Sequence[f
         y = PAD + i * row
         colour = "#c62828" if highlight and highlight[i] else "#1565c0"
         shown = max(0.0, float(value)) if math.isfinite(float(value)) else 0.0
+        limit = (limits or [None] * len(labels))[i]
+        tick = float(limit) if limit is not None and math.isfinite(float(limit)) else None
+        # the value's label right of its bar and of its limit tick, so the tick never writes over it
+        text_x = label_w + max(shown, tick or 0.0) * scale + 5
         parts.append(f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" text-anchor="end">{escape(label)}</text>'
                      f'<rect x="{label_w}" y="{y + 2}" width="{shown * scale:.1f}" height="{row - 5}" fill="{colour}">'
                      f'<title>{escape(label)}: {escape(value_format.format(float(value)))}</title></rect>'
-                     f'<text x="{label_w + shown * scale + 4:.1f}" y="{y + 12}" font-size="10">'
+                     f'<text x="{text_x:.1f}" y="{y + 12}" font-size="10">'
                      f'{escape(value_format.format(float(value)))}</text>')
-        limit = (limits or [None] * len(labels))[i]
-        if limit is not None and math.isfinite(float(limit)):
-            x = label_w + float(limit) * scale
+        if tick is not None:
+            x = label_w + tick * scale
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + row - 2}" stroke="#000" stroke-width="2">'
-                         f'<title>limit {escape(value_format.format(float(limit)))}</title></line>')
+                         f'<title>limit {escape(value_format.format(tick))}</title></line>')
     return _svg(WIDTH, height, "".join(parts), title)
 
 

@@ -35,6 +35,11 @@ def mlflow_model_url(model: str, version: str, base: str | None = None) -> str:
     return f"{(base or mlflow_ui_url()).rstrip('/')}/#/models/{model}/versions/{version}"
 
 
+def mlflow_versions_url(model: str, base: str | None = None) -> str:
+    """The registered model's page: every version with the run that made it (a model's runs, filtered to it)."""
+    return f"{(base or mlflow_ui_url()).rstrip('/')}/#/models/{model}"
+
+
 def airflow_run_url(dag_id: str, run_id: str) -> str:
     return f"{airflow_ui_url()}/dags/{dag_id}/runs/{run_id}"
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from market_mlops.config import Drift
 from market_mlops.monitoring.charts import BAND_COLOURS, bar_chart, sparkline
 from market_mlops.monitoring.drift_report import accuracy_chart
-from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url
+from market_mlops.monitoring.links import mlflow_model_url, mlflow_run_url, mlflow_versions_url
 from market_mlops.monitoring.shadow import describe_live
 from market_mlops.registry.gate import describe_skill
 from market_mlops.ui.fleet import SORT_KEYS, ModelRow, VersionInfo
@@ -183,12 +183,12 @@ def models_page(rows: list[ModelRow], now: dt.datetime, sort: str = "attention",
             f"<td>{'yes' if r.in_cooldown else ('no' if r.band else '')}</td>"
             f"<td>{'' if latest is None else f'v{escape(latest.version)} {_age(latest.created, now)} ago'}</td>"
             f"<td>{escape(decision)}</td>"
-            f'<td>{outside(f"{airflow_base}/dags/model_retrain/runs", "runs", new_tab=False)}</td></tr>')
+            f'<td>{outside(mlflow_versions_url(r.model), "versions and runs")}</td></tr>')
     head = ("<tr><th>model</th><th>champion (age)</th><th>challenger (age)</th>"
             "<th>holdout vs the better baseline (gate's intervals)</th><th>log-loss: champion / climatology</th>"
             "<th>shadow challenger's live record</th><th>last drift band</th><th>last checked</th>"
             "<th>realized accuracy</th>"
-            "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>Airflow</th></tr>")
+            "<th>features drifted</th><th>cooldown</th><th>last registered</th><th>gate decision</th><th>MLflow</th></tr>")
     flagged = sum(1 for r in rows if r.flag)
     judged = [r for r in rows if r.band and not r.too_few]
     summary = (f"<p>{len(rows)} model(s); {flagged} flagged for a person (no model, a baseline serving, a challenger "
