@@ -63,6 +63,7 @@ class ValidatedBatch(TypedDict):
     rows_changed: NotRequired[dict[str, int]]  # stored bars a restatement changes, per symbol (allowed by the run)
     seconds: NotRequired[dict[str, float]]  # normalise (read every file), gate (Great Expectations, history)
     dropped: NotRequired[list[str]]  # bars outside their calendar's sessions, dropped (validation.drop_off_session)
+    splits: NotRequired[list[dict[str, str | float]]]  # the splits its files show: symbol, timeframe, ts, ratio
 
 
 class VersionRecord(TypedDict):
@@ -82,6 +83,7 @@ class VersionRecord(TypedDict):
     logged_at: NotRequired[str]
     seconds: NotRequired[dict[str, float]]  # merge, dvc_add, push
     unchanged: NotRequired[bool]  # the same bytes as the head already: no version logged, the head not moved
+    splits: NotRequired[list[dict[str, str | float]]]  # the splits its batch showed (what a later file is read against)
 
 
 class RetrainPlan(TypedDict):

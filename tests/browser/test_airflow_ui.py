@@ -37,6 +37,12 @@ class UI:
     def runs(self, dag_id: str) -> list[dict]:
         return self.api(f"/dags/{dag_id}/dagRuns?limit=200")["dag_runs"]
 
+    def post(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(f"{self.base}/api/v2{path}", method="POST", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {self._token}",
+                                              "Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
     def patch(self, path: str, body: dict) -> dict:
         req = urllib.request.Request(f"{self.base}/api/v2{path}", method="PATCH", data=json.dumps(body).encode(),
                                      headers={"Authorization": f"Bearer {self._token}",
@@ -338,3 +344,40 @@ def test_a_rollback_triggered_from_the_ui_shows_on_the_model_page(ui: UI, page, 
     assert cells[1:5] == ["champion", current, previous,
                           f"rollback from v{current} (forced: it never passed the gate): a look at the model"], cells
     assert "baseline: no model has beaten it yet" not in page.locator("h1 + nav + p").inner_text()  # a model serves
+
+
+def test_a_failed_rollback_log_shows_its_fix_as_its_last_line_wrapped(ui: UI, page, demo_home: Path):
+    """A rollback to a version that does not exist cannot succeed on retry: it fails at once, and its log in Airflow's
+    task view ends, outside the collapsed "Post Execute" group and wrapped to the view's width, with the fix."""
+    import sqlite3
+
+    with sqlite3.connect(demo_home / "state.db") as db:
+        model = db.execute("SELECT model FROM alias_moves WHERE alias = 'champion' ORDER BY id DESC").fetchone()[0]
+    from market_mlops.ui.fleet import parse_model_name
+
+    symbol, timeframe, horizon = parse_model_name(model)  # type: ignore[misc]
+    run = ui.post("/dags/model_rollback/dagRuns", {"logical_date": None, "conf": {
+        "symbol": symbol, "timeframe": timeframe, "horizon": horizon, "to_version": "999", "reason": "a test"}})
+    ui.patch("/dags/model_rollback", {"is_paused": False})
+    deadline = time.monotonic() + 300
+    while (state := next(r for r in ui.runs("model_rollback") if r["dag_run_id"] == run["dag_run_id"])["state"]
+           ) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the rollback run is still {state}"
+        time.sleep(3)
+    assert state == "failed"
+    ti = ui.api(f"/dags/model_rollback/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"][0]
+    assert ti["try_number"] == 1, ti  # no retry of the hopeless
+
+    page.goto(f"{ui.base}/dags/model_rollback/runs/{run['dag_run_id']}/tasks/rollback_champion",
+              wait_until="networkidle")
+    container = page.locator("[data-testid=virtual-scroll-container]")
+    container.wait_for()
+    container.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    page.wait_for_timeout(1000)
+    items = page.locator("[data-testid^=virtualized-item-]")
+    last = max(items.all(), key=lambda item: int(item.get_attribute("data-index") or -1))
+    page.screenshot(path=str(SHOTS / "failed-rollback-log.png"), full_page=True)
+    text = " ".join(last.inner_text().split())
+    assert "what to do: " in text and "what to do: check that the MLflow server" not in text, text
+    box, view = last.bounding_box(), container.bounding_box()
+    assert box and view and box["width"] <= view["width"] + 1, (box, view)  # wrapped, not one 1,800-pixel line

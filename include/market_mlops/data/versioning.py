@@ -283,6 +283,15 @@ def version_history(cfg: PipelineConfig | None = None) -> list[dict[str, Any]]:
     return [r for r in store.records(tables.data_versions, cfg) if COLLECTED not in r]
 
 
+def recorded_splits(cfg: PipelineConfig | None = None) -> set[tuple[str, str, str, float]]:
+    """(symbol, timeframe, session date, ratio) of every split a logged data version's batch showed (collected versions
+    included: their splits are still in the stored prices)."""
+    from market_mlops.state import store, tables
+
+    return {(str(s["symbol"]), str(s["timeframe"]), str(s["ts"])[:10], round(float(s["ratio"]), 4))
+            for r in store.records(tables.data_versions, cfg) for s in r.get("splits") or []}
+
+
 def collected_versions(cfg: PipelineConfig | None = None) -> dict[str, str]:
     """{md5: when} of the data versions retention garbage-collected (their objects are gone from the remote)."""
     from market_mlops.state import store, tables

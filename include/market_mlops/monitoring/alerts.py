@@ -190,7 +190,9 @@ def notify_task_failure(context: dict[str, Any]) -> None:
                          lines=lines, links=links, kind="failure"))
     except Exception:  # a broken alert path must not hide the original failure
         log.exception("could not record the failure alert")
-    log.error("%s", failure_line(task_id, exc, try_number, _tries(ti, try_number), will_retry=False))  # last line
+    log.error("%s", failure_line(task_id, exc, try_number, _tries(ti, try_number), will_retry=False))
+    for line in closing_lines(task_id, exc, will_retry=False):
+        log.error("%s", line)
 
 
 def note_task_retry(context: dict[str, Any]) -> None:
@@ -202,6 +204,23 @@ def note_task_retry(context: dict[str, Any]) -> None:
     try_number = int(getattr(ti, "try_number", 1) or 1)
     log.warning("%s", failure_line(getattr(ti, "task_id", "?"), context.get("exception"), try_number,
                                    _tries(ti, try_number), will_retry=True))
+    for line in closing_lines(getattr(ti, "task_id", "?"), context.get("exception"), will_retry=True):
+        log.warning("%s", line)
+
+
+def closing_lines(task: str, exc: BaseException | None, will_retry: bool) -> list[str]:
+    """What a failed try's log shows last in Airflow's log view, outside its collapsed "Post Execute" group (the
+    callbacks run inside it; `::endgroup::` closes it): what failed, in short, then what to do."""
+    from market_mlops.monitoring.failures import explaining_error, what_to_do
+
+    if exc is None:
+        return []
+    error = explaining_error(exc)
+    message = " ".join(str(error).split())
+    short = message if len(message) <= 400 else message[:397] + "..."
+    fix = what_to_do(exc)
+    return ["::endgroup::", f"{task} failed: {type(error).__name__}: {short}",
+            f"what to do: {'Airflow retries it; if that fails too: ' if will_retry else ''}{fix}"]
 
 
 def _tries(ti: Any, try_number: int) -> int:

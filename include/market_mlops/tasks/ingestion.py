@@ -190,9 +190,12 @@ def validate_batch(fetched: FetchedBatch, run_id: str = "manual", cfg: PipelineC
                          facts={"interval": key, "bars changed": sum(changed.values()), "result": report["result_id"]},
                          lines=[w for w in report["warnings"] if "restatement" in w][:5]
                          + ["models trained on earlier data versions keep their lineage to them"]))
+    split_rows = bars[bars["split_ratio"] != 1.0] if "split_ratio" in bars else bars.iloc[:0]
+    splits = [{"symbol": str(r.symbol), "timeframe": str(r.timeframe), "ts": pd.Timestamp(r.ts).isoformat(),
+               "ratio": float(r.split_ratio)} for r in split_rows.itertuples()]
     return {"interval_start": fetched["interval_start"], "interval_end": fetched["interval_end"],
             "sessions": fetched["sessions"], "staged": staged, "rows": len(bars), "result_id": report["result_id"],
-            "rows_changed": changed, "seconds": seconds, "dropped": dropped}
+            "rows_changed": changed, "seconds": seconds, "dropped": dropped, "splits": splits}
 
 
 def gate_files(fetched: FetchedBatch, cfg: PipelineConfig, read: dict[str, pd.DataFrame] | None = None,
@@ -318,8 +321,10 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
 
 def with_stored_splits(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     """A file's bars with the splits the stored history already took out (`corporate_actions.stored_splits`: a file
-    without `Adj Close` that repeats a stored split) marked and, on the adjusted basis, taken out of its prices (and
-    of its volumes unless its vendor adjusted them): such a split is neither an extreme return nor a restatement."""
+    without `Adj Close` that repeats a split an earlier import found and logged with its data version) marked and, on
+    the adjusted basis, taken out of its prices (and of its volumes unless its vendor adjusted them): such a split is
+    neither an extreme return nor a restatement. A jump the stored history does not know stays what it is (a
+    restatement, a gap)."""
     from market_mlops.data.bars import PRICE_COLUMNS
     from market_mlops.data.corporate_actions import (
         adjust_series,
@@ -329,16 +334,20 @@ def with_stored_splits(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame
     )
     from market_mlops.data.dataset import load_bars
     from market_mlops.data.sources import with_returns
+    from market_mlops.data.versioning import recorded_splits
 
     root = head_dataset(cfg)
     found = False
+    known: set[tuple[str, str, str, float]] | None = None
     for (symbol, tf), part in frame.groupby(["symbol", "timeframe"], sort=False):
         if (str(tf) not in cfg.timeframes or not part["ts"].is_monotonic_increasing
                 or not split_like_moves(part) or first_bar(root, str(symbol), str(tf)) is None):
             continue  # the stored bars are read only for a file whose prices jump by a split ratio somewhere
         stored = load_bars(root, str(tf), [str(symbol)], since=part["ts"].iloc[0].to_pydatetime(),
                            until=part["ts"].iloc[-1].to_pydatetime() + dt.timedelta(seconds=1))
-        splits = [s for s in stored_splits(part, stored) if (part.loc[part["ts"] == s.ts, "split_ratio"] == 1.0).all()]
+        known = recorded_splits(cfg) if known is None else known  # a split an import found and logged
+        splits = [s for s in stored_splits(part, stored) if (part.loc[part["ts"] == s.ts, "split_ratio"] == 1.0).all()
+                  and (str(symbol), str(tf), s.ts.isoformat()[:10], round(s.ratio, 4)) in known]
         if not splits:
             continue
         found = True
@@ -486,6 +495,7 @@ def version_dataset(validated: ValidatedBatch, run_id: str = "manual", cfg: Pipe
             "sessions": validated["sessions"], "rows_added": added, "rows_changed": changed,
             "rows_unchanged": validated["rows"] - sum(added.values()) - sum(changed.values()),
             "gx_result_id": validated["result_id"], "run_id": run_id, "remote": cfg.dvc_remote_url,
+            "splits": validated.get("splits", []),
         }
 
     record, added = publish_version(cfg, lambda dataset: merge_bars(dataset, bars), record_for, run_id)
