@@ -153,7 +153,10 @@ def universe_params(scope: str) -> dict[str, Param]:
 
 def horizon_param(scope: str) -> dict[str, Param]:
     """The `horizons` trigger-form param of the per-model DAGs: a timeframe has one model per horizon."""
-    return {"horizons": Param([], type=["null", "array"], items={"type": "integer"},
+    # `examples`: the form offers the configured horizons as a pick list (not a JSON editor); it sends them as
+    # text, a conf (the CLI, an emergency retrain) as numbers: both are horizons.
+    return {"horizons": Param([], type=["null", "array"], items={"type": ["integer", "string"], "pattern": "^[0-9]+$"},
+                              examples=configured_horizons(),
                               description=f"Horizons in bars (empty = every horizon of the timeframes, all {scope}); "
                                           "a model per (symbol, timeframe, horizon)")}
 

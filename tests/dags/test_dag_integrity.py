@@ -82,3 +82,19 @@ def test_dag_arguments(dagbag, dag_file):
         assert not getattr(task, "multiple_outputs", False), f"{task.task_id}: multiple_outputs (a `-> dict` return?)"
         callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
         assert any(callbacks), f"{task.task_id}: needs a failure callback"
+
+
+@pytest.mark.parametrize("dag_id", ["model_retrain", "weekly_weight_refresh", "drift_check"])
+def test_the_horizons_field_is_a_pick_list_of_the_configured_horizons_that_takes_text_or_numbers(dagbag, dag_id):
+    """Airflow's form shows an array param with `examples` as a pick list (without, a raw JSON editor) and sends the
+    picks as text; a conf (the CLI, an emergency retrain) sends numbers: both validate, both are horizons."""
+    from market_mlops.orchestration import configured_horizons, horizon_list
+
+    param = dagbag.dags[dag_id].params.get_param("horizons")
+    horizons = configured_horizons()
+    assert param.schema["examples"] == horizons and horizons, horizons
+    for picked in ([str(h) for h in horizons], horizons, []):
+        param.resolve(picked)
+        assert horizon_list(picked) == (horizons if picked else None)
+    with pytest.raises(Exception, match="does not match|is not valid"):
+        param.resolve(["five"])
