@@ -4,6 +4,7 @@ MLflow menu entry opens MLflow. Screenshots of each page go to build/browser/ (C
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -381,3 +382,25 @@ def test_a_failed_rollback_log_shows_its_fix_as_its_last_line_wrapped(ui: UI, pa
     assert "what to do: " in text and "what to do: check that the MLflow server" not in text, text
     box, view = last.bounding_box(), container.bounding_box()
     assert box and view and box["width"] <= view["width"] + 1, (box, view)  # wrapped, not one 1,800-pixel line
+
+
+def test_an_ingestion_run_by_the_ui_after_the_demo_reads_the_demos_source_and_merges(ui: UI, demo_home: Path):
+    """`make ui` runs the DAGs with the settings the demo ran them with (its landing folder, its market): a run of
+    the demo's last session triggered in the UI reads the landing drops and merges them (the same bars: nothing
+    changes), where the synthetic source would have been refused as a restatement."""
+    from market_mlops.dev.demo import CATCH_UP, _session_run_date
+
+    when = (_session_run_date(CATCH_UP[1]) + dt.timedelta(minutes=15)).isoformat()
+    for queued in [r for r in ui.runs("market_data_ingestion") if r["state"] == "queued"]:  # the forms' runs
+        ui.patch(f"/dags/market_data_ingestion/dagRuns/{queued['dag_run_id']}", {"state": "failed"})
+    run = ui.post("/dags/market_data_ingestion/dagRuns", {"logical_date": when, "conf": {"history_start": None}})
+    ui.patch("/dags/market_data_ingestion", {"is_paused": False})
+    deadline = time.monotonic() + 900
+    while (state := next(r for r in ui.runs("market_data_ingestion")
+                         if r["dag_run_id"] == run["dag_run_id"])["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the ingestion run is still {state}"
+        time.sleep(3)
+    logs = demo_home / "airflow" / "logs" / "dag_id=market_data_ingestion" / f"run_id={run['dag_run_id']}"
+    fetch = "\n".join(p.read_text() for p in logs.glob("task_id=fetch_bars/*.log"))
+    assert state == "success", "\n".join(p.read_text()[-1500:] for p in logs.rglob("*.log"))
+    assert f"for 1 session(s) ['{CATCH_UP[1].isoformat()}'] from source landing" in fetch, fetch[-2000:]
