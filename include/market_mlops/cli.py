@@ -11,7 +11,7 @@
   market-mlops config show             print the resolved configuration
   market-mlops rollback --symbol SPY --timeframe d1 [--horizon H] [--to-version N] [--reason R [--force]]
                                        move `champion` back to the version it replaced (or to N)
-  market-mlops models                  champion and challenger of every registered model, each symbol's consensus and
+  market-mlops models [--explain SYM]  champion and challenger of every registered model, each symbol's consensus and
                                        the latest alerts
   market-mlops retention [--apply] [--as-of YYYY-MM-DD]
                                        archive old model versions, forecasts and drift rows, collect unused data
@@ -66,7 +66,12 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from market_mlops.tasks.report import alerts_section, models_section
+    from market_mlops.tasks.report import alerts_section, explain_section, models_section
+
+    if args.explain:
+        lines = explain_section(args.explain.upper(), args.last)
+        print("\n".join(lines), file=sys.stderr if lines[0].startswith("error:") else sys.stdout)
+        return 1 if lines[0].startswith("error:") else 0
 
     print("\n".join([*models_section(), "", *alerts_section()]))
     return 0
@@ -215,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--force", action="store_true", help="move to a version that never passed the gate nor served "
                     "(needs --reason; the audit trail records the override)")
     rb.set_defaults(func=_rollback)
-    sub.add_parser("models", help="list registered models and their aliases").set_defaults(func=_models)
+    p = sub.add_parser("models", help="list registered models and their aliases")
+    p.add_argument("--explain", metavar="SYMBOL", help="why each of the symbol's champions made its recent calls: "
+                   "the features that drove each call, signed (a baseline: its class mix)")
+    p.add_argument("--last", type=int, default=5, help="with --explain: this many recent forecasts per model")
+    p.set_defaults(func=_models)
     ret = sub.add_parser("retention", help="archive model versions, old forecasts and drift checks, and data versions "
                          "no kept model uses (a dry run unless --apply)")
     ret.add_argument("--apply", action="store_true", help="carry the plan out (default: print it, change nothing)")

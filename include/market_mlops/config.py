@@ -407,6 +407,20 @@ class Retention(_Strict):
                                     "carry the plan out (false: they log it, as every run does unless told to apply)")
 
 
+class Stress(_Strict):
+    """How a champion is judged beyond one backtest path: named crisis windows and resampled paths of its book."""
+
+    windows: dict[str, tuple[dt.date, dt.date]] = Field(
+        default_factory=lambda: {"2008-09..2009-03 (financial crisis)": (dt.date(2008, 9, 1), dt.date(2009, 3, 31)),
+                                 "2020-02..2020-04 (covid crash)": (dt.date(2020, 2, 1), dt.date(2020, 4, 30)),
+                                 "2022 (rate hikes)": (dt.date(2022, 1, 1), dt.date(2022, 12, 31))},
+        description="named stress windows [first day, last day]: the replay and each retrain report the champion on "
+        "those its forecasts cover")
+    bootstrap_paths: int = Field(default=1000, ge=100, description="stationary-bootstrap paths of the long/short "
+                                 "book's per-bar returns (arch; mean block length by Politis-White)")
+    seed: int = 7
+
+
 class PipelineConfig(_Strict):
     timeframes: dict[str, TimeframeSpec]  # before `universe`, whose validator checks against it
     universe: Universe
@@ -419,6 +433,7 @@ class PipelineConfig(_Strict):
     schedule: Schedule = Schedule()
     fleet: Fleet = Fleet()
     retention: Retention = Retention()
+    stress: Stress = Stress()
     home: Path = Field(default=REPO_ROOT / ".state", description="MLOPS_HOME: where relative paths resolve")
 
     @field_validator("timeframes")

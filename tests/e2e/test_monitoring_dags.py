@@ -72,6 +72,21 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     assert all(r["finance"]["ic"] is None or -1 <= r["finance"]["ic"] <= 1 for r in history)
     forecasts = load_forecasts("SPY", "d1", cfg)
     assert len(forecasts) > 20 and set(forecasts.columns) >= {"ts", "horizon", "model_version", "p_bullish", "predicted"}
+    # Why each forecast was made: every forecast of a model champion has its drivers (its called class, five signed
+    # features), a baseline's none (it follows its class mix); the report names the newest's and what moved.
+    from market_mlops.monitoring.drivers import load_drivers
+
+    for last in {r["model"]: r for r in history}.values():
+        symbol = last["symbol"]
+        served = load_forecasts(symbol, "d1", cfg, model_version=last["version"], model_name=last["model"])
+        drivers = load_drivers(symbol, "d1", last["model"], cfg, model_version=last["version"])
+        if last["serving"] == "baseline":
+            assert drivers.empty and last["latest_drivers"] is None, last["model"]
+            continue
+        assert len(served) > 0 and list(drivers["ts"]) == list(served["ts"]), (last["model"], len(drivers), len(served))
+        assert list(drivers["called"]) == list(served["predicted"])
+        assert all(len(top) == 5 and all(isinstance(v, float) for _, v in top) for top in drivers["top"])
+        assert last["latest_drivers"] == drivers["top"].iloc[-1] and len(last["attribution_shift"]) == 3, last
     # The consensus per symbol: with one champion each, a model with skill over its baselines makes the call alone,
     # and its realized accuracy (the call of 11-06 resolved five sessions later) equals the champion's on the same
     # calls: no edge over its anchor, so it is not shown as a call of its own; a baseline champion does not vote.
@@ -133,7 +148,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     # It logs into the report run of the first check of this interval (its record names it): no second run; one
     # deleted in MLflow since gets a new run instead of failing the check.
     assert again["mlflow_run_id"] == checked["mlflow_run_id"]
-    assert set(again["seconds"]) == {"prefetch", "load", "window", "score", "live", "measure", "report"}
+    assert set(again["seconds"]) == {"prefetch", "load", "window", "score", "explain", "live", "measure", "report"}
     c.delete_run(again["mlflow_run_id"])
     with pytest.raises(ShardFailed, match=r"1 of 2 models failed: NOPE d1"):
         check_shard(shard, end - dt.timedelta(days=1), end, ctx | {"run_id": "manual__third-run"})

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market_mlops.config import PipelineConfig, get_config
+from market_mlops.config import PipelineConfig, Stress, get_config
 from market_mlops.model.baselines import BaselineTables
 from market_mlops.model.calibration import Calibration
 
@@ -415,8 +415,11 @@ def _scored(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
                   forward[rows], series.horizon)
 
 
-def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime, bars_per_year: int) -> dict[str, Any]:
-    """Realized accuracy and IC of the stitched forecasts, by month and overall (resolved, usable bars only)."""
+def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime, bars_per_year: int,
+            stress: Stress | None = None) -> dict[str, Any]:
+    """Realized accuracy and IC of the stitched forecasts, by month and overall (resolved, usable bars only), and
+    (`stress`) their numbers on the named stress windows they cover and their book over resampled paths."""
+    from market_mlops.analysis.stress import book_returns, bootstrap_book, stress_rows
     from market_mlops.model.evaluation import finance_metrics
 
     ts = series.ts
@@ -437,7 +440,14 @@ def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
     later = [e for e in run.events if e["kind"] != "initial model"]
     kinds = [e["kind"] for e in later]
     refreshes = [e for e in later if e["kind"] == "weekly refresh"]
-    return {**summary(rows), "months": by_month, "retrains": sum(k.endswith("retrain") for k in kinds),
+    stressed: dict[str, Any] = {}
+    if stress is not None and len(rows):
+        known_before = series.y[:rows[0]][(series.y[:rows[0]] >= 0) & series.usable[:rows[0]]]
+        stressed = {"stress": stress_rows(ts.iloc[rows], run.proba[rows], series.y[rows], forward[rows],
+                                          next_bar[rows], stress.windows, bars_per_year, y_before=known_before),
+                    "bootstrap": bootstrap_book(book_returns(run.proba[rows], next_bar[rows]), bars_per_year,
+                                                stress.bootstrap_paths, stress.seed)}
+    return {**summary(rows), **stressed, "months": by_month, "retrains": sum(k.endswith("retrain") for k in kinds),
             "refreshes": len(refreshes), "refreshes_acted": sum(e["decision"] != "skipped" for e in refreshes),
             "skipped_because": skip_reasons(refreshes), "emergencies": kinds.count("emergency retrain"),
             "promotions": sum(e["decision"] == "promoted" for e in later), "compute_s": round(run.compute_s, 2),
@@ -533,7 +543,8 @@ def replay(start: dt.date, end: dt.date, policies: Sequence[str] = DEFAULT_POLIC
         series = _series(dataset, symbol, timeframe, begin, finish, cfg)
         runs = _replay_series(dataset, series, begin, finish, parsed, cfg)
         bpy = cfg.spec(timeframe).bars_per_year
-        models[f"{symbol}-{timeframe}"] = {name: _scores(series, run, begin, finish, bpy) for name, run in runs.items()}
+        models[f"{symbol}-{timeframe}"] = {name: _scores(series, run, begin, finish, bpy, cfg.stress)
+                                           for name, run in runs.items()}
         mine = {name: _scored(series, run, begin, finish) for name, run in runs.items()}
         for name, part in mine.items():
             scored[name].append(part)
@@ -629,7 +640,30 @@ def table(report: dict[str, Any]) -> str:
                 v = m["vs_static"]
                 lines.append(f"  {key} {name}: {v['accuracy_diff'] * 100:+.1f}p [{v['accuracy_ci'][0] * 100:+.1f}, "
                              f"{v['accuracy_ci'][1] * 100:+.1f}] vs static, {m['verdict']}")
+    lines += stress_lines(report)
     return "\n".join(lines)
+
+
+def stress_lines(report: dict[str, Any]) -> list[str]:
+    """Per model and policy: its calls on each named stress window the replay covers, and its long/short book over
+    resampled paths (`analysis.stress`)."""
+    from market_mlops.analysis.stress import describe_bootstrap
+
+    lines = []
+    for key, model in report["models"].items():
+        for name, m in model.items():
+            if "bootstrap" not in m:
+                continue
+            for row in m.get("stress") or []:
+                lines.append(f"  {key} {name} stress {row['window']} ({row['from']} .. {row['to']}, {row['forecasts']} "
+                             f"forecasts): accuracy {row['accuracy']:.3f}, log-loss skill {row['log_loss_skill']:+.4f} "
+                             f"nats over climatology, IC {_plain(row['ic'], 3)}, long/short "
+                             f"{row['long_short_return']:+.1%} (Sharpe {row['long_short_sharpe']:+.2f}, max drawdown "
+                             f"{row['long_short_max_drawdown']:.1%})")
+            if not m.get("stress"):
+                lines.append(f"  {key} {name} stress: no named window in {report['start']} .. {report['end']}")
+            lines.append(f"  {key} {name} resampled book: {describe_bootstrap(m['bootstrap'])}")
+    return lines
 
 
 def _plain(value: float, digits: int) -> str:

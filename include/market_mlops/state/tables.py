@@ -107,3 +107,17 @@ consensus = Table(  # one row per symbol and drift-check session: the champions'
     Column("record", JSON, nullable=False),
     UniqueConstraint("symbol", "interval_end", name="uq_consensus_key"),
 )
+
+forecast_drivers = Table(  # one row per model forecast (keyed like forecasts): why it called what it called
+    "forecast_drivers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(40), nullable=False),
+    Column("timeframe", String(10), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("model_name", String(250), nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("called", String(10), nullable=False),
+    Column("record", JSON, nullable=False),  # top drivers [[feature, contribution]], bias, margin (ensemble-weighted)
+    UniqueConstraint("model_name", "model_version", "ts", name="uq_forecast_drivers_key"),
+    Index("ix_forecast_drivers_symbol_timeframe_ts", "symbol", "timeframe", "ts"),
+)

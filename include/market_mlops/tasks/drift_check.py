@@ -174,6 +174,36 @@ def measure_feature_drift(model: versions.LoadedModel, symbol: str, timeframe: s
     return feature_drift(reference, current, cfg.drift, usable_null_thresholds(stored, len(current), cfg.drift)), "measured"
 
 
+def attribution_drift(model: versions.LoadedModel, feats: pd.DataFrame, scored: pd.DataFrame,
+                      cfg: PipelineConfig) -> list[list[Any]] | None:
+    """The features whose share of the version's attributions moved most: the mean absolute contribution to the
+    called class over its last `drift.window` forecasts against its holdout's (`model.explain.attribution_shift`);
+    None for a baseline, a version trained before attributions were logged, or no forecast yet."""
+    import mlflow
+    import pandas as pd
+
+    from market_mlops.model.explain import (
+        ATTRIBUTIONS_FILE,
+        attribution_shift,
+        ensemble_contributions,
+        mean_abs_contributions,
+    )
+    from market_mlops.model.labels import CLASSES
+
+    if model.is_baseline or scored.empty:
+        return None
+    try:
+        reference = json.loads(versions.run_file(model.run_id, f"explain/{ATTRIBUTIONS_FILE}", cfg).read_text())
+    except (OSError, mlflow.exceptions.MlflowException):
+        return None
+    recent = scored.tail(cfg.drift.window)
+    rows = feats.set_index(pd.to_datetime(feats["ts"], utc=True)).loc[pd.to_datetime(recent["ts"], utc=True)]
+    contributions = ensemble_contributions(model.base, rows[model.features].to_numpy(dtype=np.float32))
+    called = recent["predicted"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy(dtype=int)
+    live = mean_abs_contributions(contributions, called, model.features)
+    return [list(move) for move in attribution_shift(live, reference["mean_abs"])]
+
+
 def prediction_drift(model: versions.LoadedModel, recent_predictions: pd.Series,
                      cfg: PipelineConfig | None = None) -> float:
     """PSI of the predicted classes of recent forecasts against the class mix predicted on the holdout."""
@@ -493,6 +523,7 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     import pandas as pd
 
     from market_mlops.monitoring.bands import decide_emergency
+    from market_mlops.monitoring.drivers import forecast_drivers, store_new_drivers
     from market_mlops.monitoring.forecasts import feature_window, load_forecasts, score_and_store
     from market_mlops.monitoring.history import emergency_triggers
     from market_mlops.registry.gate import tag_number
@@ -521,6 +552,11 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     scored = score_and_store(model, symbol, timeframe, cutoff, interval_end, cfg, meta=model.base.meta,
                              computed=(own, feats))
     clock.mark("score")
+    # Why each forecast was made (a baseline's follow its class mix: none), once per forecast; the newest's in the report.
+    explained = 0 if model.is_baseline else store_new_drivers(model.base, model.features, feats, scored, cfg)
+    newest = [] if model.is_baseline or scored.empty else forecast_drivers(model.base, model.features, feats,
+                                                                            scored.tail(1))
+    clock.mark("explain")
     challenger, shadow_forecasts = score_shadow(model, symbol, timeframe, interval_end, cfg, (own, feats))
     # The model's stored forecasts (champion and shadow, every version), read once for the records and the bands.
     stored = load_forecasts(symbol, timeframe, cfg, model_name=name)
@@ -535,6 +571,7 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
     drifts, feature_status = measure_feature_drift(model, symbol, timeframe, interval_end, cfg,
                                                    run.data.tags.get("reference.run_id"), feats=feats)
     prediction_psi = prediction_drift(model, accuracy.recent_predictions, cfg)
+    attributions = attribution_drift(model, feats, scored, cfg)
     triggers = emergency_triggers(name, cfg) if earlier_triggers is None else earlier_triggers
     emergency = decide_emergency(accuracy.band, interval_end, triggers, cfg.drift.cooldown_days)
     clock.mark("measure")
@@ -549,6 +586,9 @@ def measure_champion(champion: ChampionRef, reads: versions.VersionReads | Excep
         "upper_delta_points": _rounded(accuracy.upper_delta_points, 2), "band_reason": accuracy.band_reason,
         "outcomes_needed": None if accuracy.outcomes_needed is None else round(accuracy.outcomes_needed, 1),
         "serving": "baseline" if model.is_baseline else "model", "forecasts_scored": int(len(scored)),
+        "forecasts_explained": explained,
+        "latest_drivers": newest[0]["record"]["top"] if newest else None,
+        "attribution_shift": attributions,
         "holdout_skill": None if model.is_baseline else tag_number(model.tags, "gate.skill_mean"),
         "champion_age_days": round((interval_end - cutoff).total_seconds() / 86400, 1),
         "finance": {k: _rounded(v, 4) for k, v in accuracy.finance.items()},
@@ -800,6 +840,9 @@ def _alert_if_needed(report: dict[str, Any], drifted: list[FeatureDrift], checke
         lines.insert(0, str(report.get("band_reason", "")))
     if band == "emergency":
         lines.append(emergency_reason)
+    if report.get("attribution_shift"):  # which features the model leans on differently than on its holdout
+        lines.append("attributions moved most: " + ", ".join(f"{f} {m:+.1%} of the total"
+                                                             for f, m in report["attribution_shift"]))
     urls = {}
     if airflow_ctx.get("dag_id") and airflow_ctx.get("run_id"):
         urls["Airflow run"] = links.airflow_run_url(airflow_ctx["dag_id"], airflow_ctx["run_id"])

@@ -212,6 +212,38 @@ def alerts_section(cfg: PipelineConfig | None = None) -> list[str]:
     return lines
 
 
+def explain_section(symbol: str, last: int = 5, cfg: PipelineConfig | None = None) -> list[str]:
+    """`market-mlops models --explain SYMBOL`: per champion of the symbol, its last `last` forecasts with the
+    features that drove each call (signed contributions to the called class's margin); a baseline's say so."""
+    from market_mlops.config import get_config
+    from market_mlops.monitoring.drivers import describe_drivers, load_drivers
+    from market_mlops.monitoring.forecasts import load_forecasts
+    from market_mlops.registry import aliases, store
+
+    cfg = cfg or get_config()
+    lines = [f"Why {symbol}'s champions called what they called (largest contributions to the called class, "
+             "ensemble-weighted margin units; the last forecasts first):"]
+    if symbol not in cfg.universe.symbols:
+        return [f"error: {symbol} is not in the universe (universe.symbols: {', '.join(cfg.universe.symbols)})"]
+    for _symbol, timeframe, horizon in cfg.model_keys([symbol]):
+        name = store.model_name(symbol, timeframe, horizon, cfg)
+        version = aliases.alias_version(name, aliases.CHAMPION, cfg)
+        if version is None:
+            continue
+        recent = load_forecasts(symbol, timeframe, cfg, model_version=version, model_name=name).tail(last)
+        drivers = load_drivers(symbol, timeframe, name, cfg, model_version=version)
+        tops = {d["ts"]: d["top"] for d in drivers.to_dict("records")}
+        baseline = store.client(cfg).get_model_version(name, version).tags.get("kind") == "baseline"
+        lines.append(f"  {name} v{version}" + (" (a baseline: it follows its class mix)" if baseline else ""))
+        if recent.empty:
+            lines.append("    no forecast yet (the drift check makes them)")
+        for f in reversed(recent.to_dict("records")):
+            why = describe_drivers(tops[f["ts"]], k=5) if f["ts"] in tops else (
+                "baseline: class mix" if baseline else "not explained (forecast before drivers were stored)")
+            lines.append(f"    {str(f['ts'])[:16]} {f['predicted']:<8} P(bull) {f['p_bullish']:.2f}: {why}")
+    return lines
+
+
 def retrain_lines(summaries: list[dict[str, Any]]) -> list[str]:
     """`market-mlops run model_retrain`: per model, what the gate decided and on what, and what serves now."""
     lines = []

@@ -338,6 +338,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _write_evaluation(folder / "run", trained, evaluation, y[hold])
+            _write_attributions(folder / "run", trained, X.iloc[hold])
             # The served models' inputs: every row they learned (the last 2,000).
             _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             # A lean version's native files go up with the rest of the run's files, in the same call.
@@ -393,6 +394,33 @@ def _write_evaluation(folder: Path, trained: TrainedEnsemble, evaluation: dict[s
         value_format="{:.3g}"))
     if trained.selection is not None:
         _write_selection(folder, trained.selection)
+
+
+def _write_attributions(folder: Path, trained: TrainedEnsemble, X_holdout: pd.DataFrame) -> None:
+    """What the served models lean on: each feature's mean absolute contribution to the called class over the
+    holdout rows (`model.explain`, ensemble-weighted), as a file and a chart of the run; the drift check compares a
+    version's live forecasts with it."""
+    from types import SimpleNamespace
+
+    from market_mlops.model.ensemble import blend
+    from market_mlops.model.ensemble_model import booster_proba
+    from market_mlops.model.explain import ATTRIBUTIONS_FILE, ensemble_contributions, mean_abs_contributions
+    from market_mlops.monitoring.charts import bar_chart
+
+    names = trained.feature_names
+    X = X_holdout[names].to_numpy(dtype=np.float32)
+    order = list(trained.models)
+    base = SimpleNamespace(meta={"order": order, "weights": [float(w) for w in trained.weights]}, **trained.models)
+    called = blend([booster_proba(trained.models[m], X) for m in order], np.asarray(trained.weights)).argmax(axis=1)
+    means = mean_abs_contributions(ensemble_contributions(base, X), called, names)
+    (folder / "explain").mkdir(parents=True, exist_ok=True)
+    (folder / "explain" / ATTRIBUTIONS_FILE).write_text(json.dumps(
+        {"rows": len(X), "space": "ensemble-weighted margin contributions to the called class",
+         "mean_abs": means}, indent=2))
+    top = sorted(means.items(), key=lambda kv: -kv[1])[:25]
+    (folder / "plots" / "attributions.svg").write_text(bar_chart(
+        [k for k, _ in top], [v for _, v in top], title="mean |contribution| to the called class (holdout, top 25)",
+        value_format="{:.3g}"))
 
 
 def _write_calibration(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], y_holdout: np.ndarray) -> None:

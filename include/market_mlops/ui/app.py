@@ -137,12 +137,19 @@ def _forecasts(detail: pages.ModelDetail, cfg: PipelineConfig, last: int = 30) -
     resolved = resolved_forecasts(recent, bars, spec.horizon, cfg.labels_of(r.symbol, r.timeframe))
     # Two versions can forecast the same bar (a new champion scores from its own cutoff): key by both.
     outcome = {(r["ts"], str(r["model_version"])): r for r in resolved.to_dict("records")}
+    from market_mlops.monitoring.drivers import load_drivers
+
+    drivers = {(d["ts"], str(d["model_version"])): d["top"] for d in load_drivers(r.symbol, r.timeframe, r.model, cfg)
+               .to_dict("records")}
+    baseline = str(r.champion.version) if r.champion and r.champion.tags.get("kind") == "baseline" else None
     rows = recent.to_dict("records")
     for f in rows:
         found = outcome.get((f["ts"], str(f["model_version"])))
         if found is not None:
             f["realized"] = found["realized"]
             f["correct"] = bool(found["correct"])
+        f["drivers"] = drivers.get((f["ts"], str(f["model_version"])))
+        f["baseline"] = str(f["model_version"]) == baseline
     detail.forecasts = list(reversed(rows))
 
 

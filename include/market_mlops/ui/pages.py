@@ -228,6 +228,15 @@ def _why_no_features(detail: ModelDetail) -> str:
     return "The last drift report holds no feature measurements."
 
 
+def forecast_drivers_text(forecast: dict[str, Any]) -> str:
+    """A forecast's drivers as the page shows them: its largest contributions, signed; a baseline's class mix."""
+    from market_mlops.monitoring.drivers import describe_drivers
+
+    if forecast.get("drivers"):
+        return describe_drivers(forecast["drivers"], k=5)
+    return "baseline: class mix" if forecast.get("baseline") else ""
+
+
 def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base: str = "") -> str:
     r = detail.row
     chart = accuracy_chart(detail.checks, drift)
@@ -254,7 +263,8 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
         f"<tr><td>{escape(str(f['ts'])[:16])}</td><td>v{escape(str(f['model_version']))}</td>"
         f"<td>{escape(str(f['predicted']))}</td><td>{f['p_bearish']:.2f} / {f['p_neutral']:.2f} / {f['p_bullish']:.2f}</td>"
         f"<td>{escape(str(f.get('realized') or 'not yet'))}</td>"
-        f"<td>{'' if f.get('correct') is None else ('right' if f['correct'] else 'wrong')}</td></tr>"
+        f"<td>{'' if f.get('correct') is None else ('right' if f['correct'] else 'wrong')}</td>"
+        f"<td class=drivers>{escape(forecast_drivers_text(f))}</td></tr>"
         for f in detail.forecasts)
     classes = ["bearish", "neutral", "bullish"]
     confusion = "" if not detail.confusion else (
@@ -280,5 +290,6 @@ def model_page(detail: ModelDetail, now: dt.datetime, drift: Drift, airflow_base
                           f"<th>from</th><th>to</th><th>why</th><th>who</th></tr>{moves}</table>"
                           f'<h2>Feature drift (last check)</h2><div id="psi-chart">{psi}</div>'
                           "<h2>Recent forecasts and outcomes</h2><table id='forecasts'><tr><th>bar</th><th>model</th>"
-                          f"<th>predicted</th><th>P(bear / neutral / bull)</th><th>outcome</th><th></th></tr>{forecasts}"
+                          f"<th>predicted</th><th>P(bear / neutral / bull)</th><th>outcome</th><th></th>"
+                          f"<th>top drivers of the call (contribution to its margin)</th></tr>{forecasts}"
                           f"</table><h2>Champion's holdout</h2>{baseline}{confusion}{importance}")

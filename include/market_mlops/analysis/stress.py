@@ -1,0 +1,104 @@
+"""A champion beyond its one backtest path: named crisis windows and resampled paths of its book (pure functions).
+
+- `stress_rows`: per named window the forecasts cover (`stress.windows`), the calls' accuracy, their log-loss skill
+  over climatology (the class shares of the rows before the window: what a forecaster without the model would say),
+  the IC of the score P(bull) - P(bear) against the forward return and the long/short book after costs.
+- `bootstrap_book`: the book's per-bar returns resampled by arch's stationary bootstrap (mean block length by
+  Politis and White, so runs of wins and losses keep their length) into `stress.bootstrap_paths` paths: the median
+  and 5-95 % band of the annualised Sharpe and of the maximum drawdown, and the share of paths that lose money.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from market_mlops.model.evaluation import COST_BPS
+
+
+def book_returns(proba: np.ndarray, next_bar_return: np.ndarray, cost_bps: float = COST_BPS) -> np.ndarray:
+    """Per bar, the long/short book's return after costs: +1 after a BULLISH call, -1 after BEARISH, flat after
+    NEUTRAL, held one bar, `cost_bps` per unit of position change (as `evaluation.finance_metrics`)."""
+    pred = proba.argmax(axis=1)
+    position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
+    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+    return np.asarray(position * next_bar_return - changes * cost_bps / 1e4, dtype=float)
+
+
+def _sharpe(pnl: np.ndarray, bars_per_year: int) -> float:
+    sd = float(np.std(pnl))
+    return float(np.mean(pnl) / sd * math.sqrt(bars_per_year)) if sd > 0 else 0.0
+
+
+def _max_drawdown(pnl: np.ndarray) -> float:
+    equity = np.cumprod(1 + pnl)
+    return float(np.max(1 - equity / np.maximum.accumulate(equity))) if len(equity) else 0.0
+
+
+def stress_rows(ts: pd.Series, proba: np.ndarray, y: np.ndarray, forward: np.ndarray, next_bar: np.ndarray,
+                windows: dict[str, tuple[dt.date, dt.date]], bars_per_year: int,
+                y_before: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per window with at least 5 resolved forecasts in it (time order; `y_before`: the labels known before
+    the forecasts, for climatology; else the rows before each window)."""
+    from market_mlops.model.evaluation import finance_metrics
+
+    stamps = pd.to_datetime(ts, utc=True).dt.date.to_numpy()
+    out = []
+    for name, (first, last) in windows.items():
+        inside = (stamps >= first) & (stamps <= last)
+        if inside.sum() < 5:
+            continue
+        earlier = np.concatenate([y_before if y_before is not None else np.zeros(0, int), y[stamps < first]])
+        shares = (np.bincount(earlier.astype(int), minlength=3) + 1) / (len(earlier) + 3)  # +1: no class unseen
+        p, truth = proba[inside], y[inside].astype(int)
+        model_loss = -np.log(np.clip(p[np.arange(len(truth)), truth], 1e-12, 1)).mean()
+        climatology_loss = -np.log(shares[truth]).mean()
+        metrics = finance_metrics(p, forward[inside], next_bar[inside], bars_per_year)
+        out.append({"window": name, "from": str(stamps[inside][0]), "to": str(stamps[inside][-1]),
+                    "forecasts": int(inside.sum()), "accuracy": round(float((p.argmax(axis=1) == truth).mean()), 4),
+                    "log_loss_skill": round(float(climatology_loss - model_loss), 4),
+                    "ic": None if not math.isfinite(metrics["ic"]) else round(metrics["ic"], 4),
+                    "long_short_return": round(metrics["long_short_return"], 4),
+                    "long_short_sharpe": round(metrics["long_short_sharpe"], 3),
+                    "long_short_max_drawdown": round(metrics["long_short_max_drawdown"], 4)})
+    return out
+
+
+def bootstrap_book(pnl: np.ndarray, bars_per_year: int, paths: int = 1000, seed: int = 7) -> dict[str, Any] | None:
+    """The book over `paths` stationary-bootstrap resamples of its per-bar returns: Sharpe and maximum drawdown
+    (median, 5 %, 95 %), the probability that a path loses money, the mean block length used; None under 20 bars."""
+    from arch.bootstrap import StationaryBootstrap, optimal_block_length
+
+    pnl = np.asarray(pnl, dtype=float)
+    if len(pnl) < 20:
+        return None
+    block = float(optimal_block_length(pnl)["stationary"].iloc[0]) if np.std(pnl) > 0 else 1.0
+    block = min(max(block, 1.0), len(pnl) / 2)
+    bootstrap = StationaryBootstrap(block, pnl, seed=np.random.default_rng(seed))  # type: ignore[arg-type]
+    resampled = pnl[np.stack([np.asarray(bootstrap.update_indices()) for _ in range(paths)])]  # paths x bars
+    sd = resampled.std(axis=1)
+    sharpes = np.where(sd > 0, resampled.mean(axis=1) / np.where(sd > 0, sd, 1) * math.sqrt(bars_per_year), 0.0)
+    equity = np.cumprod(1 + resampled, axis=1)
+    drawdowns = np.max(1 - equity / np.maximum.accumulate(equity, axis=1), axis=1)
+    totals = equity[:, -1] - 1
+
+    def band(values: np.ndarray) -> dict[str, float]:
+        q = np.percentile(values, [5, 50, 95])
+        return {"p5": round(float(q[0]), 4), "median": round(float(q[1]), 4), "p95": round(float(q[2]), 4)}
+
+    return {"paths": paths, "bars": len(pnl), "mean_block": round(block, 1), "sharpe": band(sharpes),
+            "max_drawdown": band(drawdowns), "p_loss": round(float(np.mean(totals < 0)), 4)}
+
+
+def describe_bootstrap(result: dict[str, Any] | None) -> str:
+    """`Sharpe 0.41 [−0.62, 1.38], max drawdown 12% [6%, 24%], P(loss) 0.31 over 1000 paths`."""
+    if not result:
+        return "too few bars to resample (under 20)"
+    s, d = result["sharpe"], result["max_drawdown"]
+    return (f"Sharpe {s['median']:+.2f} [{s['p5']:+.2f}, {s['p95']:+.2f}], max drawdown {d['median']:.1%} "
+            f"[{d['p5']:.1%}, {d['p95']:.1%}], P(loss) {result['p_loss']:.2f} over {result['paths']} paths "
+            f"(5-95 %, blocks of {result['mean_block']:g} bars)")
