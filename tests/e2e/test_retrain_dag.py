@@ -62,7 +62,17 @@ def test_monthly_retrain_registers_one_version_per_model_and_reruns_idempotently
         assert {f"holdout.{b}_{m}" for b in ("climatology", "persistence") for m in ("accuracy", "log_loss", "brier")} \
             <= set(run.data.metrics)
         assert {a.path for a in c.list_artifacts(run.info.run_id, "evaluation")} >= {
-            "evaluation/reliability.csv", "evaluation/calibration.json"}
+            "evaluation/reliability.csv", "evaluation/calibration.json", "evaluation/stress.json"}
+        # What the version leans on (mean |contribution| per feature over its holdout) and its book resampled.
+        import mlflow
+
+        leaning = json.loads(Path(mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="explain/mean_abs_contributions.json")).read_text())
+        assert leaning["rows"] > 100 and len(leaning["mean_abs"]) >= 10
+        assert min(leaning["mean_abs"].values()) >= 0 < max(leaning["mean_abs"].values())
+        stress = json.loads(Path(mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="evaluation/stress.json")).read_text())
+        assert stress["bootstrap"]["paths"] == 1000 and stress["stress"] == []  # a 2025 holdout: no named window
         assert str(versions[0].version) in {str(v) for v in c.get_registered_model(name).aliases.values()}
         assert versions[0].tags["fit.end"] > run.data.params["train_end"]  # the served version was refit
 

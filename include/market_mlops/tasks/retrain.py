@@ -339,6 +339,7 @@ def _log_training_run(run_id: str | None, run_key: str, tags: dict[str, str], X:
             folder = Path(tmp)
             _write_evaluation(folder / "run", trained, evaluation, y[hold])
             _write_attributions(folder / "run", trained, X.iloc[hold])
+            _write_stress(folder / "run", bars, y, trained, spec, cfg)
             # The served models' inputs: every row they learned (the last 2,000).
             _write_drift_reference(folder / "run" / "reference", X.iloc[:trained.fit_rows].tail(2000), cfg)
             # A lean version's native files go up with the rest of the run's files, in the same call.
@@ -421,6 +422,27 @@ def _write_attributions(folder: Path, trained: TrainedEnsemble, X_holdout: pd.Da
     (folder / "plots" / "attributions.svg").write_text(bar_chart(
         [k for k, _ in top], [v for _, v in top], title="mean |contribution| to the called class (holdout, top 25)",
         value_format="{:.3g}"))
+
+
+def _write_stress(folder: Path, bars: pd.DataFrame, y: np.ndarray, trained: TrainedEnsemble, spec: TimeframeSpec,
+                  cfg: PipelineConfig) -> None:
+    """The holdout's calls on the named stress windows it covers and its long/short book over resampled paths
+    (`analysis.stress`), as a file of the run: one backtest path is not the only one a version is judged on."""
+    from market_mlops.analysis.stress import book_returns, bootstrap_book, stress_rows
+
+    hold = trained.holdout_index
+    close = bars["close"].to_numpy(dtype=float)
+    ahead = np.minimum(hold + spec.horizon, len(close) - 1)
+    forward = np.where(hold + spec.horizon < len(close), close[ahead] / close[hold] - 1, np.nan)
+    next_bar = np.where(hold + 1 < len(close), close[np.minimum(hold + 1, len(close) - 1)] / close[hold] - 1, 0.0)
+    resolved = np.isfinite(forward)
+    proba = trained.holdout_proba
+    report = {"rows": int(len(hold)), "stress": stress_rows(
+        bars["ts"].iloc[hold[resolved]].reset_index(drop=True), proba[resolved], y[hold][resolved], forward[resolved],
+        next_bar[resolved], cfg.stress.windows, spec.bars_per_year, y_before=y[trained.train_index]),
+        "bootstrap": bootstrap_book(book_returns(proba, next_bar), spec.bars_per_year, cfg.stress.bootstrap_paths,
+                                    cfg.stress.seed)}
+    (folder / "evaluation" / "stress.json").write_text(json.dumps(report, indent=2))
 
 
 def _write_calibration(folder: Path, trained: TrainedEnsemble, evaluation: dict[str, Any], y_holdout: np.ndarray) -> None:

@@ -405,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("W1 vs reference", lambda: w1_against_reference(bars, max(3, args.reference))))
     if not args.skip_w1:
         sections.append(("feature selection", lambda: feature_selection_effect(bars)))
+    from market_mlops.dev.bench.explain_costs import explain_and_stress_costs
     from market_mlops.dev.bench.learning_loop import (
         consensus_versus_anchor,
         detector_calibration,
@@ -413,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     from market_mlops.dev.bench.promotion import false_promotions
 
     sections += [("gate", false_promotions), ("ingestion", ingestion_cost), ("drift and refresh", drift_and_refresh),
-                 ("drift bands", detector_calibration), ("consensus", consensus_versus_anchor), ("labels and refit", label_balance_and_refit_cost)]
+                 ("drift bands", detector_calibration), ("consensus", consensus_versus_anchor), ("labels and refit", label_balance_and_refit_cost),
+                 ("audit and stress", explain_and_stress_costs)]
     if not args.skip_fleet:
         from market_mlops.dev.bench.fleet import fleet_figures
 
