@@ -404,3 +404,33 @@ def test_an_ingestion_run_by_the_ui_after_the_demo_reads_the_demos_source_and_me
     fetch = "\n".join(p.read_text() for p in logs.glob("task_id=fetch_bars/*.log"))
     assert state == "success", "\n".join(p.read_text()[-1500:] for p in logs.rglob("*.log"))
     assert f"for 1 session(s) ['{CATCH_UP[1].isoformat()}'] from source landing" in fetch, fetch[-2000:]
+
+
+def test_a_model_page_reached_from_the_menu_shows_why_each_forecast_was_made(ui: UI, page, demo_home: Path):
+    """The demo's drift checks explained each forecast of a model champion: its page, opened from Airflow's menu,
+    shows each recent forecast's largest drivers, signed; a baseline champion's page says it follows its class mix."""
+    import re
+    import sqlite3
+
+    with sqlite3.connect(demo_home / "state.db") as db:
+        explained = db.execute("SELECT model_name, count(*) FROM forecast_drivers GROUP BY model_name "
+                               "ORDER BY count(*) DESC").fetchall()
+        baseline = db.execute("SELECT model FROM alias_moves WHERE alias = 'champion' AND why LIKE 'baseline: %' "
+                              "ORDER BY id DESC").fetchone()
+    assert explained, "the demo's drift checks stored no drivers"
+    model = explained[0][0]
+    page.goto(f"{ui.base}/", wait_until="networkidle")
+    page.get_by_role("link", name="Models").or_(page.get_by_role("button", name="Models")).first.click()
+    page.wait_for_url("**/plugin/models")
+    frame = page.frame_locator("iframe").first
+    frame.locator(f'#models tr[data-model="{model}"] td a').first.click()
+    frame.locator("#forecasts").wait_for()
+    page.screenshot(path=str(SHOTS / "model-page-drivers.png"), full_page=True)
+    cells = [c.inner_text() for c in frame.locator("#forecasts td.drivers").all()]
+    shown = [c for c in cells if c]
+    assert shown and all(re.fullmatch(r"(\S+ [+-]\d\.\d{3}, ){4}\S+ [+-]\d\.\d{3}", c) for c in shown), cells[:5]
+    if baseline is not None:
+        page.goto(f"{ui.base}/mlops-models/model/{baseline[0]}", wait_until="networkidle")
+        page.locator("#forecasts").wait_for()
+        texts = [c.inner_text() for c in page.locator("#forecasts td.drivers").all()]
+        assert "baseline: class mix" in texts or not texts, texts[:5]

@@ -208,3 +208,14 @@ def test_a_psi_value_label_is_written_right_of_its_limit_tick_never_over_it():
     assert len(ticks) == len(labels) == len(bars) == 2
     for tick, label, width in zip(ticks, labels, bars, strict=True):
         assert label > max(tick, 170 + width), (tick, label, width)
+
+
+def test_the_drift_report_shows_the_newest_forecasts_drivers_and_the_attribution_drift():
+    from market_mlops.monitoring.drift_report import attribution_section
+
+    model = {"serving": "model", "latest_drivers": [["rsi_14", 0.21], ["vol_20", -0.08]],
+             "attribution_shift": [["vol_20", 0.12], ["rsi_14", -0.05], ["ret_1", -0.01]]}
+    html = attribution_section(model)
+    assert "<td>rsi_14</td><td>+0.2100</td>" in html and "<td>vol_20</td><td>+12.0%</td>" in html
+    assert "follow its class mix" in attribution_section({"serving": "baseline"})
+    assert attribution_section({"serving": "model"}) == ""  # a version from before attributions: nothing claimed

@@ -94,6 +94,7 @@ def render_html(report: dict[str, Any], history: Sequence[dict[str, Any]] = (), 
     if page:
         urls["Model page in Airflow"] = page
     nav = " · ".join(f'<a href="{html.escape(u)}">{html.escape(k)}</a>' for k, u in urls.items())
+    explained = attribution_section(report)
     style = ("body{font-family:sans-serif;margin:16px}table{border-collapse:collapse}th,td{border-bottom:1px solid #ddd;"
              "padding:3px 8px;text-align:left;font-size:13px}.banner{padding:10px 14px;border-radius:6px;color:#fff}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Drift {html.escape(report['model'])}</title>"
@@ -101,4 +102,22 @@ def render_html(report: dict[str, Any], history: Sequence[dict[str, Any]] = (), 
             f"<h1>Drift report: {html.escape(report['model'])} v{report['version']}</h1>{banner(report)}<p>{nav}</p>"
             f"<h2>Accuracy</h2>{accuracy}<h2>Features</h2><p>{html.escape(str(report.get('feature_drift_rule', '')))}</p>{chart}"
             "<table><tr><th>feature</th><th>PSI</th><th>PSI limit</th><th>KS</th><th>drifted</th></tr>"
-            f"{rows}</table><h2>All figures</h2><table>{facts}</table></body></html>")
+            f"{rows}</table>{explained}<h2>All figures</h2><table>{facts}</table></body></html>")
+
+
+def attribution_section(report: dict[str, Any]) -> str:
+    """Why the newest forecast was made, and which features the model leans on differently than on its holdout
+    (their share of the mean absolute contribution, live minus holdout); a baseline has no features to lean on."""
+    if report.get("serving") == "baseline":
+        return "<h2>Attributions</h2><p>A baseline serves: its calls follow its class mix, not features.</p>"
+    drivers = report.get("latest_drivers") or []
+    moved = report.get("attribution_shift") or []
+    if not drivers and not moved:
+        return ""
+    newest = "".join(f"<tr><td>{html.escape(str(f))}</td><td>{v:+.4f}</td></tr>" for f, v in drivers)
+    shifts = "".join(f"<tr><td>{html.escape(str(f))}</td><td>{m:+.1%}</td></tr>" for f, m in moved)
+    return ("<h2>Attributions</h2><p>The newest forecast's largest contributions to its called class "
+            "(ensemble-weighted margin):</p><table><tr><th>feature</th><th>contribution</th></tr>" + newest + "</table>"
+            "<p>Attribution drift: the features whose share of the model's mean |contribution| moved most between its "
+            "holdout and its last forecasts:</p><table><tr><th>feature</th><th>share, live minus holdout</th></tr>"
+            + shifts + "</table>")
