@@ -442,9 +442,11 @@ def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
     refreshes = [e for e in later if e["kind"] == "weekly refresh"]
     stressed: dict[str, Any] = {}
     if stress is not None and len(rows):
-        known_before = series.y[:rows[0]][(series.y[:rows[0]] >= 0) & series.usable[:rows[0]]]
+        first = max(0, rows[0] - series.horizon)  # the labels resolved by the first forecast
+        known_before = series.y[:first][(series.y[:first] >= 0) & series.usable[:first]]
         stressed = {"stress": stress_rows(ts.iloc[rows], run.proba[rows], series.y[rows], forward[rows],
-                                          next_bar[rows], stress.windows, bars_per_year, y_before=known_before),
+                                          next_bar[rows], stress.windows, bars_per_year, y_before=known_before,
+                                          horizon=series.horizon),
                     "bootstrap": bootstrap_book(book_returns(run.proba[rows], next_bar[rows]), bars_per_year,
                                                 stress.bootstrap_paths, stress.seed)}
     return {**summary(rows), **stressed, "months": by_month, "retrains": sum(k.endswith("retrain") for k in kinds),

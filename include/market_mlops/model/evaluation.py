@@ -83,7 +83,7 @@ def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_retu
     changes = np.abs(np.diff(np.concatenate([[0.0], position])))
     pnl = position * next_bar_return - changes * cost_bps / 1e4
     equity = np.cumprod(1 + pnl)
-    drawdown = float(np.max(1 - equity / np.maximum.accumulate(equity))) if len(equity) else 0.0
+    drawdown = float(np.max(1 - equity / np.maximum(np.maximum.accumulate(equity), 1.0))) if len(equity) else 0.0
     sd = float(np.std(pnl))
     return {"ic": ic, "rank_ic": rank_ic, "long_short_return": float(equity[-1] - 1) if len(equity) else 0.0,
             "long_short_sharpe": float(np.mean(pnl) / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0,

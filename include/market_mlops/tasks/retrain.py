@@ -439,9 +439,10 @@ def _write_stress(folder: Path, bars: pd.DataFrame, y: np.ndarray, trained: Trai
     proba = trained.holdout_proba
     report = {"rows": int(len(hold)), "stress": stress_rows(
         bars["ts"].iloc[hold[resolved]].reset_index(drop=True), proba[resolved], y[hold][resolved], forward[resolved],
-        next_bar[resolved], cfg.stress.windows, spec.bars_per_year, y_before=y[trained.train_index]),
-        "bootstrap": bootstrap_book(book_returns(proba, next_bar), spec.bars_per_year, cfg.stress.bootstrap_paths,
-                                    cfg.stress.seed)}
+        next_bar[resolved], cfg.stress.windows, spec.bars_per_year, y_before=y[trained.train_index],
+        horizon=spec.horizon),
+        "bootstrap": bootstrap_book(book_returns(proba[resolved], next_bar[resolved]), spec.bars_per_year,
+                                    cfg.stress.bootstrap_paths, cfg.stress.seed)}
     (folder / "evaluation" / "stress.json").write_text(json.dumps(report, indent=2))
 
 
