@@ -434,3 +434,71 @@ def test_a_model_page_reached_from_the_menu_shows_why_each_forecast_was_made(ui:
         page.locator("#forecasts").wait_for()
         texts = [c.inner_text() for c in page.locator("#forecasts td.drivers").all()]
         assert "baseline: class mix" in texts or not texts, texts[:5]
+
+
+def test_retention_run_from_its_form_with_the_defaults_deletes_nothing(ui: UI, page, demo_home: Path):
+    """The model_retention form submitted as it opens (a dry run by default), run by the scheduler: every data version
+    and model version the demo left is still there, and the run says what it would have done."""
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    def state() -> tuple[list[tuple], dict[str, set[str]]]:
+        with sqlite3.connect(demo_home / "state.db") as db:
+            versions = db.execute("SELECT md5, record FROM data_versions ORDER BY id").fetchall()
+        client = MlflowClient(tracking_uri=ui.mlflow)
+        archived = {m.name: {v.version for v in client.search_model_versions(f"name = '{m.name}'")
+                             if v.tags.get("archived")} for m in client.search_registered_models()}
+        return versions, archived
+
+    before = state()
+    for queued in [r for r in ui.runs("model_retention") if r["state"] == "queued"]:
+        ui.patch(f"/dags/model_retention/dagRuns/{queued['dag_run_id']}", {"state": "failed"})
+    known = {r["dag_run_id"] for r in ui.runs("model_retention")}
+    page.goto(f"{ui.base}/dags/model_retention", wait_until="networkidle")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.locator("[role=dialog][data-state=open]")
+    dialog.wait_for()
+    unpause = dialog.get_by_role("checkbox")
+    if unpause.count() and unpause.first.is_checked():
+        dialog.get_by_text("Unpause").click()
+    page.screenshot(path=str(SHOTS / "retention-form.png"), full_page=True)
+    dialog.get_by_role("button", name="Trigger").click()
+    deadline = time.monotonic() + 60
+    while not (created := [r for r in ui.runs("model_retention") if r["dag_run_id"] not in known]):
+        assert time.monotonic() < deadline, "the retention form created no run"
+        time.sleep(2)
+    assert created[0]["conf"].get("apply") in (False, None), created[0]["conf"]  # the form's default: a dry run
+    ui.patch("/dags/model_retention", {"is_paused": False})
+    deadline = time.monotonic() + 600
+    while (run_state := next(r for r in ui.runs("model_retention")
+                             if r["dag_run_id"] == created[0]["dag_run_id"])["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the retention run is still {run_state}"
+        time.sleep(3)
+    ui.patch("/dags/model_retention", {"is_paused": True})
+    assert run_state == "success"
+    assert state() == before  # nothing collected, nothing archived
+
+
+def test_a_drift_check_refused_for_stale_data_shows_on_the_models_page(ui: UI, page):
+    """A drift check of a session the data do not reach fails (stale data, no retry); the Models page, opened from
+    Airflow's menu, says so above the table."""
+    for queued in [r for r in ui.runs("drift_check") if r["state"] == "queued"]:
+        ui.patch(f"/dags/drift_check/dagRuns/{queued['dag_run_id']}", {"state": "failed"})
+    run = ui.post("/dags/drift_check/dagRuns", {"logical_date": None, "conf": {}})  # today: no bars yet
+    ui.patch("/dags/drift_check", {"is_paused": False})
+    deadline = time.monotonic() + 600
+    while (state := next(r for r in ui.runs("drift_check") if r["dag_run_id"] == run["dag_run_id"])["state"]
+           ) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the drift check is still {state}"
+        time.sleep(3)
+    ui.patch("/dags/drift_check", {"is_paused": True})
+    assert state == "failed"
+    page.goto(f"{ui.base}/", wait_until="networkidle")
+    page.get_by_role("link", name="Models").or_(page.get_by_role("button", name="Models")).first.click()
+    page.wait_for_url("**/plugin/models")
+    frame = page.frame_locator("iframe").first
+    frame.locator("#models").wait_for()
+    page.screenshot(path=str(SHOTS / "models-page-failed-check.png"), full_page=True)
+    banner = frame.locator("#failed-check").first.inner_text()
+    assert "Stale data" in banner or "stale" in banner.lower(), banner

@@ -69,6 +69,20 @@ def test_a_file_that_does_not_continue_the_stored_bars_is_refused_naming_both(st
     assert market_mlops("import", str(_session_file(home, bars, "AAPL", "AAPL_d1.csv"))).returncode == 0  # the right file
 
 
+def test_a_session_ingested_again_is_not_judged_against_the_day_before_it(stored):
+    """A 30 % jump accepted once (--accept-gaps) is stored; the same session's file again (as the UI's run of a
+    session already ingested) holds only stored bars: nothing to continue, it merges unchanged, no gap is claimed."""
+    home, bars, _ = stored
+    jump = _session_file(home, bars, "AAPL", "AAPL_d1.csv", 1.3)
+    assert market_mlops("import", "--accept-gaps", str(jump)).returncode == 0
+    cfg = get_config()
+    digests, version = parquet_digests(cfg.data_root / "dataset"), read_version(cfg.data_root)
+    again = market_mlops("import", str(jump))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuity" not in again.stdout + again.stderr and "unchanged" in again.stdout, again.stdout[-2000:]
+    _unchanged(home, digests, version)
+
+
 def test_a_real_gap_goes_through_when_the_run_accepts_it(stored):
     home, bars, _ = stored
     out = market_mlops("import", "--accept-gaps", str(_session_file(home, bars, "AAPL", "AAPL_d1.csv", 1.3)))

@@ -286,13 +286,17 @@ def history_result(bars: pd.DataFrame, cfg: PipelineConfig, allow_restatement: b
         first, last = part["ts"].iloc[0].to_pydatetime(), part["ts"].iloc[-1].to_pydatetime()
         lookback = max(dt.timedelta(days=45), dt.timedelta(minutes=40 * cfg.spec(str(tf)).minutes))
         stored = load_bars(root, str(tf), [str(symbol)], until=last + dt.timedelta(seconds=1), since=first - lookback)
-        before = stored[stored["ts"] < part["ts"].iloc[0]]
-        if before.empty:
-            before = load_bars(root, str(tf), [str(symbol)], until=first).tail(40)
-        found = continuity_break(str(symbol), str(tf), part, before, limit,
-                                 _sessions_apart(cfg.universe.calendar_of(str(symbol)), before, part))
-        if found is not None:
-            breaks.append(found)
+        # The boundary is where the batch's bars stop being stored ones: a session ingested again (the same bars)
+        # has none, and its move from the day before was judged when it was first stored.
+        fresh = part[~part["ts"].isin(stored["ts"])]
+        if not fresh.empty:
+            before = stored[stored["ts"] < fresh["ts"].iloc[0]]
+            if before.empty:
+                before = load_bars(root, str(tf), [str(symbol)], until=fresh["ts"].iloc[0].to_pydatetime()).tail(40)
+            found = continuity_break(str(symbol), str(tf), fresh, before, limit,
+                                     _sessions_apart(cfg.universe.calendar_of(str(symbol)), before, fresh))
+            if found is not None:
+                breaks.append(found)
         change = restatement(str(symbol), str(tf), part, stored[stored["ts"] >= part["ts"].iloc[0]])
         if change is not None:
             restated.append(change)
