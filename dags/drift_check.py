@@ -68,6 +68,7 @@ from market_mlops.orchestration import (
     horizon_param,
     list_param,
     universe_params,
+    with_run_interval,
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
@@ -91,6 +92,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def drift_check():
     @task
     @fail_now_when_permanent
+    @with_run_interval
     def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
         from market_mlops.tasks.drift_check import require_fresh_data
         from market_mlops.tasks.universe import champion_shards
@@ -102,6 +104,7 @@ def drift_check():
 
     @task(map_index_template="{{ shard['label'] }}")
     @fail_now_when_permanent
+    @with_run_interval
     def check_model_drift(shard: ChampionShard, data_interval_start=None, data_interval_end=None, dag_run=None,
                           ti=None) -> list[DriftResult]:
         from market_mlops.orchestration import shard_failure
@@ -123,6 +126,7 @@ def drift_check():
 
     @task
     @fail_now_when_permanent
+    @with_run_interval
     def build_consensus(results, data_interval_end=None, params=None) -> list[ConsensusResult]:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -47,6 +47,7 @@ from market_mlops.orchestration import (
     fail_now_when_permanent,
     list_param,
     universe_params,
+    with_run_interval,
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def market_data_ingestion():
     @task
     @fail_now_when_permanent
+    @with_run_interval
     def fetch_bars(params=None, data_interval_start=None, data_interval_end=None) -> FetchedBatch:
         import datetime as dt
 

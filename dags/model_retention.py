@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from market_mlops.orchestration import configured_start_date, default_args, fail_now_when_permanent
+from market_mlops.orchestration import (
+    configured_start_date,
+    default_args,
+    fail_now_when_permanent,
+    with_run_interval,
+)
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
     from market_mlops.contracts import RetentionReport
@@ -55,6 +60,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def model_retention():
     @task
     @fail_now_when_permanent
+    @with_run_interval
     def apply_retention(params=None, data_interval_end=None, dag_run=None) -> RetentionReport:
         from market_mlops.tasks.retention import retention_applies, run_retention
 

@@ -55,6 +55,7 @@ from market_mlops.orchestration import (
     horizon_param,
     list_param,
     universe_params,
+    with_run_interval,
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
@@ -85,6 +86,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def model_retrain():
     @task(inlets=[MARKET_DATASET])
     @fail_now_when_permanent
+    @with_run_interval
     def plan_retrain(params=None, data_interval_end=None, triggering_asset_events=None,
                      inlet_events=None) -> RetrainPlan:
         from airflow.sdk.exceptions import AirflowSkipException

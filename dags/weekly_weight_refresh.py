@@ -36,6 +36,7 @@ from market_mlops.orchestration import (
     horizon_param,
     list_param,
     universe_params,
+    with_run_interval,
 )
 
 if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict would push every key as an XCom
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # types only: an annotation Airflow can resolve as a dict wou
 def weekly_weight_refresh():
     @task
     @fail_now_when_permanent
+    @with_run_interval
     def list_champions(params=None, data_interval_end=None) -> list[ChampionShard]:
         from market_mlops.tasks.drift_check import require_fresh_data
         from market_mlops.tasks.universe import champion_shards
@@ -69,6 +71,7 @@ def weekly_weight_refresh():
 
     @task(pool=TRAINING_POOL, map_index_template="{{ shard['label'] }}")
     @fail_now_when_permanent
+    @with_run_interval
     def refresh_weights(shard: ChampionShard, data_interval_end=None, dag_run=None, ti=None) -> list[TrainingSummary]:
         from market_mlops.orchestration import shard_failure
         from market_mlops.tasks.refresh import refresh_shard

@@ -73,6 +73,28 @@ def fail_now_when_permanent(task_function: Callable[..., Any]) -> Callable[..., 
     return run
 
 
+def with_run_interval(task_function: Callable[..., Any]) -> Callable[..., Any]:
+    """Under `@task`: a run created without a logical date (Airflow 3's REST API and `airflow dags trigger` make one
+    by default) has no data interval; the task gets the one its DAG's timetable gives a manual run at the run's
+    `run_after`, as a run triggered from the form would have (the session before it, the month before it)."""
+    import functools
+
+    @functools.wraps(task_function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if "data_interval_end" in kwargs and kwargs["data_interval_end"] is None:
+            from airflow.sdk import get_current_context
+
+            context = get_current_context()
+            after = context["dag_run"].run_after
+            interval = context["dag"].timetable.infer_manual_data_interval(run_after=pendulum.instance(after))
+            kwargs["data_interval_end"] = interval.end
+            if "data_interval_start" in kwargs:
+                kwargs["data_interval_start"] = interval.start
+        return task_function(*args, **kwargs)
+
+    return run
+
+
 def shard_failure(failed: Exception) -> BaseException:
     """What a shard task raises when some of its models failed: Airflow's fail-now when every failure is bad data
     (no retry can fix it), the error itself otherwise, so Airflow retries and the retry redoes only those models."""
