@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from market_mlops.analysis.stress import book_returns, bootstrap_book, describe_bootstrap, stress_rows
+from market_mlops.model.stress import book_returns, bootstrap_book, describe_bootstrap, stress_rows
 
 WINDOWS = {"2008-09..2009-03": (dt.date(2008, 9, 1), dt.date(2009, 3, 31)), "2022": (dt.date(2022, 1, 1),
                                                                                       dt.date(2022, 12, 31))}

@@ -419,8 +419,8 @@ def _scores(series: Series, run: PolicyRun, start: dt.datetime, end: dt.datetime
             stress: Stress | None = None) -> dict[str, Any]:
     """Realized accuracy and IC of the stitched forecasts, by month and overall (resolved, usable bars only), and
     (`stress`) their numbers on the named stress windows they cover and their book over resampled paths."""
-    from market_mlops.analysis.stress import book_returns, bootstrap_book, stress_rows
     from market_mlops.model.evaluation import finance_metrics
+    from market_mlops.model.stress import book_returns, bootstrap_book, stress_rows
 
     ts = series.ts
     scored = _scored(series, run, start, end)
@@ -648,8 +648,8 @@ def table(report: dict[str, Any]) -> str:
 
 def stress_lines(report: dict[str, Any]) -> list[str]:
     """Per model and policy: its calls on each named stress window the replay covers, and its long/short book over
-    resampled paths (`analysis.stress`)."""
-    from market_mlops.analysis.stress import describe_bootstrap
+    resampled paths (`model.stress`)."""
+    from market_mlops.model.stress import describe_bootstrap
 
     lines = []
     for key, model in report["models"].items():

@@ -427,8 +427,8 @@ def _write_attributions(folder: Path, trained: TrainedEnsemble, X_holdout: pd.Da
 def _write_stress(folder: Path, bars: pd.DataFrame, y: np.ndarray, trained: TrainedEnsemble, spec: TimeframeSpec,
                   cfg: PipelineConfig) -> None:
     """The holdout's calls on the named stress windows it covers and its long/short book over resampled paths
-    (`analysis.stress`), as a file of the run: one backtest path is not the only one a version is judged on."""
-    from market_mlops.analysis.stress import book_returns, bootstrap_book, stress_rows
+    (`model.stress`), as a file of the run: one backtest path is not the only one a version is judged on."""
+    from market_mlops.model.stress import book_returns, bootstrap_book, stress_rows
 
     hold = trained.holdout_index
     close = bars["close"].to_numpy(dtype=float)

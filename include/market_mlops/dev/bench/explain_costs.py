@@ -24,7 +24,6 @@ def _best(repeats: int, work: Any) -> float:
 
 
 def explain_and_stress_costs() -> list[dict]:
-    from market_mlops.analysis.stress import book_returns, bootstrap_book
     from market_mlops.config import Stress, Training, get_config
     from market_mlops.data.synthetic import GeneratorSpec, generate_bars
     from market_mlops.model.ensemble import blend
@@ -32,6 +31,7 @@ def explain_and_stress_costs() -> list[dict]:
     from market_mlops.model.explain import ensemble_contributions, mean_abs_contributions, top_drivers
     from market_mlops.model.features import build_features, feature_columns
     from market_mlops.model.labels import labels_and_usable_rows
+    from market_mlops.model.stress import book_returns, bootstrap_book
     from market_mlops.model.training import train_ensemble
 
     spec = get_config().spec("d1") if "d1" in get_config().timeframes else None
