@@ -78,10 +78,13 @@ def with_run_interval(task_function: Callable[..., Any]) -> Callable[..., Any]:
     by default) has no data interval; the task gets the one its DAG's timetable gives a manual run at the run's
     `run_after`, as a run triggered from the form would have (the session before it, the month before it)."""
     import functools
+    import inspect
+
+    accepts = inspect.signature(task_function).parameters  # a run without an interval passes none of its keys
 
     @functools.wraps(task_function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if "data_interval_end" in kwargs and kwargs["data_interval_end"] is None:
+        if "data_interval_end" in accepts and kwargs.get("data_interval_end") is None:
             from airflow.sdk import get_current_context
 
             context = get_current_context()
@@ -89,7 +92,7 @@ def with_run_interval(task_function: Callable[..., Any]) -> Callable[..., Any]:
             timetable: Any = context["dag"].timetable  # every timetable of the suite's DAGs infers manual intervals
             interval = timetable.infer_manual_data_interval(run_after=pendulum.instance(after))
             kwargs["data_interval_end"] = interval.end
-            if "data_interval_start" in kwargs:
+            if "data_interval_start" in accepts:
                 kwargs["data_interval_start"] = interval.start
         return task_function(*args, **kwargs)
 

@@ -217,3 +217,15 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     detail = model_detail(fleet.model_rows([], versions, checks)[0], versions, checks, cfg)
     assert detail.notes == [] and detail.forecasts
     assert all("correct" in f for f in detail.forecasts if f["ts"] < both["ts"].max() - dt.timedelta(days=10))
+
+
+def test_a_run_made_without_a_logical_date_gets_the_interval_its_timetable_gives(dagbag, mlops_home):
+    """Airflow 3's REST API and `airflow dags trigger` make runs without a logical date (no data interval): the drift
+    check takes the session its timetable gives a manual run now, and refuses it as stale here (no data), in one try,
+    instead of failing on a missing interval."""
+    from market_mlops.monitoring.alerts import Outbox
+
+    run = dagbag.dags["drift_check"].test(logical_date=None)
+    assert run.logical_date is None and str(run.state) == "failed"
+    titles = [r["alert"]["title"] for r in Outbox(get_config()).records()]
+    assert "Stale data: drift check refused" in titles, titles
