@@ -62,6 +62,16 @@ def long_flat_return(pred: np.ndarray, next_bar_return: np.ndarray, cost_bps: fl
     return float(np.prod(1 + pnl) - 1)
 
 
+def book_returns(proba: np.ndarray, next_bar_return: np.ndarray,
+                 cost_bps: float = COST_BPS) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar, the long/short book's return after costs (+1 after a BULLISH call, -1 after BEARISH, flat after
+    NEUTRAL, held one bar, `cost_bps` per unit of position change) and its position changes."""
+    pred = proba.argmax(axis=1)
+    position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
+    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
+    return np.asarray(position * next_bar_return - changes * cost_bps / 1e4, dtype=float), changes
+
+
 def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_return: np.ndarray, bars_per_year: int,
                     cost_bps: float = COST_BPS) -> dict[str, float]:
     """What a trader asks beside accuracy. The score is P(bullish) - P(bearish): its information coefficient (Pearson)
@@ -78,10 +88,7 @@ def finance_metrics(proba: np.ndarray, forward_return: np.ndarray, next_bar_retu
     with warnings.catch_warnings():  # scores that differ by rounding only rank as ties: NaN, no warning per holdout
         warnings.simplefilter("ignore", ConstantInputWarning)
         rank_ic = float(spearmanr(score, forward_return).statistic) if varied else float("nan")
-    pred = proba.argmax(axis=1)
-    position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
-    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
-    pnl = position * next_bar_return - changes * cost_bps / 1e4
+    pnl, changes = book_returns(proba, next_bar_return, cost_bps)
     equity = np.cumprod(1 + pnl)
     drawdown = float(np.max(1 - equity / np.maximum(np.maximum.accumulate(equity), 1.0))) if len(equity) else 0.0
     sd = float(np.std(pnl))

@@ -26,12 +26,10 @@ from market_mlops.model.evaluation import COST_BPS
 
 
 def book_returns(proba: np.ndarray, next_bar_return: np.ndarray, cost_bps: float = COST_BPS) -> np.ndarray:
-    """Per bar, the long/short book's return after costs: +1 after a BULLISH call, -1 after BEARISH, flat after
-    NEUTRAL, held one bar, `cost_bps` per unit of position change (as `evaluation.finance_metrics`)."""
-    pred = proba.argmax(axis=1)
-    position = np.where(pred == 2, 1.0, np.where(pred == 0, -1.0, 0.0))
-    changes = np.abs(np.diff(np.concatenate([[0.0], position])))
-    return np.asarray(position * next_bar_return - changes * cost_bps / 1e4, dtype=float)
+    """Per bar, the long/short book's return after costs, as `evaluation.finance_metrics` books it."""
+    from market_mlops.model.evaluation import book_returns as booked
+
+    return booked(proba, next_bar_return, cost_bps)[0]
 
 
 def stress_rows(ts: pd.Series, proba: np.ndarray, y: np.ndarray, forward: np.ndarray, next_bar: np.ndarray,
