@@ -88,15 +88,22 @@ def with_run_interval(task_function: Callable[..., Any]) -> Callable[..., Any]:
             from airflow.sdk import get_current_context
 
             context = get_current_context()
-            after = context["dag_run"].run_after
-            timetable: Any = context["dag"].timetable  # every timetable of the suite's DAGs infers manual intervals
-            interval = timetable.infer_manual_data_interval(run_after=pendulum.instance(after))
+            interval = manual_interval(context["dag"].timetable, context["dag_run"].run_after)
             kwargs["data_interval_end"] = interval.end
             if "data_interval_start" in accepts:
                 kwargs["data_interval_start"] = interval.start
         return task_function(*args, **kwargs)
 
     return run
+
+
+def manual_interval(timetable: Any, run_after: dt.datetime) -> Any:
+    """The data interval `timetable` gives a manual run at `run_after`. Read through the timetable as the scheduler
+    holds it: the Task SDK's cron and asset-or-time schedules are declarations without `infer_manual_data_interval`
+    (an asset-triggered retrain failed on one)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    return coerce_to_core_timetable(timetable).infer_manual_data_interval(run_after=pendulum.instance(run_after))
 
 
 def shard_failure(failed: Exception) -> BaseException:

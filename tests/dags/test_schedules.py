@@ -159,3 +159,20 @@ def test_the_timetable_follows_the_universe_calendars(monkeypatch):
     assert configured_calendar() == "XNYS+FX"
     monkeypatch.setenv("MLOPS__UNIVERSE__EXCHANGE", "FX")
     assert configured_calendar() == "FX"
+
+
+def test_a_run_without_a_logical_date_gets_the_interval_of_a_manual_run_for_every_scheduled_dag(dags):
+    """REST and `airflow dags trigger` create runs without a logical date; `with_run_interval` fills their interval
+    from the DAG's timetable as the DAG file declares it (the Task SDK's cron and asset-or-time schedules have no
+    `infer_manual_data_interval` of their own: an asset-triggered retrain once failed on that)."""
+    from market_mlops.orchestration import manual_interval
+
+    after = pendulum.datetime(2025, 10, 1, 12, tz="UTC")
+    ends = {dag_id: manual_interval(dag.timetable, after).end for dag_id, dag in dags.items()
+            if dag.timetable.can_be_scheduled}
+    assert ends["model_retrain"] == pendulum.datetime(2025, 10, 1, tz="UTC")  # the month before the run
+    assert ends["weekly_weight_refresh"] == pendulum.datetime(2025, 9, 29, 6, tz="UTC")  # the Monday 06:00 before it
+    assert ends["model_retention"] == pendulum.datetime(2025, 9, 28, 5, tz="UTC")
+    assert ends["market_data_ingestion"] < after and ends["drift_check"] < after  # the last closed session
+    assert set(ends) == {"model_retrain", "weekly_weight_refresh", "model_retention", "market_data_ingestion",
+                         "drift_check"}
