@@ -236,6 +236,8 @@ def test_your_own_data_from_files_to_a_champion_and_a_drift_check(mlops_home, mo
                                           "Airflow's retry) redoes only the models that failed"), short.stderr
     out = market_mlops("run", "drift_check", "--date", "2020-09-30")
     assert out.returncode == 0, out.stderr[-2000:]
+    # What the user reads: no raw Python warning (starlette's httpx notice, "Mean of empty slice"), issue 47
+    assert "Warning" not in out.stdout + out.stderr, out.stdout + out.stderr
     from market_mlops.monitoring.history import drift_history
 
     checks = drift_history()
