@@ -75,10 +75,11 @@ def airflow_db_is_current() -> bool:
     second; `airflow db migrate` in a child process costs 3-5 s of imports even when there is nothing to do)."""
     from airflow.utils.db import check_migrations
 
-    try:
-        check_migrations(timeout=1)
-    except Exception:  # no tables yet, behind the installed Airflow, or unreadable: the migration decides
-        return False
+    with output_captured():  # its "Waiting for migrations..." line is no news to the user
+        try:
+            check_migrations(timeout=1)
+        except Exception:  # no tables yet, behind the installed Airflow, or unreadable: the migration decides
+            return False
     return True
 
 
