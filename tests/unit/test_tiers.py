@@ -9,6 +9,6 @@ def test_every_tier_is_in_exactly_one_lane():
 
 
 def test_only_and_serial_keep_the_order():
-    assert lanes_of(["browser", "scale", "default"], serial=False) == [["scale"], ["default", "browser"]]
+    assert lanes_of(["browser", "scale", "default"], serial=False) == [["scale", "browser"], ["default"]]
     assert lanes_of(["browser", "scale", "default"], serial=True) == [["default", "scale", "browser"]]
     assert lanes_of(["cluster"], serial=False) == [["cluster"]]

@@ -29,7 +29,7 @@ TIERS: dict[str, list[str]] = {
     "cluster": ["-m", "cluster"],
     "browser": ["-m", "browser"],
 }
-LANES: list[list[str]] = [["scale", "cluster", "scheduler"], ["default", "browser"]]
+LANES: list[list[str]] = [["scale", "browser"], ["default", "cluster", "scheduler"]]
 
 
 def lanes_of(chosen: list[str], serial: bool) -> list[list[str]]:
