@@ -26,13 +26,13 @@ ui: setup  ## Airflow's UI (:8080) and MLflow's UI (:5000) on the demo's state (
 docs: setup  ## the docs site (mkdocs, material theme) on http://127.0.0.1:8000; Ctrl-C stops it
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict -a 127.0.0.1:8000
 
-test: setup browser-deps  ## every tier (what CI runs) in two lanes side by side: default, cluster, browser | scale, scheduler; then each tier's time
+test: setup browser-deps  ## every tier (what CI runs) in two lanes side by side: scale, browser | default, cluster, scheduler; then each tier's time
 	$(PY) -m market_mlops.dev.tiers
 
 test-cluster: setup  ## only the cluster tier (Celery, two workers in network namespaces; needs root)
 	$(PY) -m pytest -m cluster
 
-test-scale: setup  ## only the scale tier: 1,100 models through the retrain DAG (prints its timings)
+test-scale: setup  ## only the scale tier: 1,028 models through the retrain DAG (prints its timings)
 	$(PY) -m pytest -m scale -s
 
 test-browser: setup browser-deps  ## the Airflow UI in Debian's Chromium on the demo's state (~6 min)

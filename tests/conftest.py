@@ -38,9 +38,35 @@ def airflow_db(stack_home: Path) -> Path:
     return stack_home / "airflow" / "airflow.db"
 
 
+# A new home's stores as its first command leaves them: the Airflow metadata DB migrated (with the suite's pools)
+# and the MLflow store created, both empty. Copied into each test's home, they spare every test that runs
+# `market-mlops` in a new home the 5-8 s of those two migrations; the migrations themselves run here (through
+# `ensure_airflow_db` and `store.client`, the path of a user's first command), in the demo and in the browser tier.
+_NEW_HOME_STORES = ("airflow/airflow.db", "mlflow/mlflow.db")
+
+
+@pytest.fixture(scope="session")
+def new_home_stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import subprocess
+
+    template = tmp_path_factory.mktemp("new-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"MLOPS_HOME": str(template)}
+    subprocess.run([sys.executable, "-c", "from market_mlops.dev.local_stack import configure_environment, "
+                    "ensure_airflow_db; configure_environment(); ensure_airflow_db(); "
+                    "from market_mlops.registry import store; store.client().search_experiments()"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    assert all((template / name).exists() for name in _NEW_HOME_STORES)
+    return template
+
+
 @pytest.fixture
-def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh MLOPS_HOME for one test (data root, DVC remote, MLflow store, outbox under it)."""
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_home_stores: Path) -> Path:
+    """A fresh MLOPS_HOME for one test (data root, DVC remote, MLflow store, outbox under it), its stores empty."""
+    import shutil
+
+    for name in _NEW_HOME_STORES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(new_home_stores / name, tmp_path / name)
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     return tmp_path
 

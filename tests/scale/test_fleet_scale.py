@@ -1,11 +1,11 @@
 """A fleet past Airflow's mapping limit, through the real retrain DAG on the embedded stack (issue 18).
 
-275 symbols x 4 timeframes = 1,100 models on tiny generated data and tiny models (2 folds, 10 trees, 10 rounds,
+257 symbols x 4 timeframes = 1,028 models on tiny generated data and tiny models (2 folds, 10 trees, 10 rounds,
 `training.model_artifacts: lean`), imported with `market-mlops import` and trained with `market-mlops run
 model_retrain`, the commands a user runs:
-- one model per mapped task would push 1,100 items past `[core] max_map_length` (1,024): Airflow fails
+- one model per mapped task would push 1,028 items past `[core] max_map_length` (1,024): Airflow fails
   `list_models` with "unmappable_return_value_length" (seen on this DAG with `fleet.shard_size: 1`, after its retry;
-  not repeated here, it costs the retry delay); with the default `fleet` settings the run maps 220 shards of 5,
+  not repeated here, it costs the retry delay); with the default `fleet` settings the run maps 206 shards of 5,
   each named by its first and last model, and every model is registered once;
 - one model's vendor file stops two weeks early: the import says that series ends there, the retrain skips it in
   one line ("data end ..., no champion yet") and registers every other model; once its later sessions are imported,
@@ -27,7 +27,7 @@ from tests.horizons import ONE_HORIZON
 
 pytestmark = pytest.mark.scale
 REPO = Path(__file__).resolve().parents[2]
-SYMBOLS = [f"F{i:03d}" for i in range(275)]
+SYMBOLS = [f"F{i:03d}" for i in range(257)]  # 1,028 models: just past max_map_length (1,024)
 TIMEFRAMES = {"d1": (dt.date(2023, 3, 1), 1440), "h4": (dt.date(2024, 6, 3), 240), "h1": (dt.date(2025, 4, 1), 60),
               "m15": (dt.date(2025, 8, 1), 15)}
 END = dt.date(2025, 9, 30)
@@ -115,7 +115,7 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     written = _write_vendor_files(vendor, start_of, END, others, list(TIMEFRAMES))
     written += _write_vendor_files(vendor, start_of, END, [HOLE[0]], [tf for tf in TIMEFRAMES if tf != HOLE[1]])
     written += _write_vendor_files(vendor, start_of, HOLE[2], [HOLE[0]], [HOLE[1]])
-    assert written == 1_100
+    assert written == 1_028
     # One import: the short file ends where it ends (owed nothing after its last bar, said in one line), so the data
     # version holds a pair that stops early, as a delisted stock's or a late vendor's does.
     out = _market_mlops(env, "import", str(vendor))
@@ -123,7 +123,7 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     assert f"ended: {HOLE[0]} {HOLE[1]} ends {HOLE[2]}:" in out.stdout, out.stdout[-3000:]
     imported = time.monotonic()
 
-    # The defaults: 220 shards of 5; the model whose data end before the cutoff is skipped in one line (no champion
+    # The defaults: 206 shards of 5; the model whose data end before the cutoff is skipped in one line (no champion
     # yet), every other model is registered, no shard fails.
     out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
     first_pass = time.monotonic()
@@ -134,12 +134,12 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     from airflow.configuration import conf
 
     tasks = _retrain_tasks(env)
-    assert len(tasks) == 220 < conf.getint("core", "max_map_length")
+    assert len(tasks) == 206 < conf.getint("core", "max_map_length")
     assert tasks[0]["label"] == "F000 d1 .. F001 d1 (5 models)"
     assert all(t["state"] == "success" for t in tasks), [t for t in tasks if t["state"] != "success"]
     # One trained version per model; a second one where the better baseline serves (no model passed the gate).
     registered = _registry(env)
-    assert len(registered) == 1_099 and set(registered.values()) <= {1, 2}
+    assert len(registered) == 1_027 and set(registered.values()) <= {1, 2}
     assert f"{HOLE[0]}-{HOLE[1]}-direction" not in registered
 
     # Its later sessions arrive: the same run again trains only that model (the others are found done).
@@ -151,7 +151,7 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     out = _market_mlops(env, "run", "model_retrain", "--date", "2025-10-01")
     assert out.returncode == 0, out.stderr[-3000:]
     before, registered = registered, _registry(env)
-    assert len(registered) == 1_100 and {m: n for m, n in registered.items() if m in before} == before  # once each
+    assert len(registered) == 1_028 and {m: n for m, n in registered.items() if m in before} == before  # once each
     trained = _runs_started_after(env, fixed)  # only it trained (and, if its model did not pass, its baseline)
     assert trained[-1] == f"retrain-{HOLE[0]}-{HOLE[1]}-20251001T0000" and len(trained) == registered[
         f"{HOLE[0]}-{HOLE[1]}-direction"], trained
@@ -167,4 +167,4 @@ def test_eleven_hundred_models_through_the_retrain_dag(tmp_path):  # default sui
     loaded, selected = map(int, out.stdout.strip().splitlines()[-1].split())
     assert 20 < loaded == selected < 110, out.stdout
     print(f"\nscale: {written} files, import {imported - started:.0f} s, first retrain {first_pass - imported:.0f} s "
-          f"(1,099 of 1,100 models, 1 skipped), the rerun {time.monotonic() - first_pass:.0f} s, total {time.monotonic() - started:.0f} s")
+          f"(1,027 of 1,028 models, 1 skipped), the rerun {time.monotonic() - first_pass:.0f} s, total {time.monotonic() - started:.0f} s")

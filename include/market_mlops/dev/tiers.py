@@ -1,9 +1,10 @@
 """`make test`: every test tier, in two lanes side by side, each tier's time and the wall time printed at the end.
 
-The scale tier (1,100 tiny models in one process), then the cluster and scheduler tiers (which spend much of their
-time waiting on servers they started), run beside the default suite, then the browser tier: measured in CI (stop 49)
-the scale tier and the default suite take about 1,245 s each side by side, cluster 411 s, browser 452 s, scheduler
-283 s, so the lanes end about 1,940 s and 1,700 s in. No two lanes share a port, a database, a folder or a Redis database: every tier picks free ports, names
+The scale tier (1,028 tiny models in one process), then the browser tier (the demo, then Chromium), run beside the
+default suite, then the cluster and scheduler tiers (which spend much of their time waiting on servers they
+started). Measured on this 2-core machine (2026-12-08, 1,100 models then): scale 1,024 s, browser 542 s | default
+1,123 s, cluster 362 s, scheduler 102 s: the lanes end 1,566 s and 1,587 s in; stop 51's CI machine took about 1.5x
+as long. No two lanes share a port, a database, a folder or a Redis database: every tier picks free ports, names
 its PostgreSQL databases with a random suffix and works in its own temporary `MLOPS_HOME`. `--serial` runs one tier
 at a time (to time a tier alone); `--only` runs some of them.
 
