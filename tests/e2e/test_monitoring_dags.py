@@ -198,7 +198,7 @@ def test_refresh_and_drift_dags(dagbag, mlops_home, monkeypatch):
     skipped = refresh_weights("SPY", "d1", dt.datetime(2025, 11, 10, 6, tzinfo=dt.UTC))
     assert skipped["version"] == refit["version"], skipped
     why = re.fullmatch(r"(\d+) resolved bars the base models never learned: \d+ to fit on and \d+ to evaluate, need 100 "
-                       r"and 20; (\d+) more bars, about (\d+) more weeks of this champion \(a monthly retrain that "
+                       r"and 20; (\d+) more bars?, about (\d+) more weeks? of this champion \(a monthly retrain that "
                        r"promotes starts the count again\)", skipped["skipped"])
     # d1 at horizon 5 needs 175 unseen bars: a week after a full refit about 34 weeks are missing
     assert why and int(why[1]) + int(why[2]) == 175 and int(why[3]) >= 30, skipped["skipped"]

@@ -70,8 +70,9 @@ def split_window(rows: int, horizon: int, min_fit: int, min_eval: int,
                f"to evaluate, need {min_fit} and {min_eval}")
         if bars_per_week:
             more = rows_needed(horizon, min_fit, min_eval) - rows
-            why += (f"; {more} more bars, about {math.ceil(more / bars_per_week)} more weeks of this champion (a "
-                    "monthly retrain that promotes starts the count again)")
+            weeks = math.ceil(more / bars_per_week)
+            why += (f"; {more} more bar{'s' * (more != 1)}, about {weeks} more week{'s' * (weeks != 1)} of this "
+                    "champion (a monthly retrain that promotes starts the count again)")
         return why
     return fit_rows, eval_rows
 
